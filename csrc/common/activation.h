@@ -1,0 +1,66 @@
+// Activations fused after a normalization: none, ReLU, LeakyReLU.
+//
+// The forward and the derivative follow PyTorch exactly, NaN included:
+//   relu(z)            = z < 0 ? 0 : z          (NaN passes through, as torch.relu)
+//   relu'(z) * g       = z <= 0 ? 0 : g         (threshold_backward on the output)
+//   leaky_relu(z)      = z > 0 ? z : z * slope
+//   leaky_relu'(z) * g = z > 0 ? g : g * slope
+#pragma once
+
+#include <c10/macros/Macros.h>
+#include <c10/util/Exception.h>
+
+#include <string_view>
+
+namespace i2i_fast {
+
+enum class Activation : int { kNone = 0, kRelu = 1, kLeakyRelu = 2 };
+
+inline Activation parse_activation(std::string_view name) {
+  if (name == "none") return Activation::kNone;
+  if (name == "relu") return Activation::kRelu;
+  if (name == "leaky_relu") return Activation::kLeakyRelu;
+  TORCH_CHECK_VALUE(false, "activation: expected one of 'none', 'relu', 'leaky_relu', got '",
+                    std::string(name), "'");
+}
+
+template <Activation act, typename A>
+C10_ALWAYS_INLINE A activate(A z, A slope) {
+  if constexpr (act == Activation::kNone) {
+    return z;
+  } else if constexpr (act == Activation::kRelu) {
+    return z < A(0) ? A(0) : z;
+  } else {
+    return z > A(0) ? z : z * slope;
+  }
+}
+
+// Gradient through the activation, given its input z and the incoming gradient g.
+template <Activation act, typename A>
+C10_ALWAYS_INLINE A activation_grad(A z, A g, A slope) {
+  if constexpr (act == Activation::kNone) {
+    return g;
+  } else if constexpr (act == Activation::kRelu) {
+    return z <= A(0) ? A(0) : g;
+  } else {
+    return z > A(0) ? g : g * slope;
+  }
+}
+
+// Calls f(std::integral_constant<Activation, a>{}) so kernels get the activation at compile time.
+template <typename F>
+void dispatch_activation(Activation a, F&& f) {
+  switch (a) {
+    case Activation::kNone:
+      f(std::integral_constant<Activation, Activation::kNone>{});
+      break;
+    case Activation::kRelu:
+      f(std::integral_constant<Activation, Activation::kRelu>{});
+      break;
+    case Activation::kLeakyRelu:
+      f(std::integral_constant<Activation, Activation::kLeakyRelu>{});
+      break;
+  }
+}
+
+}  // namespace i2i_fast

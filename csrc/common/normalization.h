@@ -1,0 +1,163 @@
+// What the normalization kernels share across devices: the description of one normalization
+// (which statistics, which modulation, which activation), the input checks, and the memory
+// layouts the kernels read directly.
+//
+// All three public normalizations are one computation:
+//   y = act((x - mean_g) * rstd_g * w[n, c] + b[n, c])
+// where the group g is (n, c) for instance statistics (AdaIN, InstanceNorm) or n for layer
+// statistics (LayerNorm), and rstd_g is
+//   kBiasedVar:        1 / sqrt(var_biased + eps)      (IN, AdaIN, F.layer_norm)
+//   kUnbiasedStdPlusEps: 1 / (std_unbiased + eps)      (MUNIT's LayerNorm)
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "activation.h"
+
+namespace i2i_fast {
+
+enum class Grouping { kInstance, kLayer };
+enum class StdKind { kBiasedVar, kUnbiasedStdPlusEps };
+
+struct NormSpec {
+  Grouping grouping;
+  StdKind std_kind;
+  double eps;
+  Activation activation;
+  double negative_slope;
+};
+
+inline StdKind parse_layer_norm_style(std::string_view style) {
+  if (style == "munit") return StdKind::kUnbiasedStdPlusEps;
+  if (style == "standard") return StdKind::kBiasedVar;
+  TORCH_CHECK_VALUE(false, "style: expected 'munit' or 'standard', got '", std::string(style), "'");
+}
+
+// Memory layouts read directly: (N, C, S...) contiguous ("NCS") or channels-last ("NSC"), for
+// any number of spatial dims. Anything else is copied to NCS first.
+enum class Layout { kNCS, kNSC };
+
+inline bool is_channels_last_dense(const at::Tensor& x) {
+  int64_t expected = 1;
+  if (x.size(1) != 1 && x.stride(1) != expected) return false;
+  expected *= x.size(1);
+  for (int64_t d = x.dim() - 1; d >= 2; --d) {
+    if (x.size(d) != 1 && x.stride(d) != expected) return false;
+    expected *= x.size(d);
+  }
+  return x.size(0) == 1 || x.stride(0) == expected;
+}
+
+inline Layout layout_of_dense(const at::Tensor& x) {
+  return x.is_contiguous() ? Layout::kNCS : Layout::kNSC;
+}
+
+// x itself when a kernel can read it directly, else a contiguous copy.
+inline at::Tensor to_dense_layout(const at::Tensor& x) {
+  if (x.is_contiguous() || is_channels_last_dense(x)) return x;
+  return x.contiguous();
+}
+
+// t (same shape as the input) rearranged into `layout`; no copy when it already is.
+inline at::Tensor to_layout(const at::Tensor& t, Layout layout) {
+  if (layout == Layout::kNCS) return t.contiguous();
+  if (is_channels_last_dense(t)) return t;
+  std::vector<int64_t> to_nsc{0};
+  for (int64_t d = 2; d < t.dim(); ++d) to_nsc.push_back(d);
+  to_nsc.push_back(1);
+  std::vector<int64_t> back(t.dim());
+  for (int64_t i = 0; i < t.dim(); ++i) back[to_nsc[i]] = i;
+  return t.permute(to_nsc).contiguous().permute(back);
+}
+
+inline int64_t spatial_size(const at::Tensor& x) {
+  int64_t s = 1;
+  for (int64_t d = 2; d < x.dim(); ++d) s *= x.size(d);
+  return s;
+}
+
+inline at::ScalarType accumulate_type_of(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Input checks shared by every backend that implements the normalization operators. The Python
+// layer checks the same things first (with the same wording); these keep direct torch.ops calls
+// safe.
+inline void check_norm_input(const char* op, const at::Tensor& x) {
+  TORCH_CHECK_VALUE(x.dim() >= 3 && x.dim() <= 5, op,
+                    ": x: expected shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got ",
+                    x.sizes());
+  TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), op,
+                   ": x: expected a floating tensor (float16, bfloat16, float32, float64), got ",
+                   x.scalar_type());
+  TORCH_CHECK_VALUE(x.numel() > 0, op, ": x: expected a non-empty tensor, got shape ", x.sizes());
+}
+
+inline void check_norm_param(const char* op, const char* name, const at::Tensor& p,
+                             const at::Tensor& x, at::IntArrayRef expected_shape) {
+  TORCH_CHECK_VALUE(p.sizes() == expected_shape, op, ": ", name, ": expected shape ",
+                    expected_shape, ", got ", p.sizes());
+  TORCH_CHECK_VALUE(p.device() == x.device(), op, ": ", name, ": expected device ", x.device(),
+                    " (the device of x), got ", p.device());
+  const auto pt = p.scalar_type();
+  const bool same = pt == x.scalar_type();
+  const bool fp32_for_low_precision =
+      pt == at::kFloat && (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16);
+  TORCH_CHECK_TYPE(same || fp32_for_low_precision, op, ": ", name, ": expected dtype ",
+                   x.scalar_type(), " (or float32 for a float16/bfloat16 x), got ", pt);
+}
+
+inline void check_eps(const char* op, double eps) {
+  TORCH_CHECK_VALUE(eps >= 0 && std::isfinite(eps), op,
+                    ": eps: expected a finite non-negative number, got ", eps);
+}
+
+inline void check_optional_norm_param(const char* op, const char* name,
+                                      const std::optional<at::Tensor>& p, const at::Tensor& x,
+                                      at::IntArrayRef expected_shape) {
+  if (p.has_value() && p->defined()) check_norm_param(op, name, *p, x, expected_shape);
+}
+
+// Each operator's checks and its NormSpec, shared by every device's implementation.
+inline NormSpec adain_spec(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                           double eps, std::string_view activation, double negative_slope) {
+  check_norm_input("adain", x);
+  const std::vector<int64_t> nc{x.size(0), x.size(1)};
+  check_norm_param("adain", "weight", weight, x, nc);
+  check_norm_param("adain", "bias", bias, x, nc);
+  check_eps("adain", eps);
+  return {Grouping::kInstance, StdKind::kBiasedVar, eps, parse_activation(activation),
+          negative_slope};
+}
+
+inline NormSpec instance_norm_spec(const at::Tensor& x, const std::optional<at::Tensor>& weight,
+                                   const std::optional<at::Tensor>& bias, double eps,
+                                   std::string_view activation, double negative_slope) {
+  check_norm_input("instance_norm", x);
+  const std::vector<int64_t> c{x.size(1)};
+  check_optional_norm_param("instance_norm", "weight", weight, x, c);
+  check_optional_norm_param("instance_norm", "bias", bias, x, c);
+  check_eps("instance_norm", eps);
+  return {Grouping::kInstance, StdKind::kBiasedVar, eps, parse_activation(activation),
+          negative_slope};
+}
+
+inline NormSpec layer_norm_spec(const at::Tensor& x, const std::optional<at::Tensor>& weight,
+                                const std::optional<at::Tensor>& bias, double eps,
+                                std::string_view style, std::string_view activation,
+                                double negative_slope) {
+  check_norm_input("layer_norm", x);
+  const std::vector<int64_t> c{x.size(1)};
+  check_optional_norm_param("layer_norm", "weight", weight, x, c);
+  check_optional_norm_param("layer_norm", "bias", bias, x, c);
+  check_eps("layer_norm", eps);
+  return {Grouping::kLayer, parse_layer_norm_style(style), eps, parse_activation(activation),
+          negative_slope};
+}
+
+}  // namespace i2i_fast

@@ -1,0 +1,910 @@
+// CPU kernels for AdaIN, InstanceNorm and LayerNorm (both styles), forward and backward.
+//
+// Statistics take one sweep over memory and stay numerically stable: the data is cut into blocks
+// that fit in L1, each block gets an exact two-pass mean and sum of squared deviations (float
+// arithmetic; bfloat16/float16 values are widened), and blocks are merged in double with Chan's
+// formula. Never E[x^2] - E[x]^2.
+//
+// Work is organised by "group" (the elements one mean/rstd describes):
+//  * contiguous groups: one (n, c) row of an NCHW tensor (instance statistics), or one sample of
+//    C*S elements in either layout (layer statistics);
+//  * channels-last instance statistics: the C groups of a sample are the columns of its S x C
+//    row-major block, swept row by row with per-channel accumulators.
+// A thread takes whole groups (whole samples, for channels-last) when there are enough of them,
+// computing statistics and output while the data is in cache; otherwise all threads split each
+// group (sample) into fixed chunks whose partial results are merged in order. Fixed chunk sizes
+// make the results independent of the thread count.
+#include "normalization.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../common/activation.h"
+#include "output_allocator.h"
+
+namespace i2i_fast::cpu {
+namespace {
+
+template <typename T>
+struct AccumulateType {
+  using type = float;
+};
+template <>
+struct AccumulateType<double> {
+  using type = double;
+};
+
+constexpr int64_t kSpanBlock = 1024;  // elements summed in A before folding into a double
+constexpr int64_t kRowBlock = 64;     // rows of a column tile summed in A before folding
+constexpr int64_t kColumnBlock = 256;  // columns handled at once by the row primitives
+constexpr int64_t kChunk = 1 << 15;    // elements per task when one group is split
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+double rstd_from_m2(double m2, int64_t count, StdKind kind, double eps) {
+  if (kind == StdKind::kBiasedVar) return 1.0 / std::sqrt(m2 / static_cast<double>(count) + eps);
+  // Unbiased std of one element is 0/0 = NaN, as torch.std.
+  return 1.0 / (std::sqrt(m2 / static_cast<double>(count - 1)) + eps);
+}
+
+// dx = k_g * g + k_x * (x - mean) + k_0, with g the gradient after the activation and
+// k_g = rstd * w (per channel). These give k_x and k_0 from the group sums of dxhat = g * w and
+// dxhat * xhat over the group's `count` elements.
+struct InputGradTerms {
+  double k_x;
+  double k_0;
+};
+
+InputGradTerms input_grad_terms(double sum_dxhat, double sum_dxhat_xhat, int64_t count,
+                                double rstd, StdKind kind, double eps) {
+  const double m1 = sum_dxhat / static_cast<double>(count);
+  double c2;
+  if (kind == StdKind::kBiasedVar) {
+    c2 = rstd * sum_dxhat_xhat / static_cast<double>(count);
+  } else {
+    const double sigma = 1.0 / rstd - eps;
+    c2 = sum_dxhat_xhat / (static_cast<double>(count - 1) * sigma);
+  }
+  return {-rstd * c2, -rstd * m1};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contiguous span primitives.
+
+// Count, mean and sum of squared deviations of a set of values, mergeable (Chan et al.).
+struct Moments {
+  double count = 0;
+  double mean = 0;
+  double m2 = 0;
+
+  void merge(double n_b, double mean_b, double m2_b) {
+    if (n_b == 0) return;
+    const double total = count + n_b;
+    const double delta = mean_b - mean;
+    mean += delta * (n_b / total);
+    m2 += m2_b + delta * delta * (count * n_b / total);
+    count = total;
+  }
+  void merge(const Moments& o) { merge(o.count, o.mean, o.m2); }
+};
+
+// Moments of a contiguous span: exact two-pass per L1 block, blocks merged in double.
+template <typename T, typename A>
+Moments span_moments(const T* p, int64_t n) {
+  Moments m;
+  for (int64_t b = 0; b < n; b += kSpanBlock) {
+    const int64_t e = std::min(n, b + kSpanBlock);
+    A s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b; i < e; ++i) s += static_cast<A>(p[i]);
+    const double nb = static_cast<double>(e - b);
+    const double block_mean = static_cast<double>(s) / nb;
+    const A center = static_cast<A>(block_mean);
+    A q = 0;
+#pragma omp simd reduction(+ : q)
+    for (int64_t i = b; i < e; ++i) {
+      const A d = static_cast<A>(p[i]) - center;
+      q += d * d;
+    }
+    // q is about `center`; move it to the exact block mean.
+    const double shift = block_mean - static_cast<double>(center);
+    m.merge(nb, block_mean, static_cast<double>(q) - nb * shift * shift);
+  }
+  return m;
+}
+
+template <Activation act, typename T, typename A>
+void span_normalize(const T* x, T* y, int64_t n, A mean, A scale, A shift, A slope) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const A z = (static_cast<A>(x[i]) - mean) * scale + shift;
+    y[i] = static_cast<T>(activate<act>(z, slope));
+  }
+}
+
+// Adds Σ g and Σ g * xhat over the span to sum_g / sum_gx (g: gradient after the activation).
+template <Activation act, typename T, typename A>
+void span_grad_sums(const T* x, const T* dy, int64_t n, A mean, A rstd, A scale, A shift, A slope,
+                    double& sum_g, double& sum_gx) {
+  for (int64_t b = 0; b < n; b += kSpanBlock) {
+    const int64_t e = std::min(n, b + kSpanBlock);
+    A sg = 0, sgx = 0;
+#pragma omp simd reduction(+ : sg, sgx)
+    for (int64_t i = b; i < e; ++i) {
+      const A xc = static_cast<A>(x[i]) - mean;
+      const A g = activation_grad<act>(xc * scale + shift, static_cast<A>(dy[i]), slope);
+      sg += g;
+      sgx += g * (xc * rstd);
+    }
+    sum_g += sg;
+    sum_gx += sgx;
+  }
+}
+
+template <Activation act, typename T, typename A>
+void span_input_grad(const T* x, const T* dy, T* dx, int64_t n, A mean, A scale, A shift, A slope,
+                     A k_g, A k_x, A k_0) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const A xc = static_cast<A>(x[i]) - mean;
+    const A g = activation_grad<act>(xc * scale + shift, static_cast<A>(dy[i]), slope);
+    dx[i] = static_cast<T>(k_g * g + k_x * xc + k_0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Row primitives for channels-last data: `rows` rows of leading dimension ld, columns [0, cw).
+// Per-column parameters are arrays indexed by column.
+
+// Per-column moments of `rows` rows, merged into moments[c] (c in [0, cw)): exact two-pass per
+// block of rows that fits in L1, blocks merged in double.
+template <typename T, typename A>
+void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* moments) {
+  A sum[kColumnBlock];
+  A center[kColumnBlock];
+  A sq[kColumnBlock];
+  for (int64_t c0 = 0; c0 < cw; c0 += kColumnBlock) {
+    const int64_t w = std::min(cw - c0, kColumnBlock);
+    const int64_t block_rows =
+        std::max<int64_t>(1, kSpanBlock * 4 / std::max<int64_t>(w, 1));  // ~16 KiB of float
+    for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
+      const int64_t r1 = std::min(rows, r0 + block_rows);
+      const double nb = static_cast<double>(r1 - r0);
+      std::fill(sum, sum + w, A(0));
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = x + r * ld + c0;
+#pragma omp simd
+        for (int64_t c = 0; c < w; ++c) sum[c] += static_cast<A>(row[c]);
+      }
+      for (int64_t c = 0; c < w; ++c) center[c] = static_cast<A>(static_cast<double>(sum[c]) / nb);
+      std::fill(sq, sq + w, A(0));
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = x + r * ld + c0;
+#pragma omp simd
+        for (int64_t c = 0; c < w; ++c) {
+          const A d = static_cast<A>(row[c]) - center[c];
+          sq[c] += d * d;
+        }
+      }
+      for (int64_t c = 0; c < w; ++c) {
+        const double block_mean = static_cast<double>(sum[c]) / nb;
+        const double shift = block_mean - static_cast<double>(center[c]);
+        moments[c0 + c].merge(nb, block_mean, static_cast<double>(sq[c]) - nb * shift * shift);
+      }
+    }
+  }
+}
+
+template <Activation act, typename T, typename A>
+void rows_normalize(const T* x, T* y, int64_t rows, int64_t ld, int64_t cw, const A* mean,
+                    const A* scale, const A* shift, A slope) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * ld;
+    T* yr = y + r * ld;
+#pragma omp simd
+    for (int64_t c = 0; c < cw; ++c) {
+      const A z = (static_cast<A>(xr[c]) - mean[c]) * scale[c] + shift[c];
+      yr[c] = static_cast<T>(activate<act>(z, slope));
+    }
+  }
+}
+
+template <Activation act, typename T, typename A>
+void rows_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t cw, const A* mean,
+                    const A* rstd, const A* scale, const A* shift, A slope, double* sum_g,
+                    double* sum_gx) {
+  A acc_g[kColumnBlock];
+  A acc_gx[kColumnBlock];
+  for (int64_t c0 = 0; c0 < cw; c0 += kColumnBlock) {
+    const int64_t w = std::min(cw - c0, kColumnBlock);
+    const A* mn = mean + c0;
+    const A* rs = rstd + c0;
+    const A* sc = scale + c0;
+    const A* sh = shift + c0;
+    for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+      const int64_t r1 = std::min(rows, r0 + kRowBlock);
+      std::fill(acc_g, acc_g + w, A(0));
+      std::fill(acc_gx, acc_gx + w, A(0));
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* xr = x + r * ld + c0;
+        const T* dr = dy + r * ld + c0;
+#pragma omp simd
+        for (int64_t c = 0; c < w; ++c) {
+          const A xc = static_cast<A>(xr[c]) - mn[c];
+          const A g = activation_grad<act>(xc * sc[c] + sh[c], static_cast<A>(dr[c]), slope);
+          acc_g[c] += g;
+          acc_gx[c] += g * (xc * rs[c]);
+        }
+      }
+      for (int64_t c = 0; c < w; ++c) {
+        sum_g[c0 + c] += acc_g[c];
+        sum_gx[c0 + c] += acc_gx[c];
+      }
+    }
+  }
+}
+
+template <Activation act, typename T, typename A>
+void rows_input_grad(const T* x, const T* dy, T* dx, int64_t rows, int64_t ld, int64_t cw,
+                     const A* mean, const A* scale, const A* shift, A slope, const A* k_g,
+                     const A* k_x, const A* k_0) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * ld;
+    const T* dr = dy + r * ld;
+    T* out = dx + r * ld;
+#pragma omp simd
+    for (int64_t c = 0; c < cw; ++c) {
+      const A xc = static_cast<A>(xr[c]) - mean[c];
+      const A g = activation_grad<act>(xc * scale[c] + shift[c], static_cast<A>(dr[c]), slope);
+      out[c] = static_cast<T>(k_g[c] * g + k_x[c] * xc + k_0[c]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The problem as the kernels see it.
+
+template <typename T, typename A>
+struct Problem {
+  const T* x;
+  const T* dy;  // backward only
+  T* out;       // y (forward) or dx (backward)
+  int64_t N, C, S;
+  Layout layout;
+  // Modulation of sample n, channel c: weight[n * weight_sn + c] (weight_sn 0 for per-channel).
+  const A* weight;
+  int64_t weight_sn;
+  const A* bias;
+  int64_t bias_sn;
+  StdKind std_kind;
+  double eps;
+  A slope;
+};
+
+// Contiguous groups: group g covers `channels` x S elements starting at g * channels * S, laid
+// out as `inner` (NCS: channel rows of S; NSC: S rows of `channels`). Instance statistics on NCS
+// data: groups are the N*C rows (channels = 1); layer statistics: groups are the N samples.
+template <typename T, typename A>
+struct GroupView {
+  const Problem<T, A>& p;
+  int64_t groups;
+  int64_t channels;
+  bool instance;  // group g is the (n, c) row g; else group g is sample g
+
+  int64_t size() const { return channels * p.S; }
+  int64_t sample(int64_t g) const { return instance ? g / p.C : g; }
+  int64_t first_channel(int64_t g) const { return instance ? g % p.C : 0; }
+  A weight(int64_t g, int64_t c) const {
+    return p.weight[sample(g) * p.weight_sn + first_channel(g) + c];
+  }
+  A bias(int64_t g, int64_t c) const { return p.bias[sample(g) * p.bias_sn + first_channel(g) + c]; }
+};
+
+// Whether to give whole groups to threads (true) or split every group across threads (false).
+bool whole_groups_per_thread(int64_t groups, int64_t group_bytes) {
+  const int64_t threads = at::get_num_threads();
+  if (threads <= 1) return true;
+  if (groups < threads) return false;
+  return groups >= 4 * threads || group_bytes <= (int64_t(1) << 20);
+}
+
+// ----- forward, contiguous groups -----
+
+template <Activation act, typename T, typename A>
+void normalize_group_part(const GroupView<T, A>& v, int64_t g, A mean, A rstd, int64_t c0,
+                          int64_t c1, int64_t s0, int64_t s1, std::vector<A>& scratch) {
+  const Problem<T, A>& p = v.p;
+  const int64_t base = g * v.size();
+  if (p.layout == Layout::kNCS) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t off = base + c * p.S + s0;
+      span_normalize<act>(p.x + off, p.out + off, s1 - s0, mean, rstd * v.weight(g, c),
+                          v.bias(g, c), p.slope);
+    }
+  } else {
+    const int64_t cw = v.channels;
+    scratch.resize(3 * cw);
+    A* means = scratch.data();
+    A* scales = means + cw;
+    A* shifts = scales + cw;
+    for (int64_t c = 0; c < cw; ++c) {
+      means[c] = mean;
+      scales[c] = rstd * v.weight(g, c);
+      shifts[c] = v.bias(g, c);
+    }
+    const int64_t off = base + s0 * cw;
+    rows_normalize<act>(p.x + off, p.out + off, s1 - s0, cw, cw, means, scales, shifts, p.slope);
+  }
+}
+
+template <Activation act, typename T, typename A>
+void forward_contiguous_groups(const GroupView<T, A>& v, A* mean_out, A* rstd_out) {
+  const Problem<T, A>& p = v.p;
+  const int64_t M = v.size();
+  if (whole_groups_per_thread(v.groups, M * static_cast<int64_t>(sizeof(T)))) {
+    at::parallel_for(0, v.groups, 1, [&](int64_t g0, int64_t g1) {
+      std::vector<A> scratch;
+      for (int64_t g = g0; g < g1; ++g) {
+        const Moments m = span_moments<T, A>(p.x + g * M, M);
+        const A mean = static_cast<A>(m.mean);
+        const A rstd = static_cast<A>(rstd_from_m2(m.m2, M, p.std_kind, p.eps));
+        normalize_group_part<act>(v, g, mean, rstd, 0, v.channels, 0, p.S, scratch);
+        mean_out[g] = mean;
+        rstd_out[g] = rstd;
+      }
+    });
+    return;
+  }
+  // Few large groups: every group is split into fixed chunks across all threads: one sweep for
+  // the statistics, one for the output (from cache for groups up to a few MiB).
+  const int64_t chunks = ceil_div(M, kChunk);
+  std::vector<Moments> partial(chunks);
+  for (int64_t g = 0; g < v.groups; ++g) {
+    const T* xg = p.x + g * M;
+    at::parallel_for(0, chunks, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        partial[i] = span_moments<T, A>(xg + i * kChunk, std::min(kChunk, M - i * kChunk));
+      }
+    });
+    Moments m;
+    for (const Moments& part : partial) m.merge(part);
+    const A mean = static_cast<A>(m.mean);
+    const A rstd = static_cast<A>(rstd_from_m2(m.m2, M, p.std_kind, p.eps));
+    mean_out[g] = mean;
+    rstd_out[g] = rstd;
+    if (p.layout == Layout::kNCS) {
+      const int64_t per_row = ceil_div(p.S, kChunk);
+      at::parallel_for(0, v.channels * per_row, 1, [&](int64_t t0, int64_t t1) {
+        std::vector<A> scratch;
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t c = t / per_row;
+          const int64_t s0 = (t % per_row) * kChunk;
+          normalize_group_part<act>(v, g, mean, rstd, c, c + 1, s0, std::min(p.S, s0 + kChunk),
+                                    scratch);
+        }
+      });
+    } else {
+      const int64_t rows = std::max<int64_t>(1, kChunk / v.channels);
+      at::parallel_for(0, ceil_div(p.S, rows), 1, [&](int64_t t0, int64_t t1) {
+        std::vector<A> scratch;
+        for (int64_t t = t0; t < t1; ++t) {
+          normalize_group_part<act>(v, g, mean, rstd, 0, v.channels, t * rows,
+                                    std::min(p.S, (t + 1) * rows), scratch);
+        }
+      });
+    }
+  }
+}
+
+// ----- backward, contiguous groups -----
+
+// Per-channel sums of g and g * xhat over channels [c0, c1) x spatial [s0, s1) of group g, added
+// to sum_g[c - c0], sum_gx[c - c0].
+template <Activation act, typename T, typename A>
+void group_grad_sums(const GroupView<T, A>& v, int64_t g, A mean, A rstd, int64_t c0, int64_t c1,
+                     int64_t s0, int64_t s1, double* sum_g, double* sum_gx,
+                     std::vector<A>& scratch) {
+  const Problem<T, A>& p = v.p;
+  const int64_t base = g * v.size();
+  if (p.layout == Layout::kNCS) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t off = base + c * p.S + s0;
+      span_grad_sums<act>(p.x + off, p.dy + off, s1 - s0, mean, rstd, rstd * v.weight(g, c),
+                          v.bias(g, c), p.slope, sum_g[c - c0], sum_gx[c - c0]);
+    }
+  } else {
+    const int64_t cw = v.channels;
+    scratch.resize(4 * cw);
+    A* means = scratch.data();
+    A* rstds = means + cw;
+    A* scales = rstds + cw;
+    A* shifts = scales + cw;
+    for (int64_t c = 0; c < cw; ++c) {
+      means[c] = mean;
+      rstds[c] = rstd;
+      scales[c] = rstd * v.weight(g, c);
+      shifts[c] = v.bias(g, c);
+    }
+    const int64_t off = base + s0 * cw;
+    rows_grad_sums<act>(p.x + off, p.dy + off, s1 - s0, cw, cw, means, rstds, scales, shifts,
+                        p.slope, sum_g, sum_gx);
+  }
+}
+
+template <Activation act, typename T, typename A>
+void group_input_grad(const GroupView<T, A>& v, int64_t g, A mean, A rstd, InputGradTerms k,
+                      int64_t c0, int64_t c1, int64_t s0, int64_t s1, std::vector<A>& scratch) {
+  const Problem<T, A>& p = v.p;
+  const int64_t base = g * v.size();
+  const A k_x = static_cast<A>(k.k_x);
+  const A k_0 = static_cast<A>(k.k_0);
+  if (p.layout == Layout::kNCS) {
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t off = base + c * p.S + s0;
+      const A scale = rstd * v.weight(g, c);
+      span_input_grad<act>(p.x + off, p.dy + off, p.out + off, s1 - s0, mean, scale, v.bias(g, c),
+                           p.slope, scale, k_x, k_0);
+    }
+  } else {
+    const int64_t cw = v.channels;
+    scratch.resize(5 * cw);
+    A* means = scratch.data();
+    A* scales = means + cw;
+    A* shifts = scales + cw;
+    A* kx = shifts + cw;
+    A* k0 = kx + cw;
+    for (int64_t c = 0; c < cw; ++c) {
+      means[c] = mean;
+      scales[c] = rstd * v.weight(g, c);
+      shifts[c] = v.bias(g, c);
+      kx[c] = k_x;
+      k0[c] = k_0;
+    }
+    const int64_t off = base + s0 * cw;
+    rows_input_grad<act>(p.x + off, p.dy + off, p.out + off, s1 - s0, cw, cw, means, scales,
+                         shifts, p.slope, scales, kx, k0);
+  }
+}
+
+template <typename T, typename A>
+InputGradTerms group_terms(const GroupView<T, A>& v, int64_t g, A rstd, const double* sum_g,
+                           const double* sum_gx) {
+  double sum_dxhat = 0, sum_dxhat_xhat = 0;
+  for (int64_t c = 0; c < v.channels; ++c) {
+    const double w = v.weight(g, c);
+    sum_dxhat += w * sum_g[c];
+    sum_dxhat_xhat += w * sum_gx[c];
+  }
+  return input_grad_terms(sum_dxhat, sum_dxhat_xhat, v.size(), rstd, v.p.std_kind, v.p.eps);
+}
+
+// sum_g / sum_gx: (N * C) per-(n, c) sums, written here (they give the parameter gradients).
+template <Activation act, typename T, typename A>
+void backward_contiguous_groups(const GroupView<T, A>& v, const A* mean, const A* rstd,
+                                double* sum_g, double* sum_gx) {
+  const Problem<T, A>& p = v.p;
+  const int64_t M = v.size();
+  const int64_t cg = v.channels;
+  if (whole_groups_per_thread(v.groups, 2 * M * static_cast<int64_t>(sizeof(T)))) {
+    at::parallel_for(0, v.groups, 1, [&](int64_t g0, int64_t g1) {
+      std::vector<A> scratch;
+      for (int64_t g = g0; g < g1; ++g) {
+        double* sg = sum_g + g * cg;
+        double* sgx = sum_gx + g * cg;
+        std::fill(sg, sg + cg, 0.0);
+        std::fill(sgx, sgx + cg, 0.0);
+        group_grad_sums<act>(v, g, mean[g], rstd[g], 0, cg, 0, p.S, sg, sgx, scratch);
+        const InputGradTerms k = group_terms(v, g, rstd[g], sg, sgx);
+        group_input_grad<act>(v, g, mean[g], rstd[g], k, 0, cg, 0, p.S, scratch);
+      }
+    });
+    return;
+  }
+  // Few large groups: fixed tasks per group, partial sums per task, reduced in order.
+  // NCS tasks: (channel, spatial chunk); NSC tasks: chunks of whole rows.
+  const bool ncs = p.layout == Layout::kNCS;
+  const int64_t per_row = ceil_div(p.S, kChunk);
+  const int64_t rows = std::max<int64_t>(1, kChunk / cg);
+  const int64_t tasks = ncs ? cg * per_row : ceil_div(p.S, rows);
+  const int64_t width = ncs ? 1 : cg;  // channels covered by one task's partial sums
+  std::vector<double> part_g(tasks * width), part_gx(tasks * width);
+  for (int64_t g = 0; g < v.groups; ++g) {
+    const A mn = mean[g], rs = rstd[g];
+    std::fill(part_g.begin(), part_g.end(), 0.0);
+    std::fill(part_gx.begin(), part_gx.end(), 0.0);
+    at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+      std::vector<A> scratch;
+      for (int64_t t = t0; t < t1; ++t) {
+        double* pg = part_g.data() + t * width;
+        double* pgx = part_gx.data() + t * width;
+        if (ncs) {
+          const int64_t c = t / per_row, s0 = (t % per_row) * kChunk;
+          group_grad_sums<act>(v, g, mn, rs, c, c + 1, s0, std::min(p.S, s0 + kChunk), pg, pgx,
+                               scratch);
+        } else {
+          group_grad_sums<act>(v, g, mn, rs, 0, cg, t * rows, std::min(p.S, (t + 1) * rows), pg,
+                               pgx, scratch);
+        }
+      }
+    });
+    double* sg = sum_g + g * cg;
+    double* sgx = sum_gx + g * cg;
+    std::fill(sg, sg + cg, 0.0);
+    std::fill(sgx, sgx + cg, 0.0);
+    for (int64_t t = 0; t < tasks; ++t) {
+      for (int64_t j = 0; j < width; ++j) {
+        const int64_t c = ncs ? t / per_row : j;
+        sg[c] += part_g[t * width + j];
+        sgx[c] += part_gx[t * width + j];
+      }
+    }
+    const InputGradTerms k = group_terms(v, g, rs, sg, sgx);
+    at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+      std::vector<A> scratch;
+      for (int64_t t = t0; t < t1; ++t) {
+        if (ncs) {
+          const int64_t c = t / per_row, s0 = (t % per_row) * kChunk;
+          group_input_grad<act>(v, g, mn, rs, k, c, c + 1, s0, std::min(p.S, s0 + kChunk),
+                                scratch);
+        } else {
+          group_input_grad<act>(v, g, mn, rs, k, 0, cg, t * rows, std::min(p.S, (t + 1) * rows),
+                                scratch);
+        }
+      }
+    });
+  }
+}
+
+// ----- channels-last instance statistics -----
+// Sample n is an S x C row-major block; channel c's group is its column c. Tasks are whole
+// samples, or chunks of rows of one sample when there are fewer samples than threads.
+
+template <typename T, typename A>
+struct ChannelsLastSample {
+  const Problem<T, A>& p;
+  int64_t rows_per_task;  // split mode: rows per chunk
+  int64_t tasks;          // split mode: chunks per sample
+
+  explicit ChannelsLastSample(const Problem<T, A>& problem)
+      : p(problem),
+        rows_per_task(std::max<int64_t>(1, kChunk / problem.C)),
+        tasks(ceil_div(problem.S, rows_per_task)) {}
+
+  bool whole_samples() const {
+    return whole_groups_per_thread(p.N, p.S * p.C * static_cast<int64_t>(sizeof(T)));
+  }
+  int64_t base(int64_t n) const { return n * p.S * p.C; }
+  int64_t row0(int64_t t) const { return t * rows_per_task; }
+  int64_t rows(int64_t t) const { return std::min(p.S, row0(t) + rows_per_task) - row0(t); }
+};
+
+// Per-channel arrays describing sample n: mean, rstd, scale = rstd * w, shift = b.
+template <typename T, typename A>
+struct ChannelCoefficients {
+  std::vector<A> mean, rstd, scale, shift, k_x, k_0;
+  explicit ChannelCoefficients(int64_t C)
+      : mean(C), rstd(C), scale(C), shift(C), k_x(C), k_0(C) {}
+
+  void set(const Problem<T, A>& p, int64_t n, int64_t c, A mean_c, A rstd_c) {
+    mean[c] = mean_c;
+    rstd[c] = rstd_c;
+    scale[c] = rstd_c * p.weight[n * p.weight_sn + c];
+    shift[c] = p.bias[n * p.bias_sn + c];
+  }
+};
+
+template <Activation act, typename T, typename A>
+void forward_instance_channels_last(const Problem<T, A>& p, A* mean_out, A* rstd_out) {
+  const int64_t C = p.C, S = p.S;
+  const ChannelsLastSample<T, A> cl(p);
+  const auto finish = [&](int64_t n, const Moments* moments, ChannelCoefficients<T, A>& k) {
+    for (int64_t c = 0; c < C; ++c) {
+      const A mean = static_cast<A>(moments[c].mean);
+      const A rstd = static_cast<A>(rstd_from_m2(moments[c].m2, S, p.std_kind, p.eps));
+      k.set(p, n, c, mean, rstd);
+      mean_out[n * C + c] = mean;
+      rstd_out[n * C + c] = rstd;
+    }
+  };
+  if (cl.whole_samples()) {
+    at::parallel_for(0, p.N, 1, [&](int64_t n0, int64_t n1) {
+      std::vector<Moments> moments(C);
+      ChannelCoefficients<T, A> k(C);
+      for (int64_t n = n0; n < n1; ++n) {
+        std::fill(moments.begin(), moments.end(), Moments{});
+        rows_moments<T, A>(p.x + cl.base(n), S, C, C, moments.data());
+        finish(n, moments.data(), k);
+        rows_normalize<act>(p.x + cl.base(n), p.out + cl.base(n), S, C, C, k.mean.data(),
+                            k.scale.data(), k.shift.data(), p.slope);
+      }
+    });
+    return;
+  }
+  std::vector<Moments> partial(cl.tasks * C);
+  std::vector<Moments> moments(C);
+  ChannelCoefficients<T, A> k(C);
+  for (int64_t n = 0; n < p.N; ++n) {
+    const T* xn = p.x + cl.base(n);
+    std::fill(partial.begin(), partial.end(), Moments{});
+    at::parallel_for(0, cl.tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        rows_moments<T, A>(xn + cl.row0(t) * C, cl.rows(t), C, C, partial.data() + t * C);
+      }
+    });
+    std::fill(moments.begin(), moments.end(), Moments{});
+    for (int64_t t = 0; t < cl.tasks; ++t) {
+      for (int64_t c = 0; c < C; ++c) moments[c].merge(partial[t * C + c]);
+    }
+    finish(n, moments.data(), k);
+    at::parallel_for(0, cl.tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t off = cl.base(n) + cl.row0(t) * C;
+        rows_normalize<act>(p.x + off, p.out + off, cl.rows(t), C, C, k.mean.data(),
+                            k.scale.data(), k.shift.data(), p.slope);
+      }
+    });
+  }
+}
+
+template <Activation act, typename T, typename A>
+void backward_instance_channels_last(const Problem<T, A>& p, const A* mean_in, const A* rstd_in,
+                                     double* sum_g, double* sum_gx) {
+  const int64_t C = p.C, S = p.S;
+  const ChannelsLastSample<T, A> cl(p);
+  const auto load = [&](int64_t n, ChannelCoefficients<T, A>& k) {
+    for (int64_t c = 0; c < C; ++c) k.set(p, n, c, mean_in[n * C + c], rstd_in[n * C + c]);
+  };
+  // k_x, k_0 of each channel (an instance group) from its sums of g and g * xhat.
+  const auto terms = [&](int64_t n, ChannelCoefficients<T, A>& k) {
+    for (int64_t c = 0; c < C; ++c) {
+      const int64_t nc = n * C + c;
+      const double w = p.weight[n * p.weight_sn + c];
+      const InputGradTerms t =
+          input_grad_terms(w * sum_g[nc], w * sum_gx[nc], S, k.rstd[c], p.std_kind, p.eps);
+      k.k_x[c] = static_cast<A>(t.k_x);
+      k.k_0[c] = static_cast<A>(t.k_0);
+    }
+  };
+  if (cl.whole_samples()) {
+    at::parallel_for(0, p.N, 1, [&](int64_t n0, int64_t n1) {
+      ChannelCoefficients<T, A> k(C);
+      for (int64_t n = n0; n < n1; ++n) {
+        const int64_t off = cl.base(n);
+        load(n, k);
+        std::fill(sum_g + n * C, sum_g + (n + 1) * C, 0.0);
+        std::fill(sum_gx + n * C, sum_gx + (n + 1) * C, 0.0);
+        rows_grad_sums<act>(p.x + off, p.dy + off, S, C, C, k.mean.data(), k.rstd.data(),
+                            k.scale.data(), k.shift.data(), p.slope, sum_g + n * C,
+                            sum_gx + n * C);
+        terms(n, k);
+        rows_input_grad<act>(p.x + off, p.dy + off, p.out + off, S, C, C, k.mean.data(),
+                             k.scale.data(), k.shift.data(), p.slope, k.scale.data(),
+                             k.k_x.data(), k.k_0.data());
+      }
+    });
+    return;
+  }
+  std::vector<double> part_g(cl.tasks * C), part_gx(cl.tasks * C);
+  ChannelCoefficients<T, A> k(C);
+  for (int64_t n = 0; n < p.N; ++n) {
+    load(n, k);
+    std::fill(part_g.begin(), part_g.end(), 0.0);
+    std::fill(part_gx.begin(), part_gx.end(), 0.0);
+    at::parallel_for(0, cl.tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t off = cl.base(n) + cl.row0(t) * C;
+        rows_grad_sums<act>(p.x + off, p.dy + off, cl.rows(t), C, C, k.mean.data(),
+                            k.rstd.data(), k.scale.data(), k.shift.data(), p.slope,
+                            part_g.data() + t * C, part_gx.data() + t * C);
+      }
+    });
+    for (int64_t c = 0; c < C; ++c) {
+      double sg = 0, sgx = 0;
+      for (int64_t t = 0; t < cl.tasks; ++t) {
+        sg += part_g[t * C + c];
+        sgx += part_gx[t * C + c];
+      }
+      sum_g[n * C + c] = sg;
+      sum_gx[n * C + c] = sgx;
+    }
+    terms(n, k);
+    at::parallel_for(0, cl.tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t off = cl.base(n) + cl.row0(t) * C;
+        rows_input_grad<act>(p.x + off, p.dy + off, p.out + off, cl.rows(t), C, C,
+                             k.mean.data(), k.scale.data(), k.shift.data(), p.slope,
+                             k.scale.data(), k.k_x.data(), k.k_0.data());
+      }
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tensor-level plumbing.
+
+// A parameter as a contiguous tensor of the accumulation type; absent → ones/zeros of shape (C,).
+at::Tensor param_in_accumulate_type(const std::optional<at::Tensor>& t, int64_t C, double fill,
+                                    at::ScalarType acc) {
+  if (t.has_value() && t->defined()) return t->to(acc).contiguous();
+  return at::full({C}, fill, at::TensorOptions().dtype(acc));
+}
+
+template <typename T, typename A>
+Problem<T, A> make_problem(const at::Tensor& x, const at::Tensor* dy, at::Tensor& out,
+                           const at::Tensor& w, const at::Tensor& b, const NormSpec& spec) {
+  const int64_t C = x.size(1);
+  return Problem<T, A>{x.const_data_ptr<T>(),
+                       dy ? dy->const_data_ptr<T>() : nullptr,
+                       out.mutable_data_ptr<T>(),
+                       x.size(0),
+                       C,
+                       spatial_size(x),
+                       layout_of_dense(x),
+                       w.const_data_ptr<A>(),
+                       w.dim() == 2 ? C : 0,
+                       b.const_data_ptr<A>(),
+                       b.dim() == 2 ? C : 0,
+                       spec.std_kind,
+                       spec.eps,
+                       static_cast<A>(spec.negative_slope)};
+}
+
+template <typename T, typename A>
+GroupView<T, A> contiguous_groups(const Problem<T, A>& p, Grouping grouping) {
+  if (grouping == Grouping::kInstance) return GroupView<T, A>{p, p.N * p.C, 1, true};
+  return GroupView<T, A>{p, p.N, p.C, false};
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
+    const at::Tensor& x_in, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const NormSpec& spec) {
+  const at::Tensor x = to_dense_layout(x_in);
+  const int64_t N = x.size(0), C = x.size(1);
+  const at::ScalarType acc = accumulate_type_of(x.scalar_type());
+  const at::Tensor w = param_in_accumulate_type(weight, C, 1.0, acc);
+  const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
+  at::Tensor y = empty_output_like(x);
+  const auto stat_options = x.options().dtype(acc);
+  at::Tensor mean = spec.grouping == Grouping::kInstance ? at::empty({N, C}, stat_options)
+                                                         : at::empty({N}, stat_options);
+  at::Tensor rstd = at::empty_like(mean);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_forward", [&] {
+    using A = typename AccumulateType<scalar_t>::type;
+    const auto p = make_problem<scalar_t, A>(x, nullptr, y, w, b, spec);
+    A* mean_out = mean.mutable_data_ptr<A>();
+    A* rstd_out = rstd.mutable_data_ptr<A>();
+    dispatch_activation(spec.activation, [&](auto act_c) {
+      constexpr Activation act = decltype(act_c)::value;
+      if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
+        forward_instance_channels_last<act>(p, mean_out, rstd_out);
+      } else {
+        forward_contiguous_groups<act>(contiguous_groups(p, spec.grouping), mean_out, rstd_out);
+      }
+    });
+  });
+  return {y, mean, rstd};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
+    const at::Tensor& grad_out, const at::Tensor& x_in, const std::optional<at::Tensor>& weight,
+    const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& rstd,
+    const NormSpec& spec) {
+  const at::Tensor x = to_dense_layout(x_in);
+  const int64_t N = x.size(0), C = x.size(1);
+  const Layout layout = layout_of_dense(x);
+  const at::Tensor dy = to_layout(grad_out.to(x.scalar_type()), layout);
+  const at::ScalarType acc = accumulate_type_of(x.scalar_type());
+  const at::Tensor w = param_in_accumulate_type(weight, C, 1.0, acc);
+  const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
+  const at::Tensor mean_acc = mean.to(acc).contiguous();
+  const at::Tensor rstd_acc = rstd.to(acc).contiguous();
+  at::Tensor dx = empty_output_like(x);
+  // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n.
+  at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {
+    using A = typename AccumulateType<scalar_t>::type;
+    const auto p = make_problem<scalar_t, A>(x, &dy, dx, w, b, spec);
+    const A* mn = mean_acc.const_data_ptr<A>();
+    const A* rs = rstd_acc.const_data_ptr<A>();
+    double* sum_g = sums.mutable_data_ptr<double>();
+    double* sum_gx = sum_g + N * C;
+    dispatch_activation(spec.activation, [&](auto act_c) {
+      constexpr Activation act = decltype(act_c)::value;
+      if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
+        backward_instance_channels_last<act>(p, mn, rs, sum_g, sum_gx);
+      } else {
+        backward_contiguous_groups<act>(contiguous_groups(p, spec.grouping), mn, rs, sum_g,
+                                        sum_gx);
+      }
+    });
+  });
+  // sums[0] = Σ g = grad of bias, sums[1] = Σ g * xhat = grad of weight, per (n, c).
+  const auto param_grad = [&](const std::optional<at::Tensor>& param, const at::Tensor& per_nc) {
+    const bool present = param.has_value() && param->defined();
+    const at::ScalarType dtype = present ? param->scalar_type() : x.scalar_type();
+    if (present && param->dim() == 2) return per_nc.to(dtype);
+    return per_nc.sum(0).to(dtype);
+  };
+  return {dx, param_grad(weight, sums[1]), param_grad(bias, sums[0])};
+}
+
+}  // namespace i2i_fast::cpu
+
+// ---------------------------------------------------------------------------------------------
+// CPU kernels of the i2i_fast operators (schemas in registration.cpp).
+
+namespace i2i_fast::cpu {
+namespace {
+
+using TensorTriple = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+TensorTriple adain_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
+                               const at::Tensor& bias, double eps, c10::string_view activation,
+                               double negative_slope) {
+  const NormSpec spec = adain_spec(x, weight, bias, eps, activation, negative_slope);
+  return norm_forward(x, weight, bias, spec);
+}
+
+TensorTriple adain_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
+                                const at::Tensor& weight, const at::Tensor& bias,
+                                const at::Tensor& mean, const at::Tensor& rstd, double eps,
+                                c10::string_view activation, double negative_slope) {
+  const NormSpec spec = adain_spec(x, weight, bias, eps, activation, negative_slope);
+  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
+}
+
+TensorTriple instance_norm_forward_cpu(const at::Tensor& x,
+                                       const std::optional<at::Tensor>& weight,
+                                       const std::optional<at::Tensor>& bias, double eps,
+                                       c10::string_view activation, double negative_slope) {
+  const NormSpec spec = instance_norm_spec(x, weight, bias, eps, activation, negative_slope);
+  return norm_forward(x, weight, bias, spec);
+}
+
+TensorTriple instance_norm_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
+                                        const std::optional<at::Tensor>& weight,
+                                        const std::optional<at::Tensor>& bias,
+                                        const at::Tensor& mean, const at::Tensor& rstd,
+                                        double eps, c10::string_view activation,
+                                        double negative_slope) {
+  const NormSpec spec = instance_norm_spec(x, weight, bias, eps, activation, negative_slope);
+  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
+}
+
+TensorTriple layer_norm_forward_cpu(const at::Tensor& x, const std::optional<at::Tensor>& weight,
+                                    const std::optional<at::Tensor>& bias, double eps,
+                                    c10::string_view style, c10::string_view activation,
+                                    double negative_slope) {
+  const NormSpec spec = layer_norm_spec(x, weight, bias, eps, style, activation, negative_slope);
+  return norm_forward(x, weight, bias, spec);
+}
+
+TensorTriple layer_norm_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
+                                     const std::optional<at::Tensor>& weight,
+                                     const std::optional<at::Tensor>& bias,
+                                     const at::Tensor& mean, const at::Tensor& rstd, double eps,
+                                     c10::string_view style, c10::string_view activation,
+                                     double negative_slope) {
+  const NormSpec spec = layer_norm_spec(x, weight, bias, eps, style, activation, negative_slope);
+  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
+  m.impl("adain_forward", &adain_forward_cpu);
+  m.impl("adain_backward", &adain_backward_cpu);
+  m.impl("instance_norm_forward", &instance_norm_forward_cpu);
+  m.impl("instance_norm_backward", &instance_norm_backward_cpu);
+  m.impl("layer_norm_forward", &layer_norm_forward_cpu);
+  m.impl("layer_norm_backward", &layer_norm_backward_cpu);
+}
+
+}  // namespace i2i_fast::cpu
