@@ -1,0 +1,1 @@
+"""Benchmarks runnable from the installed package (`i2i-fast bench ...`)."""

@@ -1,0 +1,476 @@
+"""Per-operator benchmark: eager reference vs torch.compile(reference) vs the fused backend.
+
+Used by `i2i-fast bench ops` and by benchmarks/test_ops_benchmark.py (pytest-benchmark). Every
+figure of a table comes from one process: the providers of one case run back to back on the same
+inputs.
+
+Providers:
+  eager         the reference definition (i2i_fast.ops.reference), plain PyTorch
+  compile       torch.compile of that same reference function
+  fused         i2i_fast.ops (the backend it chooses: cpu here, cuda on a GPU)
+  torch_native  what the official implementations run, built from stock PyTorch operators
+                (MUNIT's AdaIN through F.batch_norm, F.instance_norm, F.layer_norm); where the
+                official code is the explicit formula (MUNIT's LayerNorm) it is the reference
+Modes:
+  forward           inputs without requires_grad
+  forward_backward  forward, then torch.autograd.grad of all inputs with a random upstream grad
+Bytes: forward reads x and writes y; backward reads x and dy and writes dx; parameters are small
+and not counted. GB/s = bytes / median time; "of copy" divides by the bandwidth of a copy of
+x measured in the same run (bytes read + written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+          "float64": torch.float64}
+PROVIDERS = ("eager", "compile", "fused", "torch_native")
+MODES = ("forward", "forward_backward")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    op: str
+    shape: tuple[int, ...]
+    activation: str | None
+    where: str  # which layer of which method uses it
+    style: str = "munit"  # layer_norm only
+
+    @property
+    def name(self) -> str:
+        extra = f"/{self.style}" if self.op == "layer_norm" else ""
+        return f"{self.op}{extra} {'x'.join(map(str, self.shape))}"
+
+
+# Shapes the methods use (METHODS.md), batch 8.
+METHOD_CASES = (
+    Case("adain", (8, 256, 64, 64), "relu", "MUNIT decoder AdaIN ResBlocks (8 per G pass)"),
+    Case("adain", (8, 512, 16, 16), "leaky_relu", "StarGAN v2 decoder AdaIN ResBlk, 16x16"),
+    Case("adain", (8, 256, 64, 64), "leaky_relu", "StarGAN v2 decoder AdaIN ResBlk, 64x64"),
+    Case("instance_norm", (8, 64, 256, 256), "relu", "MUNIT/DRIT content encoder, first conv"),
+    Case("instance_norm", (8, 64, 128, 128), "relu", "IN at 64x128x128 (floor shape)"),
+    Case("instance_norm", (8, 512, 16, 16), "leaky_relu", "StarGAN v2 encoder bottleneck"),
+    Case("layer_norm", (8, 128, 128, 128), "relu", "MUNIT decoder upsampling LN (floor shape)"),
+    Case("layer_norm", (8, 64, 256, 256), "relu", "MUNIT decoder upsampling LN, last"),
+    Case("layer_norm", (8, 136, 108, 108), "relu", "DRIT generator LN", style="standard"),
+)
+
+# The issue's floors (CPU, 2 threads, float32): fused over eager and over compile.
+FLOORS = {
+    ("adain", (8, 256, 64, 64)): {"forward": (5.0, 1.5), "forward_backward": (3.0, 1.5)},
+    ("instance_norm", (8, 64, 128, 128)): {"forward": (5.0, 1.5), "forward_backward": (3.0, 1.5)},
+    ("layer_norm", (8, 128, 128, 128)): {"forward": (5.0, 1.5), "forward_backward": (3.0, 1.5)},
+}
+QUICK_CASES = tuple(c for c in METHOD_CASES if (c.op, c.shape) in FLOORS and c.style == "munit"
+                    and not (c.op == "adain" and c.activation != "relu"))
+
+
+# ----- inputs and providers -----------------------------------------------------------------
+
+
+def make_inputs(case: Case, dtype: torch.dtype, device: str, channels_last: bool,
+                seed: int = 0) -> dict:
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    n, c = case.shape[:2]
+    x = torch.randn(case.shape, generator=g).to(device=device, dtype=dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    param_shape = (n, c) if case.op == "adain" else (c,)
+    param_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    w = (torch.rand(param_shape, generator=g) + 0.5).to(device=device, dtype=param_dtype)
+    b = torch.randn(param_shape, generator=g).to(device=device, dtype=param_dtype)
+    return {"x": x, "weight": w, "bias": b}
+
+
+def _native(case: Case) -> Callable | None:
+    """The official implementations' own way of computing the op with stock PyTorch."""
+    act = case.activation
+
+    def activate(y):
+        if act == "relu":
+            return F.relu(y)
+        if act == "leaky_relu":
+            return F.leaky_relu(y, 0.2)
+        return y
+
+    if case.op == "adain":
+        def munit_adain(x, weight, bias):
+            # MUNIT networks.AdaptiveInstanceNorm2d: batch_norm over a (1, N*C, H, W) view.
+            n, c = x.shape[:2]
+            xr = x.contiguous().view(1, n * c, *x.shape[2:])
+            rm = torch.zeros(n * c, device=x.device, dtype=torch.float32)
+            rv = torch.ones(n * c, device=x.device, dtype=torch.float32)
+            out = F.batch_norm(xr, rm, rv, weight.reshape(-1), bias.reshape(-1), True, 0.1, 1e-5)
+            return activate(out.view(x.shape))
+        return munit_adain
+    if case.op == "instance_norm":
+        return lambda x, weight, bias: activate(F.instance_norm(x, weight=weight, bias=bias))
+    if case.op == "layer_norm" and case.style == "standard":
+        def drit_ln(x, weight, bias):
+            y = F.layer_norm(x, x.shape[1:])
+            view = (1, -1) + (1,) * (x.dim() - 2)
+            return activate(y * weight.view(view) + bias.view(view))
+        return drit_ln
+    return None  # MUNIT's LayerNorm is the explicit formula: the eager reference itself
+
+
+def provider_fn(case: Case, provider: str) -> Callable | None:
+    """fn(x, weight, bias) for a provider, or None where the provider does not apply."""
+    import i2i_fast.ops as ops
+
+    kwargs = {"activation": case.activation}
+    if case.op == "layer_norm":
+        kwargs["style"] = case.style
+    if provider == "eager":
+        ref = getattr(ops.reference, case.op)
+        return lambda x, weight, bias: ref(x, weight, bias, **kwargs)
+    if provider == "compile":
+        ref = getattr(ops.reference, case.op)
+        return torch.compile(lambda x, weight, bias: ref(x, weight, bias, **kwargs))
+    if provider == "fused":
+        fused = getattr(ops, case.op)
+        return lambda x, weight, bias: fused(x, weight, bias, **kwargs)
+    if provider == "torch_native":
+        return _native(case)
+    raise ValueError(f"provider: expected one of {PROVIDERS}, got {provider!r}")
+
+
+def step_fn(fn: Callable, inputs: dict, mode: str) -> Callable[[], object]:
+    """A no-argument callable running one measured step."""
+    x, w, b = inputs["x"], inputs["weight"], inputs["bias"]
+    if mode == "forward":
+        return lambda: fn(x, w, b)
+    xr, wr, br = (t.detach().clone().requires_grad_() for t in (x, w, b))
+    gy = torch.randn_like(x)
+
+    def fwd_bwd():
+        y = fn(xr, wr, br)
+        return torch.autograd.grad(y, (xr, wr, br), gy)
+
+    return fwd_bwd
+
+
+# ----- timing ----------------------------------------------------------------------------------
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_step(step: Callable, device: str, repeats: int, warmup: int = 3,
+              max_seconds: float = 20.0) -> list[float]:
+    """Wall times (ms) of `repeats` runs after `warmup` runs (compilation happens there)."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    times: list[float] = []
+    budget_end = time.perf_counter() + max_seconds
+    while len(times) < repeats:
+        if device.startswith("cuda"):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            step()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1e3)
+        if len(times) >= 3 and time.perf_counter() > budget_end:
+            break
+    return times
+
+
+def summarize(times: list[float]) -> dict:
+    ordered = sorted(times)
+    k = len(ordered)
+    return {"median_ms": statistics.median(ordered), "p20_ms": ordered[int(0.2 * (k - 1))],
+            "p80_ms": ordered[int(0.8 * (k - 1))], "runs": k}
+
+
+def copy_bandwidth_gbps(numel: int, dtype: torch.dtype, device: str, repeats: int) -> float:
+    """Bandwidth of dst.copy_(src) into preallocated memory, bytes read + written."""
+    src = torch.randn(numel, device=device).to(dtype)
+    dst = torch.empty_like(src)
+    times = time_step(lambda: dst.copy_(src), device, repeats)
+    return 2 * src.numel() * src.element_size() / (statistics.median(times) * 1e-3) / 1e9
+
+
+def bytes_moved(case: Case, dtype: torch.dtype, mode: str) -> int:
+    numel = 1
+    for s in case.shape:
+        numel *= s
+    esize = torch.empty((), dtype=dtype).element_size()
+    return (2 if mode == "forward" else 5) * numel * esize
+
+
+# ----- host overhead ---------------------------------------------------------------------------
+
+
+def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
+    """µs per call on a tiny CPU tensor: eager reference, i2i_fast.ops, and the raw torch op."""
+    import i2i_fast.ops as ops
+
+    rows = []
+    x = torch.randn(1, 4, 4, 4)
+    w2, b2 = torch.rand(1, 4) + 0.5, torch.randn(1, 4)
+    w1, b1 = torch.rand(4) + 0.5, torch.randn(4)
+    ext = torch.ops.i2i_fast if ops.get_backend("cpu").unavailable_reason() is None else None
+    table = {
+        "adain": (lambda t: ops.reference.adain(t, w2, b2, activation="relu"),
+                  lambda t: ops.adain(t, w2, b2, activation="relu"),
+                  ext and (lambda t: ext.adain.default(t, w2, b2, 1e-5, "relu", 0.2))),
+        "instance_norm": (lambda t: ops.reference.instance_norm(t, w1, b1, activation="relu"),
+                          lambda t: ops.instance_norm(t, w1, b1, activation="relu"),
+                          ext and (lambda t: ext.instance_norm.default(t, w1, b1, 1e-5, "relu",
+                                                                       0.2))),
+        "layer_norm": (lambda t: ops.reference.layer_norm(t, w1, b1, activation="relu"),
+                       lambda t: ops.layer_norm(t, w1, b1, activation="relu"),
+                       ext and (lambda t: ext.layer_norm.default(t, w1, b1, 1e-5, "munit",
+                                                                 "relu", 0.2))),
+    }
+
+    def per_call(fn, t):
+        best = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn(t)
+            best.append((time.perf_counter() - t0) / calls * 1e6)
+        return statistics.median(best)
+
+    for op, (eager, fused, raw) in table.items():
+        for grad in (False, True):
+            t = x.clone().requires_grad_(grad)
+            row = {"op": op, "requires_grad": grad, "eager_us": per_call(eager, t),
+                   "fused_us": per_call(fused, t)}
+            row["raw_op_us"] = per_call(raw, t) if raw else None
+            rows.append(row)
+    return rows
+
+
+# ----- the run ---------------------------------------------------------------------------------
+
+
+def machine_info(device: str) -> dict:
+    info = {
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
+        "I2I_FAST_HUGE_PAGE_OUTPUTS": os.environ.get("I2I_FAST_HUGE_PAGE_OUTPUTS", ""),
+    }
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        info["cpu"] = platform.processor()
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        import i2i_fast
+
+        info["i2i_fast"] = i2i_fast.__version__
+        root = Path(__file__).resolve().parents[2]
+        info["git_commit"] = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+            text=True, check=False).stdout.strip()
+    except Exception:  # noqa: BLE001 - provenance only
+        pass
+    return info
+
+
+def run(cases, dtype: torch.dtype, device: str, layouts, modes, providers, repeats: int,
+        log=print) -> list[dict]:
+    records = []
+    for case in cases:
+        for channels_last in layouts:
+            inputs = make_inputs(case, dtype, device, channels_last)
+            numel = inputs["x"].numel()
+            copy_gbps = copy_bandwidth_gbps(numel, dtype, device, repeats)
+            for mode in modes:
+                by_provider = {}
+                for provider in providers:
+                    fn = provider_fn(case, provider)
+                    if fn is None:
+                        continue
+                    stats = summarize(time_step(step_fn(fn, inputs, mode), device, repeats))
+                    by_provider[provider] = stats
+                    if provider == "compile":
+                        torch._dynamo.reset()
+                for provider, stats in by_provider.items():
+                    nbytes = bytes_moved(case, dtype, mode)
+                    gbps = nbytes / (stats["median_ms"] * 1e-3) / 1e9
+                    rec = {
+                        "op": case.op, "style": case.style if case.op == "layer_norm" else "",
+                        "shape": "x".join(map(str, case.shape)), "where": case.where,
+                        "activation": case.activation or "none", "dtype": str(dtype)[6:],
+                        "layout": "channels_last" if channels_last else "contiguous",
+                        "mode": mode, "provider": provider, **stats, "bytes": nbytes,
+                        "gbps": gbps, "copy_gbps": copy_gbps, "of_copy": gbps / copy_gbps,
+                    }
+                    for base in ("eager", "compile"):
+                        if base in by_provider:
+                            rec[f"speedup_vs_{base}"] = (by_provider[base]["median_ms"]
+                                                         / stats["median_ms"])
+                    records.append(rec)
+                log(format_case_line(case, channels_last, mode, by_provider))
+    return records
+
+
+def format_case_line(case: Case, channels_last: bool, mode: str, by_provider: dict) -> str:
+    parts = [f"{case.name:34s} {'CL ' if channels_last else '   '}{mode:16s}"]
+    for provider, stats in by_provider.items():
+        parts.append(f"{provider} {stats['median_ms']:8.3f} ms")
+    if "fused" in by_provider:
+        fused = by_provider["fused"]["median_ms"]
+        for base in ("eager", "compile"):
+            if base in by_provider:
+                parts.append(f"x{by_provider[base]['median_ms'] / fused:5.2f} vs {base}")
+    return " | ".join(parts)
+
+
+def check_floors(records: list[dict]) -> list[str]:
+    """One line per floor: PASS/FAIL with the measured ratios."""
+    lines = []
+    for (op, shape), per_mode in FLOORS.items():
+        key = "x".join(map(str, shape))
+        for mode, (min_eager, min_compile) in per_mode.items():
+            for layout in ("contiguous", "channels_last"):
+                rec = next((r for r in records if r["op"] == op and r["shape"] == key
+                            and r["mode"] == mode and r["provider"] == "fused"
+                            and r["layout"] == layout and r["dtype"] == "float32"), None)
+                if rec is None or "speedup_vs_eager" not in rec or "speedup_vs_compile" not in rec:
+                    continue
+                ok = (rec["speedup_vs_eager"] >= min_eager
+                      and rec["speedup_vs_compile"] >= min_compile)
+                lines.append(
+                    f"{'PASS' if ok else 'FAIL'} {op} {key} {layout} {mode}: "
+                    f"x{rec['speedup_vs_eager']:.2f} vs eager (floor {min_eager}), "
+                    f"x{rec['speedup_vs_compile']:.2f} vs compile (floor {min_compile})")
+    return lines
+
+
+def markdown_table(records: list[dict]) -> str:
+    head = ("| op | shape | layout | mode | eager ms | compile ms | fused ms | fused GB/s "
+            "| vs eager | vs compile |\n|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    index = {(r["op"], r["style"], r["shape"], r["layout"], r["mode"], r["provider"]): r
+             for r in records}
+    for (op, style, shape, layout, mode, provider), r in index.items():
+        if provider != "fused":
+            continue
+        get = lambda p: index.get((op, style, shape, layout, mode, p))  # noqa: E731
+        e, c = get("eager"), get("compile")
+        name = f"{op}/{style}" if style else op
+        rows.append(
+            f"| {name} | {shape} | {layout} | {mode} | "
+            f"{e['median_ms']:.2f} | {c['median_ms']:.2f} | {r['median_ms']:.2f} | "
+            f"{r['gbps']:.1f} | {r.get('speedup_vs_eager', float('nan')):.1f}x | "
+            f"{r.get('speedup_vs_compile', float('nan')):.2f}x |"
+            if e and c else
+            f"| {name} | {shape} | {layout} | {mode} | - | - | {r['median_ms']:.2f} | "
+            f"{r['gbps']:.1f} | - | - |")
+    return "\n".join([head, *rows])
+
+
+def save(records: list[dict], overhead: list[dict], meta: dict, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = out_dir / f"ops-{meta['device'].split(':')[0]}-{stamp}"
+    with open(base.with_suffix(".json"), "w") as f:
+        json.dump({"machine": meta, "results": records, "host_overhead": overhead}, f, indent=1)
+    if records:
+        with open(base.with_suffix(".csv"), "w", newline="") as f:
+            fields = sorted({k for r in records for k in r})
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(records)
+    return base
+
+
+def default_out_dir() -> Path:
+    root = Path(__file__).resolve().parents[2]
+    if (root / "benchmarks").is_dir():
+        return root / "benchmarks" / "results"
+    return Path.cwd() / "i2i_fast_bench_results"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help="the three floor shapes only, fewer repeats (about a minute)")
+    p.add_argument("--ops", default="adain,instance_norm,layer_norm")
+    p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
+    p.add_argument("--layouts", default="contiguous,channels_last")
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--providers", default=",".join(PROVIDERS))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--out", type=Path, default=None, help="results directory")
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--no-overhead", action="store_true", help="skip the host-overhead table")
+    p.add_argument("--check-floors", action="store_true",
+                   help="exit 1 unless every floor of the issue is met")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
+
+    wanted_ops = set(args.ops.split(","))
+    cases = [c for c in (QUICK_CASES if args.quick else METHOD_CASES) if c.op in wanted_ops]
+    layouts = [{"contiguous": False, "channels_last": True}[s] for s in args.layouts.split(",")]
+    modes = args.modes.split(",")
+    providers = args.providers.split(",")
+    repeats = args.repeats or (5 if args.quick else 15)
+    meta = machine_info(args.device)
+    print(f"# i2i-fast bench ops: {meta.get('gpu') or meta.get('cpu')}, {meta['threads']} threads,"
+          f" torch {meta['torch']}, {args.dtype}, {repeats} repeats (median)")
+    records = run(cases, DTYPES[args.dtype], args.device, layouts, modes, providers, repeats)
+    overhead = [] if args.no_overhead else host_overhead_us()
+    print()
+    print(markdown_table(records))
+    if overhead:
+        print("\nhost time per call on a (1, 4, 4, 4) CPU tensor, µs:")
+        print("| op | requires_grad | eager reference | i2i_fast.ops | raw torch.ops |")
+        print("|---|---|---|---|---|")
+        for r in overhead:
+            raw = f"{r['raw_op_us']:.1f}" if r["raw_op_us"] is not None else "-"
+            print(f"| {r['op']} | {r['requires_grad']} | {r['eager_us']:.1f} | "
+                  f"{r['fused_us']:.1f} | {raw} |")
+    if not args.no_save:
+        base = save(records, overhead, meta, args.out or default_out_dir())
+        print(f"\nresults: {base}.json / .csv")
+    if args.check_floors:
+        lines = check_floors(records)
+        print("\n" + "\n".join(lines) if lines else "\nno floor case was measured")
+        if not lines or any(line.startswith("FAIL") for line in lines):
+            return 1
+    return 0

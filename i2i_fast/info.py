@@ -1,0 +1,63 @@
+"""`i2i-fast info`: versions, what was built, and which backend can run which operator."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import torch
+
+
+def _devices() -> list[str]:
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return devices
+
+
+def report() -> str:
+    """The whole report as text."""
+    import i2i_fast
+    from i2i_fast import extension, ops
+
+    lines = []
+    add = lines.append
+    add(f"i2i_fast {i2i_fast.__version__}")
+    add(f"python {platform.python_version()} ({sys.executable})")
+    add(f"torch {torch.__version__} (CUDA {torch.version.cuda}, "
+        f"{torch.get_num_threads()} CPU threads)")
+    add(f"platform {platform.platform()}; CPU {platform.processor() or platform.machine()}")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            add(f"GPU cuda:{i} {p.name}, compute capability {p.major}.{p.minor}, "
+                f"{p.multi_processor_count} SMs, {p.total_memory / 2**30:.1f} GiB")
+    else:
+        add("GPU none (torch.cuda.is_available() is False)")
+
+    st = extension.state()
+    add("")
+    add("compiled extension:")
+    if st.loaded:
+        how = f"built now in {st.build_seconds:.0f} s" if st.built_now else "loaded from cache"
+        add(f"  loaded ({how}) {st.library_path}")
+    else:
+        add(f"  NOT available: {st.error}")
+    add(f"  build key {st.build_key}; {len(st.sources)} sources")
+    add(f"  {extension.REQUIRE_ENV}={os.environ.get(extension.REQUIRE_ENV, '')!s}")
+    forced = ops.forced_backend()
+    add(f"backend choice: {'forced to ' + forced[0] + ' by ' + forced[1] if forced else 'automatic'}"
+        f" (priority: {', '.join(ops.backend_names())})")
+
+    add("")
+    add("operator x backend (for a float32 input on each device):")
+    for device in _devices():
+        probe = torch.empty((1, 1, 1, 1), device=device)
+        add(f"  [{device}]")
+        for op in ops.OPS:
+            add(f"    {op}:")
+            for name in ops.backend_names():
+                why = ops.get_backend(name).reason(op, probe)
+                add(f"      {name:10s} {'available' if why is None else 'unavailable: ' + why}")
+    return "\n".join(lines)

@@ -1,0 +1,133 @@
+"""Backends and how one is chosen for each call.
+
+A backend is a named set of implementations of the public operators ("reference", "cpu", later
+"cuda" and "triton"). Each backend says why it cannot run a given call (not built, wrong device,
+unsupported dtype, operator missing); the dispatcher takes the first backend in priority order that
+can. Forcing a backend (``I2I_FAST_BACKEND=name`` or ``with use_backend(name):``) never falls back
+silently: a forced backend that cannot run a call raises an error saying why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+
+import torch
+
+BACKEND_ENV = "I2I_FAST_BACKEND"
+
+
+class BackendError(RuntimeError):
+    """A forced backend cannot run a call, or a backend name is unknown."""
+
+
+class Backend:
+    """A named set of operator implementations.
+
+    Subclasses override ``unavailable_reason`` (why it cannot run at all in this process) and
+    ``unsupported_reason`` (why it cannot take a particular input), each returning None when fine.
+    """
+
+    name: str = ""
+    description: str = ""
+
+    def __init__(self) -> None:
+        self.ops: dict[str, Callable] = {}
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def unsupported_reason(self, x: torch.Tensor) -> str | None:
+        return None
+
+    def reason(self, op: str, x: torch.Tensor) -> str | None:
+        """Why this backend cannot run `op` on `x`, or None if it can."""
+        why = self.unavailable_reason()
+        if why is not None:
+            return why
+        if op not in self.ops:
+            return f"the {self.name} backend has no {op} implementation"
+        return self.unsupported_reason(x)
+
+
+_BACKENDS: dict[str, Backend] = {}
+_PRIORITY: list[Backend] = []
+_forced_stack: list[str] = []
+_env_forced: str | None = os.environ.get(BACKEND_ENV) or None
+
+
+def register_backend(backend: Backend, priority: int) -> None:
+    """Add a backend; lower priority numbers are tried first."""
+    if backend.name in _BACKENDS:
+        raise BackendError(f"backend {backend.name!r} is already registered")
+    backend.priority = priority
+    _BACKENDS[backend.name] = backend
+    _PRIORITY.append(backend)
+    _PRIORITY.sort(key=lambda b: b.priority)
+
+
+def backend_names() -> list[str]:
+    return [b.name for b in _PRIORITY]
+
+
+def get_backend(name: str) -> Backend:
+    try:
+        return _BACKENDS[name]
+    except KeyError:
+        raise BackendError(
+            f"unknown backend {name!r}; expected one of {', '.join(backend_names())}"
+        ) from None
+
+
+def forced_backend() -> tuple[str, str] | None:
+    """(name, what forced it) of the backend every call must use, or None."""
+    if _forced_stack:
+        return _forced_stack[-1], "use_backend()"
+    if _env_forced is not None:
+        return _env_forced, f"{BACKEND_ENV}={_env_forced}"
+    return None
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Run every i2i_fast operator inside the block on backend `name` (no fallback).
+
+    >>> with use_backend("reference"):
+    ...     y = i2i_fast.ops.adain(x, w, b)
+    """
+    get_backend(name)
+    _forced_stack.append(name)
+    try:
+        yield
+    finally:
+        _forced_stack.pop()
+
+
+def select(op: str, x: torch.Tensor) -> Callable:
+    """The implementation of `op` that runs this call."""
+    forced = _forced_stack[-1] if _forced_stack else _env_forced
+    if forced is not None:
+        backend = _BACKENDS.get(forced)
+        if backend is None:
+            get_backend(forced)  # raises with the list of valid names
+        why = backend.reason(op, x)
+        if why is not None:
+            source = "use_backend()" if _forced_stack else f"{BACKEND_ENV}={forced}"
+            raise BackendError(f"{op}: backend {forced!r} is forced by {source} but cannot run "
+                               f"this call: {why}")
+        return backend.ops[op]
+    for backend in _PRIORITY:
+        if backend.reason(op, x) is None:
+            return backend.ops[op]
+    reasons = "; ".join(f"{b.name}: {b.reason(op, x)}" for b in _PRIORITY)
+    raise BackendError(f"{op}: no backend can run this call ({reasons})")
+
+
+def chosen_backend(op: str, x: torch.Tensor) -> str:
+    """Name of the backend `select` would use for this call (for reports and tests)."""
+    impl = select(op, x)
+    for backend in _PRIORITY:
+        if backend.ops.get(op) is impl:
+            return backend.name
+    raise BackendError(f"{op}: selected implementation belongs to no registered backend")

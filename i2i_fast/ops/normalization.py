@@ -1,0 +1,108 @@
+"""The normalization operators: AdaIN, InstanceNorm, LayerNorm (MUNIT and standard styles).
+
+Each checks its arguments, picks a backend (see ``backends``) and runs it. Every backend computes
+the function defined in ``reference`` and is differentiable in x, weight and bias.
+
+Shapes: x is (N, C, L), (N, C, H, W) or (N, C, D, H, W), contiguous, channels-last or any other
+strides (the output keeps x's memory format: contiguous or channels-last; other strides give a
+contiguous output). dtypes: float16, bfloat16, float32, float64; statistics accumulate in float32
+(float64 for float64). weight/bias have x's dtype, or float32 when x is float16/bfloat16 (autocast).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import checks
+from .backends import select
+
+
+def adain(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float = 1e-5,
+    activation: str | None = None,
+    negative_slope: float = 0.2,
+) -> torch.Tensor:
+    """Adaptive instance normalization with an optional fused activation.
+
+    ``act((x - mean_nc) / sqrt(var_nc + eps) * weight[n, c] + bias[n, c])`` with per-(n, c) mean
+    and biased variance over the spatial dims.
+
+    Args:
+        x: (N, C, *spatial).
+        weight, bias: (N, C), one modulation per sample (MUNIT: from the MLP; StarGAN v2: pass
+            ``1 + gamma`` and ``beta``).
+        eps: added to the variance inside the square root.
+        activation: None, "relu" or "leaky_relu" (with ``negative_slope``).
+    Returns:
+        A tensor like x.
+    """
+    op = "adain"
+    x = checks.norm_input(op, x)
+    nc = (x.shape[0], x.shape[1])
+    checks.norm_param(op, "weight", weight, nc, x)
+    checks.norm_param(op, "bias", bias, nc, x)
+    act = checks.activation(op, activation)
+    return select(op, x)(
+        x, weight, bias, checks.eps(op, eps), act, checks.negative_slope(op, negative_slope)
+    )
+
+
+def instance_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    activation: str | None = None,
+    negative_slope: float = 0.2,
+) -> torch.Tensor:
+    """Instance normalization with optional per-channel affine and fused activation.
+
+    ``act((x - mean_nc) / sqrt(var_nc + eps) * weight[c] + bias[c])``; weight/bias (C,) or None
+    (``torch.nn.InstanceNorm2d(affine=False)``).
+    """
+    op = "instance_norm"
+    x = checks.norm_input(op, x)
+    c = (x.shape[1],)
+    if weight is not None:
+        checks.norm_param(op, "weight", weight, c, x)
+    if bias is not None:
+        checks.norm_param(op, "bias", bias, c, x)
+    act = checks.activation(op, activation)
+    return select(op, x)(
+        x, weight, bias, checks.eps(op, eps), act, checks.negative_slope(op, negative_slope)
+    )
+
+
+def layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    style: str = "munit",
+    activation: str | None = None,
+    negative_slope: float = 0.2,
+) -> torch.Tensor:
+    """Layer normalization over (C, *spatial) of each sample, per-channel affine, fused activation.
+
+    style="munit": ``(x - mean_n) / (std_n + eps)`` with the *unbiased* std, as MUNIT's
+    ``networks.LayerNorm`` (differs from F.layer_norm by ~1e-3).
+    style="standard": ``(x - mean_n) / sqrt(var_n + eps)`` with the biased var (F.layer_norm; DRIT).
+    weight/bias: (C,) or None.
+    """
+    op = "layer_norm"
+    x = checks.norm_input(op, x)
+    c = (x.shape[1],)
+    if weight is not None:
+        checks.norm_param(op, "weight", weight, c, x)
+    if bias is not None:
+        checks.norm_param(op, "bias", bias, c, x)
+    if style not in ("munit", "standard"):
+        raise ValueError(f"{op}: style: expected 'munit' or 'standard', got {style!r}")
+    act = checks.activation(op, activation)
+    return select(op, x)(
+        x, weight, bias, checks.eps(op, eps), style, act,
+        checks.negative_slope(op, negative_slope),
+    )
