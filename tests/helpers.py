@@ -1,0 +1,96 @@
+"""Shared test helpers: building inputs in every layout and comparing against float64."""
+
+from __future__ import annotations
+
+import torch
+
+import i2i_fast.ops as ops
+
+# Tolerance on max|actual - expected| / max(max|expected|, 1), per dtype of x.
+TOLERANCE = {
+    torch.float64: 1e-10,
+    torch.float32: 3e-5,
+    torch.float16: 4e-3,
+    torch.bfloat16: 3e-2,
+}
+
+NORM_OPS = ("adain", "instance_norm", "layer_norm/munit", "layer_norm/standard")
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    """Same values, memory order (N, spatial..., C), for any rank."""
+    perm = [0, *range(2, x.dim()), 1]
+    inverse = [perm.index(i) for i in range(x.dim())]
+    return x.permute(perm).contiguous().permute(inverse)
+
+
+def strided_view(x: torch.Tensor) -> torch.Tensor:
+    """Same values as x, as a non-contiguous, non-channels-last slice of a larger tensor."""
+    big_shape = list(x.shape)
+    big_shape[1] *= 2
+    big_shape[-1] += 3
+    big = torch.full(big_shape, float("nan"), dtype=x.dtype)
+    view = big[:, ::2, ..., 1 : 1 + x.shape[-1]]
+    view.copy_(x)
+    return view  # degenerate shapes (all sizes 1) may still count as contiguous
+
+
+def in_layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "contiguous":
+        return x.contiguous()
+    if layout == "channels_last":
+        return channels_last(x)
+    if layout == "strided":
+        return strided_view(x)
+    raise ValueError(layout)
+
+
+def make_args(op: str, shape, dtype, param_dtype=None, seed=0):
+    """x, weight, bias for an op name of NORM_OPS (values exactly representable in dtype)."""
+    g = torch.Generator().manual_seed(seed)
+    n, c = shape[:2]
+    x = (torch.randn(shape, generator=g, dtype=torch.float64) * 2 + 0.7).to(dtype)
+    pshape = (n, c) if op == "adain" else (c,)
+    pdt = param_dtype or dtype
+    w = (torch.rand(pshape, generator=g, dtype=torch.float64) * 1.5 + 0.25).to(pdt)
+    b = torch.randn(pshape, generator=g, dtype=torch.float64).to(pdt)
+    return x, w, b
+
+
+def call(op: str, x, w, b, activation=None, fn_source=ops):
+    """Call op (a NORM_OPS name) from i2i_fast.ops or i2i_fast.ops.reference."""
+    if op.startswith("layer_norm"):
+        style = op.split("/")[1]
+        return fn_source.layer_norm(x, w, b, style=style, activation=activation)
+    return getattr(fn_source, op)(x, w, b, activation=activation)
+
+
+def rel_err(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    a, e = actual.double(), expected.double()
+    if torch.isnan(e).any() or torch.isnan(a).any():
+        same_nan = torch.equal(torch.isnan(a), torch.isnan(e))
+        if not same_nan:
+            return float("inf")
+        mask = ~torch.isnan(e)
+        a, e = a[mask], e[mask]
+        if e.numel() == 0:
+            return 0.0
+    scale = max(e.abs().max().item(), 1.0)
+    return (a - e).abs().max().item() / scale
+
+
+def reference_with_grads(op, x, w, b, activation, grad_out):
+    """Float64 reference output and gradients (x, weight, bias) for the same inputs."""
+    x64, w64, b64 = (t.detach().double().requires_grad_() for t in (x, w, b))
+    y = call(op, x64, w64, b64, activation, ops.reference)
+    gx, gw, gb = torch.autograd.grad(y, (x64, w64, b64), grad_out.double())
+    return y.detach(), gx, gw, gb
+
+
+def fused_with_grads(op, x, w, b, activation, grad_out, layout="contiguous"):
+    """Fused output and gradients; x is re-made in `layout` as a leaf that requires grad."""
+    xr = in_layout(x.detach(), layout).requires_grad_()
+    wr, br = (t.detach().clone().requires_grad_() for t in (w, b))
+    y = call(op, xr, wr, br, activation)
+    gx, gw, gb = torch.autograd.grad(y, (xr, wr, br), grad_out)
+    return y.detach(), gx, gw, gb, xr

@@ -1,0 +1,145 @@
+"""Fused normalization backends against the float64 reference: values and every gradient."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import i2i_fast.ops as ops
+from helpers import (
+    NORM_OPS,
+    TOLERANCE,
+    channels_last,
+    fused_with_grads,
+    in_layout,
+    make_args,
+    reference_with_grads,
+    rel_err,
+)
+
+SHAPES = [
+    (1, 1, 1, 1),  # a single element: statistics of one value
+    (1, 3, 5, 7),  # N = 1
+    (4, 1, 6, 6),  # C = 1
+    (3, 4, 1, 1),  # 1x1 spatial
+    (2, 3, 3, 5),  # 3x5 spatial
+    (2, 3, 127, 129),  # odd, large spatial (splits each row across threads)
+    (4, 300, 4, 4),  # large N*C, tiny spatial
+    (1, 2, 200, 190),  # fewer groups than threads
+    (2, 5, 17),  # (N, C, L)
+    (2, 3, 4, 5, 6),  # (N, C, D, H, W)
+]
+ACTIVATIONS = [None, "relu", "leaky_relu"]
+
+
+def _check(op, shape, layout, dtype, activation, param_dtype=None):
+    x, w, b = make_args(op, shape, dtype, param_dtype)
+    x = in_layout(x, layout)
+    grad_out = torch.randn(shape, generator=torch.Generator().manual_seed(1),
+                           dtype=torch.float64).to(dtype)
+    y, gx, gw, gb, xr = fused_with_grads(op, x, w, b, activation, grad_out, layout)
+    ry, rgx, rgw, rgb = reference_with_grads(op, x, w, b, activation, grad_out)
+    tol = TOLERANCE[dtype]
+    for name, actual, expected in (("out", y, ry), ("grad_x", gx, rgx), ("grad_weight", gw, rgw),
+                                   ("grad_bias", gb, rgb)):
+        err = rel_err(actual, expected)
+        assert err <= tol, f"{op} {shape} {layout} {dtype} {activation}: {name} error {err:.2e}"
+    assert y.dtype == dtype and gx.dtype == dtype
+    assert gw.dtype == w.dtype and gw.shape == w.shape
+    assert gb.dtype == b.dtype and gb.shape == b.shape
+    # The output keeps x's memory format (contiguous or channels-last; others go contiguous).
+    if layout == "channels_last" and not x.is_contiguous():
+        assert y.stride() == xr.stride()
+        assert gx.stride() == xr.stride()
+    else:
+        assert y.is_contiguous()
+    return y
+
+
+@pytest.mark.parametrize("op", NORM_OPS)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_float64_all_shapes_and_layouts(op, shape, layout):
+    if op == "layer_norm/munit" and shape == (1, 1, 1, 1):
+        pytest.skip("unbiased std of one value is NaN: covered by test_single_value_munit_is_nan")
+    _check(op, shape, layout, torch.float64, "leaky_relu")
+
+
+@pytest.mark.parametrize("op", NORM_OPS)
+@pytest.mark.parametrize("shape", [(2, 3, 127, 129), (4, 300, 4, 4), (1, 2, 200, 190),
+                                   (2, 5, 17), (2, 3, 4, 5, 6)], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)
+def test_float32(op, shape, layout, activation):
+    _check(op, shape, layout, torch.float32, activation)
+
+
+@pytest.mark.parametrize("op", NORM_OPS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("param_dtype", ["same", "float32"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_low_precision(op, dtype, param_dtype, layout):
+    pdt = dtype if param_dtype == "same" else torch.float32
+    _check(op, (2, 6, 37, 41), layout, dtype, "relu", pdt)
+
+
+@pytest.mark.parametrize("op", NORM_OPS)
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=str)
+def test_float64_activations(op, activation):
+    _check(op, (3, 4, 9, 11), "contiguous", torch.float64, activation)
+
+
+def test_large_spatial_stays_accurate_in_float32():
+    """A 1024x1024 plane with a large offset: float32 statistics must not drift."""
+    x = torch.randn(1, 1, 1024, 1024, dtype=torch.float64) + 1000.0
+    w, b = torch.ones(1, 1, dtype=torch.float64), torch.zeros(1, 1, dtype=torch.float64)
+    expected = ops.reference.adain(x, w, b)
+    actual = ops.adain(x.float(), w.float(), b.float())
+    # The inputs themselves round at ~6e-5 (1000 * 2^-24); the normalised output may not
+    # amplify that beyond a few times, whatever the accumulation length.
+    assert rel_err(actual, expected) < 1e-3
+
+
+def test_single_value_munit_is_nan():
+    """MUNIT's LN uses the unbiased std: for one value it is NaN, as torch.std (reference)."""
+    x = torch.randn(1, 1, 1, 1)
+    y = ops.layer_norm(x, style="munit")
+    y_ref = ops.reference.layer_norm(x, style="munit")
+    assert torch.isnan(y).all() and torch.isnan(y_ref).all()
+
+
+def test_instance_norm_without_affine_and_partial_affine():
+    x = torch.randn(2, 3, 8, 9, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(3, dtype=torch.float64, requires_grad=True)
+    for weight, bias in ((None, None), (w, None), (None, w)):
+        y = ops.instance_norm(x, weight, bias, activation="relu")
+        y_ref = ops.reference.instance_norm(x, weight, bias, activation="relu")
+        assert rel_err(y, y_ref) < 1e-10
+        grads = torch.autograd.grad(y.sum(), [t for t in (x, weight, bias) if t is not None])
+        grads_ref = torch.autograd.grad(y_ref.sum(),
+                                        [t for t in (x, weight, bias) if t is not None])
+        for a, e in zip(grads, grads_ref):
+            assert rel_err(a, e) < 1e-10
+
+
+def test_strided_helper_gives_a_non_dense_view():
+    from i2i_fast.ops.fake import is_channels_last_dense
+
+    v = in_layout(torch.randn(2, 3, 4, 5), "strided")
+    assert not v.is_contiguous() and not is_channels_last_dense(v)
+
+
+def test_channels_last_helper_preserves_values():
+    x = torch.randn(2, 3, 4, 5)
+    y = channels_last(x)
+    assert torch.equal(x, y) and y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_results_are_deterministic():
+    x, w, b = make_args("adain", (1, 2, 300, 300), torch.float32)
+    gy = torch.randn(1, 2, 300, 300)
+    first = fused_with_grads("adain", x, w, b, "relu", gy, "channels_last")[:4]
+    for _ in range(3):
+        again = fused_with_grads("adain", x, w, b, "relu", gy, "channels_last")[:4]
+        for a, e in zip(again, first):
+            assert torch.equal(a, e)
