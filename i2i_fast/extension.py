@@ -70,10 +70,10 @@ def source_dir() -> Path:
     """csrc/ of a source checkout (editable install) or the copy installed inside the package."""
     package = Path(__file__).resolve().parent
     for candidate in (package.parent / "csrc", package / "csrc"):
-        if (candidate / "registration.cpp").is_file():
+        if (candidate / "library.cpp").is_file():
             return candidate
     raise FileNotFoundError(
-        f"i2i_fast kernel sources not found next to {package} (looked for csrc/registration.cpp "
+        f"i2i_fast kernel sources not found next to {package} (looked for csrc/library.cpp "
         "in the source checkout and in the installed package)"
     )
 

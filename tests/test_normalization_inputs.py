@@ -141,7 +141,7 @@ def test_forced_backend_that_cannot_run_raises_with_the_reason():
     with ops.use_backend("cpu"), pytest.raises(
         ops.BackendError,
         match=r"adain: backend 'cpu' is forced by use_backend\(\) but cannot run this call: "
-        r"x is on meta; the cpu backend takes CPU tensors",
+        r"x is on meta; the cpu backend takes cpu tensors",
     ):
         ops.adain(x, W2.to("meta"), B2.to("meta"))
 

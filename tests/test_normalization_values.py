@@ -123,7 +123,7 @@ def test_instance_norm_without_affine_and_partial_affine():
 
 
 def test_strided_helper_gives_a_non_dense_view():
-    from i2i_fast.ops.fake import is_channels_last_dense
+    from i2i_fast.ops.normalization.fake import is_channels_last_dense
 
     v = in_layout(torch.randn(2, 3, 4, 5), "strided")
     assert not v.is_contiguous() and not is_channels_last_dense(v)

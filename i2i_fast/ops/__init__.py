@@ -6,13 +6,14 @@
         y_ref = ops.adain(x, weight, bias, activation="relu")
 
 Importing this module builds the compiled kernels on first use (cached afterwards; see
-i2i_fast.extension) and registers the backends.
+i2i_fast.extension), registers the backends, and lets each operator family add its
+implementations to them. One subpackage per family: its public functions (__init__), its
+reference definitions (reference.py), its fake implementations (fake.py).
 """
 
 from __future__ import annotations
 
 from .. import extension
-from . import reference
 from .backends import (
     BACKEND_ENV,
     Backend,
@@ -21,22 +22,22 @@ from .backends import (
     chosen_backend,
     forced_backend,
     get_backend,
+    implement,
     register_backend,
     select,
     use_backend,
 )
-from .builtin_backends import CpuBackend, ReferenceBackend
-from .normalization import adain, instance_norm, layer_norm
+from .builtin_backends import ExtensionBackend, ReferenceBackend
 
-OPS = ("adain", "instance_norm", "layer_norm")
-
-if extension.load().loaded:
-    from . import fake
-
-    fake.register()
-
-register_backend(CpuBackend(), priority=30)
+extension.load()
+register_backend(ExtensionBackend("cpu"), priority=30)
 register_backend(ReferenceBackend(), priority=100)
+
+from . import normalization  # noqa: E402 - families register after the backends exist
+from . import reference  # noqa: E402
+from .normalization import adain, instance_norm, layer_norm  # noqa: E402
+
+OPS = normalization.OPS
 
 __all__ = [
     "BACKEND_ENV",
@@ -48,6 +49,7 @@ __all__ = [
     "chosen_backend",
     "forced_backend",
     "get_backend",
+    "implement",
     "instance_norm",
     "layer_norm",
     "reference",

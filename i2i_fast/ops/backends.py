@@ -1,7 +1,9 @@
 """Backends and how one is chosen for each call.
 
 A backend is a named set of implementations of the public operators ("reference", "cpu", later
-"cuda" and "triton"). Each backend says why it cannot run a given call (not built, wrong device,
+"cuda" and "triton"). Backends are registered first (``register_backend``); each operator family
+(``i2i_fast.ops.normalization``, ...) then adds its implementations to them (``implement``).
+Each backend says why it cannot run a given call (not built, wrong device,
 unsupported dtype, operator missing); the dispatcher takes the first backend in priority order that
 can. Forcing a backend (``I2I_FAST_BACKEND=name`` or ``with use_backend(name):``) never falls back
 silently: a forced backend that cannot run a call raises an error saying why.
@@ -65,6 +67,11 @@ def register_backend(backend: Backend, priority: int) -> None:
     _BACKENDS[backend.name] = backend
     _PRIORITY.append(backend)
     _PRIORITY.sort(key=lambda b: b.priority)
+
+
+def implement(backend: str, op: str, fn: Callable) -> None:
+    """Make `fn` the implementation of operator `op` on `backend`."""
+    get_backend(backend).ops[op] = fn
 
 
 def backend_names() -> list[str]:

@@ -1,46 +1,33 @@
-"""The backends that ship with i2i_fast: the reference and the compiled extension."""
+"""The backends that ship with i2i_fast: the reference and the compiled extension.
+
+They start empty; each operator family adds its implementations (backends.implement).
+"""
 
 from __future__ import annotations
 
 import torch
 
 from .. import extension
-from . import reference
 from .backends import Backend
 
-CPU_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+EXTENSION_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 class ReferenceBackend(Backend):
     """The plain-PyTorch definitions; runs anything, anywhere (slowly)."""
 
     name = "reference"
-    description = "plain PyTorch (i2i_fast.ops.reference), any device and dtype"
+    description = "plain PyTorch definitions (i2i_fast.ops.reference), any device and dtype"
 
-    def __init__(self) -> None:
+
+class ExtensionBackend(Backend):
+    """The fused kernels of the compiled extension, for tensors on one device type."""
+
+    def __init__(self, device_type: str) -> None:
         super().__init__()
-        self.ops = {
-            "adain": reference.adain,
-            "instance_norm": reference.instance_norm,
-            "layer_norm": reference.layer_norm,
-        }
-
-
-class CpuBackend(Backend):
-    """The fused C++ kernels of the compiled extension, on CPU tensors."""
-
-    name = "cpu"
-    description = "fused C++ kernels (csrc/cpu), CPU tensors"
-
-    def __init__(self) -> None:
-        super().__init__()
-        if extension.state().loaded:
-            ops = torch.ops.i2i_fast
-            self.ops = {
-                "adain": ops.adain.default,
-                "instance_norm": ops.instance_norm.default,
-                "layer_norm": ops.layer_norm.default,
-            }
+        self.device_type = device_type
+        self.name = device_type
+        self.description = f"fused kernels of the compiled extension, {device_type} tensors"
 
     def unavailable_reason(self) -> str | None:
         st = extension.state()
@@ -49,8 +36,9 @@ class CpuBackend(Backend):
         return None
 
     def unsupported_reason(self, x: torch.Tensor) -> str | None:
-        if x.device.type != "cpu":
-            return f"x is on {x.device}; the cpu backend takes CPU tensors"
-        if x.dtype not in CPU_DTYPES:
-            return f"x has dtype {x.dtype}; the cpu backend takes float16/bfloat16/float32/float64"
+        if x.device.type != self.device_type:
+            return f"x is on {x.device}; the {self.name} backend takes {self.device_type} tensors"
+        if x.dtype not in EXTENSION_DTYPES:
+            return (f"x has dtype {x.dtype}; the {self.name} backend takes "
+                    "float16/bfloat16/float32/float64")
         return None

@@ -1,4 +1,4 @@
-#include "output_allocator.h"
+#include "cpu_output_allocator.h"
 
 #include <ATen/EmptyTensor.h>
 #include <c10/core/Allocator.h>

@@ -1,4 +1,4 @@
-// The i2i_fast operator library: schemas, autograd and the device-independent kernels.
+// The normalization operators: schemas, autograd and the device-independent kernels.
 //
 // Every normalization is three operators:
 //   i2i_fast::<op>           the public operator (what i2i_fast.ops calls); differentiable
@@ -7,7 +7,7 @@
 // The public operator's autograd kernel is a C++ autograd::Function that calls the forward and
 // backward operators through the dispatcher, so the per-call host cost stays in C++, and
 // torch.compile / AOTAutograd trace through it to the forward and backward operators (whose
-// fake implementations are registered from Python, i2i_fast/ops/fake.py). Below autograd
+// fake implementations are registered from Python, i2i_fast/ops/normalization/fake.py). Below autograd
 // (inference mode), the public operator runs the forward operator and returns `out`.
 //
 // The backward operators are not differentiable (no double backward through a normalization);
@@ -195,7 +195,7 @@ Tensor layer_norm_no_grad(const Tensor& x, const OptTensor& weight, const OptTen
 }  // namespace
 }  // namespace i2i_fast
 
-TORCH_LIBRARY(i2i_fast, m) {
+TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
   const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
   // AdaIN: per-(n, c) instance statistics, per-sample modulation weight/bias (N, C).
   m.def(

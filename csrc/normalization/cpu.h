@@ -6,9 +6,9 @@
 #include <optional>
 #include <tuple>
 
-#include "../common/normalization.h"
+#include "common.h"
 
-namespace i2i_fast::cpu {
+namespace i2i_fast::normalization::cpu {
 
 // Returns (y, mean, rstd). y has the layout of x (contiguous or channels-last; anything else is
 // made contiguous). mean/rstd are (N, C) for instance statistics and (N,) for layer statistics,
@@ -25,4 +25,4 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& rstd,
     const NormSpec& spec);
 
-}  // namespace i2i_fast::cpu
+}  // namespace i2i_fast::normalization::cpu

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import torch
 
-from . import checks
-from .backends import select
+from .. import checks, extension
+from ..backends import implement, select
+from . import reference
+
+OPS = ("adain", "instance_norm", "layer_norm")
 
 
 def adain(
@@ -106,3 +109,13 @@ def layer_norm(
         x, weight, bias, checks.eps(op, eps), style, act,
         checks.negative_slope(op, negative_slope),
     )
+
+
+for _op in OPS:
+    implement("reference", _op, getattr(reference, _op))
+if extension.state().loaded:
+    from . import fake as _fake
+
+    _fake.register()
+    for _op in OPS:
+        implement("cpu", _op, getattr(torch.ops.i2i_fast, _op).default)

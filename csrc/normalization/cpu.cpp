@@ -14,7 +14,7 @@
 // computing statistics and output while the data is in cache; otherwise all threads split each
 // group (sample) into fixed chunks whose partial results are merged in order. Fixed chunk sizes
 // make the results independent of the thread count.
-#include "normalization.h"
+#include "cpu.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -25,9 +25,9 @@
 #include <vector>
 
 #include "../common/activation.h"
-#include "output_allocator.h"
+#include "../common/cpu_output_allocator.h"
 
-namespace i2i_fast::cpu {
+namespace i2i_fast::normalization::cpu {
 namespace {
 
 template <typename T>
@@ -770,7 +770,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
   const at::ScalarType acc = accumulate_type_of(x.scalar_type());
   const at::Tensor w = param_in_accumulate_type(weight, C, 1.0, acc);
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
-  at::Tensor y = empty_output_like(x);
+  at::Tensor y = i2i_fast::cpu::empty_output_like(x);
   const auto stat_options = x.options().dtype(acc);
   at::Tensor mean = spec.grouping == Grouping::kInstance ? at::empty({N, C}, stat_options)
                                                          : at::empty({N}, stat_options);
@@ -805,7 +805,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
   const at::Tensor mean_acc = mean.to(acc).contiguous();
   const at::Tensor rstd_acc = rstd.to(acc).contiguous();
-  at::Tensor dx = empty_output_like(x);
+  at::Tensor dx = i2i_fast::cpu::empty_output_like(x);
   // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n.
   at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {
@@ -835,12 +835,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   return {dx, param_grad(weight, sums[1]), param_grad(bias, sums[0])};
 }
 
-}  // namespace i2i_fast::cpu
+}  // namespace i2i_fast::normalization::cpu
 
 // ---------------------------------------------------------------------------------------------
-// CPU kernels of the i2i_fast operators (schemas in registration.cpp).
+// CPU kernels of the normalization operators (schemas in ops.cpp).
 
-namespace i2i_fast::cpu {
+namespace i2i_fast::normalization::cpu {
 namespace {
 
 using TensorTriple = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
@@ -907,4 +907,4 @@ TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   m.impl("layer_norm_backward", &layer_norm_backward_cpu);
 }
 
-}  // namespace i2i_fast::cpu
+}  // namespace i2i_fast::normalization::cpu

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "activation.h"
+#include "../common/activation.h"
 
 namespace i2i_fast {
 

@@ -1,0 +1,116 @@
+"""Reference definitions: the specification every fused backend is tested against.
+
+Plain PyTorch, written to read like the formulas of the official implementations (METHODS.md),
+quirks included (MUNIT's LayerNorm divides by the unbiased std plus eps). Differentiable by
+autograd. float16/bfloat16 inputs are computed in float32 and the result cast back, matching the
+fused kernels' float32 accumulation; float64 stays float64.
+
+These functions do not validate their arguments: ``i2i_fast.ops`` does that before any backend
+runs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def compute_dtype(x: torch.Tensor) -> torch.dtype:
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def activate(y: torch.Tensor, activation: str | None, negative_slope: float) -> torch.Tensor:
+    if activation is None or activation == "none":
+        return y
+    if activation == "relu":
+        return torch.relu(y)
+    if activation == "leaky_relu":
+        return F.leaky_relu(y, negative_slope)
+    raise ValueError(f"activation: expected None, 'relu' or 'leaky_relu', got {activation!r}")
+
+
+def _spatial_dims(x: torch.Tensor) -> tuple[int, ...]:
+    return tuple(range(2, x.dim()))
+
+
+def _per_sample(p: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(N, C) → broadcastable against x."""
+    return p.to(dtype).reshape(p.shape + (1,) * (x.dim() - 2))
+
+
+def _per_channel(p: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(C,) → broadcastable against x."""
+    return p.to(dtype).reshape((1, -1) + (1,) * (x.dim() - 2))
+
+
+def _instance_normalized(xf: torch.Tensor, eps: float) -> torch.Tensor:
+    dims = _spatial_dims(xf)
+    mean = xf.mean(dims, keepdim=True)
+    var = xf.var(dims, unbiased=False, keepdim=True)
+    return (xf - mean) / torch.sqrt(var + eps)
+
+
+def adain(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    eps: float = 1e-5,
+    activation: str | None = None,
+    negative_slope: float = 0.2,
+) -> torch.Tensor:
+    """AdaIN: per-(n, c) mean and biased variance, eps inside the sqrt, per-sample (N, C) affine."""
+    dtype = compute_dtype(x)
+    y = _instance_normalized(x.to(dtype), eps)
+    y = y * _per_sample(weight, x, dtype) + _per_sample(bias, x, dtype)
+    return activate(y, activation, negative_slope).to(x.dtype)
+
+
+def instance_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    activation: str | None = None,
+    negative_slope: float = 0.2,
+) -> torch.Tensor:
+    """InstanceNorm: per-(n, c) mean and biased variance, optional per-channel (C,) affine."""
+    dtype = compute_dtype(x)
+    y = _instance_normalized(x.to(dtype), eps)
+    if weight is not None:
+        y = y * _per_channel(weight, x, dtype)
+    if bias is not None:
+        y = y + _per_channel(bias, x, dtype)
+    return activate(y, activation, negative_slope).to(x.dtype)
+
+
+def layer_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    style: str = "munit",
+    activation: str | None = None,
+    negative_slope: float = 0.2,
+) -> torch.Tensor:
+    """LayerNorm over (C, spatial) per sample, optional per-channel (C,) affine.
+
+    style="munit": (x - mean) / (std + eps) with the unbiased std (MUNIT's networks.LayerNorm).
+    style="standard": (x - mean) / sqrt(var + eps) with the biased var (F.layer_norm, DRIT).
+    """
+    dtype = compute_dtype(x)
+    xf = x.to(dtype)
+    n = x.shape[0]
+    flat = xf.reshape(n, -1)
+    stat_shape = (n,) + (1,) * (x.dim() - 1)
+    mean = flat.mean(1).reshape(stat_shape)
+    if style == "munit":
+        y = (xf - mean) / (flat.std(1).reshape(stat_shape) + eps)
+    elif style == "standard":
+        y = (xf - mean) / torch.sqrt(flat.var(1, unbiased=False).reshape(stat_shape) + eps)
+    else:
+        raise ValueError(f"style: expected 'munit' or 'standard', got {style!r}")
+    if weight is not None:
+        y = y * _per_channel(weight, x, dtype)
+    if bias is not None:
+        y = y + _per_channel(bias, x, dtype)
+    return activate(y, activation, negative_slope).to(x.dtype)
