@@ -43,7 +43,7 @@ CACHE_ENV = "I2I_FAST_CACHE_DIR"
 VERBOSE_ENV = "I2I_FAST_VERBOSE_BUILD"
 LIBRARY_NAME = "i2i_fast_kernels"
 
-CXX_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-DNDEBUG"]
+CXX_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-DNDEBUG"]
 
 
 class ExtensionBuildError(RuntimeError):

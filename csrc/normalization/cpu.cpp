@@ -25,10 +25,15 @@
 #include <vector>
 
 #include "../common/activation.h"
+#include "../common/cpu_element.h"
 #include "../common/cpu_output_allocator.h"
 
 namespace i2i_fast::normalization::cpu {
 namespace {
+
+using i2i_fast::cpu::narrow;
+using i2i_fast::cpu::StorageOf;
+using i2i_fast::cpu::widen;
 
 template <typename T>
 struct AccumulateType {
@@ -101,14 +106,14 @@ Moments span_moments(const T* p, int64_t n) {
     const int64_t e = std::min(n, b + kSpanBlock);
     A s = 0;
 #pragma omp simd reduction(+ : s)
-    for (int64_t i = b; i < e; ++i) s += static_cast<A>(p[i]);
+    for (int64_t i = b; i < e; ++i) s += static_cast<A>(widen(p[i]));
     const double nb = static_cast<double>(e - b);
     const double block_mean = static_cast<double>(s) / nb;
     const A center = static_cast<A>(block_mean);
     A q = 0;
 #pragma omp simd reduction(+ : q)
     for (int64_t i = b; i < e; ++i) {
-      const A d = static_cast<A>(p[i]) - center;
+      const A d = static_cast<A>(widen(p[i])) - center;
       q += d * d;
     }
     // q is about `center`; move it to the exact block mean.
@@ -122,8 +127,8 @@ template <Activation act, typename T, typename A>
 void span_normalize(const T* x, T* y, int64_t n, A mean, A scale, A shift, A slope) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    const A z = (static_cast<A>(x[i]) - mean) * scale + shift;
-    y[i] = static_cast<T>(activate<act>(z, slope));
+    const A z = (static_cast<A>(widen(x[i])) - mean) * scale + shift;
+    y[i] = narrow<T>(activate<act>(z, slope));
   }
 }
 
@@ -136,8 +141,8 @@ void span_grad_sums(const T* x, const T* dy, int64_t n, A mean, A rstd, A scale,
     A sg = 0, sgx = 0;
 #pragma omp simd reduction(+ : sg, sgx)
     for (int64_t i = b; i < e; ++i) {
-      const A xc = static_cast<A>(x[i]) - mean;
-      const A g = activation_grad<act>(xc * scale + shift, static_cast<A>(dy[i]), slope);
+      const A xc = static_cast<A>(widen(x[i])) - mean;
+      const A g = activation_grad<act>(xc * scale + shift, static_cast<A>(widen(dy[i])), slope);
       sg += g;
       sgx += g * (xc * rstd);
     }
@@ -151,9 +156,9 @@ void span_input_grad(const T* x, const T* dy, T* dx, int64_t n, A mean, A scale,
                      A k_g, A k_x, A k_0) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
-    const A xc = static_cast<A>(x[i]) - mean;
-    const A g = activation_grad<act>(xc * scale + shift, static_cast<A>(dy[i]), slope);
-    dx[i] = static_cast<T>(k_g * g + k_x * xc + k_0);
+    const A xc = static_cast<A>(widen(x[i])) - mean;
+    const A g = activation_grad<act>(xc * scale + shift, static_cast<A>(widen(dy[i])), slope);
+    dx[i] = narrow<T>(k_g * g + k_x * xc + k_0);
   }
 }
 
@@ -179,7 +184,7 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
       for (int64_t r = r0; r < r1; ++r) {
         const T* row = x + r * ld + c0;
 #pragma omp simd
-        for (int64_t c = 0; c < w; ++c) sum[c] += static_cast<A>(row[c]);
+        for (int64_t c = 0; c < w; ++c) sum[c] += static_cast<A>(widen(row[c]));
       }
       for (int64_t c = 0; c < w; ++c) center[c] = static_cast<A>(static_cast<double>(sum[c]) / nb);
       std::fill(sq, sq + w, A(0));
@@ -187,7 +192,7 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
         const T* row = x + r * ld + c0;
 #pragma omp simd
         for (int64_t c = 0; c < w; ++c) {
-          const A d = static_cast<A>(row[c]) - center[c];
+          const A d = static_cast<A>(widen(row[c])) - center[c];
           sq[c] += d * d;
         }
       }
@@ -208,8 +213,8 @@ void rows_normalize(const T* x, T* y, int64_t rows, int64_t ld, int64_t cw, cons
     T* yr = y + r * ld;
 #pragma omp simd
     for (int64_t c = 0; c < cw; ++c) {
-      const A z = (static_cast<A>(xr[c]) - mean[c]) * scale[c] + shift[c];
-      yr[c] = static_cast<T>(activate<act>(z, slope));
+      const A z = (static_cast<A>(widen(xr[c])) - mean[c]) * scale[c] + shift[c];
+      yr[c] = narrow<T>(activate<act>(z, slope));
     }
   }
 }
@@ -235,8 +240,8 @@ void rows_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t c
         const T* dr = dy + r * ld + c0;
 #pragma omp simd
         for (int64_t c = 0; c < w; ++c) {
-          const A xc = static_cast<A>(xr[c]) - mn[c];
-          const A g = activation_grad<act>(xc * sc[c] + sh[c], static_cast<A>(dr[c]), slope);
+          const A xc = static_cast<A>(widen(xr[c])) - mn[c];
+          const A g = activation_grad<act>(xc * sc[c] + sh[c], static_cast<A>(widen(dr[c])), slope);
           acc_g[c] += g;
           acc_gx[c] += g * (xc * rs[c]);
         }
@@ -259,9 +264,9 @@ void rows_input_grad(const T* x, const T* dy, T* dx, int64_t rows, int64_t ld, i
     T* out = dx + r * ld;
 #pragma omp simd
     for (int64_t c = 0; c < cw; ++c) {
-      const A xc = static_cast<A>(xr[c]) - mean[c];
-      const A g = activation_grad<act>(xc * scale[c] + shift[c], static_cast<A>(dr[c]), slope);
-      out[c] = static_cast<T>(k_g[c] * g + k_x[c] * xc + k_0[c]);
+      const A xc = static_cast<A>(widen(xr[c])) - mean[c];
+      const A g = activation_grad<act>(xc * scale[c] + shift[c], static_cast<A>(widen(dr[c])), slope);
+      out[c] = narrow<T>(k_g[c] * g + k_x[c] * xc + k_0[c]);
     }
   }
 }
@@ -734,13 +739,15 @@ at::Tensor param_in_accumulate_type(const std::optional<at::Tensor>& t, int64_t 
   return at::full({C}, fill, at::TensorOptions().dtype(acc));
 }
 
+// T: the storage type of the tensors' elements (see cpu_element.h).
 template <typename T, typename A>
 Problem<T, A> make_problem(const at::Tensor& x, const at::Tensor* dy, at::Tensor& out,
                            const at::Tensor& w, const at::Tensor& b, const NormSpec& spec) {
   const int64_t C = x.size(1);
-  return Problem<T, A>{x.const_data_ptr<T>(),
-                       dy ? dy->const_data_ptr<T>() : nullptr,
-                       out.mutable_data_ptr<T>(),
+  const auto data = [](const at::Tensor& t) { return static_cast<const T*>(t.const_data_ptr()); };
+  return Problem<T, A>{data(x),
+                       dy ? data(*dy) : nullptr,
+                       static_cast<T*>(out.mutable_data_ptr()),
                        x.size(0),
                        C,
                        spatial_size(x),
@@ -777,7 +784,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
   at::Tensor rstd = at::empty_like(mean);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_forward", [&] {
     using A = typename AccumulateType<scalar_t>::type;
-    const auto p = make_problem<scalar_t, A>(x, nullptr, y, w, b, spec);
+    using S = typename StorageOf<scalar_t>::type;
+    const auto p = make_problem<S, A>(x, nullptr, y, w, b, spec);
     A* mean_out = mean.mutable_data_ptr<A>();
     A* rstd_out = rstd.mutable_data_ptr<A>();
     dispatch_activation(spec.activation, [&](auto act_c) {
@@ -810,7 +818,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {
     using A = typename AccumulateType<scalar_t>::type;
-    const auto p = make_problem<scalar_t, A>(x, &dy, dx, w, b, spec);
+    using S = typename StorageOf<scalar_t>::type;
+    const auto p = make_problem<S, A>(x, &dy, dx, w, b, spec);
     const A* mn = mean_acc.const_data_ptr<A>();
     const A* rs = rstd_acc.const_data_ptr<A>();
     double* sum_g = sums.mutable_data_ptr<double>();
