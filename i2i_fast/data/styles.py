@@ -11,12 +11,13 @@ Rules that every style keeps, which make the ground truth usable for evaluation:
   ``threshold`` (``shapes_are`` = "darker" or "brighter"); shape interiors and background (with
   its texture and glow) stay at least ~0.1 away from the threshold. Edges are anti-aliased over one
   pixel, so only boundary pixels can disagree with the mask. ``segment_shapes`` applies the rule.
-- **Domains are recognisable from global colour statistics.** Background lightness and hue ranges
-  do not overlap between styles (see each style's ``description``): day is light sky-blue and
-  flat; night is near-black blue with glowing neon shapes; sunset is a warm mid-light vertical
-  gradient with dark silhouettes; blueprint is saturated mid-dark blue with a light grid and light
-  hatched shapes; paper is light warm-white textured with blotchy watercolour shapes. The mean
-  colour and a texture measure already separate them (see the tests).
+- **Domains are recognisable from the background's colour.** The median luma Y, median B - Y and
+  median R - Y of an image (shapes cover less than half of it, so the medians are background)
+  fall in ranges that do not overlap between styles: every pair of styles is separated by one of
+  these three medians or by the median |Laplacian| of Y (texture). Day: light sky-blue, flat;
+  night: near-black indigo with neon shapes; sunset: warm mid-light gradient with dark
+  silhouettes; blueprint: saturated azure with a grid; paper: light warm white, textured. Each
+  style's ``description`` gives its ranges (measured on renders, edge pixels excluded).
 
 All parameters are drawn in ``sample(rng)`` and all drawing happens in ``paint`` without
 randomness, in continuous image coordinates (textures are lattices sampled at pixel centres), so
@@ -156,8 +157,8 @@ class Style:
 class Day(Style):
     name = "day"
     description = (
-        "day: flat light sky background (luma 0.76-0.94, hue 0.50-0.64, gentle vertical "
-        "gradient), flat saturated shapes (luma 0.26-0.45, any hue), no texture"
+        "day: light sky background (luma 0.76-0.94, hue 0.50-0.64, gentle vertical gradient, "
+        "flat), flat saturated shapes (luma 0.26-0.45, any hue); shapes darker than 0.6"
     )
     shapes_are, threshold = "darker", 0.6
 
@@ -185,18 +186,19 @@ class Day(Style):
 class Night(Style):
     name = "night"
     description = (
-        "night: near-black blue-violet background (luma 0.03-0.16, hue 0.58-0.75) with cloudy "
-        "and fine noise, bright neon shapes (luma 0.64-0.94, any hue) with stripes and a glow"
+        "night: near-black indigo/violet background (luma 0-0.15, hue 0.64-0.78, up to 0.29 in "
+        "the glow) with cloudy and fine noise, bright striped neon shapes (luma 0.65-0.94, any "
+        "hue) with a glow; shapes brighter than 0.52"
     )
     shapes_are, threshold = "brighter", 0.52
 
     def sample(self, rng):
         return {
-            "bg_hue": rng.uniform(0.58, 0.75),
-            "bg_sat": rng.uniform(0.4, 0.9),
-            "bg_luma": rng.uniform(0.04, 0.09),
+            "bg_hue": rng.uniform(0.64, 0.78),
+            "bg_sat": rng.uniform(0.3, 0.65),
+            "bg_luma": rng.uniform(0.03, 0.07),
             "clouds": _lattice(rng, 5),
-            "clouds_amp": rng.uniform(0.015, 0.04),
+            "clouds_amp": rng.uniform(0.01, 0.03),
             "grain": _lattice(rng, 24),
             "grain_amp": rng.uniform(0.01, 0.025),
             "fg_hue": rng.uniform(0.0, 1.0),
@@ -233,9 +235,9 @@ class Night(Style):
 class Sunset(Style):
     name = "sunset"
     description = (
-        "sunset: warm vertical gradient from red-orange-yellow (top, luma 0.58-0.72) to "
-        "magenta-purple (bottom, luma 0.36-0.46) with horizontal streaks, dark flat silhouettes "
-        "(luma 0.03-0.10)"
+        "sunset: warm vertical gradient from red-orange-yellow (top) to magenta-purple (bottom), "
+        "luma 0.34-0.73, with horizontal streaks, dark flat silhouettes (luma 0.03-0.10); shapes "
+        "darker than 0.24"
     )
     shapes_are, threshold = "darker", 0.24
 
@@ -264,16 +266,16 @@ class Sunset(Style):
 class Blueprint(Style):
     name = "blueprint"
     description = (
-        "blueprint: saturated mid-dark blue background (luma 0.16-0.26, hue 0.56-0.64) with a "
-        "lighter grid, light near-white hatched shapes (luma 0.78-0.95)"
+        "blueprint: saturated azure background (luma 0.20-0.39, hue 0.54-0.61) with a lighter "
+        "grid, near-white hatched shapes (luma 0.78-1.0); shapes brighter than 0.58"
     )
     shapes_are, threshold = "brighter", 0.58
 
     def sample(self, rng):
         return {
-            "bg_hue": rng.uniform(0.56, 0.64),
+            "bg_hue": rng.uniform(0.54, 0.61),
             "bg_sat": rng.uniform(0.75, 1.0),
-            "bg_luma": rng.uniform(0.16, 0.26),
+            "bg_luma": rng.uniform(0.2, 0.3),
             "grid_spacing": 1.0 / rng.uniform(6.0, 12.0),
             "grid_width": rng.uniform(0.004, 0.008),
             "grid_offset": rng.uniform(0.0, 1.0, size=2),
@@ -307,8 +309,8 @@ class Blueprint(Style):
 class Paper(Style):
     name = "paper"
     description = (
-        "paper: light warm-white textured background (luma 0.81-0.93, hue 0.08-0.15), "
-        "watercolour shapes (luma 0.20-0.52, any hue) with blotches and darker edges"
+        "paper: warm-white textured background (luma 0.76-0.97, hue 0.08-0.15), watercolour "
+        "shapes (luma 0.28-0.52, any hue) with blotches and darker edges; shapes darker than 0.62"
     )
     shapes_are, threshold = "darker", 0.62
 

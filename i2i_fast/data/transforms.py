@@ -157,7 +157,7 @@ class ImageTransform:
         resample = _INTERPOLATION[self.interpolation]
         if params.resized_crop is not None:
             left, top, w, h = params.resized_crop
-            image = image.resize((self.size, self.size), resample, box=(left, top, left + w, top + h))
+            image = image.crop((left, top, left + w, top + h)).resize((self.size, self.size), resample)
         elif params.resize_to is not None and params.resize_to != image.size:
             image = image.resize(params.resize_to, resample)
         if params.crop is not None:
