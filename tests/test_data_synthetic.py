@@ -235,5 +235,5 @@ def test_keys_and_description():
     text = ds.describe()
     assert "multi_domain dataset from synthetic:shapes-k3" in text and "'sunset'" in text
     assert "15 items" in text
-    assert repr(ds).startswith("MultiDomainDataset(origin='synthetic:shapes-k3")
+    assert repr(ds).startswith('MultiDomainDataset(origin="synthetic:shapes-k3 (split')
     assert ds.skipped == []

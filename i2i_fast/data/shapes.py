@@ -73,10 +73,12 @@ def sample_scene(rng: np.random.Generator) -> Scene:
 
 
 def pixel_grid(resolution: int) -> tuple[np.ndarray, np.ndarray]:
-    """x, y: (R, R) float32 pixel-centre coordinates in [0, 1]; x varies along columns."""
+    """Pixel-centre coordinates in [0, 1], float32, as broadcastable views: x (1, R), y (R, 1).
+
+    Expressions in x and y broadcast to (R, R); terms in x or y alone stay 1-D and cheap.
+    """
     t = (np.arange(resolution, dtype=np.float32) + 0.5) / np.float32(resolution)
-    y, x = np.meshgrid(t, t, indexing="ij")
-    return x, y
+    return t[None, :], t[:, None]
 
 
 def signed_distance(scene: Scene, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -85,7 +87,7 @@ def signed_distance(scene: Scene, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     Exact (Euclidean) for every kind: a glow or an outline drawn from it keeps its width all
     around the shape, corners included.
     """
-    out = np.empty((len(scene),) + x.shape, dtype=np.float32)
+    out = np.empty((len(scene), y.shape[0], x.shape[1]), dtype=np.float32)
     for k in range(len(scene)):
         cx, cy = (np.float32(v) for v in scene.centers[k])
         r, a = float(scene.radii[k]), float(scene.angles[k])
@@ -94,6 +96,7 @@ def signed_distance(scene: Scene, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if kind == "circle":
             out[k] = np.sqrt(dx * dx + dy * dy) - np.float32(r)
             continue
+        dx, dy = np.broadcast_arrays(dx, dy)
         # Coordinates in the shape's own rotated frame.
         cos, sin = np.float32(math.cos(a)), np.float32(math.sin(a))
         u = cos * dx + sin * dy

@@ -74,30 +74,32 @@ def colour(hue: float, saturation: float, lightness: np.ndarray | float) -> np.n
     return np.stack([lum + scale * d for d in chroma])
 
 
-def _smoothstep(f: np.ndarray) -> np.ndarray:
-    return f * f * (3 - 2 * f)
+def _interpolation(knots: int, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For coordinates t in [0, 1] over `knots` evenly spread knots: left knot index, right knot
+    index and the smoothstep weight of the right one."""
+    cells = knots - 1
+    u = t * np.float32(cells)
+    i = np.clip(np.floor(u), 0, cells - 1).astype(np.intp)
+    f = u - i
+    return i, i + 1, f * f * (3 - 2 * f)
 
 
 def value_noise(lattice: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Smooth noise in [-1, 1] from a (c+1, c+1) lattice spread over the unit square."""
-    cells = lattice.shape[0] - 1
+    """Smooth noise in [-1, 1] from a (c+1, c+1) lattice spread over the unit square, sampled on
+    the pixel grid x (1, R), y (R, 1): (R, R) float32. Separable: rows first, then columns."""
     grid = lattice.astype(np.float32)
-    u, v = x * cells, y * cells
-    i = np.clip(np.floor(u), 0, cells - 1).astype(np.intp)
-    j = np.clip(np.floor(v), 0, cells - 1).astype(np.intp)
-    fu, fv = _smoothstep(u - i), _smoothstep(v - j)
-    top = grid[j, i] + (grid[j, i + 1] - grid[j, i]) * fu
-    bottom = grid[j + 1, i] + (grid[j + 1, i + 1] - grid[j + 1, i]) * fu
-    return top + (bottom - top) * fv
+    j0, j1, fy = _interpolation(grid.shape[0], y[:, 0])
+    rows = grid[j0] + (grid[j1] - grid[j0]) * fy[:, None]  # (R, c+1)
+    i0, i1, fx = _interpolation(grid.shape[1], x[0])
+    left, right = rows[:, i0], rows[:, i1]
+    return left + (right - left) * fx[None, :]
 
 
 def _smooth_1d(values: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Smooth 1-D noise: `values` (c+1,) spread over [0, 1], sampled at t."""
-    cells = len(values) - 1
+    """Smooth 1-D noise: `values` (c+1,) spread over [0, 1], sampled at t (any shape)."""
     knots = values.astype(np.float32)
-    u = t * cells
-    i = np.clip(np.floor(u), 0, cells - 1).astype(np.intp)
-    return knots[i] + (knots[i + 1] - knots[i]) * _smoothstep(u - i)
+    i0, i1, f = _interpolation(len(knots), t)
+    return knots[i0] + (knots[i1] - knots[i0]) * f
 
 
 def _lattice(rng: np.random.Generator, cells: int) -> np.ndarray:
@@ -112,8 +114,9 @@ def _stripes(x: np.ndarray, y: np.ndarray, period: float, angle: float) -> np.nd
 
 @dataclass(frozen=True)
 class Canvas:
-    """What a style paints on (float32 arrays). x, y: (R, R) pixel centres in [0, 1];
-    sdf: (n, R, R) signed distance to each shape; cover: (n, R, R) anti-aliased coverage."""
+    """What a style paints on (float32 arrays). x (1, R), y (R, 1): pixel centres in [0, 1]
+    (broadcast to (R, R)); sdf: (n, R, R) signed distance to each shape; cover: (n, R, R)
+    anti-aliased coverage."""
 
     x: np.ndarray
     y: np.ndarray

@@ -40,7 +40,8 @@ def render(
     x, y = pixel_grid(resolution)
     sdf = signed_distance(scene, x, y)
     canvas = Canvas(x=x, y=y, sdf=sdf, cover=coverage(sdf, resolution), resolution=resolution)
-    rgb = np.clip(st.paint(canvas, params), 0.0, 1.0) * np.float32(2.0) - np.float32(1.0)
+    rgb = np.broadcast_to(st.paint(canvas, params), (3, resolution, resolution))
+    rgb = np.clip(rgb, 0.0, 1.0) * np.float32(2.0) - np.float32(1.0)
     image = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
     return image, torch.from_numpy(shape_mask(sdf))
 
