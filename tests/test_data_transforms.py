@@ -131,7 +131,7 @@ def test_too_small_for_a_crop_without_resize():
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
-    (dict(size=0), r"size: expected a positive int, got 0"),
+    (dict(size=0), r"transform 'custom': size: expected an int >= 1, got 0"),
     (dict(size=32, resize=16), r"resize: expected >= size 32 \(the crop\), got 16"),
     (dict(size=32, resize=40, crop=False), r"without a crop the resize must give size x size"),
     (dict(size=32, resize=32, resize_mode="longer"), r"resize_mode: expected one of"),

@@ -36,6 +36,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import checks
 from .datasets import (
     Dataset,
     MultiDomainDataset,
@@ -114,8 +115,7 @@ def open_dataset(
         raise ValueError(f"open_dataset: kind: expected one of {', '.join(KINDS)}, got {kind!r}")
     if not isinstance(split, str) or not split:
         raise ValueError(f"open_dataset: split: expected a non-empty string, got {split!r}")
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ValueError(f"open_dataset: resolution: expected a positive int, got {resolution!r}")
+    checks.integer("open_dataset", "resolution", resolution, 1)
     augment = split == "train" if augment is None else bool(augment)
     balanced = split == "train" if balanced is None else bool(balanced)
     if isinstance(spec, str) and spec.startswith(SYNTHETIC_PREFIX):

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from . import seeding
+from . import checks, seeding
 
 Key = int | tuple[int, int]
 Item = dict[str, torch.Tensor]
@@ -107,9 +107,7 @@ class Dataset(torch.utils.data.Dataset):
     kind = ""
 
     def __init__(self, seed: int, origin: str):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"{type(self).__name__}: seed: expected an int >= 0, got {seed!r}")
-        self.seed = int(seed)
+        self.seed = checks.integer(type(self).__name__, "seed", seed, 0)
         self.origin = origin
         self._orders = _Orders(self.seed)
 

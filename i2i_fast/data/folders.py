@@ -102,17 +102,13 @@ def _scan(paths: list[Path], decode: bool) -> list[tuple[int, int] | str]:
         return list(pool.map(lambda p: _probe(p, decode), paths))
 
 
-class _FolderFiles:
-    """The usable files of one folder for one transform, with bad ones skipped or reported.
+class _ImageFolder:
+    """The usable image files of one folder for one transform, bad ones skipped or reported.
 
-    `half_width`: the images are side-by-side pairs, each half is transformed (size checks use
-    the half).
+    Subclasses say what part of a file is transformed (``_transformed_size``) and load items.
     """
 
-    def __init__(
-        self, folder: str | os.PathLike, transform: ImageTransform, skip_bad: bool,
-        half_width: bool = False,
-    ):
+    def __init__(self, folder: str | os.PathLike, transform: ImageTransform, skip_bad: bool = False):
         self.folder = Path(folder)
         self.transform = transform
         self.skipped: list[BadImage] = []
@@ -131,15 +127,14 @@ class _FolderFiles:
                         raise ImageReadError(result)
                     self.skipped.append(BadImage(path, result))
                     continue
+                self._check_size(path, *result)
                 kept.append(path)
-                self._check_size(path, *result, half_width)
             files = kept
         if self.skipped:
-            first = self.skipped[0]
             warnings.warn(
                 f"image folder {self.folder}: skipped {len(self.skipped)} unreadable image(s) of "
-                f"{len(files) + len(self.skipped)} (the first: {first.reason}); they are listed "
-                f"in the dataset's `skipped`",
+                f"{len(files) + len(self.skipped)} (the first: {self.skipped[0].reason}); they "
+                f"are listed in the dataset's `skipped`",
                 stacklevel=4,
             )
             if not files:
@@ -149,20 +144,37 @@ class _FolderFiles:
                 )
         self.files = files
 
-    def _check_size(self, path: Path, width: int, height: int, half_width: bool) -> None:
-        if half_width:
-            _check_pair_width(path, width, height)
-            width //= 2
-        reason = self.transform.check_size(width, height)
+    def _transformed_size(self, path: Path, width: int, height: int) -> tuple[int, int]:
+        """Size of what the transform receives from a file of width x height."""
+        return width, height
+
+    def _check_size(self, path: Path, width: int, height: int) -> None:
+        reason = self.transform.check_size(*self._transformed_size(path, width, height))
         if reason is not None:
-            what = "each half of image" if half_width else "image"
-            raise ValueError(f"{what} {path} {reason}")
+            raise ValueError(f"{self._what(path)} {reason}")
+
+    def _what(self, path: Path) -> str:
+        return f"image {path}"
+
+    def _draw(self, path: Path, image: Image.Image, rng: np.random.Generator):
+        """Transform parameters for this file (size errors name it)."""
+        self._check_size(path, image.width, image.height)
+        return self.transform.draw(*self._transformed_size(path, image.width, image.height), rng)
 
     def __len__(self) -> int:
         return len(self.files)
 
+    def _skipped_note(self) -> str:
+        return f", {len(self.skipped)} skipped" if self.skipped else ""
 
-class FolderDomain:
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({str(self.folder)!r}, {len(self)} files, "
+            f"transform={self.transform.name!r})"
+        )
+
+
+class FolderDomain(_ImageFolder):
     """The images of one folder (one domain), transformed.
 
     ``load(index, rng)`` returns {"image": (3, S, S) float32 in [-1, 1]} with the random
@@ -173,90 +185,54 @@ class FolderDomain:
         self, folder: str | os.PathLike, transform: ImageTransform, skip_bad: bool = False,
         name: str | None = None,
     ):
-        self._files = _FolderFiles(folder, transform, skip_bad)
-        self.folder = self._files.folder
-        self.transform = transform
+        super().__init__(folder, transform, skip_bad)
         self.name = name if name is not None else self.folder.name
-        self.skipped = self._files.skipped
-
-    @property
-    def files(self) -> list[Path]:
-        return self._files.files
-
-    def __len__(self) -> int:
-        return len(self._files)
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         path = self.files[index]
-        return {"image": _transform(self.transform, read_image(path), rng, path)}
+        image = read_image(path)
+        return {"image": self.transform.apply(image, self._draw(path, image, rng))}
 
     def describe(self) -> str:
-        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
-        return f"folder {self.folder} ({len(self)} images{skipped}); {self.transform.describe()}"
+        return (
+            f"folder {self.folder} ({len(self)} images{self._skipped_note()}); "
+            f"{self.transform.describe()}"
+        )
 
-    def __repr__(self) -> str:
-        return f"FolderDomain({str(self.folder)!r}, {len(self)} images, transform={self.transform.name!r})"
 
-
-class AlignedFolder:
+class AlignedFolder(_ImageFolder):
     """Side-by-side pairs (pix2pix "aligned"): left half A, right half B (width // 2 each).
 
     ``load(index, rng)`` returns {"a", "b": (3, S, S) float32 in [-1, 1]}, both halves with the
     same random crop and flip.
     """
 
-    def __init__(self, folder: str | os.PathLike, transform: ImageTransform, skip_bad: bool = False):
-        self._files = _FolderFiles(folder, transform, skip_bad, half_width=True)
-        self.folder = self._files.folder
-        self.transform = transform
-        self.skipped = self._files.skipped
+    def _transformed_size(self, path: Path, width: int, height: int) -> tuple[int, int]:
+        if width < 2:
+            raise ValueError(
+                f"image {path}: expected a side-by-side pair (A | B) at least 2 pixels wide, "
+                f"got {width}x{height}"
+            )
+        return width // 2, height
 
-    @property
-    def files(self) -> list[Path]:
-        return self._files.files
-
-    def __len__(self) -> int:
-        return len(self._files)
+    def _what(self, path: Path) -> str:
+        return f"each half of image {path}"
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         path = self.files[index]
         image = read_image(path)
-        _check_pair_width(path, image.width, image.height)
+        params = self._draw(path, image, rng)
         half = image.width // 2
         a = image.crop((0, 0, half, image.height))
         b = image.crop((half, 0, 2 * half, image.height))
-        try:
-            params = self.transform.draw(half, image.height, rng)
-        except ValueError as error:
-            raise ValueError(f"each half of {path}: {error}") from None
         return {"a": self.transform.apply(a, params), "b": self.transform.apply(b, params)}
 
     def describe(self) -> str:
-        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
         return (
-            f"side-by-side pairs in {self.folder} ({len(self)} images{skipped}, A = left half, "
-            f"B = right half, same augmentation for both); {self.transform.describe()}"
+            f"side-by-side pairs in {self.folder} ({len(self)} images{self._skipped_note()}, "
+            f"A = left half, B = right half, same augmentation for both); "
+            f"{self.transform.describe()}"
         )
-
-    def __repr__(self) -> str:
-        return f"AlignedFolder({str(self.folder)!r}, {len(self)} pairs, transform={self.transform.name!r})"
-
-
-def _check_pair_width(path: Path, width: int, height: int) -> None:
-    if width < 2:
-        raise ValueError(
-            f"image {path}: expected a side-by-side pair (A | B) at least 2 pixels wide, "
-            f"got {width}x{height}"
-        )
-
-
-def _transform(
-    transform: ImageTransform, image: Image.Image, rng: np.random.Generator, path: Path
-) -> torch.Tensor:
-    try:
-        return transform(image, rng)
-    except ValueError as error:  # too small: reached only if the folder was not size-checked
-        raise ValueError(f"{path}: {error}") from None
 
 
 def find_domains(root: str | os.PathLike, split: str) -> list[tuple[str, Path]]:

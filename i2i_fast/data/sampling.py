@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import seeding
+from . import checks, seeding
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,6 @@ class StreamPosition:
 
     epoch: int = 0
     offset: int = 0
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"StreamSampler: {name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"StreamSampler: {name}: expected an int >= {minimum}, got {value}")
-    return int(value)
 
 
 class StreamSampler:
@@ -58,11 +50,12 @@ class StreamSampler:
         shuffle: bool = True,
         start: StreamPosition = StreamPosition(),
     ):
-        self.length = _check_int("length (of the dataset)", length, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.seed = _check_int("seed", seed, 0)
-        self.world_size = _check_int("world_size", world_size, 1)
-        self.rank = _check_int("rank", rank, 0)
+        owner = "StreamSampler"
+        self.length = checks.integer(owner, "length (of the dataset)", length, 1)
+        self.batch_size = checks.integer(owner, "batch_size", batch_size, 1)
+        self.seed = checks.integer(owner, "seed", seed, 0)
+        self.world_size = checks.integer(owner, "world_size", world_size, 1)
+        self.rank = checks.integer(owner, "rank", rank, 0)
         if self.rank >= self.world_size:
             raise ValueError(
                 f"StreamSampler: rank: expected in [0, world_size={self.world_size}), got {rank}"

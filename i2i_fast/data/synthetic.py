@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import seeding
+from . import checks, seeding
 from .shapes import Scene, coverage, pixel_grid, sample_scene, shape_mask, signed_distance
 from .styles import Canvas, Params, Style, get_style
 
@@ -46,14 +46,6 @@ def render(
     return image, torch.from_numpy(shape_mask(sdf))
 
 
-def _check_int(what: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what}: {name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{what}: {name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
 class SyntheticDomain:
     """One synthetic domain: ``size`` scenes rendered in one style at ``resolution``.
 
@@ -65,10 +57,10 @@ class SyntheticDomain:
     ):
         what = "synthetic domain"
         self.style = get_style(style)
-        self.resolution = _check_int(what, "resolution", resolution, MIN_RESOLUTION)
-        self.size = _check_int(what, "size", size, 1)
-        self.seed = _check_int(what, "seed", seed, 0)
-        self.slot = _check_int(what, "slot", slot, 0)
+        self.resolution = checks.integer(what, "resolution", resolution, MIN_RESOLUTION)
+        self.size = checks.integer(what, "size", size, 1)
+        self.seed = checks.integer(what, "seed", seed, 0)
+        self.slot = checks.integer(what, "slot", slot, 0)
         self.split = str(split)
         self.name = self.style.name
 

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import checks
+
 _INTERPOLATION = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 RESIZE_MODES = ("shorter_side", "square")
 
@@ -80,11 +82,9 @@ class ImageTransform:
 
     def __post_init__(self):
         what = f"transform {self.name!r}"
-        for field, value in (("size", self.size), ("resize", self.resize)):
-            if value is None and field == "resize":
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{what}: {field}: expected a positive int, got {value!r}")
+        checks.integer(what, "size", self.size, 1)
+        if self.resize is not None:
+            checks.integer(what, "resize", self.resize, 1)
         if self.resize_mode not in RESIZE_MODES:
             raise ValueError(
                 f"{what}: resize_mode: expected one of {RESIZE_MODES}, got {self.resize_mode!r}"
