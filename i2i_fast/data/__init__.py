@@ -62,8 +62,8 @@ SYNTHETIC_PREFIX = "synthetic:"
 SYNTHETIC_NAMES = ("shapes", "shapes-paired") + tuple(
     f"shapes-k{k}" for k in range(2, len(STYLE_ORDER) + 1)
 )
-SYNTHETIC_SIZE = {"train": 10000}  # images per domain; other splits: 500
-SYNTHETIC_OTHER_SPLIT_SIZE = 500
+SYNTHETIC_TRAIN_SIZE = 10000  # images per domain of split "train"
+SYNTHETIC_EVAL_SIZE = 500  # images per domain of any other split
 
 __all__ = [
     "KINDS", "SYNTHETIC_NAMES", "open_dataset",
@@ -197,7 +197,7 @@ def _open_synthetic(
 ) -> Dataset:
     styles = _synthetic_styles(name, kind, domains)
     if size is None:
-        size = SYNTHETIC_SIZE.get(split, SYNTHETIC_OTHER_SPLIT_SIZE)
+        size = SYNTHETIC_TRAIN_SIZE if split == "train" else SYNTHETIC_EVAL_SIZE
     origin = f"synthetic:{name} (split {split!r}, {resolution}x{resolution}, rendered, no augmentation)"
     if kind in ("unpaired", "paired") and len(styles) != 2:
         raise ValueError(

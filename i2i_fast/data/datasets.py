@@ -97,10 +97,6 @@ class _Orders:
         return order
 
 
-def _skipped(sources) -> list:
-    return [bad for s in sources for bad in getattr(s, "skipped", [])]
-
-
 class Dataset(torch.utils.data.Dataset):
     """Common behaviour: keys, length, description. Subclasses define `item` and `sources`."""
 
@@ -118,7 +114,7 @@ class Dataset(torch.utils.data.Dataset):
     @property
     def skipped(self) -> list:
         """Files left out by ``skip_bad=True`` (``folders.BadImage``: path, reason)."""
-        return _skipped(self.sources)
+        return [bad for source in self.sources for bad in getattr(source, "skipped", [])]
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -191,6 +187,11 @@ class MultiDomainDataset(Dataset):
         if len(domains) < 1:
             raise ValueError(f"{type(self).__name__}: domains: expected at least one, got none")
         self.domains = list(domains)
+        if names is not None and len(names) != len(self.domains):
+            raise ValueError(
+                f"{type(self).__name__}: names: expected one per domain ({len(self.domains)}), "
+                f"got {len(names)}"
+            )
         self.domain_names = tuple(
             names if names is not None else [getattr(d, "name", str(i)) for i, d in enumerate(domains)]
         )
