@@ -4,8 +4,9 @@ Image ``index`` of a synthetic domain is a pure function of (seed, split, slot, 
 comes from ``rng(seed, "synthetic", split, "scene", slot, index)`` and its style parameters from
 ``rng(seed, "synthetic", split, "style", slot, index)``. ``slot`` is the domain's position in the
 set (0 for A / the first domain, 1 for B, ...), so different domains (and splits) hold different
-scenes. Nothing is cached on disk; an image is rendered when it is loaded (vectorised torch,
-about a millisecond at 64 x 64).
+scenes. Nothing is cached on disk; an image is rendered when it is loaded, single-threaded with
+vectorised numpy (so it never competes with torch's thread pool): a few milliseconds at 64 x 64,
+tens of milliseconds at 256 x 256 (``python -m i2i_fast.bench.data_bench``).
 
 A paired source renders slot 0's scenes in two styles with independent style parameters: the
 ground-truth pairs share geometry exactly (same mask) and differ only in rendering.
