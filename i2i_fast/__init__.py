@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("cli", "extension", "info", "ops", "bench")
+_SUBMODULES = ("cli", "extension", "info", "ops", "bench", "data")
 
 
 def __getattr__(name: str):
