@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("cli", "extension", "info", "ops", "bench", "data")
+_SUBMODULES = ("bench", "cli", "config", "data", "extension", "info", "methods", "nn", "ops", "train", "losses", "metrics")
 
 
 def __getattr__(name: str):

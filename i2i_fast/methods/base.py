@@ -1,0 +1,219 @@
+"""The contract every method implements, built-in or plugin.
+
+A method is a ``torch.nn.Module`` subclass that owns its networks, optimizers, schedulers (and EMA
+copies, where it uses them), and knows how to run one training iteration and how to translate:
+
+    class MyMethod(Method):
+        name = "my_method"
+        Config = MyConfig            # dataclass; defaults = the official configuration
+        data_kind = "unpaired"       # "unpaired" | "multi_domain" | "paired" (see i2i_fast.data)
+        loss_names = ("d", "g")
+        configs = {"small": {"gen": {"dim": 16}}}   # named configurations (overrides)
+
+        def __init__(self, config, context=None): ...           # build nets, optimizers
+        def train_step(self, batch, step) -> dict[str, float]: ... # one whole iteration
+        def translate(self, x, *, n_styles=1, reference=None, target_domain=None,
+                      generator=None) -> Tensor: ...              # (N, K, 3, H, W)
+        def sample_visuals(self, batch, generator=None) -> dict[str, Tensor]: ...
+
+Checkpoints use ``training_state()`` / ``load_training_state()`` (networks, EMA, optimizers,
+schedulers: everything needed to continue the same run); ``state_dict()`` is the usual
+nn.Module state (networks and buffers, what inference needs).
+
+The trainer gives the method a ``RunContext``: where and how to run (device, precision,
+channels-last, distributed). Methods use its helpers so every method gets mixed precision, fused
+Adam and DDP the same way: ``context.autocast()`` around forward passes,
+``context.optimizer_step(loss, optimizer)`` for backward + step, ``context.adam(...)`` to build
+optimizers, and ``context.wrap(module)`` for each network whose ``forward`` is called in training
+(it becomes a DistributedDataParallel module when training with several processes).
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar
+
+import torch
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DATA_KINDS = ("unpaired", "multi_domain", "paired")
+
+
+@dataclasses.dataclass
+class RunContext:
+    """How a method runs. The defaults are what inference and tests need: CPU, float32."""
+
+    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
+    precision: str = "fp32"
+    channels_last: bool = False
+    fused_optimizers: bool = True
+    world_size: int = 1
+    rank: int = 0
+
+    def __post_init__(self) -> None:
+        self.device = torch.device(self.device)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision: fp16 needs a CUDA device (use bf16 on the CPU)")
+        self._scaler = (torch.amp.GradScaler("cuda") if self.precision == "fp16" else None)
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision for forward passes (a no-op in fp32)."""
+        dtype = self.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """An input batch tensor on the run's device and memory format."""
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def prepare(self, module: torch.nn.Module) -> torch.nn.Module:
+        """A freshly built network on the run's device and memory format."""
+        module = module.to(self.device)
+        if self.channels_last:
+            module = module.to(memory_format=torch.channels_last)
+        return module
+
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        """The network for training: DistributedDataParallel when running on several processes."""
+        if not self.distributed or not any(p.requires_grad for p in module.parameters()):
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+
+    def adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float],
+             weight_decay: float = 0.0) -> torch.optim.Adam:
+        """torch.optim.Adam, fused where the device supports it (same update rule)."""
+        params = list(params)
+        fused = self.fused_optimizers and self.device.type in ("cuda", "cpu")
+        if fused:
+            try:
+                return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay,
+                                        fused=True)
+            except (RuntimeError, TypeError):
+                pass  # older torch without fused Adam for this device: the foreach version
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+    def optimizer_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
+        """backward + step (+ loss scaling in fp16). Gradients must have been zeroed."""
+        if self._scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            self._scaler.scale(loss).backward()
+            self._scaler.step(optimizer)
+            self._scaler.update()
+
+    def scaler_state(self) -> dict | None:
+        return self._scaler.state_dict() if self._scaler is not None else None
+
+    def load_scaler_state(self, state: dict | None) -> None:
+        if self._scaler is not None and state:
+            self._scaler.load_state_dict(state)
+
+
+def unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the module itself)."""
+    return getattr(module, "module", module)
+
+
+class Method(torch.nn.Module, metaclass=abc.ABCMeta):
+    """Base class of all methods (see the module docstring for the contract)."""
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = type(None)
+    data_kind: ClassVar[str] = "unpaired"
+    loss_names: ClassVar[tuple[str, ...]] = ()
+    configs: ClassVar[dict[str, dict]] = {}
+
+    def __init__(self, config: Any, context: RunContext | None = None) -> None:
+        super().__init__()
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{self.name}: config: expected {self.Config.__name__}, "
+                            f"got {type(config).__name__}")
+        self.config = config
+        self.context = context or RunContext()
+        self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._schedulers: dict[str, Any] = {}
+
+    # ----- what subclasses register -----
+
+    def add_optimizer(self, name: str, optimizer: torch.optim.Optimizer,
+                      scheduler: Any | None = None) -> None:
+        """Register an optimizer (and its LR scheduler) so checkpoints hold their state."""
+        self._optimizers[name] = optimizer
+        if scheduler is not None:
+            self._schedulers[name] = scheduler
+
+    @property
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return dict(self._optimizers)
+
+    @property
+    def schedulers(self) -> dict[str, Any]:
+        return dict(self._schedulers)
+
+    # ----- the contract -----
+
+    @abc.abstractmethod
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        """One training iteration (all its discriminator and generator updates); the losses."""
+
+    @abc.abstractmethod
+    def translate(self, x: torch.Tensor, *, n_styles: int = 1,
+                  reference: torch.Tensor | None = None, target_domain: Any = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """Translations of x (N, 3, H, W): (N, K, 3, H, W), K random styles or the reference's."""
+
+    @abc.abstractmethod
+    def sample_visuals(self, batch: dict[str, torch.Tensor],
+                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Named image batches (N, 3, H, W) in [-1, 1] for sample grids."""
+
+    # ----- full training state -----
+
+    def training_state(self) -> dict:
+        return {
+            "networks": self.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self._optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self._schedulers.items()},
+        }
+
+    def load_training_state(self, state: dict) -> None:
+        self.load_state_dict(state["networks"])
+        for name, opt_state in state.get("optimizers", {}).items():
+            if name not in self._optimizers:
+                raise KeyError(f"{self.name}: checkpoint has optimizer {name!r}, the method has "
+                               f"{sorted(self._optimizers)}")
+            self._optimizers[name].load_state_dict(opt_state)
+        for name, sched_state in state.get("schedulers", {}).items():
+            self._schedulers[name].load_state_dict(sched_state)
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """eval() mode and no_grad for the block, restoring the previous mode."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.train(was_training)
