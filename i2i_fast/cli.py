@@ -25,6 +25,24 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_methods(args: argparse.Namespace) -> int:
+    from i2i_fast.methods import list_methods
+
+    infos = list_methods(args.pattern, check=not args.no_check)
+    if not infos:
+        print("no methods registered" + (f" matching {args.pattern!r}" if args.pattern else ""))
+        return 0
+    width = max(len(i.name) for i in infos)
+    for info in infos:
+        kind = "built-in" if info.builtin else "plugin"
+        print(f"{info.name:{width}s}  {info.status:9s}  {kind:8s}  {info.distribution} "
+              f"{info.version}  ({info.value})")
+        if info.error:
+            for line in info.error.rstrip().splitlines():
+                print(f"{'':{width}s}    | {line}")
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from i2i_fast.bench import ops_bench
 
@@ -40,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions, build state, operator x backend availability")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("methods", help="list the registered methods and their packages")
+    p.add_argument("pattern", nargs="?", default=None, help="fnmatch pattern, e.g. 'mu*'")
+    p.add_argument("--no-check", action="store_true",
+                   help="read entry-point metadata only (do not import the methods)")
+    p.set_defaults(func=_cmd_methods)
 
     p = sub.add_parser("build", help="compile the kernels now (e.g. before torchrun starts)")
     p.set_defaults(func=_cmd_build)

@@ -1,0 +1,21 @@
+"""Network blocks as nn.Modules, every normalization through the fused operators (i2i_fast.ops).
+
+Wrap any use in ``i2i_fast.ops.use_backend("reference")`` to run the same blocks on the
+plain-PyTorch reference definitions.
+"""
+
+from .conv import Conv2dBlock, LinearBlock, make_padding
+from .decoders import AdaINDecoder, split_adain_params
+from .discriminators import MultiScalePatchDiscriminator
+from .encoders import ContentEncoder, StyleEncoder
+from .init import init_weights
+from .mlp import MLP
+from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm
+from .resblocks import AdaINResBlock, ResBlock
+
+__all__ = [
+    "AdaINDecoder", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock", "ContentEncoder",
+    "InstanceNorm", "LayerNorm", "LinearBlock", "MLP", "MultiScalePatchDiscriminator",
+    "MunitLayerNorm", "ResBlock", "StyleEncoder", "init_weights", "make_padding",
+    "split_adain_params",
+]

@@ -1,0 +1,89 @@
+"""Conv2dBlock (pad → conv → norm → activation) and LinearBlock, MUNIT's building blocks.
+
+A normalization followed by ReLU or LeakyReLU runs as one fused operator.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm
+
+NORMS = ("none", "in", "ln", "ln_standard", "adain")
+ACTIVATIONS = ("relu", "lrelu", "tanh", "none")
+PAD_TYPES = ("reflect", "replicate", "zero")
+_FUSABLE = {"relu": "relu", "lrelu": "leaky_relu", "none": None}
+
+
+def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}: expected one of {', '.join(allowed)}, got {value!r}")
+
+
+def make_padding(pad_type: str, padding: int) -> nn.Module:
+    _check("pad_type", pad_type, PAD_TYPES)
+    if padding == 0:
+        return nn.Identity()
+    return {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d,
+            "zero": nn.ZeroPad2d}[pad_type](padding)
+
+
+def make_activation(activation: str, negative_slope: float = 0.2) -> nn.Module | None:
+    _check("activation", activation, ACTIVATIONS)
+    return {"relu": nn.ReLU(), "lrelu": nn.LeakyReLU(negative_slope), "tanh": nn.Tanh(),
+            "none": None}[activation]
+
+
+class Conv2dBlock(nn.Module):
+    """pad → Conv2d (with bias) → norm → activation.
+
+    norm: "none", "in" (InstanceNorm, no affine), "ln" (MUNIT's LayerNorm), "ln_standard"
+    (F.layer_norm + affine), "adain" (modulation passed to forward as (weight, bias)).
+    activation: "relu", "lrelu" (slope 0.2), "tanh", "none".
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, norm: str = "none", activation: str = "relu",
+                 pad_type: str = "zero", negative_slope: float = 0.2):
+        super().__init__()
+        _check("norm", norm, NORMS)
+        _check("activation", activation, ACTIVATIONS)
+        self.norm_kind = norm
+        self.pad = make_padding(pad_type, padding)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=True)
+        fused = norm != "none" and activation in _FUSABLE
+        act = _FUSABLE[activation] if fused else None
+        norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": LayerNorm,
+                    "adain": AdaptiveInstanceNorm}.get(norm)
+        self.norm = (norm_cls(out_channels, activation=act, negative_slope=negative_slope)
+                     if norm_cls else None)
+        self.activation = None if fused else make_activation(activation, negative_slope)
+
+    def forward(self, x: torch.Tensor,
+                adain: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        x = self.conv(self.pad(x))
+        if self.norm_kind == "adain":
+            if adain is None:
+                raise ValueError("Conv2dBlock(norm='adain'): adain: expected (weight, bias) of "
+                                 "shape (N, C), got None")
+            x = self.norm(x, *adain)
+        elif self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+class LinearBlock(nn.Module):
+    """Linear (with bias) → activation (MUNIT's MLP layers; no normalization is used there)."""
+
+    def __init__(self, in_features: int, out_features: int, activation: str = "relu",
+                 negative_slope: float = 0.2):
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features, bias=True)
+        self.activation = make_activation(activation, negative_slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.fc(x)
+        return self.activation(x) if self.activation is not None else x

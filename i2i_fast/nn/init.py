@@ -1,0 +1,33 @@
+"""Weight initialisations of the official implementations."""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+INITS = ("gaussian", "xavier", "kaiming", "orthogonal")
+
+
+def init_weights(module: nn.Module, kind: str) -> nn.Module:
+    """Initialise every Conv*/Linear weight of `module` and set their biases to 0.
+
+    gaussian: N(0, 0.02) (MUNIT/DRIT discriminators); kaiming: kaiming_normal_(a=0, fan_in)
+    (MUNIT generators; StarGAN v2's "He init"); xavier: xavier_normal_(gain sqrt 2);
+    orthogonal: orthogonal_(gain sqrt 2). Other layers (norms) keep their own init.
+    """
+    if kind not in INITS:
+        raise ValueError(f"init: expected one of {', '.join(INITS)}, got {kind!r}")
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)):
+            if kind == "gaussian":
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            elif kind == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=math.sqrt(2))
+            elif kind == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            else:
+                nn.init.orthogonal_(m.weight, gain=math.sqrt(2))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module

@@ -1,0 +1,91 @@
+"""Normalization layers on the fused operators, each with an optional fused activation.
+
+activation: None, "relu" or "leaky_relu" (slope `negative_slope`), applied in the same kernel.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import ops
+
+
+class InstanceNorm(nn.Module):
+    """torch.nn.InstanceNorm2d (affine=False by default, no running stats) + activation."""
+
+    def __init__(self, num_features: int, affine: bool = False, eps: float = 1e-5,
+                 activation: str | None = None, negative_slope: float = 0.2):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.activation, self.negative_slope = activation, negative_slope
+        if affine:
+            self.weight = nn.Parameter(torch.ones(num_features))
+            self.bias = nn.Parameter(torch.zeros(num_features))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.instance_norm(x, self.weight, self.bias, self.eps, self.activation,
+                                 self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, affine={self.weight is not None}, eps={self.eps}, "
+                f"activation={self.activation}")
+
+
+class MunitLayerNorm(nn.Module):
+    """MUNIT's LayerNorm: per sample over (C, H, W), unbiased std, (x - mean) / (std + eps),
+    per-channel gamma ~ U(0, 1) and beta = 0 at init."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, activation: str | None = None,
+                 negative_slope: float = 0.2):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.activation, self.negative_slope = activation, negative_slope
+        self.gamma = nn.Parameter(torch.rand(num_features))
+        self.beta = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.layer_norm(x, self.gamma, self.beta, self.eps, "munit", self.activation,
+                              self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, activation={self.activation}"
+
+
+class LayerNorm(nn.Module):
+    """F.layer_norm over (C, H, W) with a per-channel affine (weight 1, bias 0 at init): DRIT's."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, activation: str | None = None,
+                 negative_slope: float = 0.2):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.activation, self.negative_slope = activation, negative_slope
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.layer_norm(x, self.weight, self.bias, self.eps, "standard", self.activation,
+                              self.negative_slope)
+
+
+class AdaptiveInstanceNorm(nn.Module):
+    """AdaIN without parameters of its own: the modulation comes with each call.
+
+    forward(x, weight, bias) with weight, bias (N, C): MUNIT passes the MLP's slices,
+    StarGAN v2 passes (1 + gamma, beta).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, activation: str | None = None,
+                 negative_slope: float = 0.2):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.activation, self.negative_slope = activation, negative_slope
+
+    def forward(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return ops.adain(x, weight, bias, self.eps, self.activation, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, activation={self.activation}"

@@ -1,0 +1,151 @@
+"""The method registry: built-ins and real third-party plugin distributions (tests/plugins)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from i2i_fast.methods import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+def run(code: str, *plugin_dirs: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run Python code with the given plugin distributions on sys.path (as if pip-installed)."""
+    full_env = dict(os.environ)
+    paths = [str(PLUGINS / d) for d in plugin_dirs]
+    full_env["PYTHONPATH"] = os.pathsep.join(paths + [full_env.get("PYTHONPATH", "")])
+    full_env.pop(registry.DISABLE_ENV, None)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
+                          text=True, timeout=600, cwd=ROOT)
+
+
+def cli(*args: str, plugin_dirs: tuple[str, ...] = (), env: dict | None = None):
+    return run("import sys; from i2i_fast.cli import main; sys.exit(main(sys.argv[1:]))"
+               .replace("sys.argv[1:]", repr(list(args))), *plugin_dirs, env=env)
+
+
+def test_builtins_are_entry_points_of_the_package():
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][
+        registry.GROUP]
+    assert declared == registry.SOURCE_TREE_BUILTINS
+    infos = {i.name: i for i in registry.list_methods()}
+    assert infos["munit"].builtin and infos["munit"].value == declared["munit"]
+
+
+def test_listing_does_not_import_methods():
+    result = run("import sys, i2i_fast.methods as m; infos = m.list_methods(); "
+                 "print(sorted(i.name for i in infos)); "
+                 "print('i2i_fast.methods.munit' in sys.modules, 'i2i_fast_toy' in sys.modules, "
+                 "'i2i_fast.ops' in sys.modules)", "good")
+    assert result.returncode == 0, result.stderr
+    names, imported = result.stdout.strip().splitlines()
+    assert names == "['munit', 'toy']"
+    assert imported == "False False False"
+
+
+def test_a_plugin_is_listed_created_and_trained_for_a_step():
+    code = """
+import torch, i2i_fast.methods as m
+info = {i.name: i for i in m.list_methods(check=True)}["toy"]
+print(info.distribution, info.version, info.status, info.builtin)
+method = m.create_method("toy", overrides=["dim=4"])
+batch = {"a": torch.rand(2, 3, 16, 16) * 2 - 1, "b": torch.rand(2, 3, 16, 16) * 2 - 1}
+before = [p.detach().clone() for p in method.parameters()]
+torch.manual_seed(0)
+losses = method.train_step(batch, 0)
+changed = any(not torch.equal(b, p) for b, p in zip(before, method.parameters()))
+print(sorted(losses), changed, method.config.dim, tuple(method.translate(batch["a"], n_styles=3).shape))
+print(m.create_method("toy", config="wide").config.dim, m.create_method("toy", config="toy.wide").config.dim)
+"""
+    result = run(code, "good")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "i2i-fast-toy-plugin 0.1.0 ok False"
+    assert lines[1] == "['d', 'g'] True 4 (2, 3, 3, 16, 16)"
+    assert lines[2] == "16 16"
+
+
+def test_broken_plugin_is_reported_and_never_hides_the_others():
+    code = """
+import i2i_fast, i2i_fast.methods as m
+infos = {i.name: i for i in m.list_methods(check=True)}
+print(infos["broken"].status, infos["broken"].distribution, infos["broken"].version)
+print("i2i_fast_dependency_that_is_not_installed" in infos["broken"].error)
+print(infos["toy"].status, infos["munit"].status)
+try:
+    m.create_method("broken")
+except m.MethodImportError as e:
+    print("raised:", str(e).split(":")[0], "| chained:", type(e.__cause__).__name__)
+print(type(m.create_method("toy")).__name__)
+"""
+    result = run(code, "good", "broken")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "broken i2i-fast-broken-plugin 0.2.0"
+    assert lines[1] == "True"
+    assert lines[2] == "ok ok"
+    assert lines[3] == "raised: method 'broken' from i2i-fast-broken-plugin 0.2.0 " \
+                       "(i2i_fast_broken) failed to import | chained: ModuleNotFoundError"
+    assert lines[4] == "ToyTranslator"
+
+
+def test_duplicate_names_are_an_error_naming_both_sources():
+    code = """
+import i2i_fast.methods as m
+dups = [i for i in m.list_methods() if i.name == "munit"]
+print(len(dups), {i.status for i in dups})
+try:
+    m.get_method_class("munit")
+except m.DuplicateMethodError as e:
+    print(e)
+"""
+    result = run(code, "duplicate")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "2 {'duplicate'}"
+    assert "method name 'munit' is declared twice" in lines[1]
+    assert "i2i-fast " in lines[1] and "i2i-fast-duplicate-plugin 0.3.0 (i2i_fast_dup:OtherMUNIT)" \
+        in lines[1]
+
+
+def test_disable_plugins_lists_builtins_only():
+    result = run("import i2i_fast.methods as m; print(sorted(i.name for i in m.list_methods()))",
+                 "good", "broken", env={registry.DISABLE_ENV: "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['munit']"
+
+
+def test_cli_methods_shows_sources_and_broken_plugins():
+    result = cli("methods", plugin_dirs=("good", "broken"))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "munit" in out and "built-in" in out and "i2i-fast " in out
+    assert "toy" in out and "i2i-fast-toy-plugin 0.1.0" in out
+    broken_line = next(line for line in out.splitlines() if line.startswith("broken"))
+    assert "broken" in broken_line.split()[1] and "i2i-fast-broken-plugin 0.2.0" in broken_line
+    assert "ModuleNotFoundError" in out  # the traceback is shown
+
+
+def test_unknown_method_lists_the_registered_ones():
+    with pytest.raises(registry.UnknownMethodError, match=r"unknown method 'nope'; registered: .*munit"):
+        registry.get_method_class("nope")
+
+
+def test_config_resolution_errors_name_the_key():
+    cls = registry.get_method_class("munit")
+    with pytest.raises(Exception, match=r"gen.dimm: unknown key"):
+        registry.resolve_config(cls, overrides=["gen.dimm=3"])
+    with pytest.raises(Exception, match=r"gen.dim: expected an int, got 'wide'"):
+        registry.resolve_config(cls, overrides=["gen.dim=wide"])
+    with pytest.raises(registry.MethodError, match=r"'nope' is neither a named configuration of "
+                                                  r"munit \(munit.edges2shoes"):
+        registry.resolve_config(cls, "nope")
+    assert registry.resolve_config(cls, "munit.summer2winter").recon_x_cyc_w == 10.0
