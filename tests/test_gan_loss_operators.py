@@ -183,8 +183,10 @@ def test_compiled_discriminator_cannot_take_the_r1_double_backward():
     torch.manual_seed(0)
     d_compiled = torch.compile(HeadsDiscriminator())
     x = torch.randn(2, 3, 16, 16, requires_grad=True)
-    (g,) = torch.autograd.grad(d_compiled(x).sum(), x, create_graph=True)
-    with pytest.raises(RuntimeError, match="double backward"):
+    # Depending on what torch.compile did with the graph, it refuses either the create_graph
+    # (donated buffers) or the second backward itself.
+    with pytest.raises(RuntimeError, match="double backward|create_graph=False"):
+        (g,) = torch.autograd.grad(d_compiled(x).sum(), x, create_graph=True)
         ops.r1_penalty(g).backward()
 
 

@@ -114,29 +114,30 @@ def batched(op: str, name: str, t: object, min_dim: int, shape_text: str) -> tor
     return t
 
 
-def loss_outputs(op: str, outputs: object, heads: bool) -> list[torch.Tensor]:
+def loss_outputs(op: str, outputs: object, heads: bool) -> list[torch.Tensor] | tuple:
     """The discriminator outputs of a loss: one tensor or a non-empty list/tuple of tensors, every
     one floating and non-empty, with the same batch size, dtype and device; (N, ...) each, or
-    (N, K, ...) when `heads` (a domain selects one of K heads).
+    (N, K, ...) when `heads` (a domain selects one of K heads). Returns the list (or tuple).
 
-    These tensors are tiny and the loss is called several times per step, so the common case is
+    These tensors are tiny and a loss is called several times per step, so the common case is
     one cheap pass; the detailed checks (and their messages) run only when it fails.
     """
     if isinstance(outputs, torch.Tensor):
         scales = [outputs]
     elif isinstance(outputs, (list, tuple)) and outputs:
-        scales = list(outputs)
+        scales = outputs
     else:
         _explain_bad_outputs(op, outputs, heads)
     first = scales[0]
-    if isinstance(first, torch.Tensor):
-        min_dim = 2 if heads else 1
-        n, dtype, device = first.shape[0] if first.dim() else None, first.dtype, first.device
-        if dtype in FLOATING and all(
-            isinstance(x, torch.Tensor) and x.dim() >= min_dim and x.shape[0] == n
-            and x.dtype == dtype and x.numel() > 0 and x.device == device
-            for x in scales
-        ):
+    min_dim = 2 if heads else 1
+    if (isinstance(first, torch.Tensor) and first.dtype in FLOATING and first.dim() >= min_dim
+            and first.numel() > 0):
+        n, dtype, device = first.shape[0], first.dtype, first.device
+        for x in scales:
+            if not (isinstance(x, torch.Tensor) and x.dtype == dtype and x.dim() >= min_dim
+                    and x.shape[0] == n and x.numel() > 0 and x.device == device):
+                break
+        else:
             return scales
     _explain_bad_outputs(op, outputs, heads)
 

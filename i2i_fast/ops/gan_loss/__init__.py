@@ -26,18 +26,19 @@ TARGETS = ("real", "fake", "generator")
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def _target(op: str, target: object, mode: str) -> str | float:
-    """'real' / 'fake' / 'generator', or a finite numeric label (lsgan and nsgan only)."""
+def _target(op: str, target: object, mode: str) -> tuple[str, float]:
+    """(name, label): ('real' / 'fake' / 'generator', 0.0), or ('label', a finite number) for
+    lsgan and nsgan -- the target arguments of the operator."""
     if isinstance(target, str):
         if target not in TARGETS:
             raise ValueError(f"{op}: target: expected 'real', 'fake', 'generator' or a number, "
                              f"got {target!r}")
-        return target
+        return target, 0.0
     label = checks.finite_number(op, "target", target)
     if mode not in ("lsgan", "nsgan"):
         raise ValueError(f"{op}: target: a numeric label ({label}) is only defined for mode "
                          f"'lsgan' or 'nsgan'; mode {mode!r} takes 'real', 'fake' or 'generator'")
-    return label
+    return "label", label
 
 
 def gan_loss(
@@ -72,11 +73,13 @@ def gan_loss(
     op = "gan_loss"
     scales = checks.loss_outputs(op, outputs, heads=domain is not None)
     mode = checks.choice(op, "mode", mode, MODES)
-    target = _target(op, target, mode)
+    name, label = _target(op, target, mode)
     reduction = checks.choice(op, "reduction", reduction, REDUCTIONS)
     if domain is not None:
         checks.domain_indices(op, domain, scales)
-    return select(op, scales[0])(scales, target, mode, domain, reduction)
+    # Every backend takes the operator's arguments: (outputs, mode, target, label, domain,
+    # reduction), target "real" / "fake" / "generator" or "label" with the value `label`.
+    return select(op, scales[0])(scales, mode, name, label, domain, reduction)
 
 
 def r1_penalty(grads: torch.Tensor, weight: float = 1.0, reduction: str = "mean") -> torch.Tensor:
@@ -100,18 +103,17 @@ def r1_penalty(grads: torch.Tensor, weight: float = 1.0, reduction: str = "mean"
     return select(op, grads)(grads, weight, reduction)
 
 
-implement("reference", "gan_loss", reference.gan_loss)
+def _gan_loss_reference(outputs, mode, target, label, domain, reduction):
+    """The reference definition called with the operator's arguments."""
+    return reference.gan_loss(outputs, label if target == "label" else target, mode, domain,
+                              reduction)
+
+
+implement("reference", "gan_loss", _gan_loss_reference)
 implement("reference", "r1_penalty", reference.r1_penalty)
 if extension.state().loaded:
     from . import fake as _fake
 
     _fake.register()
-    _gan_loss_op = torch.ops.i2i_fast.gan_loss.default
-
-    def _gan_loss_cpu(outputs, target, mode, domain, reduction):
-        if isinstance(target, str):
-            return _gan_loss_op(outputs, mode, target, 0.0, domain, reduction)
-        return _gan_loss_op(outputs, mode, "label", target, domain, reduction)
-
-    implement("cpu", "gan_loss", _gan_loss_cpu)
+    implement("cpu", "gan_loss", torch.ops.i2i_fast.gan_loss.default)
     implement("cpu", "r1_penalty", torch.ops.i2i_fast.r1_penalty.default)
