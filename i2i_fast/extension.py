@@ -137,13 +137,31 @@ def _library_file(directory: Path) -> Path:
     return directory / f"{LIBRARY_NAME}.so"
 
 
+def _uniquely_named_sources(root: Path, sources: list[Path], build_dir: Path) -> list[Path]:
+    """One file per source, named after its path under csrc/, that #includes it.
+
+    cpp_extension names each object file after its source's base name, so csrc/<family>/cpu.cpp
+    of two families would both become cpu.o. The wrappers (normalization__cpu.cpp, ...) keep the
+    names apart; the real file is compiled in place, so its relative #includes still resolve.
+    """
+    wrapper_dir = build_dir / "sources"
+    wrapper_dir.mkdir(parents=True, exist_ok=True)
+    wrappers = []
+    for source in sources:
+        relative = source.resolve().relative_to(root.resolve())
+        wrapper = wrapper_dir / "__".join(relative.parts)
+        wrapper.write_text(f'#include "{source.resolve()}"\n')
+        wrappers.append(wrapper)
+    return wrappers
+
+
 def _compile(root: Path, sources: list[Path], build_dir: Path) -> None:
     from torch.utils import cpp_extension
 
     verbose = os.environ.get(VERBOSE_ENV) == "1"
     cpp_extension.load(
         name=LIBRARY_NAME,
-        sources=[str(s) for s in sources],
+        sources=[str(s) for s in _uniquely_named_sources(root, sources, build_dir)],
         extra_cflags=CXX_FLAGS,
         extra_include_paths=[str(root)],
         build_directory=str(build_dir),

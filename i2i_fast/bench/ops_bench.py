@@ -225,6 +225,17 @@ def bytes_moved(case: Case, dtype: torch.dtype, mode: str) -> int:
 # ----- host overhead ---------------------------------------------------------------------------
 
 
+def per_call_us(fn: Callable, arg, calls: int = 2000, rounds: int = 5) -> float:
+    """Median over `rounds` of the mean wall time (µs) of `calls` back-to-back calls fn(arg)."""
+    means = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn(arg)
+        means.append((time.perf_counter() - t0) / calls * 1e6)
+    return statistics.median(means)
+
+
 def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
     """µs per call on a tiny CPU tensor: eager reference, i2i_fast.ops, and the raw torch op."""
     import i2i_fast.ops as ops
@@ -249,13 +260,7 @@ def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
     }
 
     def per_call(fn, t):
-        best = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            for _ in range(calls):
-                fn(t)
-            best.append((time.perf_counter() - t0) / calls * 1e6)
-        return statistics.median(best)
+        return per_call_us(fn, t, calls, rounds)
 
     for op, (eager, fused, raw) in table.items():
         for grad in (False, True):
@@ -399,10 +404,12 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join([head, *rows])
 
 
-def save(records: list[dict], overhead: list[dict], meta: dict, out_dir: Path) -> Path:
+def save(records: list[dict], overhead: list[dict], meta: dict, out_dir: Path,
+         kind: str = "ops") -> Path:
+    """<out_dir>/<kind>-<device>-<date>.json (machine, results, host overhead) and .csv."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = out_dir / f"ops-{meta['device'].split(':')[0]}-{stamp}"
+    base = out_dir / f"{kind}-{meta['device'].split(':')[0]}-{stamp}"
     with open(base.with_suffix(".json"), "w") as f:
         json.dump({"machine": meta, "results": records, "host_overhead": overhead}, f, indent=1)
     if records:

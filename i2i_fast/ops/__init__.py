@@ -33,11 +33,13 @@ extension.load()
 register_backend(ExtensionBackend("cpu"), priority=30)
 register_backend(ReferenceBackend(), priority=100)
 
-from . import normalization  # noqa: E402 - families register after the backends exist
+from . import gan_loss as _gan_loss_family  # noqa: E402 - families register after the backends
+from . import normalization  # noqa: E402
 from . import reference  # noqa: E402
+from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows its subpackage
 from .normalization import adain, instance_norm, layer_norm  # noqa: E402
 
-OPS = normalization.OPS
+OPS = normalization.OPS + _gan_loss_family.OPS
 
 __all__ = [
     "BACKEND_ENV",
@@ -48,10 +50,12 @@ __all__ = [
     "backend_names",
     "chosen_backend",
     "forced_backend",
+    "gan_loss",
     "get_backend",
     "implement",
     "instance_norm",
     "layer_norm",
+    "r1_penalty",
     "reference",
     "register_backend",
     "select",

@@ -85,3 +85,128 @@ def negative_slope(op: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{op}: negative_slope: expected a number, got {type(value).__name__}")
     return float(value)
+
+
+def choice(op: str, name: str, value: object, allowed: tuple[str, ...]) -> str:
+    """A string option that must be one of `allowed`."""
+    if not isinstance(value, str) or value not in allowed:
+        expected = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"{op}: {name}: expected one of {expected}, got {value!r}")
+    return value
+
+
+def finite_number(op: str, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{op}: {name}: expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{op}: {name}: expected a finite number, got {value}")
+    return float(value)
+
+
+def batched(op: str, name: str, t: object, min_dim: int, shape_text: str) -> torch.Tensor:
+    """A floating, non-empty tensor with at least `min_dim` dims (shape_text: e.g. '(N, ...)')."""
+    t = tensor(op, name, t)
+    floating(op, name, t)
+    if t.dim() < min_dim:
+        raise ValueError(f"{op}: {name}: expected shape {shape_text}, got shape {tuple(t.shape)}")
+    if t.numel() == 0:
+        raise ValueError(f"{op}: {name}: expected a non-empty tensor, got shape {tuple(t.shape)}")
+    return t
+
+
+def loss_outputs(op: str, outputs: object, heads: bool) -> list[torch.Tensor] | tuple:
+    """The discriminator outputs of a loss: one tensor or a non-empty list/tuple of tensors, every
+    one floating and non-empty, with the same batch size, dtype and device; (N, ...) each, or
+    (N, K, ...) when `heads` (a domain selects one of K heads). Returns the list (or tuple).
+
+    These tensors are tiny and a loss is called several times per step, so the common case is
+    one cheap pass; the detailed checks (and their messages) run only when it fails.
+    """
+    if isinstance(outputs, torch.Tensor):
+        scales = [outputs]
+    elif isinstance(outputs, (list, tuple)) and outputs:
+        scales = outputs
+    else:
+        _explain_bad_outputs(op, outputs, heads)
+    first = scales[0]
+    min_dim = 2 if heads else 1
+    if (isinstance(first, torch.Tensor) and first.dtype in FLOATING and first.dim() >= min_dim
+            and first.numel() > 0):
+        n, dtype, device = first.shape[0], first.dtype, first.device
+        for x in scales:
+            if not (isinstance(x, torch.Tensor) and x.dtype == dtype and x.dim() >= min_dim
+                    and x.shape[0] == n and x.numel() > 0 and x.device == device):
+                break
+        else:
+            return scales
+    _explain_bad_outputs(op, outputs, heads)
+
+
+def _explain_bad_outputs(op: str, outputs: object, heads: bool) -> None:
+    """Raises the error that describes what is wrong with the outputs of a loss."""
+    expected = "expected a tensor or a non-empty list of tensors"
+    if isinstance(outputs, torch.Tensor):
+        scales, names = [outputs], ["outputs"]
+    elif isinstance(outputs, (list, tuple)):
+        if not outputs:
+            raise ValueError(f"{op}: outputs: {expected}, got an empty {type(outputs).__name__}")
+        scales = list(outputs)
+        names = [f"outputs[{i}]" for i in range(len(scales))]
+    else:
+        raise TypeError(f"{op}: outputs: {expected}, got {type(outputs).__name__}")
+    min_dim, shape_text = ((2, "(N, K, ...) with one head per domain (domain is given)") if heads
+                           else (1, "(N, ...) with a batch dimension"))
+    first = batched(op, names[0], scales[0], min_dim, shape_text)
+    for name, x in zip(names[1:], scales[1:]):
+        batched(op, name, x, min_dim, shape_text)
+        if x.shape[0] != first.shape[0]:
+            raise ValueError(
+                f"{op}: {name}: expected batch size {first.shape[0]} (that of outputs[0]), got "
+                f"{x.shape[0]} (shape {tuple(x.shape)})"
+            )
+        if x.dtype != first.dtype:
+            raise TypeError(
+                f"{op}: {name}: expected dtype {first.dtype} (that of outputs[0]), got {x.dtype}"
+            )
+        if x.device != first.device:
+            raise ValueError(
+                f"{op}: {name}: expected device {first.device} (that of outputs[0]), got "
+                f"{x.device}"
+            )
+    raise AssertionError(f"{op}: outputs: the fast check failed but no detailed check did")
+
+
+def domain_indices(op: str, domain: object, scales: list[torch.Tensor]) -> torch.Tensor:
+    """(N,) int64/int32 head indices, each in [0, K) for every scale (K = shape[1]).
+
+    The range check reads the values (a host sync on a GPU); it is skipped while torch.compile
+    traces, where the kernel checks instead.
+    """
+    domain = tensor(op, "domain", domain)
+    if domain.dtype not in (torch.int64, torch.int32):
+        raise TypeError(
+            f"{op}: domain: expected an int64 or int32 tensor of domain indices, got {domain.dtype}"
+        )
+    n = scales[0].shape[0]
+    if domain.dim() != 1 or domain.shape[0] != n:
+        raise ValueError(
+            f"{op}: domain: expected shape ({n},) (one index per sample), got {tuple(domain.shape)}"
+        )
+    if domain.device != scales[0].device:
+        raise ValueError(
+            f"{op}: domain: expected device {scales[0].device} (that of outputs), got "
+            f"{domain.device}"
+        )
+    if torch.compiler.is_compiling():
+        return domain
+    which = min(range(len(scales)), key=lambda i: scales[i].shape[1])
+    k = scales[which].shape[1]
+    low, high = torch.aminmax(domain)
+    if low.item() < 0 or high.item() >= k:
+        bad = int(((domain < 0) | (domain >= k)).nonzero()[0, 0])
+        source = "outputs" if len(scales) == 1 else f"outputs[{which}]"
+        raise ValueError(
+            f"{op}: domain: expected indices in [0, {k}) (K = {source}.shape[1]), got "
+            f"{int(domain[bad])} at sample {bad}"
+        )
+    return domain

@@ -5,6 +5,7 @@ The definitions live with their operator family (``i2i_fast/ops/<family>/referen
 
 from __future__ import annotations
 
+from .gan_loss.reference import gan_loss, r1_penalty
 from .normalization.reference import adain, instance_norm, layer_norm
 
-__all__ = ["adain", "instance_norm", "layer_norm"]
+__all__ = ["adain", "gan_loss", "instance_norm", "layer_norm", "r1_penalty"]

@@ -1,0 +1,353 @@
+"""GAN loss benchmark: eager reference vs torch.compile(reference) vs the fused operators.
+
+Used by `i2i-fast bench losses` and by benchmarks/test_loss_benchmark.py (pytest-benchmark).
+Every figure of a table comes from one process: the providers of one case run back to back on the
+same inputs. Timing, summaries, machine description and saving are ops_bench's.
+
+Cases (the losses of one training step of each method, at its published sizes):
+  munit_d       MUNIT D: LSGAN on fake (target 0) and real (target 1) outputs of 3 PatchGAN scales
+                (16x16, 8x8, 4x4 at 256x256 input), batch 8: two gan_loss calls
+  munit_g       MUNIT G: LSGAN toward 1 on the fake outputs of the 3 scales: one call
+  bicyclegan_d  BicycleGAN D: LSGAN on 2 scales (30x30, 14x14), batch 2, fake and real
+  stargan_v2_d  StarGAN v2 D: K = 3 heads, batch 8, BCE with logits on real (target 1) and fake
+                (target 0) at each sample's domain, + R1 (weight 0.5) on (8, 3, 256, 256) gradients
+  tunit_d       TUNIT D: K = 10 heads, batch 32, hinge, + 10 x R1 (weight 1) on (32, 3, 128, 128)
+  r1            R1 alone on (8, 3, 256, 256) gradients, weight 0.5
+Providers:
+  eager    the reference definitions (i2i_fast.ops.reference), plain PyTorch
+  compile  torch.compile of the same function of the reference definitions
+  fused    i2i_fast.ops (the backend it chooses: cpu here)
+Modes:
+  forward           inputs without requires_grad
+  forward_backward  forward, then torch.autograd.grad of the loss for every floating input
+Tiny cases repeat the step `inner` times per timed sample (the time reported is per step).
+Bytes: forward reads every input once; backward reads them again and writes their gradients.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from . import ops_bench
+
+PROVIDERS = ("eager", "compile", "fused")
+MODES = ("forward", "forward_backward")
+
+
+@dataclasses.dataclass(frozen=True)
+class Input:
+    name: str
+    shape: tuple[int, ...]
+    kind: str  # "logits" (a discriminator output), "grads" (an input gradient) or "domain"
+    heads: int = 0  # K, for a domain
+
+
+@dataclasses.dataclass(frozen=True)
+class LossCase:
+    name: str
+    where: str
+    inputs: tuple[Input, ...]
+    loss: Callable  # loss(losses, *tensors) with losses = i2i_fast.ops or i2i_fast.ops.reference
+
+    @property
+    def numel(self) -> int:
+        total = 0
+        for i in self.inputs:
+            if i.kind != "domain":
+                n = 1
+                for s in i.shape:
+                    n *= s
+                total += n
+        return total
+
+
+def _munit_d(L, f0, f1, f2, r0, r1, r2):
+    return L.gan_loss([f0, f1, f2], "fake", "lsgan") + L.gan_loss([r0, r1, r2], "real", "lsgan")
+
+
+def _munit_g(L, f0, f1, f2):
+    return L.gan_loss([f0, f1, f2], "generator", "lsgan")
+
+
+def _bicyclegan_d(L, f0, f1, r0, r1):
+    return L.gan_loss([f0, f1], "fake", "lsgan") + L.gan_loss([r0, r1], "real", "lsgan")
+
+
+def _stargan_v2_d(L, out_real, out_fake, grads, y_real, y_fake):
+    return (L.gan_loss(out_real, "real", "nsgan", domain=y_real)
+            + L.gan_loss(out_fake, "fake", "nsgan", domain=y_fake)
+            + L.r1_penalty(grads, weight=0.5))
+
+
+def _tunit_d(L, out_real, out_fake, grads, y_real, y_fake):
+    return (L.gan_loss(out_real, "real", "hinge", domain=y_real)
+            + L.gan_loss(out_fake, "fake", "hinge", domain=y_fake)
+            + 10.0 * L.r1_penalty(grads, weight=1.0))
+
+
+def _r1(L, grads):
+    return L.r1_penalty(grads, weight=0.5)
+
+
+def _scales(prefix: str, batch: int, sizes) -> tuple[Input, ...]:
+    return tuple(Input(f"{prefix}{i}", (batch, 1, s, s), "logits") for i, s in enumerate(sizes))
+
+
+CASES = (
+    LossCase("munit_d", "MUNIT D loss, LSGAN, 3 scales 16/8/4, batch 8 (two calls)",
+             _scales("fake", 8, (16, 8, 4)) + _scales("real", 8, (16, 8, 4)), _munit_d),
+    LossCase("munit_g", "MUNIT G adversarial loss, LSGAN, 3 scales, batch 8 (one call)",
+             _scales("fake", 8, (16, 8, 4)), _munit_g),
+    LossCase("bicyclegan_d", "BicycleGAN D loss, LSGAN, 2 scales 30/14, batch 2",
+             _scales("fake", 2, (30, 14)) + _scales("real", 2, (30, 14)), _bicyclegan_d),
+    LossCase("stargan_v2_d", "StarGAN v2 D loss, K=3 heads, batch 8, BCE + R1 (8x3x256x256)",
+             (Input("out_real", (8, 3), "logits"), Input("out_fake", (8, 3), "logits"),
+              Input("grads", (8, 3, 256, 256), "grads"), Input("y_real", (8,), "domain", 3),
+              Input("y_fake", (8,), "domain", 3)), _stargan_v2_d),
+    LossCase("tunit_d", "TUNIT D loss, K=10 heads, batch 32, hinge + 10 R1 (32x3x128x128)",
+             (Input("out_real", (32, 10), "logits"), Input("out_fake", (32, 10), "logits"),
+              Input("grads", (32, 3, 128, 128), "grads"), Input("y_real", (32,), "domain", 10),
+              Input("y_fake", (32,), "domain", 10)), _tunit_d),
+    LossCase("r1", "R1 on (8, 3, 256, 256) gradients, weight 0.5 (StarGAN v2)",
+             (Input("grads", (8, 3, 256, 256), "grads"),), _r1),
+)
+CASE_NAMES = tuple(c.name for c in CASES)
+
+# The issue's floors (CPU, 2 threads, float32, one run): fused over eager / over compile.
+FLOORS = {
+    ("munit_d", "forward_backward"): {"eager": 3.0, "compile": 1.5},
+    ("r1", "forward_backward"): {"eager": 2.0},
+}
+QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1")
+
+
+# ----- inputs and providers -------------------------------------------------------------------
+
+
+def make_inputs(case: LossCase, dtype: torch.dtype, device: str, seed: int = 0) -> list:
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    tensors = []
+    for spec in case.inputs:
+        if spec.kind == "domain":
+            t = torch.randint(0, spec.heads, spec.shape, generator=g)
+        elif spec.kind == "grads":
+            t = torch.randn(spec.shape, generator=g) * 1e-2
+        else:
+            t = torch.randn(spec.shape, generator=g)
+        tensors.append(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype))
+    return tensors
+
+
+def provider_fn(case: LossCase, provider: str) -> Callable:
+    """fn(*tensors) -> loss for a provider."""
+    import i2i_fast.ops as ops
+
+    if provider == "eager":
+        return lambda *t: case.loss(ops.reference, *t)
+    if provider == "compile":
+        return torch.compile(lambda *t: case.loss(ops.reference, *t))
+    if provider == "fused":
+        return lambda *t: case.loss(ops, *t)
+    raise ValueError(f"provider: expected one of {PROVIDERS}, got {provider!r}")
+
+
+def inner_steps(case: LossCase) -> int:
+    """Steps per timed sample: enough to make a sample of a tiny case last ~0.1 ms or more."""
+    return min(50, max(1, 200_000 // case.numel))
+
+
+def step_fn(fn: Callable, tensors: list, mode: str, inner: int) -> Callable[[], object]:
+    """A no-argument callable running `inner` measured steps."""
+    if mode == "forward":
+        def forward():
+            for _ in range(inner):
+                fn(*tensors)
+        return forward
+    args = [t.detach().clone().requires_grad_() if t.is_floating_point() else t for t in tensors]
+    leaves = [a for a in args if a.is_floating_point()]
+
+    def forward_backward():
+        for _ in range(inner):
+            torch.autograd.grad(fn(*args), leaves)
+
+    return forward_backward
+
+
+def bytes_moved(case: LossCase, dtype: torch.dtype, mode: str) -> int:
+    esize = torch.empty((), dtype=dtype).element_size()
+    return (1 if mode == "forward" else 3) * case.numel * esize
+
+
+# ----- host overhead ---------------------------------------------------------------------------
+
+
+def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
+    """µs per forward call on MUNIT's 3 scales (8x1x16x16, 8x8, 4x4) and on a tiny R1 input:
+    eager reference, i2i_fast.ops, and the raw torch operator."""
+    import i2i_fast.ops as ops
+
+    fused_available = ops.get_backend("cpu").unavailable_reason() is None
+    lib = torch.ops.i2i_fast if fused_available else None
+    table = {
+        "gan_loss (3 scales)": (
+            lambda xs: ops.reference.gan_loss(xs, "real", "lsgan"),
+            lambda xs: ops.gan_loss(xs, "real", "lsgan"),
+            lib and (lambda xs: lib.gan_loss.default(xs, "lsgan", "real", 0.0, None, "mean"))),
+        "r1_penalty (8x3x4x4)": (
+            lambda xs: ops.reference.r1_penalty(xs[0], 0.5),
+            lambda xs: ops.r1_penalty(xs[0], 0.5),
+            lib and (lambda xs: lib.r1_penalty.default(xs[0], 0.5, "mean"))),
+    }
+    inputs = {"gan_loss (3 scales)": [(8, 1, 16, 16), (8, 1, 8, 8), (8, 1, 4, 4)],
+              "r1_penalty (8x3x4x4)": [(8, 3, 4, 4)]}
+    rows = []
+    for op, (eager, fused, raw) in table.items():
+        for grad in (False, True):
+            xs = [torch.randn(s).requires_grad_(grad) for s in inputs[op]]
+            row = {"op": op, "requires_grad": grad,
+                   "eager_us": ops_bench.per_call_us(eager, xs, calls, rounds),
+                   "fused_us": ops_bench.per_call_us(fused, xs, calls, rounds)}
+            row["raw_op_us"] = ops_bench.per_call_us(raw, xs, calls, rounds) if raw else None
+            rows.append(row)
+    return rows
+
+
+# ----- the run ---------------------------------------------------------------------------------
+
+
+def run(cases, dtype: torch.dtype, device: str, modes, providers, repeats: int,
+        log=print) -> list[dict]:
+    records = []
+    for case in cases:
+        tensors = make_inputs(case, dtype, device)
+        copy_gbps = ops_bench.copy_bandwidth_gbps(case.numel, dtype, device, repeats)
+        inner = inner_steps(case)
+        for mode in modes:
+            by_provider = {}
+            for provider in providers:
+                fn = provider_fn(case, provider)
+                times = ops_bench.time_step(step_fn(fn, tensors, mode, inner), device, repeats)
+                by_provider[provider] = ops_bench.summarize([t / inner for t in times])
+                if provider == "compile":
+                    torch._dynamo.reset()
+            nbytes = bytes_moved(case, dtype, mode)
+            for provider, stats in by_provider.items():
+                gbps = nbytes / (stats["median_ms"] * 1e-3) / 1e9
+                rec = {"case": case.name, "where": case.where, "dtype": str(dtype)[6:],
+                       "mode": mode, "provider": provider, **stats, "inner_steps": inner,
+                       "bytes": nbytes, "gbps": gbps, "copy_gbps": copy_gbps,
+                       "of_copy": gbps / copy_gbps}
+                for base in ("eager", "compile"):
+                    if base in by_provider:
+                        rec[f"speedup_vs_{base}"] = (by_provider[base]["median_ms"]
+                                                     / stats["median_ms"])
+                records.append(rec)
+            log(format_case_line(case, mode, by_provider))
+    return records
+
+
+def format_case_line(case: LossCase, mode: str, by_provider: dict) -> str:
+    parts = [f"{case.name:14s} {mode:16s}"]
+    for provider, stats in by_provider.items():
+        parts.append(f"{provider} {stats['median_ms']:8.4f} ms")
+    if "fused" in by_provider:
+        fused = by_provider["fused"]["median_ms"]
+        for base in ("eager", "compile"):
+            if base in by_provider:
+                parts.append(f"x{by_provider[base]['median_ms'] / fused:5.2f} vs {base}")
+    return " | ".join(parts)
+
+
+def check_floors(records: list[dict]) -> list[str]:
+    """One line per floor: PASS/FAIL with the measured ratios."""
+    lines = []
+    for (case, mode), floors in FLOORS.items():
+        rec = next((r for r in records if r["case"] == case and r["mode"] == mode
+                    and r["provider"] == "fused" and r["dtype"] == "float32"), None)
+        if rec is None or any(f"speedup_vs_{base}" not in rec for base in floors):
+            continue
+        ok = all(rec[f"speedup_vs_{base}"] >= floor for base, floor in floors.items())
+        measured = ", ".join(f"x{rec[f'speedup_vs_{base}']:.2f} vs {base} (floor {floor})"
+                             for base, floor in floors.items())
+        lines.append(f"{'PASS' if ok else 'FAIL'} {case} {mode}: {measured}")
+    return lines
+
+
+def markdown_table(records: list[dict]) -> str:
+    head = ("| case | mode | eager ms | compile ms | fused ms | fused GB/s | vs eager | vs compile |"
+            "\n|---|---|---|---|---|---|---|---|")
+    index = {(r["case"], r["mode"], r["provider"]): r for r in records}
+    rows = []
+    for (case, mode, provider), r in index.items():
+        if provider != "fused":
+            continue
+        e, c = index.get((case, mode, "eager")), index.get((case, mode, "compile"))
+        cell = lambda rec: f"{rec['median_ms']:.4f}" if rec else "-"  # noqa: E731
+        ratio = lambda key: f"{r[key]:.2f}x" if key in r else "-"  # noqa: E731
+        rows.append(f"| {case} | {mode} | {cell(e)} | {cell(c)} | {r['median_ms']:.4f} | "
+                    f"{r['gbps']:.1f} | {ratio('speedup_vs_eager')} | "
+                    f"{ratio('speedup_vs_compile')} |")
+    return "\n".join([head, *rows])
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true",
+                   help=f"cases {', '.join(QUICK_CASES)} only, fewer repeats")
+    p.add_argument("--cases", default=",".join(CASE_NAMES))
+    p.add_argument("--dtype", default="float32", choices=sorted(ops_bench.DTYPES))
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--providers", default=",".join(PROVIDERS))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--out", type=Path, default=None, help="results directory")
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--no-overhead", action="store_true", help="skip the host-overhead table")
+    p.add_argument("--check-floors", action="store_true",
+                   help="exit 1 unless every floor of the issue is met")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
+
+    wanted = args.cases.split(",")
+    unknown = sorted(set(wanted) - set(CASE_NAMES))
+    if unknown:
+        raise SystemExit(f"--cases: unknown {', '.join(unknown)}; expected some of "
+                         f"{', '.join(CASE_NAMES)}")
+    cases = [c for c in CASES if c.name in wanted and (not args.quick or c.name in QUICK_CASES)]
+    modes = args.modes.split(",")
+    providers = args.providers.split(",")
+    repeats = args.repeats or (10 if args.quick else 30)
+    meta = ops_bench.machine_info(args.device)
+    print(f"# i2i-fast bench losses: {meta.get('gpu') or meta.get('cpu')}, {meta['threads']} "
+          f"threads, torch {meta['torch']}, {args.dtype}, {repeats} repeats (median)")
+    records = run(cases, ops_bench.DTYPES[args.dtype], args.device, modes, providers, repeats)
+    overhead = [] if args.no_overhead else host_overhead_us()
+    print()
+    print(markdown_table(records))
+    if overhead:
+        print("\nhost time per forward call, µs:")
+        print("| op | requires_grad | eager reference | i2i_fast.ops | raw torch.ops |")
+        print("|---|---|---|---|---|")
+        for r in overhead:
+            raw = f"{r['raw_op_us']:.1f}" if r["raw_op_us"] is not None else "-"
+            print(f"| {r['op']} | {r['requires_grad']} | {r['eager_us']:.1f} | "
+                  f"{r['fused_us']:.1f} | {raw} |")
+    if not args.no_save:
+        base = ops_bench.save(records, overhead, meta, args.out or ops_bench.default_out_dir(),
+                              kind="losses")
+        print(f"\nresults: {base}.json / .csv")
+    if args.check_floors:
+        lines = check_floors(records)
+        print("\n" + "\n".join(lines) if lines else "\nno floor case was measured")
+        if not lines or any(line.startswith("FAIL") for line in lines):
+            return 1
+    return 0
