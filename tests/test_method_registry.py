@@ -83,7 +83,7 @@ print(infos["toy"].status, infos["munit"].status)
 try:
     m.create_method("broken")
 except m.MethodImportError as e:
-    print("raised:", str(e).split(":")[0], "| chained:", type(e.__cause__).__name__)
+    print("raised:", str(e).split(" failed to import")[0], "| chained:", type(e.__cause__).__name__)
 print(type(m.create_method("toy")).__name__)
 """
     result = run(code, "good", "broken")
@@ -92,8 +92,8 @@ print(type(m.create_method("toy")).__name__)
     assert lines[0] == "broken i2i-fast-broken-plugin 0.2.0"
     assert lines[1] == "True"
     assert lines[2] == "ok ok"
-    assert lines[3] == "raised: method 'broken' from i2i-fast-broken-plugin 0.2.0 " \
-                       "(i2i_fast_broken) failed to import | chained: ModuleNotFoundError"
+    assert lines[3] == ("raised: method 'broken' from i2i-fast-broken-plugin 0.2.0 "
+                        "(i2i_fast_broken:BrokenMethod) | chained: ModuleNotFoundError")
     assert lines[4] == "ToyTranslator"
 
 
