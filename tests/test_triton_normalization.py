@@ -590,3 +590,23 @@ def test_gpu_compiled_module_with_cuda_graphs():
             out = compiled(x, s)
     assert rel_err(out, ref) < 1e-4
     torch._dynamo.reset()
+
+
+# ----- benchmark providers ------------------------------------------------------------------------
+
+
+def test_benchmark_runs_the_triton_provider_and_skips_missing_backends():
+    """`i2i-fast bench ops` providers "triton"/"cuda" force one backend; one that cannot run the
+    case is skipped with its reason (the figures themselves are for a GPU, not checked here)."""
+    if not INTERPRETER:
+        pytest.skip("the plumbing is checked on the CPU, in the interpreter")
+    from i2i_fast.bench import ops_bench
+
+    logged = []
+    case = ops_bench.Case("adain", (1, 2, 8, 8), "relu", "test")
+    records = ops_bench.run([case], torch.float32, "cpu", [False], ["forward"],
+                            ["eager", "fused", "triton", "cuda"], repeats=3, log=logged.append)
+    assert {r["provider"] for r in records} == {"eager", "fused", "triton"}
+    assert any("cuda: skipped" in line for line in logged), logged
+    table = ops_bench.markdown_table(records)
+    assert "| triton |" in table and "| fused |" in table

@@ -325,10 +325,11 @@ def _instance_forward_kernel(
     x_ptr, y_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr,
     C, S, c_stride, s_stride, c_tiles, w_nstride, b_nstride, eps: "fp64", slope: "fp64",
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACTIVATION: tl.constexpr,
-    ACC: tl.constexpr, ACC_FP64: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+    ACC_FP64: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
     ONE_CHUNK: tl.constexpr, LONG_INDEX: tl.constexpr,
 ):
     """Instance statistics and output of BLOCK_C channels of one sample (no split)."""
+    ACC = mean_ptr.dtype.element_ty  # float32, or float64 for float64 x
     pid = tl.program_id(0)
     n = pid // c_tiles
     c = (pid % c_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -365,9 +366,10 @@ def _instance_forward_kernel(
 @triton.jit
 def _partial_moments_kernel(
     x_ptr, pmean_ptr, pm2_ptr, C, S, c_stride, s_stride, c_tiles, splits, split_len,
-    ACC: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, LONG_INDEX: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, LONG_INDEX: tl.constexpr,
 ):
     """Mean and M2 of each (n, c) over one split of the spatial range, into [N, C, splits]."""
+    ACC = pmean_ptr.dtype.element_ty  # float32, or float64 for float64 x
     pid = tl.program_id(0)
     split = pid % splits
     rest = pid // splits
@@ -388,13 +390,14 @@ def _partial_moments_kernel(
 @triton.jit
 def _merge_partial_moments_kernel(
     pmean_ptr, pm2_ptr, mean_ptr, rstd_ptr, P, S, splits, split_len, eps: "fp64",
-    MUNIT_STD: tl.constexpr, ACC: tl.constexpr, ACC_FP64: tl.constexpr, BLOCK_P: tl.constexpr,
+    MUNIT_STD: tl.constexpr, ACC_FP64: tl.constexpr, BLOCK_P: tl.constexpr,
 ):
     """mean and rstd of group g from its P partial moments at [g*P, (g+1)*P).
 
     Partial p covers split p % splits of the spatial range; P = splits (instance statistics) or
     C * splits (layer statistics: all channels of the sample).
     """
+    ACC = pmean_ptr.dtype.element_ty  # float32, or float64 for float64 x
     g = tl.program_id(0)
     base = g.to(tl.int64) * P
     mean = _scalar(0.0, ACC)
@@ -422,9 +425,10 @@ def _normalize_kernel(
     x_ptr, y_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr,
     C, S, c_stride, s_stride, c_tiles, splits, split_len, w_nstride, b_nstride, slope: "fp64",
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACTIVATION: tl.constexpr, LAYER: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, LONG_INDEX: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, LONG_INDEX: tl.constexpr,
 ):
     """Output of one (n, channel tile, split) from the statistics computed before."""
+    ACC = mean_ptr.dtype.element_ty  # float32, or float64 for float64 x
     pid = tl.program_id(0)
     split = pid % splits
     rest = pid // splits
@@ -448,11 +452,12 @@ def _instance_backward_kernel(
     x_ptr, dy_ptr, dx_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr, sum_g_ptr, sum_gx_ptr,
     C, S, c_stride, s_stride, c_tiles, w_nstride, b_nstride, slope: "fp64",
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACTIVATION: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
     ONE_CHUNK: tl.constexpr, LONG_INDEX: tl.constexpr,
 ):
     """dx of BLOCK_C channels of one sample (instance statistics, no split), and the per-(n, c)
     sums of g and g * xhat (the weight/bias gradients before any sum over n)."""
+    ACC = mean_ptr.dtype.element_ty  # float32, or float64 for float64 x
     pid = tl.program_id(0)
     n = pid // c_tiles
     c = (pid % c_tiles) * BLOCK_C + tl.arange(0, BLOCK_C)
@@ -495,9 +500,10 @@ def _partial_grad_sums_kernel(
     x_ptr, dy_ptr, w_ptr, b_ptr, mean_ptr, rstd_ptr, psum_g_ptr, psum_gx_ptr,
     C, S, c_stride, s_stride, c_tiles, splits, split_len, w_nstride, b_nstride, slope: "fp64",
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACTIVATION: tl.constexpr, LAYER: tl.constexpr,
-    ACC: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, LONG_INDEX: tl.constexpr,
+    BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr, LONG_INDEX: tl.constexpr,
 ):
     """Sums of g and g * xhat of each (n, c) over one split, into [N, C, splits]."""
+    ACC = mean_ptr.dtype.element_ty  # float32, or float64 for float64 x
     pid = tl.program_id(0)
     split = pid % splits
     rest = pid // splits
@@ -526,11 +532,12 @@ def _input_grad_kernel(
     C, S, c_stride, s_stride, c_tiles, splits, split_len, w_nstride, b_nstride, count,
     eps: "fp64", slope: "fp64",
     HAS_W: tl.constexpr, HAS_B: tl.constexpr, ACTIVATION: tl.constexpr, LAYER: tl.constexpr,
-    MUNIT_STD: tl.constexpr, ACC: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
+    MUNIT_STD: tl.constexpr, BLOCK_C: tl.constexpr, BLOCK_S: tl.constexpr,
     LONG_INDEX: tl.constexpr,
 ):
     """dx of one (n, channel tile, split) from the group sums of dxhat and dxhat * xhat (indexed
     like mean/rstd) over `count` values per group."""
+    ACC = mean_ptr.dtype.element_ty  # float32, or float64 for float64 x
     pid = tl.program_id(0)
     split = pid % splits
     rest = pid // splits
@@ -581,10 +588,6 @@ def _acc_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _tl_acc(dtype: torch.dtype):
-    return tl.float64 if dtype == torch.float64 else tl.float32
-
-
 @dataclasses.dataclass(frozen=True)
 class _Problem:
     """x in kernel layout and everything the launches derive from it."""
@@ -630,12 +633,11 @@ def _forward(x, weight, bias, eps: float, activation: str, negative_slope: float
     rstd = torch.empty(stat_shape, dtype=p.acc, device=p.x.device)
     w, b, w_nstride, b_nstride, has_w, has_b = _param_args(weight, bias, p.x)
     act = ACTIVATION_CODES[activation]
-    acc = _tl_acc(p.acc)
     if not layer and plan.splits == 1:
         wrap_triton(_instance_forward_kernel)[(plan.programs(p.n),)](
             p.x, y, w, b, mean, rstd, p.c, p.s, p.c_stride, p.s_stride, plan.c_tiles, w_nstride,
             b_nstride, eps, negative_slope,
-            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, ACC=acc, ACC_FP64=p.acc == torch.float64,
+            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, ACC_FP64=p.acc == torch.float64,
             BLOCK_C=plan.block_c, BLOCK_S=plan.block_s, ONE_CHUNK=p.s <= plan.block_s,
             LONG_INDEX=plan.long_index, num_warps=plan.num_warps)
         return y, mean, rstd
@@ -643,19 +645,19 @@ def _forward(x, weight, bias, eps: float, activation: str, negative_slope: float
     pm2 = torch.empty_like(pmean)
     wrap_triton(_partial_moments_kernel)[(plan.programs(p.n),)](
         p.x, pmean, pm2, p.c, p.s, p.c_stride, p.s_stride, plan.c_tiles, plan.splits,
-        plan.split_len, ACC=acc, BLOCK_C=plan.block_c, BLOCK_S=plan.block_s,
+        plan.split_len, BLOCK_C=plan.block_c, BLOCK_S=plan.block_s,
         LONG_INDEX=plan.long_index, num_warps=plan.num_warps)
     parts = p.c * plan.splits if layer else plan.splits
     groups = p.n if layer else p.n * p.c
     block_p = min(ts.next_power_of_2(parts), 1024)
     wrap_triton(_merge_partial_moments_kernel)[(groups,)](
         pmean, pm2, mean, rstd, parts, p.s, plan.splits, plan.split_len, eps,
-        MUNIT_STD=munit_std, ACC=acc, ACC_FP64=p.acc == torch.float64, BLOCK_P=block_p,
+        MUNIT_STD=munit_std, ACC_FP64=p.acc == torch.float64, BLOCK_P=block_p,
         num_warps=ts.num_warps_for(block_p))
     wrap_triton(_normalize_kernel)[(plan.programs(p.n),)](
         p.x, y, w, b, mean, rstd, p.c, p.s, p.c_stride, p.s_stride, plan.c_tiles, plan.splits,
         plan.split_len, w_nstride, b_nstride, negative_slope,
-        HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, LAYER=layer, ACC=acc, BLOCK_C=plan.block_c,
+        HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, LAYER=layer, BLOCK_C=plan.block_c,
         BLOCK_S=plan.block_s, LONG_INDEX=plan.long_index, num_warps=plan.num_warps)
     return y, mean, rstd
 
@@ -678,14 +680,13 @@ def _backward(grad_out, x, weight, bias, mean, rstd, eps: float, activation: str
     rstd = rstd.to(p.acc).contiguous()
     w, b, w_nstride, b_nstride, has_w, has_b = _param_args(weight, bias, p.x)
     act = ACTIVATION_CODES[activation]
-    acc = _tl_acc(p.acc)
     if not layer and plan.splits == 1:
         sum_g = torch.empty((p.n, p.c), dtype=p.acc, device=p.x.device)
         sum_gx = torch.empty_like(sum_g)
         wrap_triton(_instance_backward_kernel)[(plan.programs(p.n),)](
             p.x, dy, dx, w, b, mean, rstd, sum_g, sum_gx, p.c, p.s, p.c_stride, p.s_stride,
             plan.c_tiles, w_nstride, b_nstride, negative_slope,
-            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, ACC=acc, BLOCK_C=plan.block_c,
+            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, BLOCK_C=plan.block_c,
             BLOCK_S=plan.block_s, ONE_CHUNK=p.s <= plan.block_s, LONG_INDEX=plan.long_index,
             num_warps=plan.num_warps)
     else:
@@ -694,7 +695,7 @@ def _backward(grad_out, x, weight, bias, mean, rstd, eps: float, activation: str
         wrap_triton(_partial_grad_sums_kernel)[(plan.programs(p.n),)](
             p.x, dy, w, b, mean, rstd, psum_g, psum_gx, p.c, p.s, p.c_stride, p.s_stride,
             plan.c_tiles, plan.splits, plan.split_len, w_nstride, b_nstride, negative_slope,
-            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, LAYER=layer, ACC=acc,
+            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, LAYER=layer,
             BLOCK_C=plan.block_c, BLOCK_S=plan.block_s, LONG_INDEX=plan.long_index,
             num_warps=plan.num_warps)
         sum_g, sum_gx = psum_g.sum(2), psum_gx.sum(2)
@@ -709,7 +710,7 @@ def _backward(grad_out, x, weight, bias, mean, rstd, eps: float, activation: str
             p.x, dy, dx, w, b, mean, rstd, gsum_dxhat.contiguous(), gsum_dxhat_xhat.contiguous(),
             p.c, p.s, p.c_stride, p.s_stride, plan.c_tiles, plan.splits, plan.split_len,
             w_nstride, b_nstride, count, eps, negative_slope,
-            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, LAYER=layer, MUNIT_STD=munit_std, ACC=acc,
+            HAS_W=has_w, HAS_B=has_b, ACTIVATION=act, LAYER=layer, MUNIT_STD=munit_std,
             BLOCK_C=plan.block_c, BLOCK_S=plan.block_s, LONG_INDEX=plan.long_index,
             num_warps=plan.num_warps)
     return dx, _param_grad(weight, sum_gx, p.x), _param_grad(bias, sum_g, p.x)
