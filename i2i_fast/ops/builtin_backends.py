@@ -67,6 +67,7 @@ class TritonBackend(Backend):
     def automatic_reason(self, op: str, x: torch.Tensor) -> str | None:
         why = self.reason(op, x)
         if why is None and x.device.type == "cpu":
-            return ("the Triton interpreter runs cpu tensors only when the triton backend is "
-                    "forced (use_backend('triton') or I2I_FAST_BACKEND=triton)")
+            return ("cpu tensors run in the Triton interpreter (numpy speed, for tests) only "
+                    "when the triton backend is forced (use_backend('triton') or "
+                    "I2I_FAST_BACKEND=triton)")
         return why
