@@ -24,7 +24,7 @@ os.environ["TRITON_INTERPRET"] = "0"
 
 import torch  # noqa: E402
 
-# Which kernels, and on what: (op, style, dtype, layout, shape, activation, affine)
+# The launches to compile: (op[/style or /no_affine], dtype, layout, shape, activation)
 FULL_CASES = [
     (op, dtype, layout, shape, act)
     for op in ("adain", "instance_norm", "instance_norm/no_affine", "layer_norm/munit",
