@@ -20,6 +20,7 @@ def report() -> str:
     """The whole report as text."""
     import i2i_fast
     from i2i_fast import extension, ops
+    from i2i_fast.ops import triton_support
 
     lines = []
     add = lines.append
@@ -46,6 +47,7 @@ def report() -> str:
         add(f"  NOT available: {st.error}")
     add(f"  build key {st.build_key}; {len(st.sources)} sources")
     add(f"  {extension.REQUIRE_ENV}={os.environ.get(extension.REQUIRE_ENV, '')!s}")
+    add(triton_support.state().describe())
     forced = ops.forced_backend()
     add(f"backend choice: {'forced to ' + forced[0] + ' by ' + forced[1] if forced else 'automatic'}"
         f" (priority: {', '.join(ops.backend_names())})")
@@ -58,6 +60,14 @@ def report() -> str:
         for op in ops.OPS:
             add(f"    {op}:")
             for name in ops.backend_names():
-                why = ops.get_backend(name).reason(op, probe)
-                add(f"      {name:10s} {'available' if why is None else 'unavailable: ' + why}")
+                backend = ops.get_backend(name)
+                why = backend.reason(op, probe)
+                automatic = backend.automatic_reason(op, probe)
+                if why is not None:
+                    status = "unavailable: " + why
+                elif automatic is not None:
+                    status = "available when forced: " + automatic
+                else:
+                    status = "available"
+                add(f"      {name:10s} {status}")
     return "\n".join(lines)

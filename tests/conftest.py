@@ -3,3 +3,18 @@ import sys
 
 # Tests import their helpers as plain modules.
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# Without a GPU the Triton kernels are tested in the Triton interpreter (CPU tensors). Triton reads
+# TRITON_INTERPRET when a kernel is defined, i.e. when a test module first imports i2i_fast.ops, so
+# it is set here, before any test module is imported. An explicit setting is kept. The interpreter
+# does not change which backend runs CPU tensors by default (the triton backend takes them only
+# when forced).
+if "TRITON_INTERPRET" not in os.environ and not _cuda_available():
+    os.environ["TRITON_INTERPRET"] = "1"

@@ -8,6 +8,8 @@ Providers:
   eager         the reference definition (i2i_fast.ops.reference), plain PyTorch
   compile       torch.compile of that same reference function
   fused         i2i_fast.ops (the backend it chooses: cpu here, cuda on a GPU)
+  cuda, triton  i2i_fast.ops forced onto that backend (use_backend); skipped, with the reason,
+                where the backend cannot run the case. Default providers on a CUDA device.
   torch_native  what the official implementations run, built from stock PyTorch operators
                 (MUNIT's AdaIN through F.batch_norm, F.instance_norm, F.layer_norm); where the
                 official code is the explicit formula (MUNIT's LayerNorm) it is the reference
@@ -41,6 +43,7 @@ import torch.nn.functional as F
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
           "float64": torch.float64}
 PROVIDERS = ("eager", "compile", "fused", "torch_native")
+BACKEND_PROVIDERS = ("cuda", "triton")  # i2i_fast.ops forced onto one backend
 MODES = ("forward", "forward_backward")
 
 
@@ -148,7 +151,27 @@ def provider_fn(case: Case, provider: str) -> Callable | None:
         return lambda x, weight, bias: fused(x, weight, bias, **kwargs)
     if provider == "torch_native":
         return _native(case)
-    raise ValueError(f"provider: expected one of {PROVIDERS}, got {provider!r}")
+    if provider in BACKEND_PROVIDERS:
+        fused = getattr(ops, case.op)
+
+        def forced(x, weight, bias):
+            with ops.use_backend(provider):
+                return fused(x, weight, bias, **kwargs)
+
+        return forced
+    raise ValueError(f"provider: expected one of {PROVIDERS + BACKEND_PROVIDERS}, got "
+                     f"{provider!r}")
+
+
+def backend_skip_reason(provider: str, case: Case, x: torch.Tensor) -> str | None:
+    """Why a backend provider cannot run this case (None: it can, or not a backend provider)."""
+    if provider not in BACKEND_PROVIDERS:
+        return None
+    import i2i_fast.ops as ops
+
+    if provider not in ops.backend_names():
+        return f"no {provider!r} backend is registered"
+    return ops.get_backend(provider).reason(case.op, x)
 
 
 def step_fn(fn: Callable, inputs: dict, mode: str) -> Callable[[], object]:
@@ -321,6 +344,10 @@ def run(cases, dtype: torch.dtype, device: str, layouts, modes, providers, repea
             for mode in modes:
                 by_provider = {}
                 for provider in providers:
+                    why = backend_skip_reason(provider, case, inputs["x"])
+                    if why is not None:
+                        log(f"  {provider}: skipped ({why})")
+                        continue
                     fn = provider_fn(case, provider)
                     if fn is None:
                         continue
@@ -352,11 +379,13 @@ def format_case_line(case: Case, channels_last: bool, mode: str, by_provider: di
     parts = [f"{case.name:34s} {'CL ' if channels_last else '   '}{mode:16s}"]
     for provider, stats in by_provider.items():
         parts.append(f"{provider} {stats['median_ms']:8.3f} ms")
-    if "fused" in by_provider:
-        fused = by_provider["fused"]["median_ms"]
+    for provider in ("fused", *BACKEND_PROVIDERS):
+        if provider not in by_provider:
+            continue
+        ms = by_provider[provider]["median_ms"]
         for base in ("eager", "compile"):
             if base in by_provider:
-                parts.append(f"x{by_provider[base]['median_ms'] / fused:5.2f} vs {base}")
+                parts.append(f"{provider} x{by_provider[base]['median_ms'] / ms:5.2f} vs {base}")
     return " | ".join(parts)
 
 
@@ -382,25 +411,26 @@ def check_floors(records: list[dict]) -> list[str]:
 
 
 def markdown_table(records: list[dict]) -> str:
-    head = ("| op | shape | layout | mode | eager ms | compile ms | fused ms | fused GB/s "
-            "| vs eager | vs compile |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| op | shape | layout | mode | provider | eager ms | compile ms | ms | GB/s "
+            "| of copy | vs eager | vs compile |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     index = {(r["op"], r["style"], r["shape"], r["layout"], r["mode"], r["provider"]): r
              for r in records}
     for (op, style, shape, layout, mode, provider), r in index.items():
-        if provider != "fused":
+        if provider not in ("fused", *BACKEND_PROVIDERS):
             continue
         get = lambda p: index.get((op, style, shape, layout, mode, p))  # noqa: E731
         e, c = get("eager"), get("compile")
         name = f"{op}/{style}" if style else op
         rows.append(
-            f"| {name} | {shape} | {layout} | {mode} | "
+            f"| {name} | {shape} | {layout} | {mode} | {provider} | "
             f"{e['median_ms']:.2f} | {c['median_ms']:.2f} | {r['median_ms']:.2f} | "
-            f"{r['gbps']:.1f} | {r.get('speedup_vs_eager', float('nan')):.1f}x | "
+            f"{r['gbps']:.1f} | {r['of_copy']:.0%} | "
+            f"{r.get('speedup_vs_eager', float('nan')):.1f}x | "
             f"{r.get('speedup_vs_compile', float('nan')):.2f}x |"
             if e and c else
-            f"| {name} | {shape} | {layout} | {mode} | - | - | {r['median_ms']:.2f} | "
-            f"{r['gbps']:.1f} | - | - |")
+            f"| {name} | {shape} | {layout} | {mode} | {provider} | - | - | "
+            f"{r['median_ms']:.2f} | {r['gbps']:.1f} | {r['of_copy']:.0%} | - | - |")
     return "\n".join([head, *rows])
 
 
@@ -435,7 +465,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--layouts", default="contiguous,channels_last")
     p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--providers", default=",".join(PROVIDERS))
+    p.add_argument("--providers", default=None,
+                   help=f"comma-separated, from {','.join(PROVIDERS + BACKEND_PROVIDERS)} "
+                        f"(default: {','.join(PROVIDERS)}, plus {','.join(BACKEND_PROVIDERS)} "
+                        "on a CUDA device)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--repeats", type=int, default=None)
@@ -455,7 +488,12 @@ def main(args: argparse.Namespace) -> int:
     cases = [c for c in (QUICK_CASES if args.quick else METHOD_CASES) if c.op in wanted_ops]
     layouts = [{"contiguous": False, "channels_last": True}[s] for s in args.layouts.split(",")]
     modes = args.modes.split(",")
-    providers = args.providers.split(",")
+    if args.providers:
+        providers = args.providers.split(",")
+    elif args.device.startswith("cuda"):
+        providers = list(PROVIDERS + BACKEND_PROVIDERS)
+    else:
+        providers = list(PROVIDERS)
     repeats = args.repeats or (5 if args.quick else 15)
     meta = machine_info(args.device)
     print(f"# i2i-fast bench ops: {meta.get('gpu') or meta.get('cpu')}, {meta['threads']} threads,"

@@ -27,9 +27,11 @@ from .backends import (
     select,
     use_backend,
 )
-from .builtin_backends import ExtensionBackend, ReferenceBackend
+from .builtin_backends import ExtensionBackend, ReferenceBackend, TritonBackend
 
 extension.load()
+# Priority 10 is reserved for "cuda" (the compiled CUDA kernels); triton is the second GPU backend.
+register_backend(TritonBackend(), priority=20)
 register_backend(ExtensionBackend("cpu"), priority=30)
 register_backend(ReferenceBackend(), priority=100)
 

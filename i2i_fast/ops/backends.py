@@ -1,7 +1,7 @@
 """Backends and how one is chosen for each call.
 
-A backend is a named set of implementations of the public operators ("reference", "cpu", later
-"cuda" and "triton"). Backends are registered first (``register_backend``); each operator family
+A backend is a named set of implementations of the public operators ("reference", "cpu",
+"triton", later "cuda"). Backends are registered first (``register_backend``); each operator family
 (``i2i_fast.ops.normalization``, ...) then adds its implementations to them (``implement``).
 Each backend says why it cannot run a given call (not built, wrong device,
 unsupported dtype, operator missing); the dispatcher takes the first backend in priority order that
@@ -51,6 +51,11 @@ class Backend:
         if op not in self.ops:
             return f"the {self.name} backend has no {op} implementation"
         return self.unsupported_reason(x)
+
+    def automatic_reason(self, op: str, x: torch.Tensor) -> str | None:
+        """Why automatic selection passes over this backend for this call (None: it may take
+        it). The same as ``reason`` unless a backend runs some inputs only when forced."""
+        return self.reason(op, x)
 
 
 _BACKENDS: dict[str, Backend] = {}
@@ -125,9 +130,9 @@ def select(op: str, x: torch.Tensor) -> Callable:
                                f"this call: {why}")
         return backend.ops[op]
     for backend in _PRIORITY:
-        if backend.reason(op, x) is None:
+        if backend.automatic_reason(op, x) is None:
             return backend.ops[op]
-    reasons = "; ".join(f"{b.name}: {b.reason(op, x)}" for b in _PRIORITY)
+    reasons = "; ".join(f"{b.name}: {b.automatic_reason(op, x)}" for b in _PRIORITY)
     raise BackendError(f"{op}: no backend can run this call ({reasons})")
 
 

@@ -1,4 +1,4 @@
-"""The backends that ship with i2i_fast: the reference and the compiled extension.
+"""The backends that ship with i2i_fast: the reference, the compiled extension and Triton.
 
 They start empty; each operator family adds its implementations (backends.implement).
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from .. import extension
+from . import triton_support
 from .backends import Backend
 
 EXTENSION_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -42,3 +43,31 @@ class ExtensionBackend(Backend):
             return (f"x has dtype {x.dtype}; the {self.name} backend takes "
                     "float16/bfloat16/float32/float64")
         return None
+
+
+class TritonBackend(Backend):
+    """The Triton kernels (i2i_fast/ops/<family>/triton.py): CUDA tensors, or CPU tensors in the
+    Triton interpreter (TRITON_INTERPRET=1, for tests) when forced."""
+
+    name = "triton"
+    description = ("Triton kernels (i2i_fast/ops/<family>/triton.py), cuda tensors; cpu tensors "
+                   "in the Triton interpreter when forced")
+
+    def unavailable_reason(self) -> str | None:
+        return triton_support.state().unavailable_reason
+
+    def unsupported_reason(self, x: torch.Tensor) -> str | None:
+        why = triton_support.kernel_device_reason(x)
+        if why is not None:
+            return why
+        if x.dtype not in EXTENSION_DTYPES:
+            return f"x has dtype {x.dtype}; the triton backend takes float16/bfloat16/float32/float64"
+        return None
+
+    def automatic_reason(self, op: str, x: torch.Tensor) -> str | None:
+        why = self.reason(op, x)
+        if why is None and x.device.type == "cpu":
+            return ("cpu tensors run in the Triton interpreter (numpy speed, for tests) only "
+                    "when the triton backend is forced (use_backend('triton') or "
+                    "I2I_FAST_BACKEND=triton)")
+        return why

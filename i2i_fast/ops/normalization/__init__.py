@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks, extension
+from .. import checks, extension, triton_support
 from ..backends import implement, select
 from . import reference
 
@@ -119,3 +119,8 @@ if extension.state().loaded:
     _fake.register()
     for _op in OPS:
         implement("cpu", _op, getattr(torch.ops.i2i_fast, _op).default)
+if triton_support.state().unavailable_reason is None:
+    from . import triton as _triton
+
+    for _op in OPS:
+        implement("triton", _op, getattr(_triton, _op))
