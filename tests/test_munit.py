@@ -1,0 +1,182 @@
+"""MUNIT: the official architecture, losses, schedule; fused and reference backends agree."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import i2i_fast.ops as ops
+from i2i_fast.methods import create_method
+from i2i_fast.methods.munit import MUNIT, AdaINGen, MUNITConfig, step_lr_factor
+from i2i_fast.nn import MultiScalePatchDiscriminator
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_parameter_counts_equal_the_official_implementation():
+    cfg = MUNITConfig()
+    gen = AdaINGen(3, cfg.gen)
+    assert n_params(gen) == 15_026_187
+    assert n_params(gen.enc_style) == 2_764_936
+    assert n_params(gen.enc_content) == 5_385_856
+    assert n_params(gen.dec) == 5_754_627
+    assert n_params(gen.mlp) == 1_120_768
+    d = cfg.dis
+    dis = MultiScalePatchDiscriminator(3, d.dim, d.n_layer, d.num_scales, d.norm, d.activ,
+                                       d.pad_type)
+    assert n_params(dis) == 8_271_171
+    assert n_params(dis.cnns[0]) == 2_757_057
+
+
+def test_official_shapes():
+    gen = AdaINGen(3, MUNITConfig().gen)
+    with torch.no_grad():
+        content, style = gen.encode(torch.randn(1, 3, 64, 64))
+        assert content.shape == (1, 256, 16, 16) and style.shape == (1, 8, 1, 1)
+        assert gen.decode(content, style).shape == (1, 3, 64, 64)
+
+
+def test_learning_rate_schedule_matches_the_official_loop():
+    """train.py steps the scheduler before each iteration: iteration i uses lr*0.5^((i+1)//100k)."""
+    assert step_lr_factor(0, 100_000, 0.5) == 1.0
+    assert step_lr_factor(99_998, 100_000, 0.5) == 1.0
+    assert step_lr_factor(99_999, 100_000, 0.5) == 0.5
+    assert step_lr_factor(199_999, 100_000, 0.5) == 0.25
+    method = create_method("munit", "demo", overrides={"step_size": 2, "gamma": 0.1})
+    opt = method.optimizers["gen"]
+    lrs = []
+    batch = tiny_batch(method.config, 2)
+    for step in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        method.train_step(batch, step)
+    base = method.config.lr
+    assert lrs == pytest.approx([base, base * 0.1, base * 0.1, base * 0.01])
+
+
+def tiny_batch(cfg: MUNITConfig, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, 3, cfg.image_size, cfg.image_size)
+    return {"a": torch.rand(shape, generator=g) * 2 - 1, "b": torch.rand(shape, generator=g) * 2 - 1}
+
+
+SMALL = {"gen": {"dim": 8, "mlp_dim": 16, "n_res": 1}, "dis": {"dim": 8, "n_layer": 2,
+                                                              "num_scales": 2},
+         "image_size": 32, "batch_size": 2}
+
+
+def run_steps(backend: str, steps: int, overrides: dict = SMALL) -> tuple[list[dict], MUNIT]:
+    torch.manual_seed(0)
+    method = create_method("munit", overrides=copy.deepcopy(overrides))
+    history = []
+    with ops.use_backend(backend):
+        for step in range(steps):
+            losses = method.train_step(tiny_batch(method.config, 2, seed=step), step)
+            history.append({k: float(v) for k, v in losses.items()})
+    return history, method
+
+
+def test_reference_and_fused_backends_give_the_same_losses():
+    fused, m_fused = run_steps("cpu", 4)
+    reference, m_ref = run_steps("reference", 4)
+    assert set(fused[0]) == set(MUNIT.loss_names) - {"g_cycrecon_x_a", "g_cycrecon_x_b"}
+    for step, (f, r) in enumerate(zip(fused, reference)):
+        for name in f:
+            assert f[name] == pytest.approx(r[name], rel=2e-4, abs=1e-5), (step, name)
+    # Compare the trained models by what they compute, not parameter by parameter: a conv bias
+    # feeding an instance norm has a zero gradient up to rounding, which Adam normalises into
+    # arbitrary +-lr steps; it cancels in every output.
+    x = tiny_batch(m_fused.config, 2, seed=99)["a"]
+    torch.testing.assert_close(
+        m_fused.translate(x, n_styles=2, generator=torch.Generator().manual_seed(0)),
+        m_ref.translate(x, n_styles=2, generator=torch.Generator().manual_seed(0)),
+        rtol=1e-3, atol=1e-3)
+
+
+def test_cycle_loss_is_used_when_weighted():
+    history, _ = run_steps("cpu", 1, {**SMALL, "recon_x_cyc_w": 10.0})
+    assert "g_cycrecon_x_a" in history[0] and history[0]["g_cycrecon_x_a"] > 0
+
+
+def test_losses_are_the_official_formulas():
+    """Recompute one D loss from the networks (lsgan over every scale) and compare."""
+    torch.manual_seed(0)
+    method = create_method("munit", overrides=copy.deepcopy(SMALL))
+    batch = tiny_batch(method.config, 2)
+    state = copy.deepcopy(method.state_dict())
+    torch.manual_seed(1)
+    losses = method.train_step(batch, 0)
+    method.load_state_dict(state)
+    torch.manual_seed(1)
+    s_a = torch.randn(2, 8, 1, 1)
+    with torch.no_grad():
+        c_b, _ = method.gen_b.encode(batch["b"])
+        x_ba = method.gen_a.decode(c_b, s_a)
+        expected = sum(torch.mean(f ** 2) + torch.mean((r - 1) ** 2)
+                       for f, r in zip(method.dis_a(x_ba), method.dis_a(batch["a"])))
+    assert float(losses["d_a"]) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_translate_random_and_reference_styles():
+    torch.manual_seed(0)
+    method = create_method("munit", overrides=copy.deepcopy(SMALL))
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    g = torch.Generator().manual_seed(5)
+    out = method.translate(x, n_styles=4, generator=g)
+    assert out.shape == (3, 4, 3, 32, 32) and out.abs().max() <= 1
+    again = method.translate(x, n_styles=4, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(out, again)
+    assert not torch.allclose(out[:, 0], out[:, 1])  # different styles, different outputs
+    ref = method.translate(x, reference=x[:1])
+    assert ref.shape == (3, 1, 3, 32, 32)
+    back = method.translate(x, n_styles=2, target_domain="a", generator=g)
+    assert back.shape == (3, 2, 3, 32, 32)
+    with pytest.raises(ValueError, match="target_domain: expected 0/'a' or 1/'b'"):
+        method.translate(x, target_domain=2)
+    with pytest.raises(ValueError, match=r"reference: expected 1 or 3 images, got 2"):
+        method.translate(x, reference=x[:2])
+    assert method.training  # translate restores the mode
+
+
+def test_sample_visuals():
+    method = create_method("munit", overrides=copy.deepcopy(SMALL))
+    visuals = method.sample_visuals(tiny_batch(method.config, 2), torch.Generator().manual_seed(0))
+    assert list(visuals) == ["x_a", "x_a_recon", "x_ab_fixed", "x_ab_random", "x_b",
+                             "x_b_recon", "x_ba_fixed", "x_ba_random"]
+    assert all(v.shape == (2, 3, 32, 32) for v in visuals.values())
+
+
+def test_training_state_round_trip_continues_identically():
+    _, method = run_steps("cpu", 2)
+    state = copy.deepcopy(method.training_state())
+    rng = torch.get_rng_state()
+    batch = tiny_batch(method.config, 2, seed=9)
+    expected = {k: float(v) for k, v in method.train_step(batch, 2).items()}
+    torch.manual_seed(123)
+    other = create_method("munit", overrides=copy.deepcopy(SMALL))
+    other.load_training_state(state)
+    torch.set_rng_state(rng)
+    got = {k: float(v) for k, v in other.train_step(batch, 2).items()}
+    assert got == expected
+
+
+def test_official_init():
+    torch.manual_seed(0)
+    method = create_method("munit", overrides=copy.deepcopy(SMALL))
+    d_weights = torch.cat([m.weight.flatten() for m in method.dis_a.modules()
+                           if isinstance(m, torch.nn.Conv2d)])
+    assert abs(d_weights.std().item() - 0.02) < 0.003
+    assert all((m.bias == 0).all() for m in method.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)))
+
+
+def test_invalid_configurations_are_refused():
+    with pytest.raises(ValueError, match="vgg_w: expected 0"):
+        create_method("munit", overrides={"vgg_w": 1.0})
+    with pytest.raises(ValueError, match=r"dis.gan_type: expected 'lsgan' or 'nsgan', got 'hinge'"):
+        create_method("munit", overrides={"dis": {"gan_type": "hinge"}})
+    with pytest.raises(TypeError, match="config: expected MUNITConfig"):
+        MUNIT({"lr": 1.0})
