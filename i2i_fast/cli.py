@@ -44,6 +44,10 @@ def _cmd_methods(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.bench_command == "method":
+        from i2i_fast.bench import method_bench
+
+        return method_bench.main(args)
     if args.bench_command == "losses":
         from i2i_fast.bench import loss_bench
 
@@ -74,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)
-    from i2i_fast.bench import loss_bench, ops_bench
+    from i2i_fast.bench import loss_bench, method_bench, ops_bench
 
     ops_bench.add_arguments(bench_sub.add_parser("ops", help="per-operator benchmark table"))
     loss_bench.add_arguments(
         bench_sub.add_parser("losses", help="GAN losses and R1 per method: eager, compile, fused"))
+    method_bench.add_arguments(bench_sub.add_parser(
+        "method", help="whole training iterations in images/s: reference vs fused"))
     p.set_defaults(func=_cmd_bench)
     return parser
 

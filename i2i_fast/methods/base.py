@@ -188,6 +188,19 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Named image batches (N, 3, H, W) in [-1, 1] for sample grids."""
 
+    def training_networks(self) -> dict[str, torch.nn.Module]:
+        """The networks whose forward training calls (unwrapped), by name.
+
+        ``compile_networks`` compiles these in place; the default is every direct child module.
+        """
+        return dict(self.named_children())
+
+    def compile_networks(self, **options: Any) -> None:
+        """torch.compile each training network in place (nn.Module.compile: names, state_dicts
+        and DDP wrappers stay as they are)."""
+        for module in self.training_networks().values():
+            module.compile(**options)
+
     # ----- full training state -----
 
     def training_state(self) -> dict:

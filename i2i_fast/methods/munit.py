@@ -188,6 +188,14 @@ class MUNIT(Method):
         self._nets = {"a": _TrainingNets(self.gen_a, self.dis_a, ctx),
                       "b": _TrainingNets(self.gen_b, self.dis_b, ctx)}
 
+    def training_networks(self) -> dict[str, nn.Module]:
+        nets = {}
+        for domain, gen, dis in (("a", self.gen_a, self.dis_a), ("b", self.gen_b, self.dis_b)):
+            for part in ("enc_content", "enc_style", "dec", "mlp"):
+                nets[f"gen_{domain}.{part}"] = getattr(gen, part)
+            nets[f"dis_{domain}"] = dis
+        return nets
+
     def _discriminator(self, in_channels: int) -> MultiScalePatchDiscriminator:
         d = self.config.dis
         return MultiScalePatchDiscriminator(in_channels, d.dim, d.n_layer, d.num_scales, d.norm,

@@ -1,0 +1,163 @@
+"""Whole training iterations of a method, in images per second: fused vs the reference.
+
+Used by `i2i-fast bench method METHOD` and by the demo. Providers (each a fresh method built from
+the same seed, run on the same preloaded batches, in one process):
+
+  eager_reference     i2i_fast ops on the plain-PyTorch reference backend, no compilation
+  compiled_reference  the same, with every training network torch.compile'd (mode "default")
+  fused               the fused kernels (cpu here, cuda on a GPU), eager
+  fused_compiled      the fused kernels inside torch.compile'd networks
+
+A training iteration is whatever the method's ``train_step`` does (MUNIT: one D update and one G
+update). Data loading is excluded: a few batches are drawn once and cycled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Iterator
+
+import torch
+
+PROVIDERS = ("eager_reference", "compiled_reference", "fused", "fused_compiled")
+
+
+def _batches(method, data: str, count: int, seed: int) -> list[dict]:
+    from i2i_fast.data import ResumableLoader, open_dataset
+
+    kind = "unpaired" if method.data_kind == "unpaired" else method.data_kind
+    dataset = open_dataset(data, kind, resolution=method.config.image_size, seed=seed)
+    loader = ResumableLoader(dataset, method.config.batch_size, seed=seed)
+    return [next(loader) for _ in range(count)]
+
+
+def _cycle(batches: list[dict]) -> Iterator[dict]:
+    while True:
+        yield from batches
+
+
+def measure(name: str, config, overrides, provider: str, device: str, precision: str,
+            channels_last: bool, iterations: int, warmup: int, data: str,
+            seed: int = 0) -> dict:
+    """Median seconds per iteration of one provider (a fresh method, same seed)."""
+    import i2i_fast.ops as ops
+    from i2i_fast.methods import RunContext, create_method
+
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider: expected one of {', '.join(PROVIDERS)}, got {provider!r}")
+    torch.manual_seed(seed)
+    context = RunContext(device=device, precision=precision, channels_last=channels_last)
+    method = create_method(name, config, overrides, context)
+    if provider.endswith("compiled") or provider == "compiled_reference":
+        method.compile_networks()
+    backend = "reference" if provider.endswith("reference") else None
+    batches = _cycle(_batches(method, data, 4, seed))
+    guard = ops.use_backend(backend) if backend else _no_backend_forced()
+    times = []
+    with guard:
+        for step in range(warmup + iterations):
+            batch = next(batches)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            losses = method.train_step(batch, step)
+            float(next(iter(losses.values())))  # the step is done when its losses are
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if step >= warmup:
+                times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return {"provider": provider, "precision": precision, "median_s": median,
+            "p20_s": sorted(times)[int(0.2 * (len(times) - 1))],
+            "p80_s": sorted(times)[int(0.8 * (len(times) - 1))], "iterations": len(times),
+            "images_per_s": method.config.batch_size / median,
+            "batch_size": method.config.batch_size, "image_size": method.config.image_size}
+
+
+class _no_backend_forced:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("method", help="registered method name, e.g. munit")
+    p.add_argument("--config", default=None, help="named configuration or YAML file")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data", default="synthetic:shapes")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--reference-precision", default=None, choices=("fp32", "bf16", "fp16"),
+                   help="precision of eager_reference (default: --precision); the GPU floor "
+                        "compares the fused bf16 run with the eager fp32 reference")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--providers", default="eager_reference,compiled_reference,fused")
+    p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--check-floors", action="store_true",
+                   help="exit 1 unless fused >= 1.25x eager_reference (CPU), or on a GPU >= 2x "
+                        "eager_reference and >= 1.2x compiled_reference")
+
+
+def floor_lines(results: list[dict], device: str) -> list[str]:
+    by = {r["provider"]: r for r in results}
+    if "fused" not in by or "eager_reference" not in by:
+        return []
+    fused = by["fused"]["images_per_s"]
+    floors = [("eager_reference", 1.25 if device == "cpu" else 2.0)]
+    if device != "cpu":
+        floors.append(("compiled_reference", 1.2))
+    lines = []
+    for base, floor in floors:
+        if base in by:
+            ratio = fused / by[base]["images_per_s"]
+            lines.append(f"{'PASS' if ratio >= floor else 'FAIL'} fused x{ratio:.2f} vs {base} "
+                         f"(floor {floor})")
+    return lines
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from i2i_fast.bench.ops_bench import default_out_dir, machine_info, save
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    meta = machine_info(args.device)
+    print(f"# i2i-fast bench method {args.method} config={args.config} set={args.overrides}: "
+          f"{meta.get('gpu') or meta.get('cpu')}, {meta['threads']} threads, torch {meta['torch']},"
+          f" {args.precision}{', channels_last' if args.channels_last else ''}")
+    results = []
+    for provider in args.providers.split(","):
+        precision = (args.reference_precision or args.precision) \
+            if provider == "eager_reference" else args.precision
+        r = measure(args.method, args.config, args.overrides, provider, args.device, precision,
+                    args.channels_last, args.iterations, args.warmup, args.data)
+        r.update(method=args.method, config=str(args.config), overrides=" ".join(args.overrides),
+                 channels_last=args.channels_last)
+        results.append(r)
+        print(f"{provider:19s} {precision:5s} {r['median_s'] * 1e3:9.1f} ms/iteration  "
+              f"{r['images_per_s']:8.2f} images/s  (p20 {r['p20_s'] * 1e3:.1f}, p80 "
+              f"{r['p80_s'] * 1e3:.1f} ms)", flush=True)
+    base = {r["provider"]: r["images_per_s"] for r in results}
+    for r in results:
+        for ref in ("eager_reference", "compiled_reference"):
+            if ref in base:
+                r[f"speedup_vs_{ref}"] = r["images_per_s"] / base[ref]
+    lines = floor_lines(results, args.device.split(":")[0])
+    for line in lines:
+        print(line)
+    if not args.no_save:
+        out = save(results, [], meta, Path(args.out) if args.out else default_out_dir(),
+                   kind=f"method-{args.method}")
+        print(f"results: {out}.json / .csv")
+    if args.check_floors and (not lines or any(line.startswith("FAIL") for line in lines)):
+        return 1
+    return 0

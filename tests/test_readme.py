@@ -1,0 +1,28 @@
+"""The README opens with the two commands that work on a fresh machine; CI runs the second."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return [block.strip() for block in re.findall(r"```\n(.*?)```", text, flags=re.S)][:2]
+
+
+def test_readme_starts_with_a_main_job_and_a_test_command():
+    main_job, tests = readme_commands()
+    assert main_job.startswith("python3 -m venv .venv && .venv/bin/pip install -e .")
+    assert ".venv/bin/i2i-fast" in main_job
+    assert tests.startswith('python3 -m venv .venv && .venv/bin/pip install -e ".[test]"')
+    assert "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_with_the_extension_required():
+    _, tests = readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert tests in ci.splitlines()
+    assert "export I2I_FAST_REQUIRE_EXT=1" in ci
