@@ -51,6 +51,14 @@ constexpr int64_t kChunk = 1 << 15;    // elements per task when one group is sp
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// Tasks per parallel chunk so that a chunk holds at least kMinParallelWork elements: small
+// problems run inline on the calling thread (opening a parallel region costs microseconds,
+// longer than normalising a few thousand values).
+constexpr int64_t kMinParallelWork = int64_t(1) << 15;
+int64_t grain_for(int64_t elements_per_task) {
+  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(elements_per_task, 1));
+}
+
 double rstd_from_m2(double m2, int64_t count, StdKind kind, double eps) {
   if (kind == StdKind::kBiasedVar) return 1.0 / std::sqrt(m2 / static_cast<double>(count) + eps);
   // Unbiased std of one element is 0/0 = NaN, as torch.std.
@@ -352,7 +360,7 @@ void forward_contiguous_groups(const GroupView<T, A>& v, A* mean_out, A* rstd_ou
   const Problem<T, A>& p = v.p;
   const int64_t M = v.size();
   if (whole_groups_per_thread(v.groups, M * static_cast<int64_t>(sizeof(T)))) {
-    at::parallel_for(0, v.groups, 1, [&](int64_t g0, int64_t g1) {
+    at::parallel_for(0, v.groups, grain_for(M), [&](int64_t g0, int64_t g1) {
       std::vector<A> scratch;
       for (int64_t g = g0; g < g1; ++g) {
         const Moments m = span_moments<T, A>(p.x + g * M, M);
@@ -496,7 +504,7 @@ void backward_contiguous_groups(const GroupView<T, A>& v, const A* mean, const A
   const int64_t M = v.size();
   const int64_t cg = v.channels;
   if (whole_groups_per_thread(v.groups, 2 * M * static_cast<int64_t>(sizeof(T)))) {
-    at::parallel_for(0, v.groups, 1, [&](int64_t g0, int64_t g1) {
+    at::parallel_for(0, v.groups, grain_for(2 * M), [&](int64_t g0, int64_t g1) {
       std::vector<A> scratch;
       for (int64_t g = g0; g < g1; ++g) {
         double* sg = sum_g + g * cg;
@@ -617,7 +625,7 @@ void forward_instance_channels_last(const Problem<T, A>& p, A* mean_out, A* rstd
     }
   };
   if (cl.whole_samples()) {
-    at::parallel_for(0, p.N, 1, [&](int64_t n0, int64_t n1) {
+    at::parallel_for(0, p.N, grain_for(S * C), [&](int64_t n0, int64_t n1) {
       std::vector<Moments> moments(C);
       ChannelCoefficients<T, A> k(C);
       for (int64_t n = n0; n < n1; ++n) {
@@ -676,7 +684,7 @@ void backward_instance_channels_last(const Problem<T, A>& p, const A* mean_in, c
     }
   };
   if (cl.whole_samples()) {
-    at::parallel_for(0, p.N, 1, [&](int64_t n0, int64_t n1) {
+    at::parallel_for(0, p.N, grain_for(2 * S * C), [&](int64_t n0, int64_t n1) {
       ChannelCoefficients<T, A> k(C);
       for (int64_t n = n0; n < n1; ++n) {
         const int64_t off = cl.base(n);
@@ -735,7 +743,11 @@ void backward_instance_channels_last(const Problem<T, A>& p, const A* mean_in, c
 // A parameter as a contiguous tensor of the accumulation type; absent → ones/zeros of shape (C,).
 at::Tensor param_in_accumulate_type(const std::optional<at::Tensor>& t, int64_t C, double fill,
                                     at::ScalarType acc) {
-  if (t.has_value() && t->defined()) return t->to(acc).contiguous();
+  if (t.has_value() && t->defined()) {
+    // The common case needs no dispatcher round trip.
+    if (t->scalar_type() == acc && t->is_contiguous()) return *t;
+    return t->to(acc).contiguous();
+  }
   return at::full({C}, fill, at::TensorOptions().dtype(acc));
 }
 

@@ -33,6 +33,9 @@ class Backend:
 
     name: str = ""
     description: str = ""
+    # True when every reason depends only on the operator, x's dtype, whether x is on the CPU or
+    # on a CUDA device, and the state of the process: automatic choices are then cached.
+    reasons_depend_on_device_and_dtype_only: bool = True
 
     def __init__(self) -> None:
         self.ops: dict[str, Callable] = {}
@@ -62,6 +65,8 @@ _BACKENDS: dict[str, Backend] = {}
 _PRIORITY: list[Backend] = []
 _forced_stack: list[str] = []
 _env_forced: str | None = os.environ.get(BACKEND_ENV) or None
+# Automatic choices by (op, dtype, is_cpu, is_cuda); emptied whenever backends change.
+_automatic_choice: dict[tuple, Callable] = {}
 
 
 def register_backend(backend: Backend, priority: int) -> None:
@@ -69,6 +74,7 @@ def register_backend(backend: Backend, priority: int) -> None:
     if backend.name in _BACKENDS:
         raise BackendError(f"backend {backend.name!r} is already registered")
     backend.priority = priority
+    _automatic_choice.clear()
     _BACKENDS[backend.name] = backend
     _PRIORITY.append(backend)
     _PRIORITY.sort(key=lambda b: b.priority)
@@ -77,6 +83,7 @@ def register_backend(backend: Backend, priority: int) -> None:
 def implement(backend: str, op: str, fn: Callable) -> None:
     """Make `fn` the implementation of operator `op` on `backend`."""
     get_backend(backend).ops[op] = fn
+    _automatic_choice.clear()
 
 
 def backend_names() -> list[str]:
@@ -129,9 +136,18 @@ def select(op: str, x: torch.Tensor) -> Callable:
             raise BackendError(f"{op}: backend {forced!r} is forced by {source} but cannot run "
                                f"this call: {why}")
         return backend.ops[op]
+    is_cpu, is_cuda = x.is_cpu, x.is_cuda
+    key = (op, x.dtype, is_cpu, is_cuda)
+    impl = _automatic_choice.get(key)
+    if impl is not None:
+        return impl
     for backend in _PRIORITY:
         if backend.automatic_reason(op, x) is None:
-            return backend.ops[op]
+            impl = backend.ops[op]
+            if (is_cpu or is_cuda) and all(b.reasons_depend_on_device_and_dtype_only
+                                           for b in _PRIORITY):
+                _automatic_choice[key] = impl
+            return impl
     reasons = "; ".join(f"{b.name}: {b.automatic_reason(op, x)}" for b in _PRIORITY)
     raise BackendError(f"{op}: no backend can run this call ({reasons})")
 

@@ -37,7 +37,10 @@ class ExtensionBackend(Backend):
         return None
 
     def unsupported_reason(self, x: torch.Tensor) -> str | None:
-        if x.device.type != self.device_type:
+        # x.is_cpu / x.is_cuda: a bool, where x.device.type costs more than a kernel launch.
+        on_device = x.is_cpu if self.device_type == "cpu" else (
+            x.is_cuda if self.device_type == "cuda" else x.device.type == self.device_type)
+        if not on_device:
             return f"x is on {x.device}; the {self.name} backend takes {self.device_type} tensors"
         if x.dtype not in EXTENSION_DTYPES:
             return (f"x has dtype {x.dtype}; the {self.name} backend takes "

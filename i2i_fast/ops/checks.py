@@ -48,7 +48,7 @@ def norm_param(
 ) -> None:
     """A modulation parameter: given shape, x's device, x's dtype (or float32 for a 16-bit x)."""
     p = tensor(op, name, p)
-    if tuple(p.shape) != tuple(expected_shape):
+    if p.shape != expected_shape:
         raise ValueError(
             f"{op}: {name}: expected shape {tuple(expected_shape)}, got {tuple(p.shape)}"
         )
