@@ -1,0 +1,379 @@
+"""The training loop: a method, its data stream, logging, samples, checkpoints and resume.
+
+``Trainer(TrainOptions(...)).run()`` is what ``i2i-fast train`` runs, in each process of a
+torchrun launch as well. Per run:
+
+1. the process's place (``Distributed.from_environment``: rank, world size, device);
+2. the checkpoint to resume (``--resume``), if any: its method config, options, step;
+3. the method (``create_method`` semantics: registry name, Config resolved from the named
+   configuration / YAML / ``--set`` overrides), built with the same seed on every process, with a
+   ``RunContext`` (device, precision, channels_last, fused Adam, DDP);
+4. the data: ``open_dataset(data, kind=method.data_kind, resolution=config.image_size)`` and a
+   ``ResumableLoader`` of ``config.batch_size`` items per process;
+5. ``method.train_step(batch, step)`` for step = start .. ``config.max_iter`` - 1, with losses
+   logged every ``log_every`` steps (means over the interval and over processes), a sample grid
+   every ``sample_every`` steps and a checkpoint every ``checkpoint_every`` steps and at the end.
+
+Every method Config has three fields the trainer reads: ``batch_size`` (per process),
+``image_size`` (side of the square training images) and ``max_iter`` (iterations in the run).
+
+Exact resume: the checkpoint holds everything the next step depends on (networks, EMA,
+optimizers, schedulers, scaler, step, data position, every process's random generator states), so
+a run of N steps equals k steps + resume + N - k steps, bitwise on the CPU. Random draws are
+seeded per process (``rng.process_seed``) once the method is built; sampling and data loading do
+not touch the training's generators.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from .. import config as config_lib
+from ..data import ResumableLoader, open_dataset
+from ..methods.base import Method, RunContext
+from ..methods.registry import get_method_class, resolve_config
+from . import checkpoint as checkpoint_lib
+from . import rng
+from .distributed import Distributed
+from .errors import CheckpointError, DivergedError, TrainError
+from .events import EventLog
+from .images import save_png
+from .options import TrainOptions
+from .progress import Progress, format_losses
+from .run_dir import DEFAULT_ROOT, RunDir, run_record, versions
+from .samples import SampleSheet
+
+TRAINING_FIELDS = ("batch_size", "image_size", "max_iter")
+
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished run (of this process) reports."""
+
+    run_dir: Path
+    step: int
+    max_iter: int
+    resumed_from: Path | None
+    last_checkpoint: Path | None  # written by this run (rank 0), or None
+    losses: dict[str, float]  # of the last step, this process
+
+
+def training_fields(method_name: str, config: Any) -> tuple[int, int, int]:
+    """(batch_size, image_size, max_iter) of a method Config, checked."""
+    values = []
+    for name in TRAINING_FIELDS:
+        if not hasattr(config, name):
+            raise TrainError(
+                f"method {method_name}: its Config ({type(config).__name__}) has no field "
+                f"{name!r}; the trainer reads {', '.join(TRAINING_FIELDS)} from every method's "
+                f"Config")
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise TrainError(f"{name}: expected an int >= 1, got {value!r}")
+        values.append(value)
+    return values[0], values[1], values[2]
+
+
+def changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return keys
+
+
+def _backend_scope(name: str) -> contextlib.AbstractContextManager:
+    """``use_backend(name)`` for the run, after checking that the backend can run at all."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from .. import ops
+
+    try:
+        backend = ops.get_backend(name)
+    except ops.BackendError as error:
+        raise TrainError(f"--backend: {error}") from None
+    reason = backend.unavailable_reason()
+    if reason is not None:
+        raise TrainError(f"--backend {name}: not available here: {reason}")
+    return ops.use_backend(name)
+
+
+class Trainer:
+    """One process's part of a training run (see the module docstring).
+
+    on_step(step, losses) is called after every step (step = iterations done) on every process.
+    Messages and the progress bar go to `stream` (stderr by default), on rank 0 only. After
+    ``run`` (or during it, from on_step), ``method`` is the method being trained, ``step`` the
+    iterations done and ``last_checkpoint`` the last checkpoint this process wrote.
+    """
+
+    def __init__(self, options: TrainOptions, on_step: StepCallback | None = None,
+                 stream: TextIO | None = None):
+        self.options = options
+        self.on_step = on_step
+        self.stream = stream
+        self.method: Method | None = None
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+
+    # ----- where the run lives and where it resumes from -----
+
+    def run_dir(self) -> RunDir:
+        """--run-dir, else the run a --resume PATH belongs to, else runs/<method>."""
+        options = self.options
+        if options.run_dir:
+            return RunDir(options.run_dir)
+        if options.resume not in (None, "auto"):
+            path = Path(options.resume)
+            if path.is_file() and path.parent.name == "checkpoints":
+                return RunDir(path.parent.parent)
+            if path.is_dir():
+                return RunDir(path.parent if path.name == "checkpoints" else path)
+        return RunDir(DEFAULT_ROOT / options.method)
+
+    def checkpoint_to_resume(self, run: RunDir) -> Path | None:
+        resume = self.options.resume
+        present = run.checkpoints().latest()
+        if resume is None:
+            if present is not None:
+                raise TrainError(
+                    f"run folder {run.root} already holds checkpoints (latest {present.name}); "
+                    f"pass --resume auto to continue that run, or choose another --run-dir")
+            return None
+        if resume == "auto":
+            return present
+        path = Path(resume)
+        if path.is_dir():
+            folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+            latest = checkpoint_lib.CheckpointFolder(folder).latest()
+            if latest is None:
+                raise CheckpointError(f"--resume {path}: no checkpoint (step_N.pt) in {folder}")
+            return latest
+        return path
+
+    # ----- the run -----
+
+    def run(self) -> TrainResult:
+        dist = Distributed.from_environment(self.options.device)
+        try:
+            return self._run(dist)
+        finally:
+            dist.close()
+
+    def _say(self, dist: Distributed, message: str) -> None:
+        if dist.is_main:
+            print(message, file=self.stream or sys.stderr, flush=True)
+
+    def _run(self, dist: Distributed) -> TrainResult:
+        options = self.options
+        cls = get_method_class(options.method)
+        run = self.run_dir()
+        resume_path = self.checkpoint_to_resume(run)
+        saved = checkpoint_lib.load(resume_path) if resume_path is not None else None
+        if resume_path is None and options.resume == "auto":
+            self._say(dist, f"no checkpoint in {run.checkpoint_dir}: starting a new run")
+        notes: list[str] = []
+        if saved is not None:
+            if saved["method"] != options.method:
+                raise CheckpointError(f"checkpoint {resume_path}: trained method "
+                                      f"{saved['method']!r}, not {options.method!r}")
+            later = [s for s in run.checkpoints().steps() if s > saved["step"]]
+            if later:
+                raise TrainError(
+                    f"run folder {run.root} holds checkpoints after step {saved['step']} (step "
+                    f"{later[-1]}); continuing from {resume_path} there would mix two runs: "
+                    f"delete the later checkpoints or pass another --run-dir")
+            if options.config is not None:
+                raise TrainError("--config: a resumed run keeps its checkpoint's configuration; "
+                                 "change single values with --set")
+            config = resolve_config(cls, saved["method_config"], options.overrides)
+            notes += [f"--set {c}" for c in changed_keys(saved["method_config"],
+                                                        config_lib.to_dict(config))]
+        else:
+            config = resolve_config(cls, options.config, options.overrides)
+        stored = saved.get("train_options") if saved is not None else None
+        opts, option_notes = options.resolved(stored)
+        notes += option_notes
+        batch_size, image_size, max_iter = training_fields(cls.name, config)
+
+        with _backend_scope(opts.backend):
+            try:
+                context = RunContext(device=dist.device, precision=opts.precision,
+                                     channels_last=opts.channels_last,
+                                     fused_optimizers=opts.fused_adam,
+                                     world_size=dist.world_size, rank=dist.rank)
+            except ValueError as error:
+                raise TrainError(f"--precision {opts.precision}: {error}") from None
+            rng.seed_all(opts.seed)  # the same networks on every process
+            method = self.method = cls(config, context)
+            try:
+                dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
+                                       resolution=image_size, seed=opts.seed)
+            except (ValueError, TypeError, OSError) as error:
+                raise TrainError(f"--data {opts.data}: {error}") from None
+            loader = ResumableLoader(dataset, batch_size, seed=opts.seed, rank=dist.rank,
+                                     world_size=dist.world_size, num_workers=opts.workers)
+            start = 0
+            if saved is not None:
+                start = self._restore(saved, resume_path, method, loader, dist, opts.seed, notes)
+            self.step = start
+
+            if dist.is_main:
+                run.create()
+                run.write_config(run_record(cls.name, config_lib.to_dict(config), opts.stored(),
+                                            dist.world_size, start))
+            header = (f"{cls.name} on {opts.data}: {len(dataset)} items, batch {batch_size} x "
+                      f"{dist.world_size} process(es), {image_size}x{image_size}, steps "
+                      f"{start}..{max_iter}; device {dist.device}, {opts.precision}"
+                      f"{', channels_last' if opts.channels_last else ''}, backend {opts.backend}; "
+                      f"run folder {run.root}")
+            self._say(dist, header)
+            if saved is not None:
+                self._say(dist, f"resumed from {resume_path} at step {start}")
+            for note in notes:
+                self._say(dist, f"note: {note}")
+            events = EventLog(run.tensorboard_dir, enabled=dist.is_main,
+                              purge_step=start if saved is not None else None)
+            if dist.is_main:
+                events.text("config", f"```\n{run.config_path.read_text()}\n```", start)
+            sheet = (SampleSheet(dataset, opts.n_samples, opts.seed, dist.device, context.to_device)
+                     if dist.is_main else None)
+            if saved is None:
+                rng.seed_all(rng.process_seed(opts.seed, dist.rank))
+            try:
+                losses = self._loop(method, loader, dist, run, opts, events, sheet, start, max_iter)
+            finally:
+                events.close()
+                loader.close()
+        if start >= max_iter:
+            self._say(dist, f"the run is already at step {start} of max_iter {max_iter}: "
+                            f"nothing to do (raise it with --set max_iter=N)")
+        else:
+            self._say(dist, f"done: step {max_iter}; checkpoint {self.last_checkpoint}")
+        return TrainResult(run.root, self.step, max_iter, resume_path, self.last_checkpoint,
+                           losses)
+
+    def _restore(self, saved: dict, path: Path, method: Method, loader: ResumableLoader,
+                 dist: Distributed, seed: int, notes: list[str]) -> int:
+        """Load a checkpoint's state into the method, the loader and the random generators."""
+        try:
+            method.load_training_state(saved["training_state"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path}: does not fit method {method.name} with "
+                                  f"this configuration: {error}") from None
+        method.context.load_scaler_state(saved.get("scaler"))
+        try:
+            loader.load_state_dict(saved["data"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path}: the data stream cannot continue: "
+                                  f"{error}") from None
+        step = saved["step"]
+        states = saved.get("rng") or []
+        if saved.get("world_size") == dist.world_size and len(states) == dist.world_size:
+            rng.restore(states[dist.rank], dist.device)
+        else:
+            rng.seed_all(rng.process_seed(seed, dist.rank, step))
+            notes.append(f"the checkpoint's random generator states are for "
+                         f"{saved.get('world_size')} process(es), this run has "
+                         f"{dist.world_size}: reseeded (the data stream continues exactly; random "
+                         f"draws of the method do not)")
+        return step
+
+    def _loop(self, method: Method, loader: ResumableLoader, dist: Distributed, run: RunDir,
+              opts: TrainOptions, events: EventLog, sheet: SampleSheet | None, start: int,
+              max_iter: int) -> dict[str, float]:
+        folder = run.checkpoints(opts.keep_checkpoints)
+        progress = Progress(max_iter, start, show_bar=dist.is_main and opts.progress,
+                            stream=self.stream)
+        context = method.context
+        sums: dict[str, float] = {}
+        count = 0
+        interval_start = time.perf_counter()
+        losses: dict[str, float] = {}
+        try:
+            for step in range(start, max_iter):
+                batch = {k: context.to_device(v) if isinstance(v, torch.Tensor) else v
+                         for k, v in next(loader).items()}
+                losses = self._checked_losses(method, method.train_step(batch, step), step)
+                done = step + 1
+                self.step = done
+                for name, value in losses.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                count += 1
+                if self.on_step is not None:
+                    self.on_step(done, losses)
+                logged = None
+                if done % opts.log_every == 0 or done == max_iter:
+                    logged = dist.mean({name: total / count for name, total in sums.items()})
+                    seconds = time.perf_counter() - interval_start
+                    events.scalars(done, logged, "loss/")
+                    events.scalars(done, {name: opt.param_groups[0]["lr"]
+                                          for name, opt in method.optimizers.items()}, "lr/")
+                    events.scalars(done, {"it_per_s": count / seconds if seconds > 0 else 0.0,
+                                          "epoch": loader.epoch}, "progress/")
+                    sums, count, interval_start = {}, 0, time.perf_counter()
+                progress.step(logged)
+                if sheet is not None and (done % opts.sample_every == 0 or done == max_iter):
+                    self._sample(method, sheet, run, events, done)
+                if done % opts.checkpoint_every == 0 or done == max_iter:
+                    self._checkpoint(method, loader, dist, folder, opts, done)
+                    events.flush()
+        finally:
+            progress.close()
+        return losses
+
+    @staticmethod
+    def _checked_losses(method: Method, losses: Any, step: int) -> dict[str, float]:
+        if not isinstance(losses, dict):
+            raise TypeError(f"{method.name}.train_step: expected a dict of losses, got "
+                            f"{type(losses).__name__}")
+        values = {name: float(value) for name, value in losses.items()}
+        bad = {name: value for name, value in values.items() if not math.isfinite(value)}
+        if bad:
+            raise DivergedError(f"step {step + 1}: loss {format_losses(bad)}; training stopped "
+                                f"without saving this state (resume from the last checkpoint, "
+                                f"e.g. with a lower learning rate)")
+        return values
+
+    def _sample(self, method: Method, sheet: SampleSheet, run: RunDir, events: EventLog,
+                step: int) -> None:
+        pixels = sheet.render(method)
+        save_png(pixels, run.sample_dir / f"step_{step:09d}.png")
+        events.image("samples/" + ",".join(sheet.columns), step, pixels)
+
+    def _checkpoint(self, method: Method, loader: ResumableLoader, dist: Distributed,
+                    folder: checkpoint_lib.CheckpointFolder, opts: TrainOptions,
+                    step: int) -> None:
+        states = dist.gather(rng.capture(dist.device))  # every process takes part
+        if not dist.is_main:
+            return
+        payload = {
+            "format": checkpoint_lib.FORMAT,
+            "format_version": checkpoint_lib.FORMAT_VERSION,
+            "method": method.name,
+            "method_config": config_lib.to_dict(method.config),
+            "step": step,
+            "training_state": method.training_state(),
+            "scaler": method.context.scaler_state(),
+            "rng": states,
+            "world_size": dist.world_size,
+            "data": loader.state_dict(),
+            "train_options": opts.stored(),
+            "versions": versions(),
+        }
+        self.last_checkpoint = folder.save(payload, step)
