@@ -42,8 +42,10 @@ class Encoder(torch.nn.Module):
 
     def __init__(self, dim: int, style_dim: int):
         super().__init__()
-        self.conv1 = torch.nn.Conv2d(3, dim, 3, padding=1)
-        self.conv2 = torch.nn.Conv2d(dim, dim, 4, stride=2, padding=1)
+        # no bias before a normalisation: its exact gradient is 0, its computed one float noise,
+        # which Adam turns into lr-sized steps that differ between 1 and 2 processes
+        self.conv1 = torch.nn.Conv2d(3, dim, 3, padding=1, bias=False)
+        self.conv2 = torch.nn.Conv2d(dim, dim, 4, stride=2, padding=1, bias=False)
         self.style = torch.nn.Linear(dim, style_dim)
 
     def forward(self, x):
@@ -58,7 +60,7 @@ class Decoder(torch.nn.Module):
     def __init__(self, dim: int, style_dim: int):
         super().__init__()
         self.mlp = torch.nn.Linear(style_dim, 2 * dim)
-        self.conv = torch.nn.Conv2d(dim, dim, 3, padding=1)
+        self.conv = torch.nn.Conv2d(dim, dim, 3, padding=1, bias=False)
         self.out = torch.nn.Conv2d(dim, 3, 3, padding=1)
 
     def forward(self, content, style):
