@@ -51,7 +51,7 @@ def trained(tmp_path_factory, toy_plugin):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        status = cli.main(["train", "toy", *FAST_ARGS, "--run-dir", str(root / "run"),
+        status = cli.main(["train", "toygan", *FAST_ARGS, "--run-dir", str(root / "run"),
                            "--set", "max_iter=3"])
     finally:
         torch.set_num_threads(threads)
@@ -84,7 +84,7 @@ def test_train_resume_auto_continues(trained, capsys, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(trained.parent.parent, run)
-    status, _, err = run_cli(["train", "toy", "--run-dir", str(run), "--resume", "auto",
+    status, _, err = run_cli(["train", "toygan", "--run-dir", str(run), "--resume", "auto",
                               "--set", "max_iter=4", "--no-progress"], capsys)
     assert status == 0, err
     assert "resumed from" in err and "step_000000003.pt" in err
@@ -93,17 +93,17 @@ def test_train_resume_auto_continues(trained, capsys, tmp_path):
 
 @pytest.mark.parametrize("argv, fragments", [
     (["train", "nope", "--data", "synthetic:shapes"], ["unknown method 'nope'", "registered:"]),
-    (["train", "toy", "--set", "gen.dim=3"], ["gen: unknown key", "ToyConfig has"]),
-    (["train", "toy", "--set", "dim=wide"], ["dim: expected an int, got 'wide'"]),
-    (["train", "toy", "--set", "dim"], ["--set: expected KEY=VALUE", "'dim'"]),
-    (["train", "toy", "--config", "nope"], ["'nope' is neither a named configuration of toy"]),
-    (["train", "toy"], ["--data: expected a dataset folder or synthetic:NAME"]),
-    (["train", "toy", "--data", "/no/such/folder"], ["--data /no/such/folder", "does not exist"]),
-    (["train", "toy", "--precision", "fp16", "--device", "cpu", "--data", "synthetic:shapes"],
+    (["train", "toygan", "--set", "gen.dim=3"], ["gen: unknown key", "ToyConfig has"]),
+    (["train", "toygan", "--set", "dim=wide"], ["dim: expected an int, got 'wide'"]),
+    (["train", "toygan", "--set", "dim"], ["--set: expected KEY=VALUE", "'dim'"]),
+    (["train", "toygan", "--config", "nope"], ["'nope' is neither a named configuration of toygan"]),
+    (["train", "toygan"], ["--data: expected a dataset folder or synthetic:NAME"]),
+    (["train", "toygan", "--data", "/no/such/folder"], ["--data /no/such/folder", "does not exist"]),
+    (["train", "toygan", "--precision", "fp16", "--device", "cpu", "--data", "synthetic:shapes"],
      ["--precision fp16", "CUDA"]),
-    (["train", "toy", "--backend", "nope", "--data", "synthetic:shapes"],
+    (["train", "toygan", "--backend", "nope", "--data", "synthetic:shapes"],
      ["--backend: unknown backend 'nope'"]),
-    (["train", "toy", "--resume", "/no/such.pt"], ["checkpoint /no/such.pt: no such file"]),
+    (["train", "toygan", "--resume", "/no/such.pt"], ["checkpoint /no/such.pt: no such file"]),
 ])
 def test_train_user_errors(argv, fragments, capsys, tmp_path, toy_plugin):
     status, _, err = run_cli(argv + ["--run-dir", str(tmp_path / "run"), "--device", "cpu",
@@ -136,7 +136,7 @@ def corrupt_checkpoints(folder, good):
 
 def test_corrupt_checkpoints_are_refused_clearly(trained, capsys, tmp_path):
     for name, (path, fragment) in corrupt_checkpoints(tmp_path, trained).items():
-        status, _, err = run_cli(["train", "toy", "--resume", str(path), "--run-dir",
+        status, _, err = run_cli(["train", "toygan", "--resume", str(path), "--run-dir",
                                   str(tmp_path / name), "--no-progress"], capsys)
         assert_user_error(status, err, f"checkpoint {path}", fragment)
         status, _, err = run_cli(["translate", "--checkpoint", str(path), "--input",
@@ -151,7 +151,7 @@ def test_a_user_error_in_a_fresh_process_has_no_traceback(tmp_path, toy_plugin):
                           cwd=TESTS.parent, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "i2i-fast train: error: unknown method 'nope'; registered: munit, toy"]
+        "i2i-fast train: error: unknown method 'nope'; registered: munit, toygan"]
 
 
 def test_translate_random_styles(trained, images, tmp_path, capsys):
@@ -194,7 +194,7 @@ def test_translate_reference_and_single_file(trained, images, tmp_path, capsys):
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--reference", "{night}", "--n-styles", "3"],
      ["--n-styles: with --reference", "got 3"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--target-domain", "2"],
-     ["--target-domain: method toy (unpaired) has no target domain"]),
+     ["toygan.translate: toygan: target_domain: expected None", "got 2"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--n-styles", "0"],
      ["--n-styles: expected an int >= 1, got 0"]),
     (["--checkpoint", "{ckpt}", "--input", "{empty}"], ["expected image files", "found none"]),

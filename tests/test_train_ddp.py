@@ -76,7 +76,7 @@ def test_a_two_process_checkpoint_loads_without_ddp(two_process_runs, tmp_path):
 
 def test_two_processes_match_one_process_with_twice_the_batch(tmp_path, toy_plugin):
     settings = ["--set", "random_styles=false", "--set", "max_iter=4", "--log-every", "1"]
-    done = torchrun(["-m", "i2i_fast.cli", "train", "toy", "--data", "synthetic:shapes",
+    done = torchrun(["-m", "i2i_fast.cli", "train", "toygan", "--data", "synthetic:shapes",
                      "--device", "cpu", "--workers", "0", "--checkpoint-every", "4",
                      "--sample-every", "2", "--n-samples", "2", "--run-dir",
                      str(tmp_path / "two"), "--set", "batch_size=1", *settings],
@@ -90,7 +90,7 @@ def test_two_processes_match_one_process_with_twice_the_batch(tmp_path, toy_plug
     # the same items in the same order: rank r took the r-th half of each 2-item step
     assert two["data"]["offset"] == load(one.result.last_checkpoint)["data"]["offset"] == 8
     # only rank 0 wrote: one header, one event file, one sample grid per period
-    assert done.stderr.count("toy on synthetic:shapes") == 1
+    assert done.stderr.count("toygan on synthetic:shapes") == 1
     assert len(list((tmp_path / "two" / "tensorboard").iterdir())) == 1
     assert sorted(p.name for p in (tmp_path / "two" / "samples").iterdir()) == [
         "step_000000002.png", "step_000000004.png"]

@@ -64,7 +64,7 @@ def test_what_a_checkpoint_holds(tmp_path, toy_plugin):
     assert folder.steps() == [4, 6]  # 2 and 4 and 6 written, the newest 2 kept
     saved = torch.load(folder.latest(), weights_only=True)  # plain data and tensors only
     assert saved["format"] == "i2i_fast.checkpoint" and saved["format_version"] == 1
-    assert saved["method"] == "toy" and saved["step"] == 6
+    assert saved["method"] == "toygan" and saved["step"] == 6
     assert saved["method_config"]["max_iter"] == 6 and saved["method_config"]["dim"] == 8
     state = saved["training_state"]
     networks = state["networks"]
@@ -127,7 +127,7 @@ def test_resume_rules(tmp_path, toy_plugin):
         train(tmp_path / "run", resume=str(run.run_dir / "checkpoints" / "step_000000003.pt"))
     with pytest.raises(TrainError, match="--config: a resumed run keeps"):
         train(tmp_path / "run", resume="auto", config="wide")
-    with pytest.raises(CheckpointError, match="does not fit method toy"):
+    with pytest.raises(CheckpointError, match="does not fit method toygan"):
         train(tmp_path / "run", resume="auto", overrides=["dim=4", "max_iter=8"])
     with pytest.raises(CheckpointError, match="no checkpoint"):
         train(tmp_path / "elsewhere", resume=str(tmp_path / "run" / "samples"))
@@ -150,6 +150,8 @@ def test_a_nan_loss_stops_the_run_without_saving(tmp_path, toy_plugin, monkeypat
         return {**losses, "g": float("nan")} if step == 4 else losses
 
     monkeypatch.setattr(train_toy.ToyGAN, "train_step", diverges_at_step_5)
-    with pytest.raises(DivergedError, match="step 5: loss g=nan"):
-        train(tmp_path / "run")
+    with pytest.raises(DivergedError, match=r"steps 5\.\.6: mean loss g=nan"):
+        train(tmp_path / "run")  # losses are read every 2 steps (log_every)
     assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3]
+    with pytest.raises(DivergedError, match="step 5: mean loss g=nan"):
+        train(tmp_path / "run1", log_every=1)

@@ -14,6 +14,7 @@ from PIL import Image
 import i2i_fast.ops as ops
 from i2i_fast.ops import backends
 from i2i_fast.train import TrainError
+from i2i_fast.train.meter import LossMeter, as_floats
 from i2i_fast.train.progress import Progress
 from train_helpers import load, toy_plugin, train  # noqa: F401
 
@@ -28,7 +29,7 @@ def test_run_folder_and_resolved_config(tmp_path, toy_plugin):
     assert sorted(p.name for p in root.iterdir()) == ["checkpoints", "config.yaml", "samples",
                                                      "tensorboard"]
     record = yaml.safe_load((root / "config.yaml").read_text())
-    assert record["method"] == "toy" and record["data"] == "synthetic:shapes"
+    assert record["method"] == "toygan" and record["data"] == "synthetic:shapes"
     # named configuration, then --set, on top of the defaults
     assert record["method_config"]["dim"] == 12 and record["method_config"]["lr"] == 0.001
     assert record["method_config"]["max_iter"] == 4 and record["method_config"]["batch_size"] == 2
@@ -149,3 +150,22 @@ def test_bad_option_values(tmp_path, toy_plugin):
         train(tmp_path / "run", data=str(tmp_path / "absent"))
     with pytest.raises(TrainError, match="batch_size: expected an int >= 1, got 0"):
         train(tmp_path / "run", overrides=["batch_size=0"])
+
+
+def test_loss_meter():
+    meter = LossMeter("m", first_step=3)
+    meter.add({"g": torch.tensor(1.0), "d": 2.0})
+    meter.add({"g": torch.tensor([3.0]), "d": 4})
+    assert meter.count == 2 and meter.first_step == 3
+    assert meter.means() == {"g": 2.0, "d": 3.0}
+    assert as_floats({"a": torch.tensor(0.5), "b": 1}) == {"a": 0.5, "b": 1.0}
+    meter.reset(5)
+    assert meter.means() == {} and meter.first_step == 5
+    with pytest.raises(TypeError, match="m.train_step: expected a dict of losses, got list"):
+        meter.add([1.0])
+    with pytest.raises(TypeError, match="loss 'g': expected a float or a one-element tensor, "
+                                        "got shape \\(2,\\)"):
+        meter.add({"g": torch.ones(2)})
+    with pytest.raises(TypeError, match="loss 'g': expected a float or a one-element tensor, "
+                                        "got str"):
+        meter.add({"g": "1.0"})

@@ -24,8 +24,8 @@ def main(out: Path) -> None:
     common = dict(data="synthetic:shapes", device="cpu", workers=0, log_every=2, sample_every=2,
                   checkpoint_every=2, n_samples=2, progress=False, overrides=["max_iter=4"])
     runs = {
-        "straight": TrainOptions("toy", run_dir=str(out / "straight"), **common),
-        "resumed": TrainOptions("toy", run_dir=str(out / "resumed"),
+        "straight": TrainOptions("toygan", run_dir=str(out / "straight"), **common),
+        "resumed": TrainOptions("toygan", run_dir=str(out / "resumed"),
                                 resume=str(out / "straight" / "checkpoints" / "step_000000002.pt"),
                                 **common),
     }

@@ -21,18 +21,18 @@ FAST = dict(data="synthetic:shapes", device="cpu", workers=0, log_every=2, sampl
 
 
 def write_plugin(folder: Path) -> Path:
-    """A distribution's metadata declaring the toy method as entry point i2i_fast.methods:toy
+    """A distribution's metadata declaring the toy method as entry point i2i_fast.methods:toygan
     (exactly what pip writes for a package with that entry point)."""
-    info = folder / "i2i_fast_test_toy-0.1.dist-info"
+    info = folder / "i2i_fast_test_toygan-0.1.dist-info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: i2i-fast-test-toy\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[i2i_fast.methods]\ntoy = train_toy:ToyGAN\n")
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: i2i-fast-test-toygan\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[i2i_fast.methods]\ntoygan = train_toy:ToyGAN\n")
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def toy_plugin(tmp_path_factory) -> Path:
-    """The folder holding the toy plugin's metadata, on sys.path for this session."""
+    """The folder holding the toy plugin's metadata, on sys.path for the test module."""
     folder = write_plugin(tmp_path_factory.mktemp("toy_plugin"))
     sys.path.insert(0, str(folder))
     yield folder
@@ -73,7 +73,7 @@ def train(run_dir: Path, on_step=None, **options) -> Run:
 
     stream = io.StringIO()
     merged = {**FAST, "run_dir": str(run_dir), **options}
-    trainer = Trainer(TrainOptions("toy", **merged), on_step=record, stream=stream)
+    trainer = Trainer(TrainOptions("toygan", **merged), on_step=record, stream=stream)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # 16x16 images gain nothing from threads; a busy machine loses a lot
     try:

@@ -7,7 +7,7 @@ a real and a fake batch before one backward, random styles from the global torch
 schedulers stepped every iteration, an EMA copy of the decoder used for translation. Its
 normalisations are i2i_fast operators, so ``--backend`` changes what computes them.
 
-Registered as method "toy" by the ``toy_plugin`` fixture (tests/train_helpers.py) through a real
+Registered as method "toygan" by the ``toy_plugin`` fixture (tests/train_helpers.py) through a real
 entry point, as a third-party package would be.
 """
 
@@ -81,7 +81,7 @@ class Discriminator(torch.nn.Module):
 
 
 class ToyGAN(Method):
-    name = "toy"
+    name = "toygan"
     Config = ToyConfig
     data_kind = "unpaired"
     loss_names = ("d", "g")
@@ -137,9 +137,12 @@ class ToyGAN(Method):
         with torch.no_grad():
             for ema, p in zip(self.dec_ema.parameters(), self.dec.parameters()):
                 ema.lerp_(p, 1 - self.config.ema_beta)
-        return {"d": loss_d.item(), "g": loss_g.item()}
+        return {"d": loss_d.detach(), "g": loss_g.detach()}  # tensors: no host sync per step
 
     def translate(self, x, *, n_styles=1, reference=None, target_domain=None, generator=None):
+        if target_domain is not None:
+            raise ValueError(f"toygan: target_domain: expected None (it translates a to b only), "
+                             f"got {target_domain!r}")
         with self.evaluating():
             content, _ = self.enc(x)
             if reference is not None:

@@ -6,6 +6,9 @@ starts G processes with ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`
 devices, gloo on the CPU) and gives each process its device (``cuda:LOCAL_RANK``). Without those
 variables the run is a single process and no process group is started.
 
+Every process reads the checkpoint it resumes from and rank 0 writes the run folder: across
+nodes, the run folder must be on a file system they share.
+
 Only rank 0 writes files and logs; the collectives here (``gather``, ``broadcast``, ``mean``) are
 how the other ranks contribute (their random generator states to a checkpoint, their losses to
 the logged means) and learn what rank 0 decided (which checkpoint to resume).

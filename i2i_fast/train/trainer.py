@@ -47,6 +47,7 @@ from .distributed import Distributed
 from .errors import CheckpointError, DivergedError, TrainError
 from .events import EventLog
 from .images import save_png
+from .meter import LossMeter, as_floats
 from .options import TrainOptions
 from .progress import Progress, format_losses
 from .run_dir import DEFAULT_ROOT, RunDir, run_record, versions
@@ -301,54 +302,54 @@ class Trainer:
         progress = Progress(max_iter, start, show_bar=dist.is_main and opts.progress,
                             stream=self.stream)
         context = method.context
-        sums: dict[str, float] = {}
-        count = 0
+        meter = LossMeter(method.name, start + 1)
         interval_start = time.perf_counter()
-        losses: dict[str, float] = {}
+        losses: dict[str, Any] = {}
         try:
             for step in range(start, max_iter):
                 batch = {k: context.to_device(v) if isinstance(v, torch.Tensor) else v
                          for k, v in next(loader).items()}
-                losses = self._checked_losses(method, method.train_step(batch, step), step)
-                done = step + 1
-                self.step = done
-                for name, value in losses.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                count += 1
+                losses = method.train_step(batch, step)
+                meter.add(losses)
+                done = self.step = step + 1
                 if self.on_step is not None:
-                    self.on_step(done, losses)
+                    self.on_step(done, as_floats(losses))
+                log = done % opts.log_every == 0 or done == max_iter
+                save = done % opts.checkpoint_every == 0 or done == max_iter
                 logged = None
-                if done % opts.log_every == 0 or done == max_iter:
-                    logged = dist.mean({name: total / count for name, total in sums.items()})
+                if log or save:
+                    # read once per interval (and before any checkpoint): nothing non-finite
+                    # is logged as progress or saved
+                    means = dist.mean(meter.means())
+                    self._check_finite(means, meter.first_step, done)
+                if log:
                     seconds = time.perf_counter() - interval_start
-                    events.scalars(done, logged, "loss/")
+                    events.scalars(done, means, "loss/")
                     events.scalars(done, {name: opt.param_groups[0]["lr"]
                                           for name, opt in method.optimizers.items()}, "lr/")
-                    events.scalars(done, {"it_per_s": count / seconds if seconds > 0 else 0.0,
-                                          "epoch": loader.epoch}, "progress/")
-                    sums, count, interval_start = {}, 0, time.perf_counter()
+                    events.scalars(done, {"it_per_s": meter.count / seconds if seconds > 0
+                                          else 0.0, "epoch": loader.epoch}, "progress/")
+                    logged = means
+                    meter.reset(done + 1)
+                    interval_start = time.perf_counter()
                 progress.step(logged)
                 if sheet is not None and (done % opts.sample_every == 0 or done == max_iter):
                     self._sample(method, sheet, run, events, done)
-                if done % opts.checkpoint_every == 0 or done == max_iter:
+                if save:
                     self._checkpoint(method, loader, dist, folder, opts, done)
                     events.flush()
         finally:
             progress.close()
-        return losses
+        return as_floats(losses)
 
     @staticmethod
-    def _checked_losses(method: Method, losses: Any, step: int) -> dict[str, float]:
-        if not isinstance(losses, dict):
-            raise TypeError(f"{method.name}.train_step: expected a dict of losses, got "
-                            f"{type(losses).__name__}")
-        values = {name: float(value) for name, value in losses.items()}
-        bad = {name: value for name, value in values.items() if not math.isfinite(value)}
+    def _check_finite(means: dict[str, float], first: int, last: int) -> None:
+        bad = {name: value for name, value in means.items() if not math.isfinite(value)}
         if bad:
-            raise DivergedError(f"step {step + 1}: loss {format_losses(bad)}; training stopped "
+            steps = f"step {last}" if first == last else f"steps {first}..{last}"
+            raise DivergedError(f"{steps}: mean loss {format_losses(bad)}; training stopped "
                                 f"without saving this state (resume from the last checkpoint, "
                                 f"e.g. with a lower learning rate)")
-        return values
 
     def _sample(self, method: Method, sheet: SampleSheet, run: RunDir, events: EventLog,
                 step: int) -> None:

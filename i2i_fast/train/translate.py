@@ -76,7 +76,9 @@ def translate_files(method: Method, inputs: Sequence[Path], out_dir: str | os.Pa
     Each input is resized (shorter side) and centre-cropped to the method's image_size, in
     [-1, 1]. Without `reference`: n_styles (default 3) random styles per input, drawn from one
     generator seeded by `seed` (the same command gives the same images). With `reference`: one
-    output per input in the reference image's style. Writes <stem>_style<k>.png (k = 1..K) or
+    output per input in the reference image's style. `target_domain` goes to the method as it is
+    (multi-domain methods need one; two-domain methods may take one for the direction, e.g.
+    MUNIT's 0/"a" for B to A). Writes <stem>_style<k>.png (k = 1..K) or
     <stem>_ref.png per input, and grid.png (one row per input: input, [reference], outputs).
     """
     size = getattr(method.config, "image_size", None)
@@ -93,9 +95,6 @@ def translate_files(method: Method, inputs: Sequence[Path], out_dir: str | os.Pa
     if method.data_kind == "multi_domain" and target_domain is None:
         raise TrainError(f"--target-domain: method {method.name} translates between several "
                          f"domains: expected the target domain's index or name")
-    if method.data_kind != "multi_domain" and target_domain is not None:
-        raise TrainError(f"--target-domain: method {method.name} ({method.data_kind}) has no "
-                         f"target domain to choose, got {target_domain!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = method.context.device
@@ -108,9 +107,12 @@ def translate_files(method: Method, inputs: Sequence[Path], out_dir: str | os.Pa
         paths = inputs[first:first + batch_size]
         x = torch.stack([load_image(p, size) for p in paths]).to(device)
         ref = ref_image[None].expand(len(paths), -1, -1, -1).to(device) if ref_image is not None else None
-        with method.evaluating():
-            y = method.translate(x, n_styles=n_styles, reference=ref, target_domain=target_domain,
-                                 generator=generator)
+        try:
+            with method.evaluating():
+                y = method.translate(x, n_styles=n_styles, reference=ref,
+                                     target_domain=target_domain, generator=generator)
+        except ValueError as error:  # the method refusing an argument (e.g. the target domain)
+            raise TrainError(f"{method.name}.translate: {error}") from None
         expected = (len(paths), n_styles, 3, size, size)
         if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
             got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
