@@ -96,6 +96,8 @@ def test_train_resume_auto_continues(trained, capsys, tmp_path):
     (["train", "toygan", "--set", "gen.dim=3"], ["gen: unknown key", "ToyConfig has"]),
     (["train", "toygan", "--set", "dim=wide"], ["dim: expected an int, got 'wide'"]),
     (["train", "toygan", "--set", "dim"], ["--set: expected KEY=VALUE", "'dim'"]),
+    (["train", "toygan", "--set", "lr=-1", "--data", "synthetic:shapes"],
+     ["toygan: lr: expected > 0, got -1.0"]),
     (["train", "toygan", "--config", "nope"], ["'nope' is neither a named configuration of toygan"]),
     (["train", "toygan"], ["--data: expected a dataset folder or synthetic:NAME"]),
     (["train", "toygan", "--data", "/no/such/folder"], ["--data /no/such/folder", "does not exist"]),

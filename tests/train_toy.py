@@ -89,6 +89,8 @@ class ToyGAN(Method):
 
     def __init__(self, config: ToyConfig, context=None):
         super().__init__(config, context)
+        if config.lr <= 0:
+            raise ValueError(f"toygan: lr: expected > 0, got {config.lr}")
         c, ctx = config, self.context
         enc = ctx.prepare(Encoder(c.dim, c.style_dim))
         dec = ctx.prepare(Decoder(c.dim, c.style_dim))

@@ -114,6 +114,19 @@ def _backend_scope(name: str) -> contextlib.AbstractContextManager:
     return ops.use_backend(name)
 
 
+@dataclasses.dataclass
+class _Plan:
+    """What a run does, decided from the options and the checkpoint to resume."""
+
+    cls: type[Method]
+    run: RunDir
+    resume_path: Path | None
+    saved: dict | None  # the checkpoint resumed
+    config: Any  # the method's resolved Config
+    options: TrainOptions  # resolved: every stored option set
+    notes: list[str]  # differences from the checkpoint's run, said at the start
+
+
 class Trainer:
     """One process's part of a training run (see the module docstring).
 
@@ -180,38 +193,42 @@ class Trainer:
         if dist.is_main:
             print(message, file=self.stream or sys.stderr, flush=True)
 
-    def _run(self, dist: Distributed) -> TrainResult:
+    def _plan(self, dist: Distributed) -> _Plan:
+        """Decide what the run does (method, folder, checkpoint, configuration, options) before
+        anything is built; every user error about the arguments is raised here."""
         options = self.options
         cls = get_method_class(options.method)
         run = self.run_dir()
         resume_path = self.checkpoint_to_resume(run)
-        saved = checkpoint_lib.load(resume_path) if resume_path is not None else None
         if resume_path is None and options.resume == "auto":
             self._say(dist, f"no checkpoint in {run.checkpoint_dir}: starting a new run")
-        notes: list[str] = []
-        if saved is not None:
-            if saved["method"] != options.method:
-                raise CheckpointError(f"checkpoint {resume_path}: trained method "
-                                      f"{saved['method']!r}, not {options.method!r}")
-            later = [s for s in run.checkpoints().steps() if s > saved["step"]]
-            if later:
-                raise TrainError(
-                    f"run folder {run.root} holds checkpoints after step {saved['step']} (step "
-                    f"{later[-1]}); continuing from {resume_path} there would mix two runs: "
-                    f"delete the later checkpoints or pass another --run-dir")
-            if options.config is not None:
-                raise TrainError("--config: a resumed run keeps its checkpoint's configuration; "
-                                 "change single values with --set")
-            config = resolve_config(cls, saved["method_config"], options.overrides)
-            notes += [f"--set {c}" for c in changed_keys(saved["method_config"],
-                                                        config_lib.to_dict(config))]
-        else:
+        if resume_path is None:
             config = resolve_config(cls, options.config, options.overrides)
-        stored = saved.get("train_options") if saved is not None else None
-        opts, option_notes = options.resolved(stored)
-        notes += option_notes
-        batch_size, image_size, max_iter = training_fields(cls.name, config)
+            resolved, notes = options.resolved(None)
+            return _Plan(cls, run, None, None, config, resolved, notes)
+        saved = checkpoint_lib.load(resume_path)
+        if saved["method"] != options.method:
+            raise CheckpointError(f"checkpoint {resume_path}: trained method "
+                                  f"{saved['method']!r}, not {options.method!r}")
+        later = [s for s in run.checkpoints().steps() if s > saved["step"]]
+        if later:
+            raise TrainError(
+                f"run folder {run.root} holds checkpoints after step {saved['step']} (step "
+                f"{later[-1]}); continuing from {resume_path} there would mix two runs: "
+                f"delete the later checkpoints or pass another --run-dir")
+        if options.config is not None:
+            raise TrainError("--config: a resumed run keeps its checkpoint's configuration; "
+                             "change single values with --set")
+        config = resolve_config(cls, saved["method_config"], options.overrides)
+        notes = [f"--set {c}" for c in changed_keys(saved["method_config"],
+                                                    config_lib.to_dict(config))]
+        resolved, option_notes = options.resolved(saved.get("train_options"))
+        return _Plan(cls, run, resume_path, saved, config, resolved, notes + option_notes)
 
+    def _run(self, dist: Distributed) -> TrainResult:
+        plan = self._plan(dist)
+        opts, run, saved = plan.options, plan.run, plan.saved
+        batch_size, image_size, max_iter = training_fields(plan.cls.name, plan.config)
         with _backend_scope(opts.backend):
             try:
                 context = RunContext(device=dist.device, precision=opts.precision,
@@ -221,7 +238,10 @@ class Trainer:
             except ValueError as error:
                 raise TrainError(f"--precision {opts.precision}: {error}") from None
             rng.seed_all(opts.seed)  # the same networks on every process
-            method = self.method = cls(config, context)
+            try:
+                method = self.method = plan.cls(plan.config, context)
+            except ValueError as error:  # a config value the method refuses
+                raise TrainError(str(error)) from None
             try:
                 dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
                                        resolution=image_size, seed=opts.seed)
@@ -231,22 +251,22 @@ class Trainer:
                                      world_size=dist.world_size, num_workers=opts.workers)
             start = 0
             if saved is not None:
-                start = self._restore(saved, resume_path, method, loader, dist, opts.seed, notes)
+                start = self._restore(saved, plan.resume_path, method, loader, dist, opts.seed,
+                                      plan.notes)
             self.step = start
 
             if dist.is_main:
                 run.create()
-                run.write_config(run_record(cls.name, config_lib.to_dict(config), opts.stored(),
-                                            dist.world_size, start))
-            header = (f"{cls.name} on {opts.data}: {len(dataset)} items, batch {batch_size} x "
-                      f"{dist.world_size} process(es), {image_size}x{image_size}, steps "
-                      f"{start}..{max_iter}; device {dist.device}, {opts.precision}"
-                      f"{', channels_last' if opts.channels_last else ''}, backend {opts.backend}; "
-                      f"run folder {run.root}")
-            self._say(dist, header)
+                run.write_config(run_record(method.name, config_lib.to_dict(plan.config),
+                                            opts.stored(), dist.world_size, start))
+            self._say(dist, f"{method.name} on {opts.data}: {len(dataset)} items, batch "
+                            f"{batch_size} x {dist.world_size} process(es), {image_size}x"
+                            f"{image_size}, steps {start}..{max_iter}; device {dist.device}, "
+                            f"{opts.precision}{', channels_last' if opts.channels_last else ''}, "
+                            f"backend {opts.backend}; run folder {run.root}")
             if saved is not None:
-                self._say(dist, f"resumed from {resume_path} at step {start}")
-            for note in notes:
+                self._say(dist, f"resumed from {plan.resume_path} at step {start}")
+            for note in plan.notes:
                 self._say(dist, f"note: {note}")
             events = EventLog(run.tensorboard_dir, enabled=dist.is_main,
                               purge_step=start if saved is not None else None)
@@ -266,7 +286,7 @@ class Trainer:
                             f"nothing to do (raise it with --set max_iter=N)")
         else:
             self._say(dist, f"done: step {max_iter}; checkpoint {self.last_checkpoint}")
-        return TrainResult(run.root, self.step, max_iter, resume_path, self.last_checkpoint,
+        return TrainResult(run.root, self.step, max_iter, plan.resume_path, self.last_checkpoint,
                            losses)
 
     def _restore(self, saved: dict, path: Path, method: Method, loader: ResumableLoader,

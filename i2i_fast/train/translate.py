@@ -28,7 +28,11 @@ def load_method(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     saved = checkpoint_lib.load(path)
     cls = get_method_class(saved["method"])
     config = resolve_config(cls, saved["method_config"])
-    method = cls(config, RunContext(device=torch.device(device)))
+    try:
+        method = cls(config, RunContext(device=torch.device(device)))
+    except ValueError as error:
+        raise CheckpointError(f"checkpoint {path}: method {cls.name} refuses its stored "
+                              f"configuration: {error}") from None
     networks = saved["training_state"].get("networks") if isinstance(
         saved["training_state"], dict) else None
     if not isinstance(networks, dict):
