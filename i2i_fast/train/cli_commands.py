@@ -2,7 +2,9 @@
 
 User errors (an unknown method, a bad ``--set``, missing data, an unreadable checkpoint, an
 unavailable backend) are printed as one line, ``i2i-fast <command>: error: ...``, with exit
-status 2 and no traceback. Anything else is a bug and keeps its traceback.
+status 2 (1 for a run whose losses became NaN or infinite) and no traceback. Anything else is a
+bug and keeps its traceback. Ctrl-C in train says the step reached and the last checkpoint
+(exit status 130).
 """
 
 from __future__ import annotations

@@ -130,7 +130,9 @@ class _Plan:
 class Trainer:
     """One process's part of a training run (see the module docstring).
 
-    on_step(step, losses) is called after every step (step = iterations done) on every process.
+    on_step(step, losses) is called after every step (step = iterations done) on every process,
+    with the losses as floats (reading them every step waits for the device; without on_step they
+    are read once per log interval).
     Messages and the progress bar go to `stream` (stderr by default), on rank 0 only. After
     ``run`` (or during it, from on_step), ``method`` is the method being trained, ``step`` the
     iterations done and ``last_checkpoint`` the last checkpoint this process wrote.
