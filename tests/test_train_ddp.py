@@ -109,3 +109,36 @@ def test_ddp_rules_for_method_authors(tmp_path, toy_plugin):
         assert results["several_calls"] is True
         assert results["bypass_same_on_every_rank"] is False
         assert "Expected to mark a variable ready only once" in results["find_unused"]
+
+
+def test_method_state_dicts_leave_out_the_ddp_level(tmp_path, toy_plugin):
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from i2i_fast.methods import RunContext
+    from train_toy import ToyConfig, ToyGAN
+
+    # a one-process group is enough to build DistributedDataParallel wrappers
+    dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0,
+                            world_size=1)
+    try:
+        torch.manual_seed(0)
+        plain = ToyGAN(ToyConfig())
+        torch.manual_seed(1)
+        wrapped = ToyGAN(ToyConfig(), RunContext(world_size=2, rank=0))  # wrap() wraps
+        assert isinstance(wrapped.enc, DistributedDataParallel)
+        assert list(wrapped.state_dict()) == list(plain.state_dict())
+        wrapped.load_state_dict(plain.state_dict())  # strict: every key found
+        assert_same_tensors(dict(wrapped.state_dict()), dict(plain.state_dict()))
+        torch.manual_seed(2)
+        other = ToyGAN(ToyConfig())
+        other.load_state_dict(wrapped.state_dict())
+        assert_same_tensors(dict(other.state_dict()), dict(plain.state_dict()))
+        # keys that carry DDP's "module." level (as nn.Module names them) load as well
+        assert "enc.module.conv1.weight" in dict(wrapped.named_parameters())
+        raw = {("enc.module." + k[4:] if k.startswith("enc.") else k): torch.zeros_like(v)
+               for k, v in plain.state_dict().items()}
+        wrapped.load_state_dict(raw)
+        assert all(v.abs().sum() == 0 for v in wrapped.state_dict().values())
+    finally:
+        dist.destroy_process_group()

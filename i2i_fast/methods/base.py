@@ -184,11 +184,13 @@ def _wrapped_prefixes(method: torch.nn.Module, prefix: str) -> list[str]:
             if name and isinstance(module, DistributedDataParallel)]
 
 
-def _rename_keys(mapping: dict, rename) -> None:
-    """Rename the keys of `mapping` in place, keeping their order."""
-    items = [(rename(key), value) for key, value in mapping.items()]
-    mapping.clear()
-    mapping.update(items)
+def _rename_keys(state_dict: dict, rename) -> None:
+    """Rename the keys of a state dict and of its ``_metadata`` in place, keeping their order."""
+    for mapping in (state_dict, getattr(state_dict, "_metadata", None)):
+        if mapping is not None:
+            items = [(rename(key), value) for key, value in mapping.items()]
+            mapping.clear()
+            mapping.update(items)
 
 
 def _state_dict_without_ddp(method, state_dict, prefix, local_metadata) -> None:
@@ -196,15 +198,12 @@ def _state_dict_without_ddp(method, state_dict, prefix, local_metadata) -> None:
     for wrapped in _wrapped_prefixes(method, prefix):
         inner = wrapped + "module."
 
-        def rename(key: str, wrapped=wrapped, inner=inner) -> str:
+        def rename(key: str) -> str:
             if key.startswith(inner):
                 return wrapped + key[len(inner):]
             return wrapped[:-1] if key == inner[:-1] else key
 
         _rename_keys(state_dict, rename)
-        metadata = getattr(state_dict, "_metadata", None)
-        if metadata is not None:
-            _rename_keys(metadata, rename)
 
 
 def _load_state_dict_into_ddp(method, state_dict, prefix, local_metadata, strict, missing_keys,
@@ -214,15 +213,12 @@ def _load_state_dict_into_ddp(method, state_dict, prefix, local_metadata, strict
     for wrapped in _wrapped_prefixes(method, prefix):
         inner = wrapped + "module."
 
-        def rename(key: str, wrapped=wrapped, inner=inner) -> str:
+        def rename(key: str) -> str:
             if key.startswith(wrapped) and not key.startswith(inner):
                 return inner + key[len(wrapped):]
             return inner[:-1] if key == wrapped[:-1] else key
 
         _rename_keys(state_dict, rename)
-        metadata = getattr(state_dict, "_metadata", None)
-        if metadata is not None:
-            _rename_keys(metadata, rename)
 
 
 class Method(torch.nn.Module, metaclass=abc.ABCMeta):
