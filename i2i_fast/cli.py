@@ -76,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="compile the kernels now (e.g. before torchrun starts)")
     p.set_defaults(func=_cmd_build)
 
+    from i2i_fast.train import cli_commands as train_commands
+
+    p = sub.add_parser("train", help="train a method (torchrun for several processes)")
+    train_commands.add_train_arguments(p)
+    p.set_defaults(func=train_commands.run_train)
+
+    p = sub.add_parser("translate", help="translate images with a trained checkpoint")
+    train_commands.add_translate_arguments(p)
+    p.set_defaults(func=train_commands.run_translate)
+
     p = sub.add_parser("bench", help="benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)
     from i2i_fast.bench import loss_bench, method_bench, ops_bench
