@@ -11,7 +11,7 @@ copies, where it uses them), and knows how to run one training iteration and how
         configs = {"small": {"gen": {"dim": 16}}}   # named configurations (overrides)
 
         def __init__(self, config, context=None): ...           # build nets, optimizers
-        def train_step(self, batch, step) -> dict[str, float]: ... # one whole iteration
+        def train_step(self, batch, step) -> dict[str, Tensor]: ... # one whole iteration
         def translate(self, x, *, n_styles=1, reference=None, target_domain=None,
                       generator=None) -> Tensor: ...              # (N, K, 3, H, W)
         def sample_visuals(self, batch, generator=None) -> dict[str, Tensor]: ...
@@ -161,6 +161,12 @@ class RunContext:
         else:
             self._scaler.scale(loss).backward()
             self._scaler.step(optimizer)
+
+    def end_iteration(self) -> None:
+        """After a whole train_step: the fp16 loss scale is updated once per iteration, after
+        every optimizer step of it (as PyTorch documents for several optimizers). The trainer
+        calls this; a method does not."""
+        if self._scaler is not None:
             self._scaler.update()
 
     def scaler_state(self) -> dict | None:
@@ -263,8 +269,11 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     # ----- the contract -----
 
     @abc.abstractmethod
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        """One training iteration (all its discriminator and generator updates); the losses."""
+    def train_step(self, batch: dict[str, torch.Tensor], step: int
+                   ) -> dict[str, torch.Tensor | float]:
+        """One training iteration (all its discriminator and generator updates); the losses,
+        as detached 0-d tensors (read by the trainer once per log interval, so no host sync per
+        step) or floats."""
 
     @abc.abstractmethod
     def translate(self, x: torch.Tensor, *, n_styles: int = 1,

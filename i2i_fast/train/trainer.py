@@ -332,6 +332,7 @@ class Trainer:
                 batch = {k: context.to_device(v) if isinstance(v, torch.Tensor) else v
                          for k, v in next(loader).items()}
                 losses = method.train_step(batch, step)
+                method.context.end_iteration()
                 meter.add(losses)
                 done = self.step = step + 1
                 if self.on_step is not None:
