@@ -43,6 +43,12 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from i2i_fast import demo
+
+    return demo.main(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "method":
         from i2i_fast.bench import method_bench
@@ -72,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true",
                    help="read entry-point metadata only (do not import the methods)")
     p.set_defaults(func=_cmd_methods)
+
+    p = sub.add_parser("demo", help="train MUNIT on the bundled synthetic set on the CPU, write "
+                                    "a grid, evaluate it, and time fused vs reference")
+    from i2i_fast import demo
+
+    demo.add_arguments(p)
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("build", help="compile the kernels now (e.g. before torchrun starts)")
     p.set_defaults(func=_cmd_build)
