@@ -1,8 +1,10 @@
 """GAN loss benchmark: eager reference vs torch.compile(reference) vs the fused operators.
 
 Used by `i2i-fast bench losses` and by benchmarks/test_loss_benchmark.py (pytest-benchmark).
-Every figure of a table comes from one process: the providers of one case run back to back on the
-same inputs. Timing, summaries, machine description and saving are ops_bench's.
+Every figure of a table comes from one process. The providers of one case run on the same inputs
+and are timed in turn, sample by sample (eager, compile, fused, eager, ...), so a background load
+that changes during the run affects them alike. Timing, summaries, machine description and saving
+are ops_bench's.
 
 Cases (the losses of one training step of each method, at its published sizes):
   munit_d       MUNIT D: LSGAN on fake (target 0) and real (target 1) outputs of 3 PatchGAN scales
@@ -234,14 +236,12 @@ def run(cases, dtype: torch.dtype, device: str, modes, providers, repeats: int,
         copy_gbps = ops_bench.copy_bandwidth_gbps(case.numel, dtype, device, repeats)
         inner = inner_steps(case)
         for mode in modes:
-            by_provider = {}
-            for provider in providers:
-                fn = provider_fn(case, provider)
-                times = ops_bench.time_step(step_fn(fn, tensors, mode, inner), device, repeats,
-                                            clock=CLOCKS[clock])
-                by_provider[provider] = ops_bench.summarize([t / inner for t in times])
-                if provider == "compile":
-                    torch._dynamo.reset()
+            steps = {p: step_fn(provider_fn(case, p), tensors, mode, inner) for p in providers}
+            times = ops_bench.time_steps_interleaved(steps, device, repeats, clock=CLOCKS[clock])
+            by_provider = {p: ops_bench.summarize([t / inner for t in times[p]])
+                           for p in providers}
+            if "compile" in providers:
+                torch._dynamo.reset()
             nbytes = bytes_moved(case, dtype, mode)
             for provider, stats in by_provider.items():
                 gbps = nbytes / (stats["median_ms"] * 1e-3) / 1e9
