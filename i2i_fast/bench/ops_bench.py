@@ -197,27 +197,64 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def _time_once(step: Callable, device: str, clock: Callable[[], float]) -> float:
+    """Time (ms) of one run of step: CUDA events on a GPU, `clock` on the CPU."""
+    if device.startswith("cuda"):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    t0 = clock()
+    step()
+    return (clock() - t0) * 1e3
+
+
 def time_step(step: Callable, device: str, repeats: int, warmup: int = 3,
-              max_seconds: float = 20.0) -> list[float]:
-    """Wall times (ms) of `repeats` runs after `warmup` runs (compilation happens there)."""
+              max_seconds: float = 20.0,
+              clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Times (ms) of `repeats` runs after `warmup` runs (compilation happens there).
+
+    CPU: measured with `clock`, wall time by default (time.process_time gives the CPU time of
+    the whole process instead, which other processes' load does not inflate). CUDA: events.
+    """
     for _ in range(warmup):
         step()
     _sync(device)
     times: list[float] = []
     budget_end = time.perf_counter() + max_seconds
     while len(times) < repeats:
-        if device.startswith("cuda"):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - t0) * 1e3)
+        times.append(_time_once(step, device, clock))
         if len(times) >= 3 and time.perf_counter() > budget_end:
+            break
+    return times
+
+
+def time_steps_interleaved(steps: dict[str, Callable], device: str, repeats: int,
+                           warmup: int = 3, max_seconds: float = 60.0,
+                           clock: Callable[[], float] = time.perf_counter
+                           ) -> dict[str, list[float]]:
+    """time_step for several steps at once, timed in turn (a, b, c, a, b, c, ...).
+
+    On a machine whose background load changes during the run, every step then sees the same
+    conditions, so their ratios stay meaningful where back-to-back blocks would not. Each timed
+    run follows an untimed run of the same step, so that what the previous step left behind
+    (OpenMP threads still spinning after torch.compile's parallel loops, other data in the
+    caches) is not charged to it.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    _sync(device)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    budget_end = time.perf_counter() + max_seconds
+    for i in range(repeats):
+        for name, step in steps.items():
+            step()
+            _sync(device)
+            times[name].append(_time_once(step, device, clock))
+        if i >= 2 and time.perf_counter() > budget_end:
             break
     return times
 
