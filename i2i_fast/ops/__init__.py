@@ -30,6 +30,8 @@ from .backends import (
 from .builtin_backends import ExtensionBackend, ReferenceBackend
 
 extension.load()
+# Lower numbers are tried first. 20 is the Triton backend's.
+register_backend(ExtensionBackend("cuda"), priority=10)
 register_backend(ExtensionBackend("cpu"), priority=30)
 register_backend(ReferenceBackend(), priority=100)
 

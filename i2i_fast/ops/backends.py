@@ -111,8 +111,8 @@ def use_backend(name: str) -> Iterator[None]:
         _forced_stack.pop()
 
 
-def select(op: str, x: torch.Tensor) -> Callable:
-    """The implementation of `op` that runs this call."""
+def _select_backend(op: str, x: torch.Tensor) -> Backend:
+    """The backend that runs `op` on `x`: the forced one, else the first able to."""
     forced = _forced_stack[-1] if _forced_stack else _env_forced
     if forced is not None:
         backend = _BACKENDS.get(forced)
@@ -123,18 +123,23 @@ def select(op: str, x: torch.Tensor) -> Callable:
             source = "use_backend()" if _forced_stack else f"{BACKEND_ENV}={forced}"
             raise BackendError(f"{op}: backend {forced!r} is forced by {source} but cannot run "
                                f"this call: {why}")
-        return backend.ops[op]
+        return backend
     for backend in _PRIORITY:
         if backend.reason(op, x) is None:
-            return backend.ops[op]
+            return backend
     reasons = "; ".join(f"{b.name}: {b.reason(op, x)}" for b in _PRIORITY)
     raise BackendError(f"{op}: no backend can run this call ({reasons})")
 
 
+def select(op: str, x: torch.Tensor) -> Callable:
+    """The implementation of `op` that runs this call."""
+    return _select_backend(op, x).ops[op]
+
+
 def chosen_backend(op: str, x: torch.Tensor) -> str:
-    """Name of the backend `select` would use for this call (for reports and tests)."""
-    impl = select(op, x)
-    for backend in _PRIORITY:
-        if backend.ops.get(op) is impl:
-            return backend.name
-    raise BackendError(f"{op}: selected implementation belongs to no registered backend")
+    """Name of the backend `select` would use for this call (for reports and tests).
+
+    Several backends may share one implementation (the cpu and cuda backends call the same torch
+    operator, which dispatches on the device), so the answer comes from the selection itself.
+    """
+    return _select_backend(op, x).name
