@@ -160,18 +160,18 @@ def _nvcc_release(nvcc: Path) -> str | None:
 def find_cuda_toolkit() -> tuple[CudaToolkit | None, str]:
     """The CUDA toolkit to build with, or None and why not.
 
-    Candidates, first usable wins (torch.utils.cpp_extension's own order, plus the fallback):
-    $CUDA_HOME, $CUDA_PATH, the parent of the directory of the `nvcc` on PATH, /usr/local/cuda.
+    $CUDA_HOME or $CUDA_PATH when set (an explicit choice: nothing else is tried); otherwise the
+    parent of the directory of the `nvcc` on PATH, then /usr/local/cuda, first usable wins.
     Usable: bin/nvcc runs, include/cuda_runtime.h exists, and nvcc's major version is torch's.
     """
-    candidates: list[tuple[str, str]] = []
-    for env in ("CUDA_HOME", "CUDA_PATH"):
-        if os.environ.get(env):
-            candidates.append((os.environ[env], f"${env}"))
-    nvcc_on_path = shutil.which("nvcc")
-    if nvcc_on_path:
-        candidates.append((str(Path(nvcc_on_path).resolve().parent.parent), "nvcc on PATH"))
-    candidates.append(("/usr/local/cuda", "default location"))
+    candidates: list[tuple[str, str]] = [
+        (os.environ[env], f"${env}") for env in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(env)
+    ]
+    if not candidates:
+        nvcc_on_path = shutil.which("nvcc")
+        if nvcc_on_path:
+            candidates.append((str(Path(nvcc_on_path).resolve().parent.parent), "nvcc on PATH"))
+        candidates.append(("/usr/local/cuda", "default location"))
     rejected = []
     for home, source in candidates:
         nvcc = Path(home) / "bin" / "nvcc"
@@ -193,14 +193,31 @@ def find_cuda_toolkit() -> tuple[CudaToolkit | None, str]:
     return None, "no usable CUDA toolkit: " + "; ".join(rejected)
 
 
+def _visible_gpu_archs() -> list[str]:
+    """Compute capabilities of the GPUs, e.g. ["9.0"].
+
+    Read with nvidia-smi first: asking torch (get_device_capability) initialises CUDA in this
+    process at import time, after which forked workers cannot use CUDA.
+    """
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        archs = [line.strip() for line in out.splitlines() if re.fullmatch(r"\d+\.\d+",
+                                                                             line.strip())]
+        if archs:
+            return archs
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ["{}.{}".format(*torch.cuda.get_device_capability(i))
+            for i in range(torch.cuda.device_count())]
+
+
 def cuda_arch_list() -> str:
     """TORCH_CUDA_ARCH_LIST if set, else the visible GPUs' architectures, else the default."""
     if os.environ.get(ARCH_LIST_ENV):
         return os.environ[ARCH_LIST_ENV]
     if torch.cuda.is_available():
-        archs = sorted({"{}.{}".format(*torch.cuda.get_device_capability(i))
-                        for i in range(torch.cuda.device_count())})
-        return ";".join(archs)
+        return ";".join(sorted(set(_visible_gpu_archs())))
     return DEFAULT_CUDA_ARCH_LIST
 
 

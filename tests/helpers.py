@@ -29,7 +29,7 @@ def strided_view(x: torch.Tensor) -> torch.Tensor:
     big_shape = list(x.shape)
     big_shape[1] *= 2
     big_shape[-1] += 3
-    big = torch.full(big_shape, float("nan"), dtype=x.dtype)
+    big = torch.full(big_shape, float("nan"), dtype=x.dtype, device=x.device)
     view = big[:, ::2, ..., 1 : 1 + x.shape[-1]]
     view.copy_(x)
     return view  # degenerate shapes (all sizes 1) may still count as contiguous

@@ -997,7 +997,7 @@ void forward_split(const Problem<T, A>& p, cudaStream_t stream, A* part_mean, A*
     layout = t.partial_layout(p.C);
   }
   const int64_t warps_per_block = kBlock / kWarpSize;
-  merge_moments_per_channel<A><<<ceil_div(p.N * p.C, warps_per_block), kBlock, 0, stream>>>(
+  merge_moments_per_channel<A><<<grid(ceil_div(p.N * p.C, warps_per_block)), kBlock, 0, stream>>>(
       part_mean, part_m2, layout, p.N, p.C, p.S, instance, p.math.std_kind, p.math.eps,
       p.mean_out, p.rstd_out, nc_mean, nc_m2);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -1039,7 +1039,7 @@ void backward_split(const Problem<T, A>& p, cudaStream_t stream, A* part_g, A* p
     layout = t.partial_layout(p.C);
   }
   const int64_t warps_per_block = kBlock / kWarpSize;
-  sum_grads_per_channel<A><<<ceil_div(p.N * p.C, warps_per_block), kBlock, 0, stream>>>(
+  sum_grads_per_channel<A><<<grid(ceil_div(p.N * p.C, warps_per_block)), kBlock, 0, stream>>>(
       part_g, part_gx, layout, p.N, p.C, p.S, p.sums, p.sums_plane, instance, p.mod,
       p.math.std_kind, p.math.eps, terms, terms_plane);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
