@@ -87,14 +87,10 @@ ensure_built() {
 }
 
 bench() {  # bench SHAPES DTYPE [--check-floors]
-  local providers=eager,compile,cuda,torch_native
-  # The Triton backend's provider, where the engine and the backends have it.
-  if $PY -c "import sys, i2i_fast.ops as o, i2i_fast.bench.ops_bench as b; \
-             sys.exit(not ('triton' in o.backend_names() and 'triton' in b.PROVIDERS))" 2>/dev/null; then
-    providers=$providers,triton
-  fi
+  # The engine's default providers on a GPU: eager, compile, fused (the automatic choice: the
+  # CUDA kernels), torch_native, and the forced backends (cuda, triton) where the engine has them.
   $PY -m i2i_fast.cli bench ops --device cuda --shapes "$1" --dtype "$2" \
-      --providers "$providers" --repeats "${BENCH_REPEATS:-20}" --out "$RESULTS" "${@:3}"
+      --repeats "${BENCH_REPEATS:-20}" --out "$RESULTS" "${@:3}"
 }
 
 for phase in "${phases[@]}"; do
