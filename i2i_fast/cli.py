@@ -22,6 +22,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1
     how = f"built in {st.build_seconds:.0f} s" if st.built_now else "already built"
     print(f"kernels {how}: {st.library_path}")
+    if st.cuda_built:
+        print(f"CUDA kernels included: architectures {st.cuda_arch_list}, nvcc "
+              f"{st.cuda.nvcc_version} ({st.cuda.home})")
+    else:
+        print(f"CUDA kernels not included: {st.cuda_reason}")
     return 0
 
 
