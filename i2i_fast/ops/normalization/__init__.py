@@ -121,12 +121,9 @@ if extension.state().loaded:
     # device of x (the cuda backend is available only when the library has CUDA kernels).
     for _op in OPS:
         implement("cpu", _op, getattr(torch.ops.i2i_fast, _op).default)
-<<<<<<< HEAD
+        implement("cuda", _op, getattr(torch.ops.i2i_fast, _op).default)
 if triton_support.state().unavailable_reason is None:
     from . import triton as _triton
 
     for _op in OPS:
         implement("triton", _op, getattr(_triton, _op))
-=======
-        implement("cuda", _op, getattr(torch.ops.i2i_fast, _op).default)
->>>>>>> cuda
