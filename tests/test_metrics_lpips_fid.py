@@ -102,7 +102,7 @@ def test_lpips_bad_files_and_inputs(alexnet_file, tmp_path):
         LPIPSDistance(tmp_path / "missing.pth")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"junk")
-    with pytest.raises(LPIPSUnavailable, match=r"could not be read with torch.load\(weights_only=True\)"):
+    with pytest.raises(LPIPSUnavailable, match=r"could not be read with torch.load\("):
         LPIPSDistance(junk)
     vgg_like = tmp_path / "partial.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, vgg_like)
@@ -111,7 +111,7 @@ def test_lpips_bad_files_and_inputs(alexnet_file, tmp_path):
     with pytest.raises(ValueError, match="net: expected one of alex, vgg, squeeze"):
         LPIPSDistance(alexnet_file[0], net="resnet")
     distance = LPIPSDistance(alexnet_file[0])
-    with pytest.raises(ValueError, match=r"expected H, W >= 32 for the alex backbone, got \(16, 16\)"):
+    with pytest.raises(ValueError, match=r"expected H, W >= 32 for the alex backbone, got \(16, "):
         distance(images(1, 16), images(1, 16))
     with pytest.raises(ValueError, match="a, b: expected the same shape"):
         distance(images(1), images(2))
@@ -148,7 +148,8 @@ def test_frechet_distance_closed_forms():
     a, b = torch.rand(5, dtype=torch.float64) + 0.1, torch.rand(5, dtype=torch.float64) + 0.1
     # diagonal covariances: |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2
     expected = float((mu1 - mu2).square().sum() + (a.sqrt() - b.sqrt()).square().sum())
-    assert frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b)) == pytest.approx(expected, rel=1e-10)
+    value = frechet_distance(mu1, torch.diag(a), mu2, torch.diag(b))
+    assert value == pytest.approx(expected, rel=1e-10)
     m = torch.randn(5, 5, dtype=torch.float64)
     s = m @ m.T + torch.eye(5, dtype=torch.float64)
     assert frechet_distance(mu1, s, mu1, s) == pytest.approx(0.0, abs=1e-9)

@@ -74,7 +74,8 @@ class Baseline(torch.nn.Module):
     def _count(self, n_styles: int, reference: torch.Tensor | None, n: int) -> int:
         if reference is None:
             if isinstance(n_styles, bool) or not isinstance(n_styles, int) or n_styles < 1:
-                raise ValueError(f"{self.name}.translate: n_styles: expected an int >= 1, got {n_styles!r}")
+                raise ValueError(f"{self.name}.translate: n_styles: expected an int >= 1, "
+                                 f"got {n_styles!r}")
             return n_styles
         if not isinstance(reference, torch.Tensor) or reference.dim() != 4 or reference.shape[0] != n:
             shape = tuple(reference.shape) if isinstance(reference, torch.Tensor) else reference
@@ -116,7 +117,8 @@ class RandomBaseline(Baseline):
 
 
 def _digest(image: torch.Tensor) -> str:
-    return hashlib.sha1(image.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
+    pixels = image.detach().to("cpu", torch.float32).contiguous().numpy()
+    return hashlib.sha1(pixels.tobytes()).hexdigest()
 
 
 class OracleBaseline(Baseline):

@@ -165,7 +165,8 @@ def domain_classifier(
             return _train(styles, resolution, s, log)
 
     state, info, trained_now, path = cache.load_or_train("classifier", key_parts, train, cache_dir)
-    net = training.seeded_init(lambda: DomainClassifier(len(styles), resolution), s.seed)  # keeps the global RNG
+    # (built under a forked RNG: loading a network leaves the caller's random stream alone)
+    net = training.seeded_init(lambda: DomainClassifier(len(styles), resolution), s.seed)
     net.load_state_dict(state)
     net.eval()
     return TrainedClassifier(net, styles, resolution, info, trained_now, path)

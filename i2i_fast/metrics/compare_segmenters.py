@@ -24,7 +24,9 @@ in the output; "learned": ``ShapeSegmenter``. A good content score is high on th
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
+import platform
 import sys
 
 import torch
@@ -88,6 +90,9 @@ def compare(data: str, resolution: int, n_inputs: int, cache_dir=None, log=None)
                 score("random", RandomBaseline("multi_domain").translate(
                     x, target_domain=target, generator=generator)[:, 0], m, target)
     return {
+        "date": datetime.date.today().isoformat(),
+        "torch": torch.__version__,
+        "machine": platform.machine(),
         "data": data,
         "resolution": resolution,
         "n_inputs": n_inputs,

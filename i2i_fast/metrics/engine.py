@@ -129,10 +129,11 @@ def _check_outputs(y: object, n: int, k: int, resolution: int, what: str) -> tor
     expected = (n, k, 3, resolution, resolution)
     if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise EvaluationError(f"evaluate: method.translate ({what}): expected an output of shape "
-                              f"{expected}, got {got}")
+        raise EvaluationError(f"evaluate: method.translate ({what}): expected an output of "
+                              f"shape {expected}, got {got}")
     if not torch.isfinite(y).all():
-        raise EvaluationError(f"evaluate: method.translate ({what}): the output has NaN or Inf values")
+        raise EvaluationError(f"evaluate: method.translate ({what}): the output has NaN or Inf "
+                              f"values")
     return y.float().clamp(-1.0, 1.0)
 
 
@@ -207,43 +208,16 @@ def evaluate(
     try:
         test = real_images.open_domains(data, data_kind, "test", resolution, data_seed)
     except ValueError as error:  # unknown set, set and method kind that do not fit
-        raise EvaluationError(f"evaluate: data {data!r} for a {data_kind!r} method: {error}") from None
+        raise EvaluationError(f"evaluate: data {data!r} for a {data_kind!r} method: "
+                              f"{error}") from None
     n_available = min(len(d) for d in test.domains)
     if n_inputs > n_available:
-        raise EvaluationError(f"evaluate: n_inputs: expected at most {n_available} (the test split's "
-                              f"images per domain), got {n_inputs}")
+        raise EvaluationError(f"evaluate: n_inputs: expected at most {n_available} (the test "
+                              f"split's images per domain), got {n_inputs}")
     notes: list[str] = []
-    multi = data_kind == "multi_domain"
-    if modes is None:
-        modes = ("latent", "reference") if multi else ("latent",)
-    modes = list(modes)
-    bad = [m for m in modes if m not in MODES]
-    if bad or not modes or len(set(modes)) != len(modes):
-        raise EvaluationError(f"evaluate: modes: expected distinct values among {MODES}, got {modes}")
     has_direction = supports_direction(method)
-    if multi:
-        if directions is not None:
-            raise EvaluationError("evaluate: directions: only for two-domain methods; a multi-domain "
-                                  "method is evaluated on every (source, target) pair")
-        directions = []
-    else:
-        if directions is None:
-            directions = ["a2b"]
-            if data_kind == "unpaired" and has_direction:
-                directions.append("b2a")
-            elif data_kind == "unpaired":
-                notes.append("B -> A not evaluated: method.translate has no `direction` keyword "
-                             "(A -> B assumed)")
-        directions = list(directions)
-        bad = [d for d in directions if d not in DIRECTIONS]
-        if bad or not directions or len(set(directions)) != len(directions):
-            raise EvaluationError(f"evaluate: directions: expected distinct values among {DIRECTIONS}, "
-                                  f"got {directions}")
-        if "b2a" in directions and not has_direction:
-            raise EvaluationError("evaluate: directions: 'b2a' asked for, but method.translate has no "
-                                  "`direction` keyword")
-        if "b2a" in directions and data_kind == "paired":
-            raise EvaluationError("evaluate: directions: a paired method is evaluated A -> B only")
+    modes = _modes(data_kind, modes)
+    directions = _directions(data_kind, directions, has_direction, notes)
     if n_styles < 2:
         notes.append("K = 1: diversity needs at least 2 outputs per input")
     configured = getattr(getattr(method, "config", None), "image_size", None)
@@ -281,6 +255,44 @@ def evaluate(
         versions=_versions(),
         seconds=time.perf_counter() - start_time,
     )
+
+
+def _modes(data_kind: str, modes: Sequence[str] | None) -> list[str]:
+    if modes is None:
+        return ["latent", "reference"] if data_kind == "multi_domain" else ["latent"]
+    modes = list(modes)
+    if not modes or any(m not in MODES for m in modes) or len(set(modes)) != len(modes):
+        raise EvaluationError(f"evaluate: modes: expected distinct values among {MODES}, "
+                              f"got {modes}")
+    return modes
+
+
+def _directions(data_kind: str, directions: Sequence[str] | None, has_direction: bool,
+                notes: list[str]) -> list[str]:
+    """The directions of a two-domain method ([] for a multi-domain one); notes what is left out."""
+    if data_kind == "multi_domain":
+        if directions is not None:
+            raise EvaluationError("evaluate: directions: only for two-domain methods; a "
+                                  "multi-domain method is evaluated on every (source, target) pair")
+        return []
+    if directions is None:
+        if data_kind == "unpaired" and has_direction:
+            return ["a2b", "b2a"]
+        if data_kind == "unpaired":
+            notes.append("B -> A not evaluated: method.translate has no `direction` keyword "
+                         "(A -> B assumed)")
+        return ["a2b"]
+    directions = list(directions)
+    bad = [d for d in directions if d not in DIRECTIONS]
+    if bad or not directions or len(set(directions)) != len(directions):
+        raise EvaluationError(f"evaluate: directions: expected distinct values among "
+                              f"{DIRECTIONS}, got {directions}")
+    if "b2a" in directions and not has_direction:
+        raise EvaluationError("evaluate: directions: 'b2a' asked for, but method.translate has "
+                              "no `direction` keyword")
+    if "b2a" in directions and data_kind == "paired":
+        raise EvaluationError("evaluate: directions: a paired method is evaluated A -> B only")
+    return directions
 
 
 def _sanity(classifier: TrainedClassifier, segmenter: TrainedSegmenter) -> dict[str, Any]:

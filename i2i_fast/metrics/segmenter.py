@@ -186,7 +186,8 @@ def shape_segmenter(
             return _train(styles, resolution, s, log)
 
     state, info, trained_now, path = cache.load_or_train("segmenter", key_parts, train, cache_dir)
-    net = training.seeded_init(lambda: ShapeSegmenter(resolution), s.seed)  # keeps the global RNG
+    # (built under a forked RNG: loading a network leaves the caller's random stream alone)
+    net = training.seeded_init(lambda: ShapeSegmenter(resolution), s.seed)
     net.load_state_dict(state)
     net.eval()
     return TrainedSegmenter(net, styles, resolution, info, trained_now, path)
