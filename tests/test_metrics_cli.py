@@ -13,6 +13,7 @@ from torch import nn
 from i2i_fast import cli
 from i2i_fast.methods import Method, registry
 from i2i_fast.metrics import evaluate
+from i2i_fast.train import checkpoint
 
 R = 32
 
@@ -60,13 +61,20 @@ def toy_registered(monkeypatch):
     monkeypatch.setattr(registry, "_entry_infos", with_toy)
 
 
-def toy_checkpoint(path, **extra):
+def checkpoint_payload(method_name, method_config, training_state, data=None):
+    """What the trainer writes (i2i_fast.train.checkpoint), with the fields eval reads."""
+    return {"format": checkpoint.FORMAT, "format_version": checkpoint.FORMAT_VERSION,
+            "method": method_name, "method_config": method_config, "step": 1,
+            "training_state": training_state, "train_options": {"data": data}}
+
+
+def toy_checkpoint(path, data=None):
     torch.manual_seed(5)
     method = ToyTranslator(ToyConfig())
     with torch.no_grad():
         method.net.weight.mul_(3.0)
-    torch.save({"method": "toy_eval", "method_config": dataclasses.asdict(method.config),
-                "training_state": method.training_state(), **extra}, path)
+    checkpoint.save_atomic(checkpoint_payload("toy_eval", dataclasses.asdict(method.config),
+                                              method.training_state(), data), path)
     return method
 
 
@@ -81,7 +89,7 @@ def test_eval_a_checkpoint(tmp_path, metrics_cache, toy_registered, capsys):
     assert "evaluation of toy_eval on synthetic:shapes" in printed and "day->night" in printed
     report = json.loads(out.read_text())
     assert report["method"] == "toy_eval" and report["resolution"] == R
-    assert any("B -> A not evaluated" in n for n in report["notes"])
+    assert [t["direction"] for t in report["tasks"]] == ["a2b", "b2a"]
     # The checkpoint's weights were loaded: same figures as the method evaluated in memory.
     direct = evaluate(method, "synthetic:shapes", n_inputs=3, n_styles=2,
                       cache_dir=metrics_cache, log=lambda m: None)
@@ -103,11 +111,11 @@ def test_eval_a_baseline(tmp_path, metrics_cache, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--checkpoint", "{tmp}/missing.pt"], "does not exist"),
-    (["--checkpoint", "{tmp}/corrupt.pt"], "could not be read with torch.load(weights_only=True)"),
-    (["--checkpoint", "{tmp}/nokeys.pt"], "expected keys method, method_config, training_state"),
+    (["--checkpoint", "{tmp}/missing.pt"], "no such file"),
+    (["--checkpoint", "{tmp}/corrupt.pt"], "cannot be read with torch.load(weights_only=True)"),
+    (["--checkpoint", "{tmp}/nokeys.pt"], "expected an i2i_fast checkpoint"),
     (["--checkpoint", "{tmp}/unknown.pt", "--data", "synthetic:shapes"],
-     "could not rebuild method 'no_such_method'"),
+     "method 'no_such_method'"),
     (["--checkpoint", "{tmp}/nodata.pt"], "--data: not given and the checkpoint stores no data"),
     (["--baseline", "identity"], "--baseline needs --data synthetic:NAME and --resolution R"),
     (["--baseline", "identity", "--data", "{tmp}", "--resolution", "32"],
@@ -124,8 +132,8 @@ def test_eval_a_baseline(tmp_path, metrics_cache, capsys):
 def test_user_errors_are_one_line_and_exit_2(tmp_path, toy_registered, capsys, args, message):
     (tmp_path / "corrupt.pt").write_bytes(b"\x00garbage")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "nokeys.pt")
-    torch.save({"method": "no_such_method", "method_config": {},
-                "training_state": {"networks": {}}}, tmp_path / "unknown.pt")
+    torch.save(checkpoint_payload("no_such_method", {}, {"networks": {}}),
+               tmp_path / "unknown.pt")
     toy_checkpoint(tmp_path / "nodata.pt")
     if "--device" in args and torch.cuda.is_available():
         pytest.skip("CUDA is available here")

@@ -13,7 +13,6 @@ from i2i_fast.metrics import (
     OracleBaseline,
     RandomBaseline,
     evaluate,
-    supports_direction,
 )
 from i2i_fast.metrics.engine import EvaluationError, _tasks
 
@@ -123,29 +122,33 @@ def test_deterministic_by_seed(metrics_cache, unpaired_reports):
     assert figures(alone) == figures(unpaired_reports["oracle"])[1:]
 
 
-class NoDirection:
-    """A two-domain translator whose translate has no `direction` keyword."""
+class RecordingTranslator:
+    """A two-domain translator that returns its input and records the target_domain of each
+    call (the contract names the two domains "a" and "b")."""
 
     data_kind = "unpaired"
-    name = "no_direction"
+    name = "recording"
 
     def __init__(self, output=None):
         self.output = output
+        self.targets = []
 
     def translate(self, x, *, n_styles=1, reference=None, target_domain=None, generator=None):
+        self.targets.append(target_domain)
         if self.output is not None:
             return self.output(x, n_styles)
         return x.unsqueeze(1).repeat(1, n_styles, 1, 1, 1)
 
 
-def test_without_direction_keyword_only_a2b_with_a_note(metrics_cache):
-    assert not supports_direction(NoDirection())
-    assert supports_direction(IdentityBaseline())
-    report = run(NoDirection(), metrics_cache, n_inputs=2)
-    assert [t.direction for t in report.tasks] == ["a2b"]
-    assert any("B -> A not evaluated" in n for n in report.notes)
-    with pytest.raises(EvaluationError, match="'b2a' asked for, but method.translate has no"):
-        run(NoDirection(), metrics_cache, directions=["b2a"])
+def test_two_domain_directions_reach_translate_as_target_domain(metrics_cache):
+    method = RecordingTranslator()
+    report = run(method, metrics_cache, n_inputs=2)
+    assert [t.direction for t in report.tasks] == ["a2b", "b2a"]
+    assert set(method.targets) == {"a", "b"}
+    assert method.targets.index("b") < method.targets.index("a")
+    method.targets.clear()
+    run(method, metrics_cache, n_inputs=2, directions=["b2a"])
+    assert set(method.targets) == {"a"}
 
 
 def test_one_style_has_no_diversity(metrics_cache):
@@ -156,19 +159,19 @@ def test_one_style_has_no_diversity(metrics_cache):
 
 
 def test_outputs_are_clamped_to_the_image_range(metrics_cache):
-    loud = NoDirection(lambda x, k: (3 * x).unsqueeze(1).repeat(1, k, 1, 1, 1))
-    clamped = NoDirection(lambda x, k: (3 * x).clamp(-1, 1).unsqueeze(1).repeat(1, k, 1, 1, 1))
+    loud = RecordingTranslator(lambda x, k: (3 * x).unsqueeze(1).repeat(1, k, 1, 1, 1))
+    clamped = RecordingTranslator(lambda x, k: (3 * x).clamp(-1, 1).unsqueeze(1).repeat(1, k, 1, 1, 1))
     a = run(loud, metrics_cache, n_inputs=2).tasks[0]
     b = run(clamped, metrics_cache, n_inputs=2).tasks[0]
     assert (a.content_iou, a.target_accuracy) == (b.content_iou, b.target_accuracy)
 
 
 def test_bad_outputs_are_errors_naming_the_task(metrics_cache):
-    wrong = NoDirection(lambda x, k: x.unsqueeze(1))  # K = 1 instead of 3
+    wrong = RecordingTranslator(lambda x, k: x.unsqueeze(1))  # K = 1 instead of 3
     with pytest.raises(EvaluationError, match=r"latent, day -> night\): expected an output of "
                                               r"shape \(2, 3, 3, 32, 32\), got \(2, 1, 3, 32, 32\)"):
         run(wrong, metrics_cache, n_inputs=2)
-    nan = NoDirection(lambda x, k: torch.full((x.shape[0], k, 3, R, R), float("nan")))
+    nan = RecordingTranslator(lambda x, k: torch.full((x.shape[0], k, 3, R, R), float("nan")))
     with pytest.raises(EvaluationError, match="NaN or Inf"):
         run(nan, metrics_cache, n_inputs=2)
 
@@ -195,7 +198,7 @@ def test_bad_arguments(metrics_cache, tmp_path):
         evaluate(m, DATA)
     with pytest.raises(TypeError, match="method: expected an object with a translate"):
         evaluate(object(), DATA, resolution=R)
-    no_kind = NoDirection()
+    no_kind = RecordingTranslator()
     no_kind.data_kind = "video"
     with pytest.raises(EvaluationError, match="data_kind: expected one of unpaired"):
         run(no_kind, metrics_cache)

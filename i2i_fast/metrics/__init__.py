@@ -20,7 +20,7 @@ translators (identity, oracle, random) that bracket each figure.
 from .baselines import IdentityBaseline, OracleBaseline, RandomBaseline
 from .classifier import ClassifierSettings, DomainClassifier, domain_classifier
 from .diversity import l1_distance, pairwise_mean
-from .engine import evaluate, supports_direction
+from .engine import evaluate
 from .fid import FIDUnavailable, InceptionFeatures, fid_from_features, frechet_distance
 from .iou import mask_iou
 from .lpips_distance import LPIPSDistance, LPIPSUnavailable, lpips_or_reason
@@ -32,5 +32,5 @@ __all__ = [
     "InceptionFeatures", "LPIPSDistance", "LPIPSUnavailable", "OracleBaseline", "RandomBaseline",
     "SegmenterSettings", "ShapeSegmenter", "TaskResult", "domain_classifier", "evaluate",
     "fid_from_features", "frechet_distance", "l1_distance", "lpips_or_reason", "mask_iou",
-    "pairwise_mean", "shape_segmenter", "supports_direction",
+    "pairwise_mean", "shape_segmenter",
 ]

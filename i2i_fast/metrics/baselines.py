@@ -2,7 +2,7 @@
 and "no content" score on a synthetic set.
 
 They follow the part of the method contract that evaluation uses (``data_kind`` and
-``translate(x, *, n_styles, reference, target_domain, generator, direction)`` ->
+``translate(x, *, n_styles, reference, target_domain, generator)`` ->
 (N, K, 3, H, W) in [-1, 1]), so ``evaluate`` runs them like any method and their rows give the
 scale of the figures next to a trained model's:
 
@@ -15,8 +15,8 @@ scale of the figures next to a trained model's:
   content metric.
 - ``RandomBaseline``: uniform noise. No content, no domain.
 
-Two-domain data kinds translate A -> B with ``direction="a2b"`` (the default) and B -> A with
-``direction="b2a"``; multi-domain ones take ``target_domain`` (an int label).
+Two-domain data kinds translate A -> B with ``target_domain="b"`` (or None, the default) and
+B -> A with ``target_domain="a"``; multi-domain ones take ``target_domain`` (an int label).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from i2i_fast.data.synthetic import render
 
 from .real_images import SetDomains, open_domains
 
-DIRECTIONS = ("a2b", "b2a")
 
 
 def _check_input(owner: str, x: object) -> torch.Tensor:
@@ -54,7 +53,7 @@ class Baseline(torch.nn.Module):
             )
         self.data_kind = data_kind
 
-    def _target(self, target_domain: object, direction: str) -> int:
+    def _target(self, target_domain: object) -> int:
         """The label of the target domain of a call."""
         if self.data_kind == "multi_domain":
             if isinstance(target_domain, bool) or not isinstance(target_domain, int):
@@ -63,13 +62,15 @@ class Baseline(torch.nn.Module):
                     f"multi-domain translator, got {target_domain!r}"
                 )
             return target_domain
-        if direction not in DIRECTIONS:
+        if target_domain not in (None, "a", "b"):
             raise ValueError(
-                f"{self.name}.translate: direction: expected 'a2b' or 'b2a', got {direction!r}"
+                f"{self.name}.translate: target_domain: expected 'a', 'b' or None (= 'b') for a "
+                f"two-domain translator, got {target_domain!r}"
             )
-        if direction == "b2a" and self.data_kind == "paired":
-            raise ValueError(f"{self.name}.translate: direction: a paired translator maps A -> B only")
-        return 1 if direction == "a2b" else 0
+        if target_domain == "a" and self.data_kind == "paired":
+            raise ValueError(f"{self.name}.translate: target_domain: a paired translator maps "
+                             "A -> B only")
+        return 0 if target_domain == "a" else 1
 
     def _count(self, n_styles: int, reference: torch.Tensor | None, n: int) -> int:
         if reference is None:
@@ -93,9 +94,9 @@ class IdentityBaseline(Baseline):
 
     def translate(self, x: torch.Tensor, *, n_styles: int = 1,
                   reference: torch.Tensor | None = None, target_domain: object = None,
-                  generator: torch.Generator | None = None, direction: str = "a2b") -> torch.Tensor:
+                  generator: torch.Generator | None = None) -> torch.Tensor:
         x = _check_input(self.name, x)
-        self._target(target_domain, direction)
+        self._target(target_domain)
         k = self._count(n_styles, reference, x.shape[0])
         return x.unsqueeze(1).repeat(1, k, 1, 1, 1)
 
@@ -107,9 +108,9 @@ class RandomBaseline(Baseline):
 
     def translate(self, x: torch.Tensor, *, n_styles: int = 1,
                   reference: torch.Tensor | None = None, target_domain: object = None,
-                  generator: torch.Generator | None = None, direction: str = "a2b") -> torch.Tensor:
+                  generator: torch.Generator | None = None) -> torch.Tensor:
         x = _check_input(self.name, x)
-        self._target(target_domain, direction)
+        self._target(target_domain)
         k = self._count(n_styles, reference, x.shape[0])
         device = generator.device if generator is not None else x.device
         noise = torch.rand((x.shape[0], k, *x.shape[1:]), generator=generator, device=device)
@@ -162,9 +163,9 @@ class OracleBaseline(Baseline):
 
     def translate(self, x: torch.Tensor, *, n_styles: int = 1,
                   reference: torch.Tensor | None = None, target_domain: object = None,
-                  generator: torch.Generator | None = None, direction: str = "a2b") -> torch.Tensor:
+                  generator: torch.Generator | None = None) -> torch.Tensor:
         x = _check_input(self.name, x)
-        target = self._target(target_domain, direction)
+        target = self._target(target_domain)
         if not 0 <= target < len(self.set.styles):
             raise ValueError(
                 f"{self.name}.translate: target_domain: expected a label in "

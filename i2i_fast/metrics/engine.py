@@ -5,9 +5,8 @@ the method contract (``data_kind`` and ``translate``, see ``i2i_fast.methods.bas
 
 - two-domain methods (``data_kind`` "unpaired" or "paired"): the first N images of the test
   split of A are translated to B, K random styles each (``translate(x, n_styles=K,
-  generator=g)``). B -> A is evaluated too when ``translate`` has a ``direction`` keyword
-  (assumed: ``direction="a2b"`` / ``"b2a"``, default "a2b"); a method without it is evaluated
-  A -> B only and the report says so. Paired methods are evaluated A -> B only.
+  target_domain="b", generator=g)``), and those of B to A (``target_domain="a"``), the two
+  domains' names in the method contract. Paired methods are evaluated A -> B only.
 - multi-domain methods: every (source, target != source) pair of the set's domains, N test
   inputs of the source, K outputs per input and target (``target_domain`` = the target's label).
 - mode "latent": K random styles from one call with ``n_styles=K``; mode "reference": K calls
@@ -65,15 +64,6 @@ def _int(name: str, value: object, minimum: int) -> int:
     if value < minimum:
         raise EvaluationError(f"evaluate: {name}: expected an int >= {minimum}, got {value}")
     return value
-
-
-def supports_direction(method: Any) -> bool:
-    """Whether ``method.translate`` takes a ``direction`` keyword (B -> A for two-domain
-    methods)."""
-    try:
-        return "direction" in inspect.signature(method.translate).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _method_device(method: Any) -> torch.device:
@@ -170,7 +160,7 @@ def evaluate(
         n_styles: K outputs per input (and target); diversity needs K >= 2.
         seed: seed of the styles and references.
         modes: "latent" and/or "reference" (default: see the module doc).
-        directions: two-domain methods: "a2b" and/or "b2a" (default: both when supported).
+        directions: two-domain methods: "a2b" and/or "b2a" (default: both; paired: "a2b").
         lpips: an ``LPIPSDistance`` for LPIPS diversity, or None (then ``lpips_status`` says
             why it is missing in the report).
         fid: ``InceptionFeatures`` for FID, or None (``fid_status`` says why).
@@ -215,9 +205,8 @@ def evaluate(
         raise EvaluationError(f"evaluate: n_inputs: expected at most {n_available} (the test "
                               f"split's images per domain), got {n_inputs}")
     notes: list[str] = []
-    has_direction = supports_direction(method)
     modes = _modes(data_kind, modes)
-    directions = _directions(data_kind, directions, has_direction, notes)
+    directions = _directions(data_kind, directions)
     if n_styles < 2:
         notes.append("K = 1: diversity needs at least 2 outputs per input")
     configured = getattr(getattr(method, "config", None), "image_size", None)
@@ -233,7 +222,7 @@ def evaluate(
     sanity = _sanity(classifier, segmenter)
 
     run = _Runner(method, test, classifier, segmenter, lpips, fid, device, n_inputs, n_styles,
-                  seed, batch_size, has_direction, fid_real_images, data_seed, log)
+                  seed, batch_size, fid_real_images, data_seed, log)
     results = [run.task(task) for task in _tasks(data_kind, len(test.styles), modes, directions)]
     return EvalReport(
         method=str(getattr(method, "name", type(method).__name__)),
@@ -267,29 +256,20 @@ def _modes(data_kind: str, modes: Sequence[str] | None) -> list[str]:
     return modes
 
 
-def _directions(data_kind: str, directions: Sequence[str] | None, has_direction: bool,
-                notes: list[str]) -> list[str]:
-    """The directions of a two-domain method ([] for a multi-domain one); notes what is left out."""
+def _directions(data_kind: str, directions: Sequence[str] | None) -> list[str]:
+    """The directions of a two-domain method ([] for a multi-domain one)."""
     if data_kind == "multi_domain":
         if directions is not None:
             raise EvaluationError("evaluate: directions: only for two-domain methods; a "
                                   "multi-domain method is evaluated on every (source, target) pair")
         return []
     if directions is None:
-        if data_kind == "unpaired" and has_direction:
-            return ["a2b", "b2a"]
-        if data_kind == "unpaired":
-            notes.append("B -> A not evaluated: method.translate has no `direction` keyword "
-                         "(A -> B assumed)")
-        return ["a2b"]
+        return ["a2b", "b2a"] if data_kind == "unpaired" else ["a2b"]
     directions = list(directions)
     bad = [d for d in directions if d not in DIRECTIONS]
     if bad or not directions or len(set(directions)) != len(directions):
         raise EvaluationError(f"evaluate: directions: expected distinct values among "
                               f"{DIRECTIONS}, got {directions}")
-    if "b2a" in directions and not has_direction:
-        raise EvaluationError("evaluate: directions: 'b2a' asked for, but method.translate has "
-                              "no `direction` keyword")
     if "b2a" in directions and data_kind == "paired":
         raise EvaluationError("evaluate: directions: a paired method is evaluated A -> B only")
     return directions
@@ -322,12 +302,12 @@ class _Runner:
     """Runs the tasks of one evaluation (inputs cached per source domain)."""
 
     def __init__(self, method, test, classifier, segmenter, lpips, fid, device, n_inputs,
-                 n_styles, seed, batch_size, has_direction, fid_real_images, data_seed, log):
+                 n_styles, seed, batch_size, fid_real_images, data_seed, log):
         self.method, self.test = method, test
         self.classifier, self.segmenter = classifier.net, segmenter.net
         self.lpips, self.fid = lpips, fid
         self.device, self.n, self.k, self.seed = device, n_inputs, n_styles, seed
-        self.batch_size, self.has_direction = batch_size, has_direction
+        self.batch_size = batch_size
         self.fid_real_images = fid_real_images or n_inputs * n_styles
         self.data_seed, self.log = data_seed, log
         self._inputs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -340,11 +320,11 @@ class _Runner:
 
     def translate(self, x: torch.Tensor, task: _Task, generator: torch.Generator,
                   n_styles: int, reference: torch.Tensor | None) -> torch.Tensor:
+        # Two-domain methods name their domains "a" and "b"; multi-domain ones take the label.
+        target_domain = (task.target if task.direction is None
+                         else "b" if task.direction == "a2b" else "a")
         kwargs: dict[str, Any] = {"n_styles": n_styles, "reference": reference,
-                                  "target_domain": task.target if task.direction is None else None,
-                                  "generator": generator}
-        if self.has_direction and task.direction is not None:
-            kwargs["direction"] = task.direction
+                                  "target_domain": target_domain, "generator": generator}
         with _inference(self.method):
             return self.method.translate(x, **kwargs)
 

@@ -9,11 +9,9 @@
 
 A thin layer over ``i2i_fast.metrics.evaluate``: prints the table, writes the JSON report.
 
-Checkpoint format read here (until the trainer's loader is wired in): ``torch.load(path,
-weights_only=True)`` must give a dict with "method" (registered name), "method_config" (the
-resolved config as a dict) and "training_state" (with "networks": the method's state_dict);
-an optional "data" string is the default of --data. The method is rebuilt with
-``create_method(name, config=method_config)`` and its networks loaded.
+The checkpoint is one written by ``i2i-fast train`` (``i2i_fast.train.checkpoint``); its
+method is rebuilt from the stored name and configuration with the stored networks (EMA copies
+included), and its training data spec is the default of --data.
 """
 
 from __future__ import annotations
@@ -59,39 +57,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike, device: str):
-    """(method, data spec or None) from a checkpoint file (format in the module doc)."""
-    import torch
+    """(method, data spec or None) from a checkpoint written by the trainer."""
+    from i2i_fast.train import checkpoint as checkpoint_lib
+    from i2i_fast.train.errors import CheckpointError
+    from i2i_fast.train.translate import method_from_checkpoint
 
-    from i2i_fast.methods import MethodError, RunContext, create_method
-
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise UserError(f"--checkpoint: {file} does not exist or is not a file")
     try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - a corrupt or foreign file is a user error
-        raise UserError(f"--checkpoint: {file} could not be read with torch.load("
-                        f"weights_only=True): {type(error).__name__}: {error}") from error
-    if not isinstance(ckpt, dict):
-        raise UserError(f"--checkpoint: {file}: expected a dict, got {type(ckpt).__name__}")
-    missing = [k for k in ("method", "method_config", "training_state") if k not in ckpt]
-    if missing:
-        raise UserError(f"--checkpoint: {file}: expected keys method, method_config, "
-                        f"training_state; missing {missing} (keys: {sorted(ckpt)})")
-    state = ckpt["training_state"]
-    if not isinstance(state, dict) or "networks" not in state:
-        raise UserError(f"--checkpoint: {file}: training_state has no 'networks'")
-    if not isinstance(ckpt["method_config"], dict):
-        raise UserError(f"--checkpoint: {file}: method_config: expected a dict, got "
-                        f"{type(ckpt['method_config']).__name__}")
-    try:
-        method = create_method(str(ckpt["method"]), config=ckpt["method_config"],
-                               context=RunContext(device=torch.device(device)))
-        method.load_state_dict(state["networks"])
-    except (MethodError, ValueError, TypeError, KeyError, RuntimeError) as error:
-        raise UserError(f"--checkpoint: {file}: could not rebuild method {ckpt['method']!r}: "
-                        f"{type(error).__name__}: {error}") from error
-    data = ckpt.get("data")
+        saved = checkpoint_lib.load(Path(path).expanduser(), map_location="cpu")
+        method = method_from_checkpoint(saved, path, device)
+    except CheckpointError as error:
+        raise UserError(f"--checkpoint: {error}") from None
+    options = saved.get("train_options")
+    data = options.get("data") if isinstance(options, dict) else None
     return method, data if isinstance(data, str) else None
 
 
