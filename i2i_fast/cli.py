@@ -22,6 +22,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
         return 1
     how = f"built in {st.build_seconds:.0f} s" if st.built_now else "already built"
     print(f"kernels {how}: {st.library_path}")
+    if st.cuda_built:
+        print(f"CUDA kernels included: architectures {st.cuda_arch_list}, nvcc "
+              f"{st.cuda.nvcc_version} ({st.cuda.home})")
+    else:
+        print(f"CUDA kernels not included: {st.cuda_reason}")
     return 0
 
 
@@ -41,6 +46,12 @@ def _cmd_methods(args: argparse.Namespace) -> int:
             for line in info.error.rstrip().splitlines():
                 print(f"{'':{width}s}    | {line}")
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from i2i_fast import demo
+
+    return demo.main(args)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -73,8 +84,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read entry-point metadata only (do not import the methods)")
     p.set_defaults(func=_cmd_methods)
 
+    p = sub.add_parser("demo", help="train MUNIT on the bundled synthetic set on the CPU, write "
+                                    "a grid, evaluate it, and time fused vs reference")
+    from i2i_fast import demo
+
+    demo.add_arguments(p)
+    p.set_defaults(func=_cmd_demo)
+
     p = sub.add_parser("build", help="compile the kernels now (e.g. before torchrun starts)")
     p.set_defaults(func=_cmd_build)
+
+    from i2i_fast.train import cli_commands as train_commands
+
+    p = sub.add_parser("train", help="train a method (torchrun for several processes)")
+    train_commands.add_train_arguments(p)
+    p.set_defaults(func=train_commands.run_train)
+
+    p = sub.add_parser("translate", help="translate images with a trained checkpoint")
+    train_commands.add_translate_arguments(p)
+    p.set_defaults(func=train_commands.run_translate)
 
     p = sub.add_parser("bench", help="benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)

@@ -14,10 +14,24 @@ result.
 If the build fails, one loud warning names the cause and every operator falls back to the
 reference backend. With ``I2I_FAST_REQUIRE_EXT=1`` the failure is an error instead.
 
+CUDA. The ``.cu`` files are compiled in too when CUDA kernels are wanted and can be built:
+torch is a CUDA build (``torch.version.cuda``), a CUDA toolkit with nvcc and headers is found
+(``CUDA_HOME``/``CUDA_PATH``, else the ``nvcc`` on PATH, else /usr/local/cuda), and either a GPU is
+visible or ``I2I_FAST_BUILD_CUDA=1`` asks for them (CI proves the kernels compile on machines
+without a GPU this way). The target architectures are ``TORCH_CUDA_ARCH_LIST`` if set, else those
+of the visible GPUs, else ``DEFAULT_CUDA_ARCH_LIST`` ("8.0;9.0": A100 and H100). The choice, the
+architectures and the nvcc version are part of the cache key. When CUDA kernels are wanted but
+cannot be built (no toolkit, or a compile error), that is a build failure: a loud warning and a
+CPU-only build (the CPU kernels stay available; CUDA tensors go to the other backends), or an error
+with ``I2I_FAST_REQUIRE_EXT=1``. ``ExtensionState.cuda_reason`` says why CUDA kernels are absent.
+
 Environment:
   I2I_FAST_CACHE_DIR     where builds are kept (default: $XDG_CACHE_HOME/i2i_fast or
                          ~/.cache/i2i_fast)
   I2I_FAST_REQUIRE_EXT   1: a build failure raises instead of falling back
+  I2I_FAST_BUILD_CUDA    1: build the CUDA kernels even without a GPU; 0: never build them;
+                         unset: build them when a GPU is visible
+  TORCH_CUDA_ARCH_LIST   CUDA architectures to compile for (e.g. "9.0")
   I2I_FAST_VERBOSE_BUILD 1: show the compiler's output
 """
 
@@ -28,7 +42,9 @@ import fcntl
 import hashlib
 import os
 import platform
+import re
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -41,13 +57,42 @@ import torch
 REQUIRE_ENV = "I2I_FAST_REQUIRE_EXT"
 CACHE_ENV = "I2I_FAST_CACHE_DIR"
 VERBOSE_ENV = "I2I_FAST_VERBOSE_BUILD"
+BUILD_CUDA_ENV = "I2I_FAST_BUILD_CUDA"
+ARCH_LIST_ENV = "TORCH_CUDA_ARCH_LIST"
 LIBRARY_NAME = "i2i_fast_kernels"
 
 CXX_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-DNDEBUG"]
+# nvcc: -O3 also optimises the host code of .cu files; -lineinfo maps profiler results (ncu) to
+# source lines at no run-time cost. No fast-math: NaN propagation and accuracy are specified.
+NVCC_FLAGS = ["-O3", "-DNDEBUG", "-lineinfo"]
+# Without a GPU to read them from: A100 (8.0) and H100 (9.0).
+DEFAULT_CUDA_ARCH_LIST = "8.0;9.0"
 
 
 class ExtensionBuildError(RuntimeError):
     """The kernels could not be built or loaded (raised only with I2I_FAST_REQUIRE_EXT=1)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaToolkit:
+    """A CUDA toolkit that can compile the kernels: its root and its nvcc's version."""
+
+    home: str
+    nvcc_version: str  # "13.2"
+
+
+@dataclasses.dataclass(frozen=True)
+class CudaPlan:
+    """Whether this process's build includes the CUDA kernels, and why (not)."""
+
+    wanted: bool  # a GPU is visible or I2I_FAST_BUILD_CUDA=1
+    toolkit: CudaToolkit | None  # set when the kernels will be built
+    arch_list: str | None
+    reason: str  # why they are not built (empty when they are)
+
+    @property
+    def build(self) -> bool:
+        return self.toolkit is not None
 
 
 @dataclasses.dataclass
@@ -61,6 +106,11 @@ class ExtensionState:
     build_seconds: float | None = None
     error: str | None = None
     sources: list[Path] = dataclasses.field(default_factory=list)
+    # CUDA kernels: whether the loaded library has them, and if not, why.
+    cuda_built: bool = False
+    cuda_reason: str | None = None
+    cuda: CudaToolkit | None = None
+    cuda_arch_list: str | None = None
 
 
 _state: ExtensionState | None = None
@@ -78,17 +128,114 @@ def source_dir() -> Path:
     )
 
 
-def kernel_sources(root: Path) -> list[Path]:
-    """The C++ files compiled into the extension (tools/ holds standalone programs)."""
-    return sorted(p for p in root.rglob("*.cpp") if "tools" not in p.relative_to(root).parts)
+def _in_extension(root: Path, path: Path) -> bool:
+    return "tools" not in path.relative_to(root).parts  # tools/ holds standalone programs
 
 
-def _hashed_files(root: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.suffix in {".cpp", ".h", ".cu", ".cuh"} and "tools" not in p.relative_to(root).parts
-    )
+def kernel_sources(root: Path, with_cuda: bool = False) -> list[Path]:
+    """The files compiled into the extension: every .cpp, and every .cu with CUDA."""
+    suffixes = {".cpp", ".cu"} if with_cuda else {".cpp"}
+    return sorted(p for p in root.rglob("*") if p.suffix in suffixes and _in_extension(root, p))
+
+
+def _hashed_files(root: Path, with_cuda: bool) -> list[Path]:
+    suffixes = {".cpp", ".h"} | ({".cu", ".cuh"} if with_cuda else set())
+    return sorted(p for p in root.rglob("*") if p.suffix in suffixes and _in_extension(root, p))
+
+
+# ----- CUDA: toolkit, architectures, and the decision to build ----------------------------------
+
+
+def _nvcc_release(nvcc: Path) -> str | None:
+    """"13.2" from `nvcc --version`, or None if it does not run."""
+    try:
+        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60,
+                             check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"release (\d+\.\d+)", out)
+    return match.group(1) if match else None
+
+
+def find_cuda_toolkit() -> tuple[CudaToolkit | None, str]:
+    """The CUDA toolkit to build with, or None and why not.
+
+    $CUDA_HOME or $CUDA_PATH when set (an explicit choice: nothing else is tried); otherwise the
+    parent of the directory of the `nvcc` on PATH, then /usr/local/cuda, first usable wins.
+    Usable: bin/nvcc runs, include/cuda_runtime.h exists, and nvcc's major version is torch's.
+    """
+    candidates: list[tuple[str, str]] = [
+        (os.environ[env], f"${env}") for env in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(env)
+    ]
+    if not candidates:
+        nvcc_on_path = shutil.which("nvcc")
+        if nvcc_on_path:
+            candidates.append((str(Path(nvcc_on_path).resolve().parent.parent), "nvcc on PATH"))
+        candidates.append(("/usr/local/cuda", "default location"))
+    rejected = []
+    for home, source in candidates:
+        nvcc = Path(home) / "bin" / "nvcc"
+        if not nvcc.is_file():
+            rejected.append(f"{home} ({source}): no bin/nvcc")
+            continue
+        if not (Path(home) / "include" / "cuda_runtime.h").is_file():
+            rejected.append(f"{home} ({source}): no include/cuda_runtime.h")
+            continue
+        version = _nvcc_release(nvcc)
+        if version is None:
+            rejected.append(f"{home} ({source}): `nvcc --version` failed")
+            continue
+        if torch.version.cuda and version.split(".")[0] != torch.version.cuda.split(".")[0]:
+            rejected.append(f"{home} ({source}): nvcc {version}, but torch was built with CUDA "
+                            f"{torch.version.cuda} (major versions must match)")
+            continue
+        return CudaToolkit(home=home, nvcc_version=version), ""
+    return None, "no usable CUDA toolkit: " + "; ".join(rejected)
+
+
+def _visible_gpu_archs() -> list[str]:
+    """Compute capabilities of the GPUs, e.g. ["9.0"].
+
+    Read with nvidia-smi first: asking torch (get_device_capability) initialises CUDA in this
+    process at import time, after which forked workers cannot use CUDA.
+    """
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        archs = [line.strip() for line in out.splitlines() if re.fullmatch(r"\d+\.\d+",
+                                                                             line.strip())]
+        if archs:
+            return archs
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return ["{}.{}".format(*torch.cuda.get_device_capability(i))
+            for i in range(torch.cuda.device_count())]
+
+
+def cuda_arch_list() -> str:
+    """TORCH_CUDA_ARCH_LIST if set, else the visible GPUs' architectures, else the default."""
+    if os.environ.get(ARCH_LIST_ENV):
+        return os.environ[ARCH_LIST_ENV]
+    if torch.cuda.is_available():
+        return ";".join(sorted(set(_visible_gpu_archs())))
+    return DEFAULT_CUDA_ARCH_LIST
+
+
+def cuda_plan() -> CudaPlan:
+    """Decide whether this process builds (or loads) the extension with the CUDA kernels."""
+    flag = os.environ.get(BUILD_CUDA_ENV, "")
+    if flag == "0":
+        return CudaPlan(False, None, None, f"{BUILD_CUDA_ENV}=0")
+    if torch.version.cuda is None:
+        return CudaPlan(flag == "1", None, None,
+                        f"torch {torch.__version__} is a CPU-only build (torch.version.cuda is None)")
+    if flag != "1" and not torch.cuda.is_available():
+        return CudaPlan(False, None, None,
+                        f"no CUDA device visible and {BUILD_CUDA_ENV} is not 1")
+    toolkit, why = find_cuda_toolkit()
+    if toolkit is None:
+        return CudaPlan(True, None, None, why)
+    return CudaPlan(True, toolkit, cuda_arch_list(), "")
 
 
 def _cpu_fingerprint() -> str:
@@ -106,12 +253,14 @@ def _cpu_fingerprint() -> str:
     return f"{platform.machine()}|{fields.get('model name', '')}|{fields.get('flags', '')}"
 
 
-def build_key(root: Path) -> str:
+def build_key(root: Path, plan: CudaPlan | None = None) -> str:
+    """Hash of everything the library depends on; `plan` with a toolkit means a CUDA build."""
+    with_cuda = plan is not None and plan.build
     h = hashlib.sha256()
-    for path in _hashed_files(root):
+    for path in _hashed_files(root, with_cuda):
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
-    for part in (
+    parts = [
         torch.__version__,
         str(torch.version.cuda),
         getattr(torch.version, "git_version", ""),
@@ -120,7 +269,13 @@ def build_key(root: Path) -> str:
         os.environ.get("CXX", "c++"),
         " ".join(CXX_FLAGS),
         _cpu_fingerprint(),
-    ):
+    ]
+    if with_cuda:
+        parts += ["cuda", plan.toolkit.home, plan.toolkit.nvcc_version, plan.arch_list,
+                  " ".join(NVCC_FLAGS)]
+    else:
+        parts += ["cpu-only"]
+    for part in parts:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:20]
@@ -155,23 +310,39 @@ def _uniquely_named_sources(root: Path, sources: list[Path], build_dir: Path) ->
     return wrappers
 
 
-def _compile(root: Path, sources: list[Path], build_dir: Path) -> None:
+def _compile(root: Path, sources: list[Path], build_dir: Path, plan: CudaPlan) -> None:
     from torch.utils import cpp_extension
 
     verbose = os.environ.get(VERBOSE_ENV) == "1"
-    cpp_extension.load(
+    kwargs = dict(
         name=LIBRARY_NAME,
         sources=[str(s) for s in _uniquely_named_sources(root, sources, build_dir)],
         extra_cflags=CXX_FLAGS,
         extra_include_paths=[str(root)],
         build_directory=str(build_dir),
         is_python_module=False,
-        with_cuda=False,
+        with_cuda=plan.build,
         verbose=verbose,
     )
+    if not plan.build:
+        cpp_extension.load(**kwargs)
+        return
+    # cpp_extension fixed its CUDA_HOME when first imported; build with the toolkit chosen here,
+    # for exactly the architectures in the cache key.
+    saved_home, saved_archs = cpp_extension.CUDA_HOME, os.environ.get(ARCH_LIST_ENV)
+    cpp_extension.CUDA_HOME = plan.toolkit.home
+    os.environ[ARCH_LIST_ENV] = plan.arch_list
+    try:
+        cpp_extension.load(extra_cuda_cflags=NVCC_FLAGS, **kwargs)
+    finally:
+        cpp_extension.CUDA_HOME = saved_home
+        if saved_archs is None:
+            os.environ.pop(ARCH_LIST_ENV, None)
+        else:
+            os.environ[ARCH_LIST_ENV] = saved_archs
 
 
-def _build_locked(root: Path, key: str, state: ExtensionState) -> Path:
+def _build_locked(root: Path, key: str, state: ExtensionState, plan: CudaPlan) -> Path:
     """Build into a private temporary directory and publish it atomically; return the library.
 
     A build also loads the library into this process (that is how cpp_extension.load works);
@@ -187,12 +358,14 @@ def _build_locked(root: Path, key: str, state: ExtensionState) -> Path:
             return _library_file(final_dir)
         tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-build-{key}-", dir=cache))
         try:
+            what = (f"CPU and CUDA kernels for sm {plan.arch_list} with nvcc "
+                    f"{plan.toolkit.nvcc_version}" if plan.build else "CPU kernels")
             sys.stderr.write(
-                f"i2i_fast: compiling kernels (first use with this torch/source version; "
+                f"i2i_fast: compiling {what} (first use with this torch/source version; "
                 f"cached in {final_dir}) ...\n"
             )
             start = time.perf_counter()
-            _compile(root, state.sources, tmp_dir)
+            _compile(root, state.sources, tmp_dir, plan)
             state.build_seconds = time.perf_counter() - start
             state.built_now = True
             if final_dir.exists():
@@ -212,39 +385,80 @@ def _describe(error: BaseException) -> str:
     return "\n".join(interesting[-12:])
 
 
+def _build_and_load(state: ExtensionState, plan: CudaPlan) -> None:
+    root = source_dir()
+    state.sources = kernel_sources(root, with_cuda=plan.build)
+    state.build_key = build_key(root, plan)
+    library = _build_locked(root, state.build_key, state, plan)
+    if not state.built_now:
+        torch.ops.load_library(str(library))
+    state.library_path = library
+    state.loaded = True
+    state.cuda_built = plan.build
+    state.cuda = plan.toolkit
+    state.cuda_arch_list = plan.arch_list
+
+
+def _loud_warning(headline: str, cause: str) -> None:
+    warnings.warn(
+        "\n" + "=" * 78 + "\n" + headline + " Cause:\n" + cause + "\n"
+        f"Run `i2i-fast info` for details; set {REQUIRE_ENV}=1 to make this an error.\n"
+        + "=" * 78,
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 def load() -> ExtensionState:
     """Build if needed and load the kernels once per process; never raises unless required."""
     global _state
     if _state is not None:
         return _state
     state = ExtensionState()
-    try:
-        root = source_dir()
-        state.sources = kernel_sources(root)
-        state.build_key = build_key(root)
-        library = _build_locked(root, state.build_key, state)
-        if not state.built_now:
-            torch.ops.load_library(str(library))
-        state.library_path = library
-        state.loaded = True
-    except Exception as error:  # noqa: BLE001 - any failure means "no kernels", reported below
-        state.error = _describe(error)
-        if os.environ.get(REQUIRE_ENV) == "1":
+    required = os.environ.get(REQUIRE_ENV) == "1"
+    plan = cuda_plan()
+    if plan.wanted and not plan.build:
+        # CUDA kernels were asked for (or a GPU is there) but no toolkit can build them.
+        state.cuda_reason = plan.reason
+        if required:
             _state = state
             raise ExtensionBuildError(
-                f"i2i_fast: the kernels failed to build or load and {REQUIRE_ENV}=1 forbids the "
-                f"fallback to the reference implementation:\n{state.error}"
-            ) from error
-        warnings.warn(
-            "\n" + "=" * 78 + "\n"
-            "i2i_fast: the compiled kernels are NOT available; every operator falls back to the\n"
-            "plain-PyTorch reference backend (correct, but slow). Cause:\n"
-            f"{state.error}\n"
-            f"Run `i2i-fast info` for details; set {REQUIRE_ENV}=1 to make this an error.\n"
-            + "=" * 78,
-            RuntimeWarning,
-            stacklevel=2,
-        )
+                f"i2i_fast: the CUDA kernels cannot be built and {REQUIRE_ENV}=1 forbids going "
+                f"on without them:\n{plan.reason}")
+        _loud_warning("i2i_fast: the CUDA kernels are NOT built; CUDA tensors go to the other\n"
+                      "backends (Triton or the plain-PyTorch reference).", plan.reason)
+    elif not plan.build:
+        state.cuda_reason = plan.reason
+    if plan.build:
+        try:
+            _build_and_load(state, plan)
+        except Exception as error:  # noqa: BLE001 - reported, then a CPU-only build is tried
+            state.cuda_reason = "the CUDA build failed: " + _describe(error)
+            if required:
+                state.error = state.cuda_reason
+                _state = state
+                raise ExtensionBuildError(
+                    f"i2i_fast: the CUDA kernels failed to build or load and {REQUIRE_ENV}=1 "
+                    f"forbids the fallback:\n{state.cuda_reason}") from error
+            _loud_warning("i2i_fast: the CUDA kernels failed to build; falling back to a CPU-only\n"
+                          "build (CUDA tensors go to the Triton or reference backends).",
+                          state.cuda_reason)
+            state.built_now = False
+            plan = CudaPlan(plan.wanted, None, None, state.cuda_reason)
+    if not state.loaded:
+        try:
+            _build_and_load(state, plan)
+        except Exception as error:  # noqa: BLE001 - any failure means "no kernels", reported below
+            state.error = _describe(error)
+            if required:
+                _state = state
+                raise ExtensionBuildError(
+                    f"i2i_fast: the kernels failed to build or load and {REQUIRE_ENV}=1 forbids "
+                    f"the fallback to the reference implementation:\n{state.error}"
+                ) from error
+            _loud_warning("i2i_fast: the compiled kernels are NOT available; every operator falls "
+                          "back to the\nplain-PyTorch reference backend (correct, but slow).",
+                          state.error)
     _state = state
     return state
 

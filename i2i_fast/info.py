@@ -32,8 +32,10 @@ def report() -> str:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
+            l2 = getattr(p, "L2_cache_size", 0)
             add(f"GPU cuda:{i} {p.name}, compute capability {p.major}.{p.minor}, "
-                f"{p.multi_processor_count} SMs, {p.total_memory / 2**30:.1f} GiB")
+                f"{p.multi_processor_count} SMs, {p.total_memory / 2**30:.1f} GiB"
+                + (f", L2 {l2 / 2**20:.0f} MiB" if l2 else ""))
     else:
         add("GPU none (torch.cuda.is_available() is False)")
 
@@ -46,11 +48,20 @@ def report() -> str:
     else:
         add(f"  NOT available: {st.error}")
     add(f"  build key {st.build_key}; {len(st.sources)} sources")
-    add(f"  {extension.REQUIRE_ENV}={os.environ.get(extension.REQUIRE_ENV, '')!s}")
+    if st.cuda_built:
+        add(f"  CUDA kernels: built for architectures {st.cuda_arch_list} with nvcc "
+            f"{st.cuda.nvcc_version} ({st.cuda.home})")
+    else:
+        add(f"  CUDA kernels: not built: {st.cuda_reason}")
     add(triton_support.state().describe())
+    for env in (extension.REQUIRE_ENV, extension.BUILD_CUDA_ENV, extension.ARCH_LIST_ENV):
+        add(f"  {env}={os.environ.get(env, '')!s}")
     forced = ops.forced_backend()
     add(f"backend choice: {'forced to ' + forced[0] + ' by ' + forced[1] if forced else 'automatic'}"
         f" (priority: {', '.join(ops.backend_names())})")
+    for name in ops.backend_names():
+        why = ops.get_backend(name).unavailable_reason()
+        add(f"  {name:10s} {'available' if why is None else 'unavailable: ' + why}")
 
     add("")
     add("operator x backend (for a float32 input on each device):")

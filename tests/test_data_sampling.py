@@ -108,6 +108,20 @@ def test_workers_do_not_change_the_sequence(tmp_path: Path):
     assert same_batches(*runs)
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_the_loader_leaves_the_global_rng_alone(workers):
+    # A resumed training run creates its DataLoader iterator at another point of the run than the
+    # straight run did: that must not shift the random draws of training.
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    loader = ResumableLoader(synthetic(), 2, num_workers=workers)
+    take(loader, 2)
+    loader.load_state_dict(loader.state_dict())  # a new iterator on the next batch
+    take(loader, 1)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_collated_batches():
     batch = next(ResumableLoader(synthetic("multi_domain"), 5))
     assert batch["image"].shape == (5, 3, 16, 16) and batch["mask"].shape == (5, 1, 16, 16)

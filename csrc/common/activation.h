@@ -1,6 +1,7 @@
 // Activations fused after a normalization: none, ReLU, LeakyReLU.
 //
-// The forward and the derivative follow PyTorch exactly, NaN included:
+// Host and device code (the CPU and CUDA kernels share these definitions). The forward and the
+// derivative follow PyTorch exactly, NaN included:
 //   relu(z)            = z < 0 ? 0 : z          (NaN passes through, as torch.relu)
 //   relu'(z) * g       = z <= 0 ? 0 : g         (threshold_backward on the output)
 //   leaky_relu(z)      = z > 0 ? z : z * slope
@@ -25,7 +26,7 @@ inline Activation parse_activation(std::string_view name) {
 }
 
 template <Activation act, typename A>
-C10_ALWAYS_INLINE A activate(A z, A slope) {
+C10_HOST_DEVICE C10_ALWAYS_INLINE A activate(A z, A slope) {
   if constexpr (act == Activation::kNone) {
     return z;
   } else if constexpr (act == Activation::kRelu) {
@@ -37,7 +38,7 @@ C10_ALWAYS_INLINE A activate(A z, A slope) {
 
 // Gradient through the activation, given its input z and the incoming gradient g.
 template <Activation act, typename A>
-C10_ALWAYS_INLINE A activation_grad(A z, A g, A slope) {
+C10_HOST_DEVICE C10_ALWAYS_INLINE A activation_grad(A z, A g, A slope) {
   if constexpr (act == Activation::kNone) {
     return g;
   } else if constexpr (act == Activation::kRelu) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/macros/Macros.h>
 
 #include <cmath>
 #include <optional>
@@ -37,6 +38,54 @@ inline StdKind parse_layer_norm_style(std::string_view style) {
   if (style == "standard") return StdKind::kBiasedVar;
   TORCH_CHECK_VALUE(false, "style: expected 'munit' or 'standard', got '", std::string(style), "'");
 }
+
+// ----- the statistics and the backward coefficients (host and device code) -----
+
+// 1 / std of a group from its sum of squared deviations m2 over `count` elements.
+C10_HOST_DEVICE inline double rstd_from_m2(double m2, int64_t count, StdKind kind, double eps) {
+  if (kind == StdKind::kBiasedVar) return 1.0 / ::sqrt(m2 / static_cast<double>(count) + eps);
+  // Unbiased std of one element is 0/0 = NaN, as torch.std.
+  return 1.0 / (::sqrt(m2 / static_cast<double>(count - 1)) + eps);
+}
+
+// dx = k_g * g + k_x * (x - mean) + k_0, with g the gradient after the activation and
+// k_g = rstd * w (per channel). These give k_x and k_0 from the group sums of dxhat = g * w and
+// dxhat * xhat over the group's `count` elements.
+struct InputGradTerms {
+  double k_x;
+  double k_0;
+};
+
+C10_HOST_DEVICE inline InputGradTerms input_grad_terms(double sum_dxhat, double sum_dxhat_xhat,
+                                                       int64_t count, double rstd, StdKind kind,
+                                                       double eps) {
+  const double m1 = sum_dxhat / static_cast<double>(count);
+  double c2;
+  if (kind == StdKind::kBiasedVar) {
+    c2 = rstd * sum_dxhat_xhat / static_cast<double>(count);
+  } else {
+    const double sigma = 1.0 / rstd - eps;
+    c2 = sum_dxhat_xhat / (static_cast<double>(count - 1) * sigma);
+  }
+  return {-rstd * c2, -rstd * m1};
+}
+
+// Count, mean and sum of squared deviations of a set of values, mergeable (Chan et al.).
+struct Moments {
+  double count = 0;
+  double mean = 0;
+  double m2 = 0;
+
+  C10_HOST_DEVICE void merge(double n_b, double mean_b, double m2_b) {
+    if (n_b == 0) return;
+    const double total = count + n_b;
+    const double delta = mean_b - mean;
+    mean += delta * (n_b / total);
+    m2 += m2_b + delta * delta * (count * n_b / total);
+    count = total;
+  }
+  C10_HOST_DEVICE void merge(const Moments& o) { merge(o.count, o.mean, o.m2); }
+};
 
 // Memory layouts read directly: (N, C, S...) contiguous ("NCS") or channels-last ("NSC"), for
 // any number of spatial dims. Anything else is copied to NCS first.
@@ -121,6 +170,32 @@ inline void check_optional_norm_param(const char* op, const char* name,
                                       const std::optional<at::Tensor>& p, const at::Tensor& x,
                                       at::IntArrayRef expected_shape) {
   if (p.has_value() && p->defined()) check_norm_param(op, name, *p, x, expected_shape);
+}
+
+// The extra inputs of a backward operator: grad_out like x, and the statistics its forward
+// operator returned ((N, C) for instance statistics, (N,) for layer statistics), all floating and
+// on x's device. Kernels index these by x's shape, so a mismatch must stop here.
+inline void check_norm_backward_inputs(const char* op, const at::Tensor& grad_out,
+                                       const at::Tensor& x, const at::Tensor& mean,
+                                       const at::Tensor& rstd, Grouping grouping) {
+  TORCH_CHECK_VALUE(grad_out.sizes() == x.sizes(), op, ": grad_out: expected shape ", x.sizes(),
+                    " (the shape of x), got ", grad_out.sizes());
+  const std::vector<int64_t> stat_shape =
+      grouping == Grouping::kInstance ? std::vector<int64_t>{x.size(0), x.size(1)}
+                                      : std::vector<int64_t>{x.size(0)};
+  const auto check_device_and_dtype = [&](const char* name, const at::Tensor& t) {
+    TORCH_CHECK_VALUE(t.device() == x.device(), op, ": ", name, ": expected device ", x.device(),
+                      " (the device of x), got ", t.device());
+    TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), op, ": ", name,
+                     ": expected a floating tensor, got ", t.scalar_type());
+  };
+  check_device_and_dtype("grad_out", grad_out);
+  check_device_and_dtype("mean", mean);
+  check_device_and_dtype("rstd", rstd);
+  TORCH_CHECK_VALUE(mean.sizes() == stat_shape, op, ": mean: expected shape ", stat_shape,
+                    " (what the forward operator returned), got ", mean.sizes());
+  TORCH_CHECK_VALUE(rstd.sizes() == stat_shape, op, ": rstd: expected shape ", stat_shape,
+                    " (what the forward operator returned), got ", rstd.sizes());
 }
 
 // Each operator's checks and its NormSpec, shared by every device's implementation.

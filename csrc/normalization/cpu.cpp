@@ -59,52 +59,8 @@ int64_t grain_for(int64_t elements_per_task) {
   return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(elements_per_task, 1));
 }
 
-double rstd_from_m2(double m2, int64_t count, StdKind kind, double eps) {
-  if (kind == StdKind::kBiasedVar) return 1.0 / std::sqrt(m2 / static_cast<double>(count) + eps);
-  // Unbiased std of one element is 0/0 = NaN, as torch.std.
-  return 1.0 / (std::sqrt(m2 / static_cast<double>(count - 1)) + eps);
-}
-
-// dx = k_g * g + k_x * (x - mean) + k_0, with g the gradient after the activation and
-// k_g = rstd * w (per channel). These give k_x and k_0 from the group sums of dxhat = g * w and
-// dxhat * xhat over the group's `count` elements.
-struct InputGradTerms {
-  double k_x;
-  double k_0;
-};
-
-InputGradTerms input_grad_terms(double sum_dxhat, double sum_dxhat_xhat, int64_t count,
-                                double rstd, StdKind kind, double eps) {
-  const double m1 = sum_dxhat / static_cast<double>(count);
-  double c2;
-  if (kind == StdKind::kBiasedVar) {
-    c2 = rstd * sum_dxhat_xhat / static_cast<double>(count);
-  } else {
-    const double sigma = 1.0 / rstd - eps;
-    c2 = sum_dxhat_xhat / (static_cast<double>(count - 1) * sigma);
-  }
-  return {-rstd * c2, -rstd * m1};
-}
-
 // ---------------------------------------------------------------------------------------------
 // Contiguous span primitives.
-
-// Count, mean and sum of squared deviations of a set of values, mergeable (Chan et al.).
-struct Moments {
-  double count = 0;
-  double mean = 0;
-  double m2 = 0;
-
-  void merge(double n_b, double mean_b, double m2_b) {
-    if (n_b == 0) return;
-    const double total = count + n_b;
-    const double delta = mean_b - mean;
-    mean += delta * (n_b / total);
-    m2 += m2_b + delta * delta * (count * n_b / total);
-    count = total;
-  }
-  void merge(const Moments& o) { merge(o.count, o.mean, o.m2); }
-};
 
 // Moments of a contiguous span: exact two-pass per L1 block, blocks merged in double.
 template <typename T, typename A>
@@ -878,6 +834,7 @@ TensorTriple adain_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
                                 const at::Tensor& mean, const at::Tensor& rstd, double eps,
                                 c10::string_view activation, double negative_slope) {
   const NormSpec spec = adain_spec(x, weight, bias, eps, activation, negative_slope);
+  check_norm_backward_inputs("adain", grad_out, x, mean, rstd, spec.grouping);
   return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
 }
 
@@ -896,6 +853,7 @@ TensorTriple instance_norm_backward_cpu(const at::Tensor& grad_out, const at::Te
                                         double eps, c10::string_view activation,
                                         double negative_slope) {
   const NormSpec spec = instance_norm_spec(x, weight, bias, eps, activation, negative_slope);
+  check_norm_backward_inputs("instance_norm", grad_out, x, mean, rstd, spec.grouping);
   return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
 }
 
@@ -914,6 +872,7 @@ TensorTriple layer_norm_backward_cpu(const at::Tensor& grad_out, const at::Tenso
                                      c10::string_view style, c10::string_view activation,
                                      double negative_slope) {
   const NormSpec spec = layer_norm_spec(x, weight, bias, eps, style, activation, negative_slope);
+  check_norm_backward_inputs("layer_norm", grad_out, x, mean, rstd, spec.grouping);
   return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
 }
 

@@ -1,8 +1,10 @@
 """GAN loss benchmark: eager reference vs torch.compile(reference) vs the fused operators.
 
 Used by `i2i-fast bench losses` and by benchmarks/test_loss_benchmark.py (pytest-benchmark).
-Every figure of a table comes from one process: the providers of one case run back to back on the
-same inputs. Timing, summaries, machine description and saving are ops_bench's.
+Every figure of a table comes from one process. The providers of one case run on the same inputs
+and are timed in turn, sample by sample (eager, compile, fused, eager, ...), so a background load
+that changes during the run affects them alike. Timing, summaries, machine description and saving
+are ops_bench's.
 
 Cases (the losses of one training step of each method, at its published sizes):
   munit_d       MUNIT D: LSGAN on fake (target 0) and real (target 1) outputs of 3 PatchGAN scales
@@ -20,6 +22,10 @@ Providers:
 Modes:
   forward           inputs without requires_grad
   forward_backward  forward, then torch.autograd.grad of the loss for every floating input
+Clocks: "wall" (default, what the issue's floors are stated in) or "cpu": the CPU time of the
+whole process (time.process_time, every thread). On a machine shared with other work, wall times
+of these sub-millisecond steps mostly measure the other work; CPU time does not, but it counts
+the spin-waiting of idle OpenMP threads.
 Tiny cases repeat the step `inner` times per timed sample (the time reported is per step).
 Bytes: forward reads every input once; backward reads them again and writes their gradients.
 """
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +44,7 @@ from . import ops_bench
 
 PROVIDERS = ("eager", "compile", "fused")
 MODES = ("forward", "forward_backward")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,25 +229,25 @@ def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
 
 
 def run(cases, dtype: torch.dtype, device: str, modes, providers, repeats: int,
-        log=print) -> list[dict]:
+        clock: str = "wall", log=print) -> list[dict]:
     records = []
     for case in cases:
         tensors = make_inputs(case, dtype, device)
         copy_gbps = ops_bench.copy_bandwidth_gbps(case.numel, dtype, device, repeats)
         inner = inner_steps(case)
         for mode in modes:
-            by_provider = {}
-            for provider in providers:
-                fn = provider_fn(case, provider)
-                times = ops_bench.time_step(step_fn(fn, tensors, mode, inner), device, repeats)
-                by_provider[provider] = ops_bench.summarize([t / inner for t in times])
-                if provider == "compile":
-                    torch._dynamo.reset()
+            steps = {p: step_fn(provider_fn(case, p), tensors, mode, inner) for p in providers}
+            times = ops_bench.time_steps_interleaved(steps, device, repeats, clock=CLOCKS[clock])
+            by_provider = {p: ops_bench.summarize([t / inner for t in times[p]])
+                           for p in providers}
+            if "compile" in providers:
+                torch._dynamo.reset()
             nbytes = bytes_moved(case, dtype, mode)
             for provider, stats in by_provider.items():
                 gbps = nbytes / (stats["median_ms"] * 1e-3) / 1e9
                 rec = {"case": case.name, "where": case.where, "dtype": str(dtype)[6:],
-                       "mode": mode, "provider": provider, **stats, "inner_steps": inner,
+                       "mode": mode, "provider": provider, "clock": clock, **stats,
+                       "inner_steps": inner,
                        "bytes": nbytes, "gbps": gbps, "copy_gbps": copy_gbps,
                        "of_copy": gbps / copy_gbps}
                 for base in ("eager", "compile"):
@@ -295,6 +303,14 @@ def markdown_table(records: list[dict]) -> str:
     return "\n".join([head, *rows])
 
 
+def _loadavg() -> str:
+    """The 1/5/15-minute load averages (how busy the machine was), or '' where unknown."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return ""
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"cases {', '.join(QUICK_CASES)} only, fewer repeats")
@@ -304,6 +320,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--providers", default=",".join(PROVIDERS))
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
+                   help="wall time, or the CPU time of the process (all threads)")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--out", type=Path, default=None, help="results directory")
     p.add_argument("--no-save", action="store_true")
@@ -327,11 +345,16 @@ def main(args: argparse.Namespace) -> int:
     providers = args.providers.split(",")
     repeats = args.repeats or (10 if args.quick else 30)
     meta = ops_bench.machine_info(args.device)
+    meta["clock"] = args.clock
+    meta["loadavg_before"] = _loadavg()
     print(f"# i2i-fast bench losses: {meta.get('gpu') or meta.get('cpu')}, {meta['threads']} "
-          f"threads, torch {meta['torch']}, {args.dtype}, {repeats} repeats (median)")
-    records = run(cases, ops_bench.DTYPES[args.dtype], args.device, modes, providers, repeats)
+          f"threads, torch {meta['torch']}, {args.dtype}, {repeats} repeats (median), "
+          f"{args.clock} clock, load average {meta['loadavg_before']}")
+    records = run(cases, ops_bench.DTYPES[args.dtype], args.device, modes, providers, repeats,
+                  args.clock)
+    meta["loadavg_after"] = _loadavg()
     overhead = [] if args.no_overhead else host_overhead_us()
-    print()
+    print(f"\n(load average after: {meta['loadavg_after']})")
     print(markdown_table(records))
     if overhead:
         print("\nhost time per forward call, µs:")

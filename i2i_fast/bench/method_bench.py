@@ -63,6 +63,7 @@ def measure(name: str, config, overrides, provider: str, device: str, precision:
                 torch.cuda.synchronize()
             start = time.perf_counter()
             losses = method.train_step(batch, step)
+            method.context.end_iteration()
             float(next(iter(losses.values())))  # the step is done when its losses are
             if device.startswith("cuda"):
                 torch.cuda.synchronize()

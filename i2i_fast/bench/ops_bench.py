@@ -13,6 +13,10 @@ Providers:
   torch_native  what the official implementations run, built from stock PyTorch operators
                 (MUNIT's AdaIN through F.batch_norm, F.instance_norm, F.layer_norm); where the
                 official code is the explicit formula (MUNIT's LayerNorm) it is the reference
+Shapes: "method" (the layers of the methods, METHODS.md), "large" (the issue's large shapes
+(32, 256, 64, 64) and (8, 64, 256, 256) for every operator), "all".
+On a GPU every timed run starts with a cold L2 cache (a buffer twice its size is overwritten
+first, outside the timed region), so inputs that fit in L2 do not measure the cache.
 Modes:
   forward           inputs without requires_grad
   forward_backward  forward, then torch.autograd.grad of all inputs with a random upstream grad
@@ -82,6 +86,25 @@ FLOORS = {
 }
 QUICK_CASES = tuple(c for c in METHOD_CASES if (c.op, c.shape) in FLOORS and c.style == "munit"
                     and not (c.op == "adain" and c.activation != "relu"))
+
+# The issue's large shapes (GPU floors), every operator.
+LARGE_SHAPES = ((32, 256, 64, 64), (8, 64, 256, 256))
+LARGE_CASES = tuple(
+    case
+    for shape in LARGE_SHAPES
+    for case in (
+        Case("adain", shape, "relu", "large shape"),
+        Case("instance_norm", shape, "relu", "large shape"),
+        Case("layer_norm", shape, "relu", "large shape"),
+        Case("layer_norm", shape, "relu", "large shape", style="standard"),
+    )
+)
+SHAPE_SETS = {"method": METHOD_CASES, "large": LARGE_CASES, "all": METHOD_CASES + LARGE_CASES}
+
+# The issue's floors on an H100 at the large shapes (bf16 and fp32), for the CUDA kernels:
+# fraction of the copy bandwidth per mode, and speedups over eager and torch.compile.
+GPU_FLOORS = {"of_copy": {"forward": 0.8, "forward_backward": 0.5}, "vs_eager": 3.0,
+              "vs_compile": 1.2}
 
 
 # ----- inputs and providers -----------------------------------------------------------------
@@ -197,27 +220,78 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+_l2_flush_buffers: dict[str, torch.Tensor] = {}
+
+
+def flush_l2(device: str) -> None:
+    """Overwrite a buffer twice the size of the GPU's L2 cache (evicts the inputs)."""
+    buf = _l2_flush_buffers.get(device)
+    if buf is None:
+        l2 = getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 0) or (64 << 20)
+        buf = _l2_flush_buffers[device] = torch.empty(2 * l2, dtype=torch.uint8, device=device)
+    buf.zero_()
+
+
+def _time_once(step: Callable, device: str, clock: Callable[[], float]) -> float:
+    """Time (ms) of one run of step: CUDA events on a GPU (after an L2 flush, outside the timed
+    region), `clock` on the CPU."""
+    if device.startswith("cuda"):
+        flush_l2(device)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+    t0 = clock()
+    step()
+    return (clock() - t0) * 1e3
+
+
 def time_step(step: Callable, device: str, repeats: int, warmup: int = 3,
-              max_seconds: float = 20.0) -> list[float]:
-    """Wall times (ms) of `repeats` runs after `warmup` runs (compilation happens there)."""
+              max_seconds: float = 20.0,
+              clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Times (ms) of `repeats` runs after `warmup` runs (compilation happens there).
+
+    CPU: measured with `clock`, wall time by default (time.process_time gives the CPU time of
+    the whole process instead, which other processes' load does not inflate). CUDA: events.
+    """
     for _ in range(warmup):
         step()
     _sync(device)
     times: list[float] = []
     budget_end = time.perf_counter() + max_seconds
     while len(times) < repeats:
-        if device.startswith("cuda"):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            step()
-            times.append((time.perf_counter() - t0) * 1e3)
+        times.append(_time_once(step, device, clock))
         if len(times) >= 3 and time.perf_counter() > budget_end:
+            break
+    return times
+
+
+def time_steps_interleaved(steps: dict[str, Callable], device: str, repeats: int,
+                           warmup: int = 3, max_seconds: float = 60.0,
+                           clock: Callable[[], float] = time.perf_counter
+                           ) -> dict[str, list[float]]:
+    """time_step for several steps at once, timed in turn (a, b, c, a, b, c, ...).
+
+    On a machine whose background load changes during the run, every step then sees the same
+    conditions, so their ratios stay meaningful where back-to-back blocks would not. Each timed
+    run follows an untimed run of the same step, so that what the previous step left behind
+    (OpenMP threads still spinning after torch.compile's parallel loops, other data in the
+    caches) is not charged to it.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    _sync(device)
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    budget_end = time.perf_counter() + max_seconds
+    for i in range(repeats):
+        for name, step in steps.items():
+            step()
+            _sync(device)
+            times[name].append(_time_once(step, device, clock))
+        if i >= 2 and time.perf_counter() > budget_end:
             break
     return times
 
@@ -248,26 +322,36 @@ def bytes_moved(case: Case, dtype: torch.dtype, mode: str) -> int:
 # ----- host overhead ---------------------------------------------------------------------------
 
 
-def per_call_us(fn: Callable, arg, calls: int = 2000, rounds: int = 5) -> float:
-    """Median over `rounds` of the mean wall time (µs) of `calls` back-to-back calls fn(arg)."""
+def per_call_us(fn: Callable, arg, calls: int = 2000, rounds: int = 5,
+                device: str = "cpu") -> float:
+    """Median over `rounds` of the mean wall time (µs) of `calls` back-to-back calls fn(arg).
+
+    On a GPU the calls are queued without synchronising (one synchronisation per round), so the
+    figure is the host's time per call as long as the GPU keeps up."""
     means = []
     for _ in range(rounds):
+        _sync(device)
         t0 = time.perf_counter()
         for _ in range(calls):
             fn(arg)
+        _sync(device)
         means.append((time.perf_counter() - t0) / calls * 1e6)
     return statistics.median(means)
 
 
-def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
-    """µs per call on a tiny CPU tensor: eager reference, i2i_fast.ops, and the raw torch op."""
+def host_overhead_us(calls: int = 2000, rounds: int = 5, device: str = "cpu") -> list[dict]:
+    """µs per call on a tiny tensor of `device`: eager reference, i2i_fast.ops, the raw torch op.
+
+    On a GPU the calls are queued without synchronising (one synchronisation per round), so the
+    figure is the host's time per call as long as the GPU keeps up with these tiny kernels."""
     import i2i_fast.ops as ops
 
     rows = []
-    x = torch.randn(1, 4, 4, 4)
-    w2, b2 = torch.rand(1, 4) + 0.5, torch.randn(1, 4)
-    w1, b1 = torch.rand(4) + 0.5, torch.randn(4)
-    ext = torch.ops.i2i_fast if ops.get_backend("cpu").unavailable_reason() is None else None
+    x = torch.randn(1, 4, 4, 4, device=device)
+    w2, b2 = torch.rand(1, 4, device=device) + 0.5, torch.randn(1, 4, device=device)
+    w1, b1 = torch.rand(4, device=device) + 0.5, torch.randn(4, device=device)
+    backend = "cuda" if device.startswith("cuda") else "cpu"
+    ext = torch.ops.i2i_fast if ops.get_backend(backend).unavailable_reason() is None else None
     table = {
         "adain": (lambda t: ops.reference.adain(t, w2, b2, activation="relu"),
                   lambda t: ops.adain(t, w2, b2, activation="relu"),
@@ -283,7 +367,7 @@ def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
     }
 
     def per_call(fn, t):
-        return per_call_us(fn, t, calls, rounds)
+        return per_call_us(fn, t, calls, rounds, device)
 
     for op, (eager, fused, raw) in table.items():
         for grad in (False, True):
@@ -389,6 +473,31 @@ def format_case_line(case: Case, channels_last: bool, mode: str, by_provider: di
     return " | ".join(parts)
 
 
+def check_gpu_floors(records: list[dict]) -> list[str]:
+    """The issue's GPU floors at the large shapes: one PASS/FAIL line per case, for the "cuda"
+    provider (forced CUDA kernels) where measured, else "fused" (the automatic choice)."""
+    lines = []
+    large = {"x".join(map(str, s)) for s in LARGE_SHAPES}
+    case_keys = ("op", "style", "shape", "dtype", "layout", "mode")
+    for rec in records:
+        if rec["shape"] not in large or rec["provider"] not in ("cuda", "fused"):
+            continue
+        if rec["provider"] == "fused" and any(
+                r["provider"] == "cuda" and all(r[k] == rec[k] for k in case_keys)
+                for r in records):
+            continue  # the cuda row of the same case is the one judged
+        checks = [(rec["of_copy"], GPU_FLOORS["of_copy"][rec["mode"]], "of copy")]
+        for base in ("eager", "compile"):
+            if f"speedup_vs_{base}" in rec:
+                checks.append((rec[f"speedup_vs_{base}"], GPU_FLOORS[f"vs_{base}"], f"vs {base}"))
+        ok = all(value >= floor for value, floor, _ in checks)
+        name = f"{rec['op']}/{rec['style']}" if rec["style"] else rec["op"]
+        detail = ", ".join(f"{value:.2f} {what} (floor {floor})" for value, floor, what in checks)
+        lines.append(f"{'PASS' if ok else 'FAIL'} {name} {rec['shape']} {rec['dtype']} "
+                     f"{rec['layout']} {rec['mode']} [{rec['provider']}]: {detail}")
+    return lines
+
+
 def check_floors(records: list[dict]) -> list[str]:
     """One line per floor: PASS/FAIL with the measured ratios."""
     lines = []
@@ -461,6 +570,8 @@ def default_out_dir() -> Path:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="the three floor shapes only, fewer repeats (about a minute)")
+    p.add_argument("--shapes", default="method", choices=sorted(SHAPE_SETS),
+                   help="method: the methods' layers; large: the issue's large shapes; all")
     p.add_argument("--ops", default="adain,instance_norm,layer_norm")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--layouts", default="contiguous,channels_last")
@@ -476,7 +587,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--no-overhead", action="store_true", help="skip the host-overhead table")
     p.add_argument("--check-floors", action="store_true",
-                   help="exit 1 unless every floor of the issue is met")
+                   help="exit 1 unless every floor of the issue is met (the CPU floors on the CPU, "
+                        "the GPU floors at the large shapes on a GPU)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -485,7 +597,8 @@ def main(args: argparse.Namespace) -> int:
     import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
 
     wanted_ops = set(args.ops.split(","))
-    cases = [c for c in (QUICK_CASES if args.quick else METHOD_CASES) if c.op in wanted_ops]
+    cases = [c for c in (QUICK_CASES if args.quick else SHAPE_SETS[args.shapes])
+             if c.op in wanted_ops]
     layouts = [{"contiguous": False, "channels_last": True}[s] for s in args.layouts.split(",")]
     modes = args.modes.split(",")
     if args.providers:
@@ -499,11 +612,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"# i2i-fast bench ops: {meta.get('gpu') or meta.get('cpu')}, {meta['threads']} threads,"
           f" torch {meta['torch']}, {args.dtype}, {repeats} repeats (median)")
     records = run(cases, DTYPES[args.dtype], args.device, layouts, modes, providers, repeats)
-    overhead = [] if args.no_overhead else host_overhead_us()
+    overhead = [] if args.no_overhead else host_overhead_us(device=args.device)
     print()
     print(markdown_table(records))
     if overhead:
-        print("\nhost time per call on a (1, 4, 4, 4) CPU tensor, µs:")
+        print(f"\nhost time per call on a (1, 4, 4, 4) {args.device} tensor, µs:")
         print("| op | requires_grad | eager reference | i2i_fast.ops | raw torch.ops |")
         print("|---|---|---|---|---|")
         for r in overhead:
@@ -514,7 +627,8 @@ def main(args: argparse.Namespace) -> int:
         base = save(records, overhead, meta, args.out or default_out_dir())
         print(f"\nresults: {base}.json / .csv")
     if args.check_floors:
-        lines = check_floors(records)
+        on_gpu = args.device.startswith("cuda")
+        lines = check_gpu_floors(records) if on_gpu else check_floors(records)
         print("\n" + "\n".join(lines) if lines else "\nno floor case was measured")
         if not lines or any(line.startswith("FAIL") for line in lines):
             return 1

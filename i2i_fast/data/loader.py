@@ -9,6 +9,10 @@ N steps straight give the same batches as k steps, ``state_dict()``, a new loade
 Under DDP (``torchrun``) each rank builds its loader with the same dataset and seed; rank and
 world size default to those of the initialised process group. The state is the same on every
 rank (save it from rank 0).
+
+The loader never draws from the global random generators (a DataLoader draws its workers' base
+seed from torch's global generator unless it is given one): the random draws of a training run
+are the same whether its loader was created at the start or on resume.
 """
 
 from __future__ import annotations
@@ -96,7 +100,11 @@ class ResumableLoader:
     def __next__(self) -> Any:
         if self._iterator is None:
             self.sampler.start = self._position
-            loader = DataLoader(self.dataset, batch_sampler=self.sampler, **self._loader_args)
+            # A private generator for the workers' base seed (items are seeded by their keys, so
+            # the seed does not change the data), keeping the global torch RNG untouched.
+            generator = torch.Generator().manual_seed(self.sampler.seed)
+            loader = DataLoader(self.dataset, batch_sampler=self.sampler, generator=generator,
+                                **self._loader_args)
             self._iterator = iter(loader)
         batch = next(self._iterator)
         self._position = self.sampler.advance(self._position)

@@ -11,7 +11,7 @@ copies, where it uses them), and knows how to run one training iteration and how
         configs = {"small": {"gen": {"dim": 16}}}   # named configurations (overrides)
 
         def __init__(self, config, context=None): ...           # build nets, optimizers
-        def train_step(self, batch, step) -> dict[str, float]: ... # one whole iteration
+        def train_step(self, batch, step) -> dict[str, Tensor]: ... # one whole iteration
         def translate(self, x, *, n_styles=1, reference=None, target_domain=None,
                       generator=None) -> Tensor: ...              # (N, K, 3, H, W)
         def sample_visuals(self, batch, generator=None) -> dict[str, Tensor]: ...
@@ -33,6 +33,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -44,7 +45,40 @@ DATA_KINDS = ("unpaired", "multi_domain", "multi_domain_reference", "paired")
 
 @dataclasses.dataclass
 class RunContext:
-    """How a method runs. The defaults are what inference and tests need: CPU, float32."""
+    """How a method runs. The defaults are what inference and tests need: CPU, float32.
+
+    Several processes (``torchrun``, one process per GPU; ``world_size > 1``): the trainer starts
+    the process group before it builds the method, and every process builds the same method from
+    the same seed. ``batch_size`` in a method's Config is per process (the global batch is
+    ``batch_size * world_size``). Rules for method authors, checked by tests/test_train_ddp.py:
+
+    1. ``wrap`` each network that is trained, once, in ``__init__`` (after ``prepare``), and call
+       it in training through the wrapper, i.e. its ``forward`` (``self.gen(x)``). Calling any
+       other method of the inner network (``unwrap(self.gen).encode(x)``) bypasses
+       DistributedDataParallel: that network's gradients are then not averaged across processes,
+       silently, and the replicas drift apart. A network with several entry points (MUNIT's
+       encode and decode) routes them through ``forward`` (``forward(x, mode="encode")``) or is
+       split into networks wrapped separately.
+    2. A wrapped network may be called several times before one backward (MUNIT encodes real and
+       translated images in one generator update; a discriminator sees a real and a fake batch):
+       autograd sums the contributions of all the calls into each parameter's gradient first,
+       and DDP averages that sum once. This holds because ``wrap`` leaves
+       ``find_unused_parameters`` off; with it on, several calls before one backward fail
+       ("Expected to mark a variable ready only once") whenever the last call does not reach
+       every parameter an earlier call reached.
+    3. After a call with gradients enabled, the backward that follows must reach every parameter
+       of that network; otherwise DDP stops at the network's next call with "Expected to have
+       finished reduction in the prior iteration". Calls under ``torch.no_grad()`` do not count
+       (fakes for a discriminator update, EMA updates, sampling), and may be made on one process
+       only (the trainer samples on rank 0 only, under ``Method.evaluating()``).
+    4. A network that is called in an update whose optimizer does not step it (the
+       discriminator inside the generator loss) gets its gradients averaged too (wasted work,
+       correct result) unless its parameters are set ``requires_grad_(False)`` for that update;
+       its gradients must be zeroed before its own update, as without DDP.
+
+    Checkpoints are the same with and without DDP: ``Method.state_dict()`` leaves out the
+    ``module.`` level of wrapped networks, and ``load_state_dict`` puts it back.
+    """
 
     device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
     precision: str = "fp32"
@@ -97,7 +131,14 @@ class RunContext:
         from torch.nn.parallel import DistributedDataParallel
 
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(module, device_ids=device_ids, broadcast_buffers=False)
+        # Buffers are synchronised once, at construction, and never again in forward (each
+        # process keeps its own running statistics). torch >= 2.15 names that
+        # forward_sync_buffers=False and deprecates broadcast_buffers=False.
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+            no_buffer_sync = {"forward_sync_buffers": False}
+        else:
+            no_buffer_sync = {"broadcast_buffers": False}
+        return DistributedDataParallel(module, device_ids=device_ids, **no_buffer_sync)
 
     def adam(self, params: Iterable[torch.nn.Parameter], lr: float, betas: tuple[float, float],
              weight_decay: float = 0.0) -> torch.optim.Adam:
@@ -128,6 +169,12 @@ class RunContext:
             self._scaler.scale(loss).backward()
             for opt in optimizers:
                 self._scaler.step(opt)
+
+    def end_iteration(self) -> None:
+        """After a whole train_step: the fp16 loss scale is updated once per iteration, after
+        every optimizer step of it (as PyTorch documents for several optimizers). The trainer
+        calls this; a method does not."""
+        if self._scaler is not None:
             self._scaler.update()
 
     def scaler_state(self) -> dict | None:
@@ -141,6 +188,51 @@ class RunContext:
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     """The network inside a DistributedDataParallel wrapper (or the module itself)."""
     return getattr(module, "module", module)
+
+
+def _wrapped_prefixes(method: torch.nn.Module, prefix: str) -> list[str]:
+    """State-dict prefixes ("gen.") of the DistributedDataParallel submodules of `method`."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return [f"{prefix}{name}." for name, module in method.named_modules()
+            if name and isinstance(module, DistributedDataParallel)]
+
+
+def _rename_keys(state_dict: dict, rename) -> None:
+    """Rename the keys of a state dict and of its ``_metadata`` in place, keeping their order."""
+    for mapping in (state_dict, getattr(state_dict, "_metadata", None)):
+        if mapping is not None:
+            items = [(rename(key), value) for key, value in mapping.items()]
+            mapping.clear()
+            mapping.update(items)
+
+
+def _state_dict_without_ddp(method, state_dict, prefix, local_metadata) -> None:
+    """state_dict post-hook: "gen.module.conv.weight" -> "gen.conv.weight" for a wrapped gen."""
+    for wrapped in _wrapped_prefixes(method, prefix):
+        inner = wrapped + "module."
+
+        def rename(key: str) -> str:
+            if key.startswith(inner):
+                return wrapped + key[len(inner):]
+            return wrapped[:-1] if key == inner[:-1] else key
+
+        _rename_keys(state_dict, rename)
+
+
+def _load_state_dict_into_ddp(method, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs) -> None:
+    """load_state_dict pre-hook: the inverse of _state_dict_without_ddp (keys that already carry
+    "module." are left as they are)."""
+    for wrapped in _wrapped_prefixes(method, prefix):
+        inner = wrapped + "module."
+
+        def rename(key: str) -> str:
+            if key.startswith(wrapped) and not key.startswith(inner):
+                return inner + key[len(wrapped):]
+            return inner[:-1] if key == wrapped[:-1] else key
+
+        _rename_keys(state_dict, rename)
 
 
 class Method(torch.nn.Module, metaclass=abc.ABCMeta):
@@ -161,6 +253,9 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
         self.context = context or RunContext()
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._schedulers: dict[str, Any] = {}
+        # The same state dict with and without DistributedDataParallel (see RunContext).
+        self.register_state_dict_post_hook(_state_dict_without_ddp)
+        self.register_load_state_dict_pre_hook(_load_state_dict_into_ddp)
 
     # ----- what subclasses register -----
 
@@ -182,8 +277,11 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     # ----- the contract -----
 
     @abc.abstractmethod
-    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        """One training iteration (all its discriminator and generator updates); the losses."""
+    def train_step(self, batch: dict[str, torch.Tensor], step: int
+                   ) -> dict[str, torch.Tensor | float]:
+        """One training iteration (all its discriminator and generator updates); the losses,
+        as detached 0-d tensors (read by the trainer once per log interval, so no host sync per
+        step) or floats."""
 
     @abc.abstractmethod
     def translate(self, x: torch.Tensor, *, n_styles: int = 1,

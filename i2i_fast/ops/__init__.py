@@ -30,7 +30,8 @@ from .backends import (
 from .builtin_backends import ExtensionBackend, ReferenceBackend, TritonBackend
 
 extension.load()
-# Priority 10 is reserved for "cuda" (the compiled CUDA kernels); triton is the second GPU backend.
+# Lower numbers are tried first: the CUDA kernels, then Triton (the second GPU backend).
+register_backend(ExtensionBackend("cuda"), priority=10)
 register_backend(TritonBackend(), priority=20)
 register_backend(ExtensionBackend("cpu"), priority=30)
 register_backend(ReferenceBackend(), priority=100)

@@ -66,7 +66,7 @@ _PRIORITY: list[Backend] = []
 _forced_stack: list[str] = []
 _env_forced: str | None = os.environ.get(BACKEND_ENV) or None
 # Automatic choices by (op, dtype, is_cpu, is_cuda); emptied whenever backends change.
-_automatic_choice: dict[tuple, Callable] = {}
+_automatic_choice: dict[tuple, Backend] = {}
 
 
 def register_backend(backend: Backend, priority: int) -> None:
@@ -123,8 +123,8 @@ def use_backend(name: str) -> Iterator[None]:
         _forced_stack.pop()
 
 
-def select(op: str, x: torch.Tensor) -> Callable:
-    """The implementation of `op` that runs this call."""
+def _select_backend(op: str, x: torch.Tensor) -> Backend:
+    """The backend that runs `op` on `x`: the forced one, else the first able to."""
     forced = _forced_stack[-1] if _forced_stack else _env_forced
     if forced is not None:
         backend = _BACKENDS.get(forced)
@@ -135,27 +135,31 @@ def select(op: str, x: torch.Tensor) -> Callable:
             source = "use_backend()" if _forced_stack else f"{BACKEND_ENV}={forced}"
             raise BackendError(f"{op}: backend {forced!r} is forced by {source} but cannot run "
                                f"this call: {why}")
-        return backend.ops[op]
+        return backend
     is_cpu, is_cuda = x.is_cpu, x.is_cuda
     key = (op, x.dtype, is_cpu, is_cuda)
-    impl = _automatic_choice.get(key)
-    if impl is not None:
-        return impl
+    chosen = _automatic_choice.get(key)
+    if chosen is not None:
+        return chosen
     for backend in _PRIORITY:
         if backend.automatic_reason(op, x) is None:
-            impl = backend.ops[op]
             if (is_cpu or is_cuda) and all(b.reasons_depend_on_device_and_dtype_only
                                            for b in _PRIORITY):
-                _automatic_choice[key] = impl
-            return impl
+                _automatic_choice[key] = backend
+            return backend
     reasons = "; ".join(f"{b.name}: {b.automatic_reason(op, x)}" for b in _PRIORITY)
     raise BackendError(f"{op}: no backend can run this call ({reasons})")
 
 
+def select(op: str, x: torch.Tensor) -> Callable:
+    """The implementation of `op` that runs this call."""
+    return _select_backend(op, x).ops[op]
+
+
 def chosen_backend(op: str, x: torch.Tensor) -> str:
-    """Name of the backend `select` would use for this call (for reports and tests)."""
-    impl = select(op, x)
-    for backend in _PRIORITY:
-        if backend.ops.get(op) is impl:
-            return backend.name
-    raise BackendError(f"{op}: selected implementation belongs to no registered backend")
+    """Name of the backend `select` would use for this call (for reports and tests).
+
+    Several backends may share one implementation (the cpu and cuda backends call the same torch
+    operator, which dispatches on the device), so the answer comes from the selection itself.
+    """
+    return _select_backend(op, x).name

@@ -117,8 +117,11 @@ if extension.state().loaded:
     from . import fake as _fake
 
     _fake.register()
+    # The same operators on both devices: the dispatcher runs the CPU or the CUDA kernel by the
+    # device of x (the cuda backend is available only when the library has CUDA kernels).
     for _op in OPS:
         implement("cpu", _op, getattr(torch.ops.i2i_fast, _op).default)
+        implement("cuda", _op, getattr(torch.ops.i2i_fast, _op).default)
 if triton_support.state().unavailable_reason is None:
     from . import triton as _triton
 

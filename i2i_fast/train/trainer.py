@@ -1,0 +1,403 @@
+"""The training loop: a method, its data stream, logging, samples, checkpoints and resume.
+
+``Trainer(TrainOptions(...)).run()`` is what ``i2i-fast train`` runs, in each process of a
+torchrun launch as well. Per run:
+
+1. the process's place (``Distributed.from_environment``: rank, world size, device);
+2. the checkpoint to resume (``--resume``), if any: its method config, options, step;
+3. the method (``create_method`` semantics: registry name, Config resolved from the named
+   configuration / YAML / ``--set`` overrides), built with the same seed on every process, with a
+   ``RunContext`` (device, precision, channels_last, fused Adam, DDP);
+4. the data: ``open_dataset(data, kind=method.data_kind, resolution=config.image_size)`` and a
+   ``ResumableLoader`` of ``config.batch_size`` items per process;
+5. ``method.train_step(batch, step)`` for step = start .. ``config.max_iter`` - 1, with losses
+   logged every ``log_every`` steps (means over the interval and over processes), a sample grid
+   every ``sample_every`` steps and a checkpoint every ``checkpoint_every`` steps and at the end.
+
+Every method Config has three fields the trainer reads: ``batch_size`` (per process),
+``image_size`` (side of the square training images) and ``max_iter`` (iterations in the run).
+
+Exact resume: the checkpoint holds everything the next step depends on (networks, EMA,
+optimizers, schedulers, scaler, step, data position, every process's random generator states), so
+a run of N steps equals k steps + resume + N - k steps, bitwise on the CPU. Random draws are
+seeded per process (``rng.process_seed``) once the method is built; sampling and data loading do
+not touch the training's generators.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+
+from .. import config as config_lib
+from ..data import ResumableLoader, open_dataset
+from ..methods.base import Method, RunContext
+from ..methods.registry import get_method_class, resolve_config
+from . import checkpoint as checkpoint_lib
+from . import rng
+from .distributed import Distributed
+from .errors import CheckpointError, DivergedError, TrainError
+from .events import EventLog
+from .images import save_png
+from .meter import LossMeter, as_floats
+from .options import TrainOptions
+from .progress import Progress, format_losses
+from .run_dir import DEFAULT_ROOT, RunDir, run_record, versions
+from .samples import SampleSheet
+
+TRAINING_FIELDS = ("batch_size", "image_size", "max_iter")
+
+StepCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a finished run (of this process) reports."""
+
+    run_dir: Path
+    step: int
+    max_iter: int
+    resumed_from: Path | None
+    last_checkpoint: Path | None  # written by this run (rank 0), or None
+    losses: dict[str, float]  # of the last step, this process
+
+
+def training_fields(method_name: str, config: Any) -> tuple[int, int, int]:
+    """(batch_size, image_size, max_iter) of a method Config, checked."""
+    values = []
+    for name in TRAINING_FIELDS:
+        if not hasattr(config, name):
+            raise TrainError(
+                f"method {method_name}: its Config ({type(config).__name__}) has no field "
+                f"{name!r}; the trainer reads {', '.join(TRAINING_FIELDS)} from every method's "
+                f"Config")
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise TrainError(f"{name}: expected an int >= 1, got {value!r}")
+        values.append(value)
+    return values[0], values[1], values[2]
+
+
+def changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys = []
+    for key in sorted(set(before) | set(after)):
+        a, b = before.get(key), after.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return keys
+
+
+def _backend_scope(name: str) -> contextlib.AbstractContextManager:
+    """``use_backend(name)`` for the run, after checking that the backend can run at all."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from .. import ops
+
+    try:
+        backend = ops.get_backend(name)
+    except ops.BackendError as error:
+        raise TrainError(f"--backend: {error}") from None
+    reason = backend.unavailable_reason()
+    if reason is not None:
+        raise TrainError(f"--backend {name}: not available here: {reason}")
+    return ops.use_backend(name)
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What a run does, decided from the options and the checkpoint to resume."""
+
+    cls: type[Method]
+    run: RunDir
+    resume_path: Path | None
+    saved: dict | None  # the checkpoint resumed
+    config: Any  # the method's resolved Config
+    options: TrainOptions  # resolved: every stored option set
+    notes: list[str]  # differences from the checkpoint's run, said at the start
+
+
+class Trainer:
+    """One process's part of a training run (see the module docstring).
+
+    on_step(step, losses) is called after every step (step = iterations done) on every process,
+    with the losses as floats (reading them every step waits for the device; without on_step they
+    are read once per log interval).
+    Messages and the progress bar go to `stream` (stderr by default), on rank 0 only. After
+    ``run`` (or during it, from on_step), ``method`` is the method being trained, ``step`` the
+    iterations done and ``last_checkpoint`` the last checkpoint this process wrote.
+    """
+
+    def __init__(self, options: TrainOptions, on_step: StepCallback | None = None,
+                 stream: TextIO | None = None):
+        self.options = options
+        self.on_step = on_step
+        self.stream = stream
+        self.method: Method | None = None
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+
+    # ----- where the run lives and where it resumes from -----
+
+    def run_dir(self) -> RunDir:
+        """--run-dir, else the run a --resume PATH belongs to, else runs/<method>."""
+        options = self.options
+        if options.run_dir:
+            return RunDir(options.run_dir)
+        if options.resume not in (None, "auto"):
+            path = Path(options.resume)
+            if path.is_file() and path.parent.name == "checkpoints":
+                return RunDir(path.parent.parent)
+            if path.is_dir():
+                return RunDir(path.parent if path.name == "checkpoints" else path)
+        return RunDir(DEFAULT_ROOT / options.method)
+
+    def checkpoint_to_resume(self, run: RunDir) -> Path | None:
+        resume = self.options.resume
+        present = run.checkpoints().latest()
+        if resume is None:
+            if present is not None:
+                raise TrainError(
+                    f"run folder {run.root} already holds checkpoints (latest {present.name}); "
+                    f"pass --resume auto to continue that run, or choose another --run-dir")
+            return None
+        if resume == "auto":
+            return present
+        path = Path(resume)
+        if path.is_dir():
+            folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+            latest = checkpoint_lib.CheckpointFolder(folder).latest()
+            if latest is None:
+                raise CheckpointError(f"--resume {path}: no checkpoint (step_N.pt) in {folder}")
+            return latest
+        return path
+
+    # ----- the run -----
+
+    def run(self) -> TrainResult:
+        dist = Distributed.from_environment(self.options.device)
+        try:
+            return self._run(dist)
+        finally:
+            dist.close()
+
+    def _say(self, dist: Distributed, message: str) -> None:
+        if dist.is_main:
+            print(message, file=self.stream or sys.stderr, flush=True)
+
+    def _plan(self, dist: Distributed) -> _Plan:
+        """Decide what the run does (method, folder, checkpoint, configuration, options) before
+        anything is built; every user error about the arguments is raised here."""
+        options = self.options
+        cls = get_method_class(options.method)
+        run = self.run_dir()
+        resume_path = self.checkpoint_to_resume(run)
+        if resume_path is None and options.resume == "auto":
+            self._say(dist, f"no checkpoint in {run.checkpoint_dir}: starting a new run")
+        if resume_path is None:
+            config = resolve_config(cls, options.config, options.overrides)
+            resolved, notes = options.resolved(None)
+            return _Plan(cls, run, None, None, config, resolved, notes)
+        saved = checkpoint_lib.load(resume_path)
+        if saved["method"] != options.method:
+            raise CheckpointError(f"checkpoint {resume_path}: trained method "
+                                  f"{saved['method']!r}, not {options.method!r}")
+        later = [s for s in run.checkpoints().steps() if s > saved["step"]]
+        if later:
+            raise TrainError(
+                f"run folder {run.root} holds checkpoints after step {saved['step']} (step "
+                f"{later[-1]}); continuing from {resume_path} there would mix two runs: "
+                f"delete the later checkpoints or pass another --run-dir")
+        if options.config is not None:
+            raise TrainError("--config: a resumed run keeps its checkpoint's configuration; "
+                             "change single values with --set")
+        config = resolve_config(cls, saved["method_config"], options.overrides)
+        notes = [f"--set {c}" for c in changed_keys(saved["method_config"],
+                                                    config_lib.to_dict(config))]
+        resolved, option_notes = options.resolved(saved.get("train_options"))
+        return _Plan(cls, run, resume_path, saved, config, resolved, notes + option_notes)
+
+    def _run(self, dist: Distributed) -> TrainResult:
+        plan = self._plan(dist)
+        opts, run, saved = plan.options, plan.run, plan.saved
+        batch_size, image_size, max_iter = training_fields(plan.cls.name, plan.config)
+        with _backend_scope(opts.backend):
+            try:
+                context = RunContext(device=dist.device, precision=opts.precision,
+                                     channels_last=opts.channels_last,
+                                     fused_optimizers=opts.fused_adam,
+                                     world_size=dist.world_size, rank=dist.rank)
+            except ValueError as error:
+                raise TrainError(f"--precision {opts.precision}: {error}") from None
+            rng.seed_all(opts.seed)  # the same networks on every process
+            try:
+                method = self.method = plan.cls(plan.config, context)
+            except ValueError as error:  # a config value the method refuses
+                raise TrainError(str(error)) from None
+            try:
+                dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
+                                       resolution=image_size, seed=opts.seed)
+            except (ValueError, TypeError, OSError) as error:
+                raise TrainError(f"--data {opts.data}: {error}") from None
+            loader = ResumableLoader(dataset, batch_size, seed=opts.seed, rank=dist.rank,
+                                     world_size=dist.world_size, num_workers=opts.workers)
+            start = 0
+            if saved is not None:
+                start = self._restore(saved, plan.resume_path, method, loader, dist, opts.seed,
+                                      plan.notes)
+            self.step = start
+
+            if dist.is_main:
+                run.create()
+                run.write_config(run_record(method.name, config_lib.to_dict(plan.config),
+                                            opts.stored(), dist.world_size, start))
+            self._say(dist, f"{method.name} on {opts.data}: {len(dataset)} items, batch "
+                            f"{batch_size} x {dist.world_size} process(es), {image_size}x"
+                            f"{image_size}, steps {start}..{max_iter}; device {dist.device}, "
+                            f"{opts.precision}{', channels_last' if opts.channels_last else ''}, "
+                            f"backend {opts.backend}; run folder {run.root}")
+            if saved is not None:
+                self._say(dist, f"resumed from {plan.resume_path} at step {start}")
+            for note in plan.notes:
+                self._say(dist, f"note: {note}")
+            events = EventLog(run.tensorboard_dir, enabled=dist.is_main,
+                              purge_step=start if saved is not None else None)
+            if dist.is_main:
+                events.text("config", f"```\n{run.config_path.read_text()}\n```", start)
+            sheet = (SampleSheet(dataset, opts.n_samples, opts.seed, dist.device, context.to_device)
+                     if dist.is_main else None)
+            if saved is None:
+                rng.seed_all(rng.process_seed(opts.seed, dist.rank))
+            try:
+                losses = self._loop(method, loader, dist, run, opts, events, sheet, start, max_iter)
+            finally:
+                events.close()
+                loader.close()
+        if start >= max_iter:
+            self._say(dist, f"the run is already at step {start} of max_iter {max_iter}: "
+                            f"nothing to do (raise it with --set max_iter=N)")
+        else:
+            self._say(dist, f"done: step {max_iter}; checkpoint {self.last_checkpoint}")
+        return TrainResult(run.root, self.step, max_iter, plan.resume_path, self.last_checkpoint,
+                           losses)
+
+    def _restore(self, saved: dict, path: Path, method: Method, loader: ResumableLoader,
+                 dist: Distributed, seed: int, notes: list[str]) -> int:
+        """Load a checkpoint's state into the method, the loader and the random generators."""
+        try:
+            method.load_training_state(saved["training_state"])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path}: does not fit method {method.name} with "
+                                  f"this configuration: {error}") from None
+        method.context.load_scaler_state(saved.get("scaler"))
+        try:
+            loader.load_state_dict(saved["data"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path}: the data stream cannot continue: "
+                                  f"{error}") from None
+        step = saved["step"]
+        states = saved.get("rng") or []
+        if saved.get("world_size") == dist.world_size and len(states) == dist.world_size:
+            rng.restore(states[dist.rank], dist.device)
+        else:
+            rng.seed_all(rng.process_seed(seed, dist.rank, step))
+            notes.append(f"the checkpoint's random generator states are for "
+                         f"{saved.get('world_size')} process(es), this run has "
+                         f"{dist.world_size}: reseeded (the data stream continues exactly; random "
+                         f"draws of the method do not)")
+        return step
+
+    def _loop(self, method: Method, loader: ResumableLoader, dist: Distributed, run: RunDir,
+              opts: TrainOptions, events: EventLog, sheet: SampleSheet | None, start: int,
+              max_iter: int) -> dict[str, float]:
+        folder = run.checkpoints(opts.keep_checkpoints)
+        progress = Progress(max_iter, start, show_bar=dist.is_main and opts.progress,
+                            stream=self.stream)
+        context = method.context
+        meter = LossMeter(method.name, start + 1)
+        interval_start = time.perf_counter()
+        losses: dict[str, Any] = {}
+        try:
+            for step in range(start, max_iter):
+                batch = {k: context.to_device(v) if isinstance(v, torch.Tensor) else v
+                         for k, v in next(loader).items()}
+                losses = method.train_step(batch, step)
+                method.context.end_iteration()
+                meter.add(losses)
+                done = self.step = step + 1
+                if self.on_step is not None:
+                    self.on_step(done, as_floats(losses))
+                log = done % opts.log_every == 0 or done == max_iter
+                save = done % opts.checkpoint_every == 0 or done == max_iter
+                logged = None
+                if log or save:
+                    # read once per interval (and before any checkpoint): nothing non-finite
+                    # is logged as progress or saved
+                    means = dist.mean(meter.means())
+                    self._check_finite(means, meter.first_step, done)
+                if log:
+                    seconds = time.perf_counter() - interval_start
+                    events.scalars(done, means, "loss/")
+                    events.scalars(done, {name: opt.param_groups[0]["lr"]
+                                          for name, opt in method.optimizers.items()}, "lr/")
+                    events.scalars(done, {"it_per_s": meter.count / seconds if seconds > 0
+                                          else 0.0, "epoch": loader.epoch}, "progress/")
+                    logged = means
+                    meter.reset(done + 1)
+                    interval_start = time.perf_counter()
+                progress.step(logged)
+                if sheet is not None and (done % opts.sample_every == 0 or done == max_iter):
+                    self._sample(method, sheet, run, events, done)
+                if save:
+                    self._checkpoint(method, loader, dist, folder, opts, done)
+                    events.flush()
+        finally:
+            progress.close()
+        return as_floats(losses)
+
+    @staticmethod
+    def _check_finite(means: dict[str, float], first: int, last: int) -> None:
+        bad = {name: value for name, value in means.items() if not math.isfinite(value)}
+        if bad:
+            steps = f"step {last}" if first == last else f"steps {first}..{last}"
+            raise DivergedError(f"{steps}: mean loss {format_losses(bad)}; training stopped "
+                                f"without saving this state (resume from the last checkpoint, "
+                                f"e.g. with a lower learning rate)")
+
+    def _sample(self, method: Method, sheet: SampleSheet, run: RunDir, events: EventLog,
+                step: int) -> None:
+        pixels = sheet.render(method)
+        save_png(pixels, run.sample_dir / f"step_{step:09d}.png")
+        events.image("samples/" + ",".join(sheet.columns), step, pixels)
+
+    def _checkpoint(self, method: Method, loader: ResumableLoader, dist: Distributed,
+                    folder: checkpoint_lib.CheckpointFolder, opts: TrainOptions,
+                    step: int) -> None:
+        states = dist.gather(rng.capture(dist.device))  # every process takes part
+        if not dist.is_main:
+            return
+        payload = {
+            "format": checkpoint_lib.FORMAT,
+            "format_version": checkpoint_lib.FORMAT_VERSION,
+            "method": method.name,
+            "method_config": config_lib.to_dict(method.config),
+            "step": step,
+            "training_state": method.training_state(),
+            "scaler": method.context.scaler_state(),
+            "rng": states,
+            "world_size": dist.world_size,
+            "data": loader.state_dict(),
+            "train_options": opts.stored(),
+            "versions": versions(),
+        }
+        self.last_checkpoint = folder.save(payload, step)

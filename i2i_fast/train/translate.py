@@ -1,0 +1,132 @@
+"""Translation with a trained checkpoint: what ``i2i-fast translate`` runs.
+
+``load_method(checkpoint)`` rebuilds the method from the name and resolved Config stored in the
+checkpoint (read with ``torch.load(weights_only=True)``) and loads its networks (EMA copies
+included); ``translate_files`` reads images, translates them with K random styles or the style of
+a reference image, and writes one PNG per output and a grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..methods.base import Method, RunContext
+from ..methods.registry import get_method_class, resolve_config
+from . import checkpoint as checkpoint_lib
+from .errors import CheckpointError, TrainError
+from .images import grid, load_image, save_png
+
+
+def load_method(path: str | os.PathLike, device: str | torch.device = "cpu") -> Method:
+    """The method of a checkpoint, in eval mode on `device`, ready for ``translate``."""
+    saved = checkpoint_lib.load(path)
+    cls = get_method_class(saved["method"])
+    config = resolve_config(cls, saved["method_config"])
+    try:
+        method = cls(config, RunContext(device=torch.device(device)))
+    except ValueError as error:
+        raise CheckpointError(f"checkpoint {path}: method {cls.name} refuses its stored "
+                              f"configuration: {error}") from None
+    networks = saved["training_state"].get("networks") if isinstance(
+        saved["training_state"], dict) else None
+    if not isinstance(networks, dict):
+        raise CheckpointError(f"checkpoint {path}: training_state: expected a dict with "
+                              f"'networks', got {type(saved['training_state']).__name__}")
+    try:
+        method.load_state_dict(networks)
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint {path}: its networks do not fit method "
+                              f"{cls.name}: {error}") from None
+    return method.eval()
+
+
+def parse_domain(text: str | None) -> int | str | None:
+    """--target-domain: an index ("2") or a domain name ("night")."""
+    if text is None:
+        return None
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+@dataclasses.dataclass
+class Translation:
+    """Files written by ``translate_files``."""
+
+    outputs: list[Path]  # one per input and style, input-major
+    grid: Path  # rows: input, [reference], outputs
+
+
+def _unique_stems(paths: Sequence[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        count = seen.get(path.stem, 0)
+        seen[path.stem] = count + 1
+        stems.append(path.stem if count == 0 else f"{path.stem}_{count}")
+    return stems
+
+
+def translate_files(method: Method, inputs: Sequence[Path], out_dir: str | os.PathLike, *,
+                    n_styles: int | None = None, reference: Path | None = None,
+                    target_domain: Any = None, seed: int = 0,
+                    batch_size: int = 8) -> Translation:
+    """Translate image files and write the results.
+
+    Each input is resized (shorter side) and centre-cropped to the method's image_size, in
+    [-1, 1]. Without `reference`: n_styles (default 3) random styles per input, drawn from one
+    generator seeded by `seed` (the same command gives the same images). With `reference`: one
+    output per input in the reference image's style. `target_domain` goes to the method as it is
+    (multi-domain methods need one; two-domain methods may take one for the direction, e.g.
+    MUNIT's 0/"a" for B to A). Writes <stem>_style<k>.png (k = 1..K) or
+    <stem>_ref.png per input, and grid.png (one row per input: input, [reference], outputs).
+    """
+    size = getattr(method.config, "image_size", None)
+    if not isinstance(size, int) or size < 1:
+        raise TrainError(f"method {method.name}: its Config has no image_size to resize inputs to")
+    if reference is not None and n_styles not in (None, 1):
+        raise TrainError(f"--n-styles: with --reference the output takes the reference's style: "
+                         f"expected 1 (or nothing), got {n_styles}")
+    n_styles = 1 if reference is not None else (3 if n_styles is None else n_styles)
+    if not isinstance(n_styles, int) or n_styles < 1:
+        raise TrainError(f"--n-styles: expected an int >= 1, got {n_styles!r}")
+    if batch_size < 1:
+        raise TrainError(f"--batch-size: expected an int >= 1, got {batch_size}")
+    if method.data_kind == "multi_domain" and target_domain is None:
+        raise TrainError(f"--target-domain: method {method.name} translates between several "
+                         f"domains: expected the target domain's index or name")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = method.context.device
+    ref_image = load_image(reference, size, "--reference") if reference is not None else None
+    generator = torch.Generator(device=device).manual_seed(seed)
+    stems = _unique_stems(inputs)
+    outputs: list[Path] = []
+    rows = []
+    for first in range(0, len(inputs), batch_size):
+        paths = inputs[first:first + batch_size]
+        x = torch.stack([load_image(p, size) for p in paths]).to(device)
+        ref = ref_image[None].expand(len(paths), -1, -1, -1).to(device) if ref_image is not None else None
+        try:
+            with method.evaluating():
+                y = method.translate(x, n_styles=n_styles, reference=ref,
+                                     target_domain=target_domain, generator=generator)
+        except ValueError as error:  # the method refusing an argument (e.g. the target domain)
+            raise TrainError(f"{method.name}.translate: {error}") from None
+        expected = (len(paths), n_styles, 3, size, size)
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != expected:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise TypeError(f"{method.name}.translate: expected an output of shape {expected} "
+                            f"(N, K, 3, H, W), got {got}")
+        for i, stem in enumerate(stems[first:first + len(paths)]):
+            for k in range(n_styles):
+                name = f"{stem}_ref.png" if ref is not None else f"{stem}_style{k + 1}.png"
+                outputs.append(save_png(grid([[y[i, k]]], gap=0), out_dir / name))
+            rows.append([x[i].cpu()] + ([ref_image] if ref_image is not None else [])
+                        + [y[i, k].cpu() for k in range(n_styles)])
+    grid_path = save_png(grid(rows), out_dir / "grid.png")
+    return Translation(outputs, grid_path)

@@ -1,0 +1,225 @@
+"""`i2i-fast train` and `i2i-fast translate`: files written, and user errors reported in one line
+with a non-zero exit status and no traceback."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+
+from i2i_fast import cli
+from i2i_fast.data import open_dataset
+from i2i_fast.train import checkpoint as checkpoint_lib
+from train_helpers import TESTS, subprocess_env, toy_plugin  # noqa: F401
+
+FAST_ARGS = ["--data", "synthetic:shapes", "--device", "cpu", "--workers", "0", "--log-every", "2",
+             "--sample-every", "3", "--checkpoint-every", "3", "--n-samples", "2", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def run_cli(argv, capsys):
+    """(exit status, stdout, stderr) of i2i-fast in this process."""
+    status = cli.main(argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_user_error(status, err, *fragments):
+    assert status == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("i2i-fast ")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, toy_plugin):
+    """A run of the toy method through the CLI: its checkpoint."""
+    root = tmp_path_factory.mktemp("cli_run")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        status = cli.main(["train", "toygan", *FAST_ARGS, "--run-dir", str(root / "run"),
+                           "--set", "max_iter=3"])
+    finally:
+        torch.set_num_threads(threads)
+    assert status == 0
+    return root / "run" / "checkpoints" / "step_000000003.pt"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """A folder of 3 day images (odd sizes: resize + centre crop) and one night reference."""
+    folder = tmp_path_factory.mktemp("inputs")
+    data = open_dataset("synthetic:shapes", "unpaired", split="test", resolution=24, size=4)
+    for i in range(3):
+        pixels = ((data[i]["a"] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(pixels).resize((24 + 8 * i, 24)).save(folder / f"day{i}.png")
+    night = ((data[3]["b"] + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    Image.fromarray(night).save(folder.parent / "night.png")
+    return folder
+
+
+def test_train_writes_the_run(trained):
+    run = trained.parent.parent
+    assert (run / "config.yaml").is_file() and trained.is_file()
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000000003.png"]
+    assert any((run / "tensorboard").iterdir())
+
+
+def test_train_resume_auto_continues(trained, capsys, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained.parent.parent, run)
+    status, _, err = run_cli(["train", "toygan", "--run-dir", str(run), "--resume", "auto",
+                              "--set", "max_iter=4", "--no-progress"], capsys)
+    assert status == 0, err
+    assert "resumed from" in err and "step_000000003.pt" in err
+    assert (run / "checkpoints" / "step_000000004.pt").is_file()
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["train", "nope", "--data", "synthetic:shapes"], ["unknown method 'nope'", "registered:"]),
+    (["train", "toygan", "--set", "gen.dim=3"], ["gen: unknown key", "ToyConfig has"]),
+    (["train", "toygan", "--set", "dim=wide"], ["dim: expected an int, got 'wide'"]),
+    (["train", "toygan", "--set", "dim"], ["--set: expected KEY=VALUE", "'dim'"]),
+    (["train", "toygan", "--set", "lr=-1", "--data", "synthetic:shapes"],
+     ["toygan: lr: expected > 0, got -1.0"]),
+    (["train", "toygan", "--config", "nope"], ["'nope' is neither a named configuration of toygan"]),
+    (["train", "toygan"], ["--data: expected a dataset folder or synthetic:NAME"]),
+    (["train", "toygan", "--data", "/no/such/folder"], ["--data /no/such/folder", "does not exist"]),
+    (["train", "toygan", "--precision", "fp16", "--device", "cpu", "--data", "synthetic:shapes"],
+     ["--precision fp16", "CUDA"]),
+    (["train", "toygan", "--backend", "nope", "--data", "synthetic:shapes"],
+     ["--backend: unknown backend 'nope'"]),
+    (["train", "toygan", "--resume", "/no/such.pt"], ["checkpoint /no/such.pt: no such file"]),
+])
+def test_train_user_errors(argv, fragments, capsys, tmp_path, toy_plugin):
+    status, _, err = run_cli(argv + ["--run-dir", str(tmp_path / "run"), "--device", "cpu",
+                                     "--no-progress", "--workers", "0"], capsys)
+    assert_user_error(status, err, "i2i-fast train: error: ", *fragments)
+
+
+def corrupt_checkpoints(folder, good):
+    """name -> (path, expected fragment of the error)."""
+    truncated = folder / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    garbage = folder / "garbage.pt"
+    garbage.write_bytes(b"this is not a checkpoint at all" * 10)
+    other = folder / "other.pt"
+    torch.save({"weights": torch.ones(2)}, other)
+    code = folder / "code.pt"
+    # an arbitrary Python object: weights_only refuses to build it (no code runs on load)
+    torch.save({"format": "i2i_fast.checkpoint", "payload": argparse.Namespace(a=1)}, code)
+    newer = folder / "newer.pt"
+    saved = torch.load(good, weights_only=True)
+    torch.save({**saved, "format_version": 99}, newer)
+    return {
+        "truncated": (truncated, "cannot be read with torch.load(weights_only=True)"),
+        "garbage": (garbage, "cannot be read with torch.load(weights_only=True)"),
+        "other": (other, "expected an i2i_fast checkpoint"),
+        "code": (code, "cannot be read with torch.load(weights_only=True)"),
+        "newer": (newer, "format version 99 was written by a newer i2i_fast"),
+    }
+
+
+def test_corrupt_checkpoints_are_refused_clearly(trained, capsys, tmp_path):
+    for name, (path, fragment) in corrupt_checkpoints(tmp_path, trained).items():
+        status, _, err = run_cli(["train", "toygan", "--resume", str(path), "--run-dir",
+                                  str(tmp_path / name), "--no-progress"], capsys)
+        assert_user_error(status, err, f"checkpoint {path}", fragment)
+        status, _, err = run_cli(["translate", "--checkpoint", str(path), "--input",
+                                  str(trained), "--out", str(tmp_path / "out")], capsys)
+        assert_user_error(status, err, "i2i-fast translate: error: ", fragment)
+
+
+def test_a_user_error_in_a_fresh_process_has_no_traceback(tmp_path, toy_plugin):
+    done = subprocess.run([sys.executable, "-m", "i2i_fast.cli", "train", "nope", "--data",
+                           "synthetic:shapes", "--run-dir", str(tmp_path / "run")],
+                          capture_output=True, text=True, env=subprocess_env(toy_plugin),
+                          cwd=TESTS.parent, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "i2i-fast train: error: unknown method 'nope'; registered: munit, toygan"]
+
+
+def test_translate_random_styles(trained, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    status, stdout, err = run_cli(["translate", "--checkpoint", str(trained), "--input",
+                                   str(images), "--n-styles", "2", "--out", str(out)], capsys)
+    assert status == 0, err
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["day0_style1.png", "day0_style2.png", "day1_style1.png", "day1_style2.png",
+                     "day2_style1.png", "day2_style2.png", "grid.png"]
+    assert Image.open(out / "day1_style2.png").size == (16, 16)  # the method's image_size
+    assert Image.open(out / "grid.png").size == (3 * 16 + 2 * 2, 3 * 16 + 2 * 2)  # input + 2
+    assert "6 images from 3 input(s)" in stdout
+    # two random styles differ; the same seed gives the same images
+    assert Image.open(out / "day0_style1.png").tobytes() != Image.open(out / "day0_style2.png").tobytes()
+    again = tmp_path / "again"
+    assert cli.main(["translate", "--checkpoint", str(trained), "--input", str(images),
+                     "--n-styles", "2", "--out", str(again)]) == 0
+    for name in names:
+        assert (again / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_translate_reference_and_single_file(trained, images, tmp_path, capsys):
+    out = tmp_path / "out"
+    reference = images.parent / "night.png"
+    status, _, err = run_cli(["translate", "--checkpoint", str(trained), "--input",
+                              str(images / "day2.png"), "--reference", str(reference),
+                              "--out", str(out)], capsys)
+    assert status == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["day2_ref.png", "grid.png"]
+    # input | reference | output
+    assert Image.open(out / "grid.png").size == (3 * 16 + 2 * 2, 16)
+
+
+@pytest.mark.parametrize("extra, fragments", [
+    (["--checkpoint", "/no/such.pt", "--input", "{images}"], ["checkpoint /no/such.pt: no such file"]),
+    (["--checkpoint", "{ckpt}", "--input", "/no/such/dir"], ["--input /no/such/dir: no such file"]),
+    (["--checkpoint", "{ckpt}", "--input", "{images}", "--reference", "/no/ref.png"],
+     ["--reference /no/ref.png: no such file"]),
+    (["--checkpoint", "{ckpt}", "--input", "{images}", "--reference", "{night}", "--n-styles", "3"],
+     ["--n-styles: with --reference", "got 3"]),
+    (["--checkpoint", "{ckpt}", "--input", "{images}", "--target-domain", "2"],
+     ["toygan.translate: toygan: target_domain: expected None", "got 2"]),
+    (["--checkpoint", "{ckpt}", "--input", "{images}", "--n-styles", "0"],
+     ["--n-styles: expected an int >= 1, got 0"]),
+    (["--checkpoint", "{ckpt}", "--input", "{empty}"], ["expected image files", "found none"]),
+    (["--checkpoint", "{ckpt}", "--input", "{bad}"], ["--input: cannot read image"]),
+])
+def test_translate_user_errors(extra, fragments, trained, images, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    values = {"images": images, "ckpt": trained, "night": images.parent / "night.png",
+              "empty": tmp_path / "empty", "bad": tmp_path / "bad.png"}
+    argv = ["translate", *[a.format(**values) for a in extra], "--out", str(tmp_path / "out")]
+    status, _, err = run_cli(argv, capsys)
+    assert_user_error(status, err, "i2i-fast translate: error: ", *fragments)
+
+
+def test_checkpoint_loader_names_the_problem(tmp_path):
+    with pytest.raises(checkpoint_lib.CheckpointError, match="expected a file, got a folder"):
+        checkpoint_lib.load(tmp_path)
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(checkpoint_lib.CheckpointError, match="got a list"):
+        checkpoint_lib.load(tmp_path / "list.pt")
+    torch.save({"format": "i2i_fast.checkpoint", "format_version": 1, "method": "x"},
+               tmp_path / "partial.pt")
+    with pytest.raises(checkpoint_lib.CheckpointError,
+                       match=r"missing keys \['method_config', 'step', 'training_state'\]"):
+        checkpoint_lib.load(tmp_path / "partial.pt")
