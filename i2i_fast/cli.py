@@ -68,6 +68,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return ops_bench.main(args)
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from i2i_fast.metrics import eval_command
+
+    return eval_command.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="i2i-fast",
@@ -114,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     method_bench.add_arguments(bench_sub.add_parser(
         "method", help="whole training iterations in images/s: reference vs fused"))
     p.set_defaults(func=_cmd_bench)
+
+    from i2i_fast.metrics import eval_command
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on a synthetic set (content IoU, "
+                                    "target-domain accuracy, diversity, FID hook)")
+    eval_command.add_arguments(p)
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 

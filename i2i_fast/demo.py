@@ -81,11 +81,11 @@ def main(args: argparse.Namespace) -> int:
          f"then night→day): {grid}")
 
     if args.eval_inputs > 0:
-        from i2i_fast.metrics import evaluation
+        from i2i_fast.metrics import evaluate
 
-        report = evaluation.evaluate(method, DEMO_DATA, n_inputs=args.eval_inputs, n_styles=5)
-        for line in evaluation.format_report(report):
-            _say(line)
+        report = evaluate(method, DEMO_DATA, n_inputs=args.eval_inputs, n_styles=5)
+        (run_dir / "demo_eval.json").write_text(report.to_json())
+        _say(report.table())
 
     if args.speed_iterations > 0:
         _say("speed of this training step (same configuration, same batches, one process):")

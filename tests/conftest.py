@@ -18,3 +18,12 @@ def _cuda_available() -> bool:
 # when forced).
 if "TRITON_INTERPRET" not in os.environ and not _cuda_available():
     os.environ["TRITON_INTERPRET"] = "1"
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def metrics_cache(tmp_path_factory):
+    """One disk cache of the trained metric networks (i2i_fast.metrics) for the whole session,
+    so each (set, resolution) is trained once per test run."""
+    return tmp_path_factory.mktemp("metrics_cache")

@@ -26,3 +26,17 @@ def test_ci_runs_the_readme_test_command_with_the_extension_required():
     ci = (ROOT / ".ci" / "run").read_text()
     assert tests in ci.splitlines()
     assert "export I2I_FAST_REQUIRE_EXT=1" in ci
+
+
+def test_writing_a_method_shows_the_tested_plugin_verbatim():
+    """The README's complete example is the plugin the registry tests install, list, create and
+    train (tests/test_method_registry.py), so the example cannot go stale."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Writing a method", 1)[1]
+    example = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    plugin = ROOT / "tests" / "plugins" / "good" / "i2i_fast_toy" / "__init__.py"
+    assert example.strip() == plugin.read_text().strip()
+    entry_points = (plugin.parents[1] / "i2i_fast_toy_plugin-0.1.0.dist-info"
+                    / "entry_points.txt").read_text()
+    assert "toy = i2i_fast_toy:ToyTranslator" in entry_points
+    assert 'toy = "i2i_fast_toy:ToyTranslator"' in section

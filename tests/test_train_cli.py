@@ -223,3 +223,27 @@ def test_checkpoint_loader_names_the_problem(tmp_path):
     with pytest.raises(checkpoint_lib.CheckpointError,
                        match=r"missing keys \['method_config', 'step', 'training_state'\]"):
         checkpoint_lib.load(tmp_path / "partial.pt")
+
+
+def image_folder_with_a_corrupt_file(root):
+    """root/trainA, root/trainB with 3 small images each, and one corrupt file in trainA."""
+    for domain, value in (("trainA", 40), ("trainB", 200)):
+        (root / domain).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 20), (value + i, value, value)).save(root / domain / f"{i}.png")
+    bad = root / "trainA" / "broken.png"
+    bad.write_bytes(b"not an image")
+    return bad
+
+
+def test_train_on_a_folder_with_a_corrupt_image(tmp_path, toy_plugin, capsys):
+    bad = image_folder_with_a_corrupt_file(tmp_path / "data")
+    args = ["train", "toygan", *FAST_ARGS[2:], "--data", str(tmp_path / "data"),
+            "--set", "max_iter=2", "--set", "batch_size=2"]
+    status, _, err = run_cli([*args, "--run-dir", str(tmp_path / "strict")], capsys)
+    assert status != 0 and "Traceback" not in err
+    assert str(bad) in err
+    status, _, err = run_cli([*args, "--run-dir", str(tmp_path / "skip"), "--skip-bad-images"],
+                             capsys)
+    assert status == 0, err
+    assert f"--skip-bad-images: 1 unreadable image file(s) left out: {bad}" in err

@@ -80,6 +80,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how many recent checkpoints stay on disk (default 3)")
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default 2)")
     parser.add_argument("--n-samples", type=int, help="images in the sample grid (default 8)")
+    parser.add_argument("--skip-bad-images", action="store_true", default=None,
+                        help="folder datasets: leave unreadable image files out (listed and "
+                        "counted) instead of stopping with an error naming the file")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar")
 
@@ -94,7 +97,8 @@ def run_train(args: argparse.Namespace) -> int:
         channels_last=args.channels_last, backend=args.backend, fused_adam=args.fused_adam,
         seed=args.seed, log_every=args.log_every, sample_every=args.sample_every,
         checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep_checkpoints,
-        workers=args.workers, n_samples=args.n_samples, progress=args.progress,
+        workers=args.workers, n_samples=args.n_samples,
+        skip_bad_images=args.skip_bad_images, progress=args.progress,
     )
     trainer = Trainer(options)
 

@@ -27,6 +27,7 @@ STORED_DEFAULTS: dict[str, Any] = {
     "keep_checkpoints": 3,
     "workers": 2,
     "n_samples": 8,
+    "skip_bad_images": False,
 }
 _POSITIVE = ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "n_samples")
 
@@ -49,7 +50,9 @@ class TrainOptions:
     backend: i2i_fast.ops backend forced for the whole run, or "auto". fused_adam: Adam with
     fused=True where the device has it. log_every / sample_every / checkpoint_every: periods in
     steps; keep_checkpoints: how many recent checkpoints stay on disk; workers: DataLoader
-    worker processes; n_samples: images in the fixed sample batch. progress: show the bar.
+    worker processes; n_samples: images in the fixed sample batch. skip_bad_images: leave
+    unreadable image files of a folder dataset out (listed and counted) instead of stopping with
+    an error naming the file. progress: show the bar.
     """
 
     method: str
@@ -70,6 +73,7 @@ class TrainOptions:
     keep_checkpoints: int | None = None
     workers: int | None = None
     n_samples: int | None = None
+    skip_bad_images: bool | None = None
     progress: bool = True
 
     def stored(self) -> dict[str, Any]:

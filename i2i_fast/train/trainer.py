@@ -38,7 +38,7 @@ from typing import Any, TextIO
 import torch
 
 from .. import config as config_lib
-from ..data import ResumableLoader, open_dataset
+from ..data import ImageReadError, ResumableLoader, open_dataset
 from ..methods.base import Method, RunContext
 from ..methods.registry import get_method_class, resolve_config
 from . import checkpoint as checkpoint_lib
@@ -246,7 +246,8 @@ class Trainer:
                 raise TrainError(str(error)) from None
             try:
                 dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
-                                       resolution=image_size, seed=opts.seed)
+                                       resolution=image_size, seed=opts.seed,
+                                       skip_bad=opts.skip_bad_images)
             except (ValueError, TypeError, OSError) as error:
                 raise TrainError(f"--data {opts.data}: {error}") from None
             loader = ResumableLoader(dataset, batch_size, seed=opts.seed, rank=dist.rank,
@@ -266,6 +267,12 @@ class Trainer:
                             f"{image_size}, steps {start}..{max_iter}; device {dist.device}, "
                             f"{opts.precision}{', channels_last' if opts.channels_last else ''}, "
                             f"backend {opts.backend}; run folder {run.root}")
+            skipped = getattr(dataset, "skipped", [])
+            if skipped:
+                shown = "; ".join(f"{bad.path}: {bad.reason}" for bad in skipped[:5])
+                more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+                self._say(dist, f"--skip-bad-images: {len(skipped)} unreadable image file(s) "
+                                f"left out: {shown}{more}")
             if saved is not None:
                 self._say(dist, f"resumed from {plan.resume_path} at step {start}")
             for note in plan.notes:
@@ -280,6 +287,15 @@ class Trainer:
                 rng.seed_all(rng.process_seed(opts.seed, dist.rank))
             try:
                 losses = self._loop(method, loader, dist, run, opts, events, sheet, start, max_iter)
+            except ImageReadError as error:
+                # Raised in a loader worker, the message also holds the worker's traceback; its
+                # last line is the error itself, naming the file.
+                lines = [line for line in str(error).splitlines() if line.strip()]
+                latest = (f"; the run's latest checkpoint is {self.last_checkpoint}"
+                          if self.last_checkpoint else "")
+                raise TrainError(f"--data {opts.data}: {lines[-1] if lines else error} (pass "
+                                 f"--skip-bad-images to leave unreadable files out){latest}"
+                                 ) from None
             finally:
                 events.close()
                 loader.close()

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..methods.base import Method, RunContext
-from ..methods.registry import get_method_class, resolve_config
+from ..methods.registry import MethodError, get_method_class, resolve_config
 from . import checkpoint as checkpoint_lib
 from .errors import CheckpointError, TrainError
 from .images import grid, load_image, save_png
@@ -25,8 +25,20 @@ from .images import grid, load_image, save_png
 
 def load_method(path: str | os.PathLike, device: str | torch.device = "cpu") -> Method:
     """The method of a checkpoint, in eval mode on `device`, ready for ``translate``."""
-    saved = checkpoint_lib.load(path)
-    cls = get_method_class(saved["method"])
+    return method_from_checkpoint(checkpoint_lib.load(path), path, device)
+
+
+def method_from_checkpoint(saved: dict, path: str | os.PathLike,
+                           device: str | torch.device = "cpu") -> Method:
+    """The method of a checkpoint already read with ``checkpoint.load`` (eval mode, on `device`).
+
+    Raises CheckpointError naming `path` when the method is unknown, refuses its stored
+    configuration, or its networks do not fit the stored weights.
+    """
+    try:
+        cls = get_method_class(saved["method"])
+    except MethodError as error:
+        raise CheckpointError(f"checkpoint {path}: method {saved['method']!r}: {error}") from None
     config = resolve_config(cls, saved["method_config"])
     try:
         method = cls(config, RunContext(device=torch.device(device)))
