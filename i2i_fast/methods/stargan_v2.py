@@ -53,8 +53,9 @@ face-landmark network (FAN, "wing.ckpt") whose weights cannot be fetched here. M
 (first that applies): a callable ``masks(x) -> (mask_a, mask_b)`` (``config.hpf_masks`` =
 "package.module:function", or ``method.mask_fn = callable``), called on x_real and, for the cycle
 term, on x_fake, as the official code calls FAN; else the batch's "hpf_mask_a"/"hpf_mask_b"
-(mask files, see ``i2i_fast.data.folders``), used for x_real and, lacking a network to recompute
-them, for x_fake too. Masks are (N, 1, h, w) in [0, 1], resized bilinearly to each skip. Without
+(precomputed masks carried by the items of a user's dataset, e.g. read from mask files next to
+the images; the bundled folder datasets do not read such files), used for x_real and, lacking a
+network to recompute them, for x_fake too. Masks are (N, 1, h, w) in [0, 1], resized bilinearly to each skip. Without
 masks a run with w_hpf > 0 stops with an error saying how to provide them.
 
 R1 and torch.compile: double backward does not run through torch.compile'd graphs. After
@@ -499,8 +500,8 @@ class StarGANv2(Method):
             f"skips (the official code computes them with a face-landmark network whose weights "
             f"are not bundled). Provide them by setting config hpf_masks='package.module:"
             f"function' (masks(x) -> (mask_a, mask_b), each (N, 1, h, w) in [0, 1]) or "
-            f"method.mask_fn, or with mask files (a dataset whose items carry 'hpf_mask_a' and "
-            f"'hpf_mask_b'; see i2i_fast.data.folders), or pass masks= to translate; or train "
+            f"method.mask_fn, or precomputed masks in the batch (a dataset whose items carry "
+            f"'hpf_mask_a' and 'hpf_mask_b'), or pass masks= to translate; or train "
             f"without the skips (w_hpf=0)")
 
     def _masks_of(self, x: torch.Tensor) -> Masks:
