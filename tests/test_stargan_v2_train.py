@@ -155,3 +155,14 @@ def test_a_compiled_discriminator_cannot_give_r1():
     with pytest.raises(RuntimeError, match="double backward|twice|not supported"):
         grad.pow(2).sum().backward()
     torch._dynamo.reset()
+
+
+def test_method_benchmark_runs_stargan_v2_iterations():
+    from i2i_fast.bench.method_bench import default_data, measure
+
+    data = default_data("stargan_v2", "small", TINY_SET)
+    assert data == "synthetic:shapes-k3"  # the set with the config's 3 domains
+    result = measure("stargan_v2", "small", TINY_SET, "fused", "cpu", "fp32", False,
+                     iterations=2, warmup=0, data=data)
+    assert result["iterations"] == 2 and result["batch_size"] == 2
+    assert result["images_per_s"] > 0 and result["image_size"] == 32
