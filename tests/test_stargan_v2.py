@@ -353,3 +353,21 @@ def test_invalid_configurations_are_refused():
         make({**TINY, "hpf_masks": "x:y"})
     with pytest.raises(ValueError, match="ema_init: expected one of"):
         make({**TINY, "ema_init": "zeros"})
+
+
+def test_bf16_channels_last_iteration_is_close_to_fp32():
+    from i2i_fast.methods import RunContext
+
+    losses = {}
+    for precision, channels_last in (("fp32", False), ("bf16", True)):
+        torch.manual_seed(0)
+        method = StarGANv2(resolve_config(StarGANv2, None, copy.deepcopy(TINY)),
+                           RunContext(device="cpu", precision=precision,
+                                      channels_last=channels_last))
+        torch.manual_seed(1)
+        losses[precision] = {k: float(v) for k, v in
+                             method.train_step(tiny_batch(method.config, 2), 0).items()}
+        out = method.translate(torch.rand(2, 3, 32, 32), n_styles=2, target_domain=1)
+        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    for name in ("d_latent_real", "d_latent_fake", "g_latent_cyc", "g_ref_sty"):
+        assert losses["bf16"][name] == pytest.approx(losses["fp32"][name], rel=0.05), name
