@@ -47,7 +47,7 @@ def test_listing_does_not_import_methods():
                  "'i2i_fast.ops' in sys.modules)", "good")
     assert result.returncode == 0, result.stderr
     names, imported = result.stdout.strip().splitlines()
-    assert names == "['munit', 'toy']"
+    assert names == "['munit', 'stargan_v2', 'toy']"
     assert imported == "False False False"
 
 
@@ -120,7 +120,7 @@ def test_disable_plugins_lists_builtins_only():
     result = run("import i2i_fast.methods as m; print(sorted(i.name for i in m.list_methods()))",
                  "good", "broken", env={registry.DISABLE_ENV: "1"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['munit']"
+    assert result.stdout.strip() == "['munit', 'stargan_v2']"
 
 
 def test_cli_methods_shows_sources_and_broken_plugins():

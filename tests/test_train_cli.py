@@ -153,7 +153,7 @@ def test_a_user_error_in_a_fresh_process_has_no_traceback(tmp_path, toy_plugin):
                           cwd=TESTS.parent, timeout=300)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "i2i-fast train: error: unknown method 'nope'; registered: munit, toygan"]
+        "i2i-fast train: error: unknown method 'nope'; registered: munit, stargan_v2, toygan"]
 
 
 def test_translate_random_styles(trained, images, tmp_path, capsys):

@@ -89,7 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("method", help="registered method name, e.g. munit")
     p.add_argument("--config", default=None, help="named configuration or YAML file")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--data", default="synthetic:shapes")
+    p.add_argument("--data", default=None,
+                   help="dataset (default: synthetic:shapes, or synthetic:shapes-kK for a method "
+                        "whose config has num_domains K > 2)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     p.add_argument("--reference-precision", default=None, choices=("fp32", "bf16", "fp16"),
@@ -124,6 +126,15 @@ def floor_lines(results: list[dict], device: str) -> list[str]:
     return lines
 
 
+def default_data(name: str, config, overrides) -> str:
+    """synthetic:shapes, or synthetic:shapes-kK for a config with num_domains K > 2."""
+    from i2i_fast.methods import get_method_class, resolve_config
+
+    cfg = resolve_config(get_method_class(name), config, overrides)
+    k = getattr(cfg, "num_domains", 2)
+    return f"synthetic:shapes-k{k}" if k > 2 else "synthetic:shapes"
+
+
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -135,13 +146,16 @@ def main(args: argparse.Namespace) -> int:
     print(f"# i2i-fast bench method {args.method} config={args.config} set={args.overrides}: "
           f"{meta.get('gpu') or meta.get('cpu')}, {meta['threads']} threads, torch {meta['torch']},"
           f" {args.precision}{', channels_last' if args.channels_last else ''}")
+    data = args.data or default_data(args.method, args.config, args.overrides)
+    print(f"# data {data}")
     results = []
     for provider in args.providers.split(","):
         precision = (args.reference_precision or args.precision) \
             if provider == "eager_reference" else args.precision
         r = measure(args.method, args.config, args.overrides, provider, args.device, precision,
-                    args.channels_last, args.iterations, args.warmup, args.data)
+                    args.channels_last, args.iterations, args.warmup, data)
         r.update(method=args.method, config=str(args.config), overrides=" ".join(args.overrides),
+                 data=data,
                  channels_last=args.channels_last)
         results.append(r)
         print(f"{provider:19s} {precision:5s} {r['median_s'] * 1e3:9.1f} ms/iteration  "

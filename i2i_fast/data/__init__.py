@@ -7,14 +7,19 @@ endless, resumable, DDP-sharded batch stream of training.
 Kinds and items (images (3, S, S) float32 in [-1, 1]; masks (1, S, S) float32 {0, 1}, synthetic
 sets only):
 
-============  ===================================================  ==========================
-kind          item                                                 methods
-============  ===================================================  ==========================
-unpaired      {"a", "b"} (+ "a_mask", "b_mask")                    MUNIT, DRIT
-multi_domain  {"image", "domain": int64} (+ "mask")                StarGAN v2 source, TUNIT
-reference     {"image", "image2", "domain"} (+ "mask", "mask2")    StarGAN v2 reference
-paired        {"a", "b"} aligned (+ "a_mask", "b_mask")            BicycleGAN
-============  ===================================================  ==========================
+======================  ==================================================  ==================
+kind                    item                                                methods
+======================  ==================================================  ==================
+unpaired                {"a", "b"} (+ "a_mask", "b_mask")                   MUNIT, DRIT
+multi_domain            {"image", "domain": int64} (+ "mask")               TUNIT
+reference               {"image", "image2", "domain"} (+ "mask", "mask2")   (StarGAN v2 refs)
+multi_domain_reference  {"image", "domain", "ref", "ref2", "ref_domain"}    StarGAN v2
+                        (+ "mask", "ref_mask", "ref2_mask")
+paired                  {"a", "b"} aligned (+ "a_mask", "b_mask")           BicycleGAN
+======================  ==================================================  ==================
+
+multi_domain_reference is what StarGAN v2 trains on from one loader: a source item and an
+independent reference pair of one domain (see ``datasets.MultiDomainReferenceDataset``).
 
 Synthetic sets (no download, any resolution >= 8, deterministic by seed; see ``synthetic`` and
 ``styles`` for the ground truth rules):
@@ -22,7 +27,7 @@ Synthetic sets (no download, any resolution >= 8, deterministic by seed; see ``s
 - ``synthetic:shapes``: two domains, day (A, label 0) and night (B, label 1); any kind.
 - ``synthetic:shapes-paired``: the same two styles as aligned pairs (kind "paired").
 - ``synthetic:shapes-k<K>``, K = 2..5: the first K styles of day, night, sunset, blueprint,
-  paper (kinds multi_domain and reference; unpaired/paired when K = 2).
+  paper (kinds multi_domain, reference and multi_domain_reference; unpaired/paired when K = 2).
   ``synthetic:shapes`` with ``domains=K`` or ``domains=["day", "sunset", ...]`` picks the styles.
 
 Folders: see ``folders`` for the layouts (root/trainA + root/trainB; root/train/<domain>/;
@@ -40,6 +45,7 @@ from . import checks
 from .datasets import (
     Dataset,
     MultiDomainDataset,
+    MultiDomainReferenceDataset,
     PairedDataset,
     ReferenceDataset,
     UnpairedDataset,
@@ -51,12 +57,18 @@ from .styles import STYLE_ORDER, STYLES, segment_shapes
 from .synthetic import SyntheticDomain, SyntheticPairs
 from .transforms import ImageTransform, preset
 
-KINDS = ("unpaired", "multi_domain", "reference", "paired")
+KINDS = ("unpaired", "multi_domain", "reference", "multi_domain_reference", "paired")
 DEFAULT_TRANSFORM = {
     "unpaired": "munit",
     "multi_domain": "stargan_v2",
     "reference": "stargan_v2",
+    "multi_domain_reference": "stargan_v2",
     "paired": "pix2pix",
+}
+MULTI_DOMAIN_CLASSES = {
+    "multi_domain": MultiDomainDataset,
+    "reference": ReferenceDataset,
+    "multi_domain_reference": MultiDomainReferenceDataset,
 }
 SYNTHETIC_PREFIX = "synthetic:"
 SYNTHETIC_NAMES = ("shapes", "shapes-paired") + tuple(
@@ -67,7 +79,8 @@ SYNTHETIC_EVAL_SIZE = 500  # images per domain of any other split
 
 __all__ = [
     "KINDS", "SYNTHETIC_NAMES", "open_dataset",
-    "Dataset", "UnpairedDataset", "MultiDomainDataset", "ReferenceDataset", "PairedDataset",
+    "Dataset", "UnpairedDataset", "MultiDomainDataset", "ReferenceDataset",
+    "MultiDomainReferenceDataset", "PairedDataset",
     "FolderDomain", "AlignedFolder", "BadImage", "ImageReadError", "find_domains",
     "SyntheticDomain", "SyntheticPairs", "STYLES", "STYLE_ORDER", "segment_shapes",
     "ImageTransform", "preset", "ResumableLoader", "StreamSampler", "StreamPosition",
@@ -92,19 +105,20 @@ def open_dataset(
 
     Args:
         spec: a dataset root folder, or "synthetic:<name>" (see the module doc).
-        kind: "unpaired", "multi_domain", "reference" or "paired".
+        kind: "unpaired", "multi_domain", "reference", "multi_domain_reference" or "paired".
         split: "train", "test", "val"... (folder layouts name their folders after it; synthetic
             sets draw other scenes for each split).
         resolution: side S of the (square) output images.
         seed: seed of the augmentation and pairing (and of the scenes of a synthetic set).
         transform: a preset name (see ``transforms``) or an ``ImageTransform``; default per kind:
-            unpaired "munit", multi_domain/reference "stargan_v2", paired "pix2pix". Synthetic
+            unpaired "munit", multi_domain/reference/multi_domain_reference "stargan_v2",
+            paired "pix2pix". Synthetic
             sets are rendered at S and not augmented.
         augment: random augmentation; default True for split "train" only.
         domains: folders: the domain folder names to use, in label order; synthetic:shapes:
             the number of styles or their names.
-        balanced: multi_domain/reference: every domain equally often per epoch; default True for
-            split "train".
+        balanced: multi_domain/reference/multi_domain_reference: every domain equally often per
+            epoch; default True for split "train".
         size: synthetic sets: images per domain (default 10000 for "train", 500 otherwise).
         skip_bad: folders: leave unreadable images out (listed in ``dataset.skipped``, counted in
             a warning) instead of raising an error naming them.
@@ -210,7 +224,7 @@ def _open_synthetic(
     sources = [SyntheticDomain(s, resolution, size, seed, split, slot) for slot, s in enumerate(styles)]
     if kind == "unpaired":
         return UnpairedDataset(sources[0], sources[1], seed, origin)
-    cls = MultiDomainDataset if kind == "multi_domain" else ReferenceDataset
+    cls = MULTI_DOMAIN_CLASSES[kind]
     return cls(sources, seed, origin, balanced=balanced, names=styles)
 
 
@@ -251,5 +265,5 @@ def _open_folders(
     sources = [FolderDomain(path, transform, skip_bad, name=name) for name, path in found]
     if kind == "unpaired":
         return UnpairedDataset(sources[0], sources[1], seed, origin)
-    cls = MultiDomainDataset if kind == "multi_domain" else ReferenceDataset
+    cls = MULTI_DOMAIN_CLASSES[kind]
     return cls(sources, seed, origin, balanced=balanced, names=[n for n, _ in found])

@@ -22,6 +22,13 @@ Items (tensors; images (3, S, S) float32 in [-1, 1], masks (1, S, S) float32 {0,
   domain d takes image perm_{e,d}[j mod |d|]; else the domains are concatenated.
 - ``ReferenceDataset``: {"image", "image2", "domain"} (+ "mask", "mask2"): two images of the same
   domain (StarGAN v2's x_ref, x_ref2, y_ref); image2 is image perm'_{e,d}[j] of the same domain.
+- ``MultiDomainReferenceDataset``: one StarGAN v2 training item, {"image", "domain", "ref",
+  "ref2", "ref_domain"} (+ "mask", "ref_mask", "ref2_mask"): the ``MultiDomainDataset`` item i
+  (the source x_real, y_org) and, independently, a reference pair of one domain (x_ref, x_ref2,
+  y_trg) -- the ``ReferenceDataset`` pair of item perm_e[i], for a permutation perm_e of the
+  items drawn from (seed, epoch), with its own augmentation draws. The official code draws them
+  from two independent loaders; here they are independent within an epoch and balanced
+  over domains like the source.
 - ``PairedDataset``: {"a", "b"} aligned (+ "a_mask", "b_mask" for synthetic pairs).
 """
 
@@ -245,6 +252,28 @@ class ReferenceDataset(MultiDomainDataset):
         other = self.domains[d].load(second, self._rng("image2", epoch, index))
         out = {**first, **{f"{k}2": v for k, v in other.items()}}
         out["domain"] = torch.tensor(d, dtype=torch.int64)
+        return out
+
+
+class MultiDomainReferenceDataset(MultiDomainDataset):
+    """A source item and an independent reference pair: {"image", "domain", "ref", "ref2",
+    "ref_domain"} (+ "mask", "ref_mask", "ref2_mask"). See the module doc."""
+
+    kind = "multi_domain_reference"
+
+    def reference_item(self, epoch: int, index: int) -> int:
+        """The item whose reference pair goes with item `index` in `epoch`."""
+        return int(self._orders.get(len(self), epoch, "reference item")[index])
+
+    def item(self, epoch: int, index: int) -> Item:
+        out = super().item(epoch, index)
+        d, j = self.locate(epoch, self.reference_item(epoch, index))
+        second = int(self._orders.get(self.counts[d], epoch, "reference", d)[j])
+        ref = self.domains[d].load(j, self._rng("ref", epoch, index))
+        ref2 = self.domains[d].load(second, self._rng("ref2", epoch, index))
+        out.update(_with_prefix("ref", ref))
+        out.update(_with_prefix("ref2", ref2))
+        out["ref_domain"] = torch.tensor(d, dtype=torch.int64)
         return out
 
 

@@ -6,7 +6,7 @@ copies, where it uses them), and knows how to run one training iteration and how
     class MyMethod(Method):
         name = "my_method"
         Config = MyConfig            # dataclass; defaults = the official configuration
-        data_kind = "unpaired"       # "unpaired" | "multi_domain" | "paired" (see i2i_fast.data)
+        data_kind = "unpaired"       # one of DATA_KINDS (see i2i_fast.data)
         loss_names = ("d", "g")
         configs = {"small": {"gen": {"dim": 16}}}   # named configurations (overrides)
 
@@ -34,13 +34,13 @@ import abc
 import contextlib
 import dataclasses
 import inspect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import torch
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-DATA_KINDS = ("unpaired", "multi_domain", "paired")
+DATA_KINDS = ("unpaired", "multi_domain", "multi_domain_reference", "paired")
 
 
 @dataclasses.dataclass
@@ -153,14 +153,22 @@ class RunContext:
                 pass  # older torch without fused Adam for this device: the foreach version
         return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay)
 
-    def optimizer_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> None:
-        """backward + step (+ loss scaling in fp16). Gradients must have been zeroed."""
+    def optimizer_step(self, loss: torch.Tensor,
+                       optimizer: torch.optim.Optimizer | Sequence[torch.optim.Optimizer]
+                       ) -> None:
+        """backward, then a step of the optimizer (or of each optimizer of a sequence: one loss
+        updating several networks, e.g. StarGAN v2's G, F and E), with loss scaling in fp16.
+        Gradients must have been zeroed."""
+        optimizers = ([optimizer] if isinstance(optimizer, torch.optim.Optimizer)
+                      else list(optimizer))
         if self._scaler is None:
             loss.backward()
-            optimizer.step()
+            for opt in optimizers:
+                opt.step()
         else:
             self._scaler.scale(loss).backward()
-            self._scaler.step(optimizer)
+            for opt in optimizers:
+                self._scaler.step(opt)
 
     def end_iteration(self) -> None:
         """After a whole train_step: the fp16 loss scale is updated once per iteration, after

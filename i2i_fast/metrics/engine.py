@@ -200,6 +200,9 @@ def evaluate(
     except ValueError as error:  # unknown set, set and method kind that do not fit
         raise EvaluationError(f"evaluate: data {data!r} for a {data_kind!r} method: "
                               f"{error}") from None
+    # how the tasks are laid out: "multi_domain_reference" (StarGAN v2's training items) is a
+    # multi-domain method to evaluate
+    data_kind = real_images.KIND_OF_METHOD[data_kind]
     n_available = min(len(d) for d in test.domains)
     if n_inputs > n_available:
         raise EvaluationError(f"evaluate: n_inputs: expected at most {n_available} (the test "

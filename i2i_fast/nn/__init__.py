@@ -8,14 +8,16 @@ from .conv import Conv2dBlock, LinearBlock, make_padding
 from .decoders import AdaINDecoder, split_adain_params
 from .discriminators import MultiScalePatchDiscriminator
 from .encoders import ContentEncoder, StyleEncoder
+from .filters import HighPass
 from .init import init_weights
 from .mlp import MLP
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm
+from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
+from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
 from .resblocks import AdaINResBlock, ResBlock
 
 __all__ = [
-    "AdaINDecoder", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock", "ContentEncoder",
-    "InstanceNorm", "LayerNorm", "LinearBlock", "MLP", "MultiScalePatchDiscriminator",
-    "MunitLayerNorm", "ResBlock", "StyleEncoder", "init_weights", "make_padding",
-    "split_adain_params",
+    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
+    "ContentEncoder", "HighPass", "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
+    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ResBlock", "StyleAdaIN",
+    "StyleEncoder", "init_weights", "make_padding", "split_adain_params",
 ]

@@ -89,3 +89,32 @@ class AdaptiveInstanceNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, activation={self.activation}"
+
+
+class StyleAdaIN(nn.Module):
+    """AdaIN whose modulation comes from a style code through its own Linear (StarGAN v2's AdaIN).
+
+    ``h = fc(s)`` (N, 2C); ``gamma, beta = h.chunk(2)``; ``out = act((1 + gamma) * IN(x) + beta)``
+    with IN = instance norm without affine (biased variance, eps inside the square root). One
+    fused operator computes the norm, the modulation and the activation.
+
+    forward(x (N, C, *spatial), s (N, style_dim)) → like x.
+    """
+
+    def __init__(self, style_dim: int, num_features: int, eps: float = 1e-5,
+                 activation: str | None = None, negative_slope: float = 0.2):
+        super().__init__()
+        self.num_features, self.eps = num_features, eps
+        self.activation, self.negative_slope = activation, negative_slope
+        self.fc = nn.Linear(style_dim, 2 * num_features)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        h = self.fc(s)
+        low_precision = (torch.float16, torch.bfloat16)
+        if h.dtype != x.dtype and not (h.dtype == torch.float32 and x.dtype in low_precision):
+            h = h.to(x.dtype)  # e.g. a float32 x meeting a bfloat16 style under autocast
+        gamma, beta = h.chunk(2, dim=1)
+        return ops.adain(x, 1 + gamma, beta, self.eps, self.activation, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, activation={self.activation}"

@@ -108,7 +108,8 @@ def translate_files(method: Method, inputs: Sequence[Path], out_dir: str | os.Pa
         raise TrainError(f"--n-styles: expected an int >= 1, got {n_styles!r}")
     if batch_size < 1:
         raise TrainError(f"--batch-size: expected an int >= 1, got {batch_size}")
-    if method.data_kind == "multi_domain" and target_domain is None:
+    if method.data_kind in ("multi_domain", "multi_domain_reference") \
+            and target_domain is None:
         raise TrainError(f"--target-domain: method {method.name} translates between several "
                          f"domains: expected the target domain's index or name")
     out_dir = Path(out_dir)

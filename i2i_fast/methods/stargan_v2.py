@@ -1,0 +1,800 @@
+"""StarGAN v2: Diverse Image Synthesis for Multiple Domains (Choi, Uh, Yoo, Ha, CVPR 2020), as the
+official implementation (clovaai/stargan-v2: core/model.py, core/solver.py, main.py) defines it.
+
+Networks (children named as in the official Solver, so state-dict keys are the official ones):
+
+- ``generator`` G(x, s): 3x3 conv to dim_in; encoder PreActResBlocks with IN (affine) that halve
+  the resolution, then 2 at the bottleneck; decoder AdaIN ResBlocks (``(1 + gamma)`` modulation from
+  a Linear of s per AdaIN layer) mirroring them (nearest upsampling); to_rgb = IN (affine) →
+  LeakyReLU → 1x1 conv to 3, no tanh. With w_hpf = 0 each decoder block adds its shortcut and
+  divides by √2; with w_hpf > 0 it returns its residual alone, the encoder has one more block, and
+  high-pass filtered encoder features, masked, are added to the decoder's at 32², 64², 128²
+  (mask_a at the smallest, mask_b at the others).
+- ``mapping_network`` F(z, y): 4 × [Linear 512, ReLU] shared, per domain 3 × [Linear 512, ReLU] +
+  Linear → style_dim; the head of domain y.
+- ``style_encoder`` E(x, y): 3x3 conv; PreActResBlocks without norm halving to 4x4; LeakyReLU;
+  4x4 conv; LeakyReLU; per-domain Linear → style_dim; the head of domain y.
+- ``discriminator`` D(x): E's trunk, then a 1x1 conv to one logit per domain: (N, K). The head of
+  domain y is taken by ``gan_loss(..., domain=y)``.
+- ``generator_ema``, ``mapping_network_ema``, ``style_encoder_ema``: moving averages
+  (beta 0.999) of G, F, E, updated after every iteration; ``translate`` and ``sample_visuals`` use
+  them by default. As in the official code they are copied from the networks *before* the He
+  initialisation, so they start from PyTorch's default initialisation (``ema_init``
+  "pytorch_default"; "copy" starts them equal to the initialised networks).
+
+One iteration (solver.py ``train``), with z_trg, z_trg2 ~ N(0, I) drawn first (global RNG) and
+(x_ref, x_ref2, y_trg) the reference pair of the batch:
+
+1. D, latent-guided: BCE(D(x_real)[y_org], 1) + lambda_reg · R1 + BCE(D(G(x_real, F(z_trg,
+   y_trg)))[y_trg], 0); R1 = 0.5 · mean_n Σ (∂ Σ_n D(x_real)[y_org] / ∂x_real)², the gradient
+   taken with create_graph=True; the fake under no_grad. Adam step of D.
+2. D, reference-guided: the same with s_trg = E(x_ref, y_trg).
+3. G, latent-guided: adv BCE(D(x_fake)[y_trg], 1) + lambda_sty · |E(x_fake, y_trg) − s_trg|
+   − lambda_ds · |x_fake − G(x_real, F(z_trg2, y_trg)).detach()| + lambda_cyc · |G(x_fake,
+   E(x_real, y_org)) − x_real|; Adam steps of G, F and E.
+4. G, reference-guided: the same with s_trg = E(x_ref, y_trg), s_trg2 = E(x_ref2, y_trg);
+   Adam step of G only.
+5. EMA of G, F, E: ema = lerp(param, ema, 0.999).
+
+lambda_ds decays linearly: lambda_ds(step) = initial · max(0, 1 − step / ds_iter), a pure function
+of the step (the official loop subtracts initial / ds_iter after each iteration and restarts from
+the initial value on resume; here a resumed run continues the schedule). Adam: lr 1e-4 for G, E
+and D, f_lr 1e-6 for F, betas (0, 0.99), weight decay 1e-4. He init (kaiming_normal_, fan_in,
+relu gain) of every conv and linear weight, biases 0.
+
+Exact equivalences used for speed (the gradients of the updated networks are the official ones):
+the D inside the generator steps and the E of the reference-guided generator step run with their
+parameters frozen (the official code computes their parameter gradients and discards them);
+E(x_ref), E(x_ref2) and E(x_real) of the reference-guided step and the detached x_fake2 run under
+no_grad (nothing updated depends on their gradients).
+
+High-pass masks (w_hpf > 0, the CelebA-HQ configuration): the official code computes them with a
+face-landmark network (FAN, "wing.ckpt") whose weights cannot be fetched here. Masks come from
+(first that applies): a callable ``masks(x) -> (mask_a, mask_b)`` (``config.hpf_masks`` =
+"package.module:function", or ``method.mask_fn = callable``), called on x_real and, for the cycle
+term, on x_fake, as the official code calls FAN; else the batch's "hpf_mask_a"/"hpf_mask_b"
+(precomputed masks carried by the items of a user's dataset, e.g. read from mask files next to
+the images; the bundled folder datasets do not read such files), used for x_real and, lacking a
+network to recompute them, for x_fake too. Masks are (N, 1, h, w) in [0, 1], resized bilinearly to each skip. Without
+masks a run with w_hpf > 0 stops with an error saying how to provide them.
+
+R1 and torch.compile: double backward does not run through torch.compile'd graphs. After
+``compile_networks()``, G, F and E are compiled in place and D has a compiled twin (the same
+parameters) that computes every D output except the one on real images in the discriminator
+steps: that one, whose input gradient R1 differentiates again, runs D eagerly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import importlib
+import math
+import numbers
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+from ..losses import l1
+from ..nn import AdaINPreActResBlock, HighPass, InstanceNorm, PreActResBlock, init_weights
+from .base import Method, RunContext, unwrap
+
+Masks = tuple[torch.Tensor, torch.Tensor]
+MaskFn = Callable[[torch.Tensor], Masks]
+EMA_INITS = ("pytorch_default", "copy")
+
+
+@dataclasses.dataclass
+class StarGANv2Config:
+    """Defaults = main.py of the official implementation (its defaults are the CelebA-HQ setup)."""
+
+    # networks
+    image_size: int = 256
+    num_domains: int = 2
+    latent_dim: int = 16
+    hidden_dim: int = 512  # width of the mapping network (the official code hard-codes 512)
+    style_dim: int = 64
+    dim_in: int | None = None  # width of the first conv; None: 2**14 // image_size (official)
+    max_conv_dim: int = 512
+    w_hpf: float = 1.0  # weight of the high-pass skips; 0 turns them off (AFHQ)
+    hpf_resolutions: tuple[int, ...] = (32, 64, 128)  # where the skips are added (mask_a at min)
+    hpf_masks: str = ""  # "package.module:function" giving masks(x) -> (mask_a, mask_b)
+    domain_names: tuple[str, ...] = ()  # names accepted as a target_domain (e.g. "cat")
+    # loss weights
+    lambda_reg: float = 1.0  # R1
+    lambda_cyc: float = 1.0
+    lambda_sty: float = 1.0
+    lambda_ds: float = 1.0  # initial weight of the diversity-sensitive loss
+    ds_iter: int = 100_000  # iterations over which lambda_ds decays linearly to 0
+    # optimisation
+    max_iter: int = 100_000  # total_iters
+    batch_size: int = 8
+    lr: float = 1e-4  # G, E, D
+    f_lr: float = 1e-6  # mapping network
+    beta1: float = 0.0
+    beta2: float = 0.99
+    weight_decay: float = 1e-4
+    ema_beta: float = 0.999
+    ema_init: str = "pytorch_default"  # "pytorch_default" (official) | "copy"
+    # data: random resized crop (p 0.5, scale 0.8-1, ratio 0.9-1.1), resize, flip, [-1, 1]
+    # (the "stargan_v2" transform of i2i_fast.data)
+    n_sample_domains: int = 5  # latent-guided columns of sample grids (official: min(K, 5))
+
+
+def _power_of_two_log(n: int) -> int | None:
+    return int(math.log2(n)) if n > 0 and n & (n - 1) == 0 else None
+
+
+def first_width(image_size: int, dim_in: int | None) -> int:
+    """The width of the first conv: dim_in, or the official 2**14 // image_size."""
+    return dim_in if dim_in is not None else 2 ** 14 // image_size
+
+
+def select_domain(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(N, K, ...) → (N, ...): the head y[n] of each sample n."""
+    return out[torch.arange(out.shape[0], device=out.device), y]
+
+
+# ----- networks -----
+
+
+class Generator(nn.Module):
+    """G(x (N, 3, S, S), s (N, style_dim), masks=None) → (N, 3, S, S), not squashed (no tanh).
+
+    masks: (mask_a, mask_b), each (N, 1, h, w) in [0, 1]; required when w_hpf > 0.
+    """
+
+    def __init__(self, image_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512,
+                 w_hpf: float = 1.0, dim_in: int | None = None,
+                 hpf_resolutions: tuple[int, ...] = (32, 64, 128)):
+        super().__init__()
+        dim_in = first_width(image_size, dim_in)
+        self.image_size, self.w_hpf = image_size, float(w_hpf)
+        self.hpf_resolutions = tuple(hpf_resolutions)
+        self.from_rgb = nn.Conv2d(3, dim_in, 3, 1, 1)
+        self.encode = nn.ModuleList()
+        self.decode = nn.ModuleList()
+        # Index 1 was the LeakyReLU, now fused into the instance norm; the Identity keeps the
+        # official state-dict keys (to_rgb.0.*, to_rgb.2.*).
+        self.to_rgb = nn.Sequential(
+            InstanceNorm(dim_in, affine=True, activation="leaky_relu", negative_slope=0.2),
+            nn.Identity(),
+            nn.Conv2d(dim_in, 3, 1, 1, 0))
+        repeat_num = int(math.log2(image_size)) - 4 + (1 if w_hpf > 0 else 0)
+        shortcut = w_hpf == 0
+        dim_out = dim_in
+        for _ in range(repeat_num):
+            dim_out = min(dim_in * 2, max_conv_dim)
+            self.encode.append(PreActResBlock(dim_in, dim_out, normalize=True, downsample=True))
+            self.decode.insert(0, AdaINPreActResBlock(dim_out, dim_in, style_dim, upsample=True,
+                                                      shortcut=shortcut))
+            dim_in = dim_out
+        for _ in range(2):  # bottleneck
+            self.encode.append(PreActResBlock(dim_out, dim_out, normalize=True))
+            self.decode.insert(0, AdaINPreActResBlock(dim_out, dim_out, style_dim,
+                                                      shortcut=shortcut))
+        if w_hpf > 0:
+            self.hpf = HighPass(w_hpf)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor, masks: Masks | None = None
+                ) -> torch.Tensor:
+        use_masks = self.w_hpf > 0
+        if use_masks:
+            check_masks("Generator", masks, x)
+        x = self.from_rgb(x)
+        cache = {}
+        for block in self.encode:
+            if use_masks and x.shape[2] in self.hpf_resolutions:
+                cache[x.shape[2]] = x
+            x = block(x)
+        for block in self.decode:
+            x = block(x, s)
+            size = x.shape[2]
+            if use_masks and size in self.hpf_resolutions:
+                mask = masks[0] if size == min(self.hpf_resolutions) else masks[1]
+                mask = F.interpolate(mask, size=size, mode="bilinear")
+                x = x + self.hpf(mask * cache[size])
+        return self.to_rgb(x)
+
+
+def check_masks(owner: str, masks: object, x: torch.Tensor) -> None:
+    """masks: (mask_a, mask_b), each (N, 1, h, w) with x's N, on x's device."""
+    if masks is None:
+        raise ValueError(f"{owner}: masks: expected (mask_a, mask_b) for the high-pass skips "
+                         f"(w_hpf > 0), got None")
+    if not (isinstance(masks, (tuple, list)) and len(masks) == 2
+            and all(isinstance(m, torch.Tensor) for m in masks)):
+        raise TypeError(f"{owner}: masks: expected a pair of tensors (mask_a, mask_b), got "
+                        f"{type(masks).__name__}")
+    for name, m in zip(("mask_a", "mask_b"), masks):
+        if m.dim() != 4 or m.shape[0] != x.shape[0] or m.shape[1] != 1:
+            raise ValueError(f"{owner}: masks: {name}: expected shape ({x.shape[0]}, 1, h, w), "
+                             f"got {tuple(m.shape)}")
+        if m.device != x.device:
+            raise ValueError(f"{owner}: masks: {name}: expected device {x.device}, got "
+                             f"{m.device}")
+        if not m.is_floating_point():
+            raise TypeError(f"{owner}: masks: {name}: expected a floating point tensor, got "
+                            f"{m.dtype}")
+
+
+class MappingNetwork(nn.Module):
+    """F(z (N, latent_dim), y (N,) int64) → s (N, style_dim)."""
+
+    def __init__(self, latent_dim: int = 16, style_dim: int = 64, num_domains: int = 2,
+                 hidden_dim: int = 512):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(latent_dim, hidden_dim), nn.ReLU()]
+        for _ in range(3):
+            layers += [nn.Linear(hidden_dim, hidden_dim), nn.ReLU()]
+        self.shared = nn.Sequential(*layers)
+        self.unshared = nn.ModuleList(
+            nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
+                          nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
+                          nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
+                          nn.Linear(hidden_dim, style_dim))
+            for _ in range(num_domains))
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.shared(z)
+        out = torch.stack([head(h) for head in self.unshared], dim=1)  # (N, K, style_dim)
+        return select_domain(out, y)
+
+
+def _downsampling_trunk(image_size: int, max_conv_dim: int, dim_in: int | None
+                        ) -> tuple[list[nn.Module], int]:
+    """E's and D's shared layers: 3x3 conv, ResBlks (no norm) halving to 4x4, LReLU, 4x4 conv,
+    LReLU → (N, dim_out, 1, 1). Returns (layers, dim_out)."""
+    dim_in = first_width(image_size, dim_in)
+    blocks: list[nn.Module] = [nn.Conv2d(3, dim_in, 3, 1, 1)]
+    dim_out = dim_in
+    for _ in range(int(math.log2(image_size)) - 2):
+        dim_out = min(dim_in * 2, max_conv_dim)
+        blocks.append(PreActResBlock(dim_in, dim_out, downsample=True))
+        dim_in = dim_out
+    blocks += [nn.LeakyReLU(0.2), nn.Conv2d(dim_out, dim_out, 4, 1, 0), nn.LeakyReLU(0.2)]
+    return blocks, dim_out
+
+
+class StyleEncoder(nn.Module):
+    """E(x (N, 3, S, S), y (N,) int64) → s (N, style_dim)."""
+
+    def __init__(self, image_size: int = 256, style_dim: int = 64, num_domains: int = 2,
+                 max_conv_dim: int = 512, dim_in: int | None = None):
+        super().__init__()
+        blocks, dim_out = _downsampling_trunk(image_size, max_conv_dim, dim_in)
+        self.shared = nn.Sequential(*blocks)
+        self.unshared = nn.ModuleList(nn.Linear(dim_out, style_dim) for _ in range(num_domains))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.shared(x).flatten(1)
+        out = torch.stack([head(h) for head in self.unshared], dim=1)  # (N, K, style_dim)
+        return select_domain(out, y)
+
+
+class Discriminator(nn.Module):
+    """D(x (N, 3, S, S)) → (N, num_domains) logits, one head per domain."""
+
+    def __init__(self, image_size: int = 256, num_domains: int = 2, max_conv_dim: int = 512,
+                 dim_in: int | None = None):
+        super().__init__()
+        blocks, dim_out = _downsampling_trunk(image_size, max_conv_dim, dim_in)
+        blocks.append(nn.Conv2d(dim_out, num_domains, 1, 1, 0))
+        self.main = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).flatten(1)
+
+
+# ----- schedule, EMA, helpers -----
+
+
+def diversity_weight(step: int, initial: float, ds_iter: int) -> float:
+    """lambda_ds at iteration `step` (0-based): initial · max(0, 1 − step / ds_iter)."""
+    return initial * max(0.0, 1.0 - step / ds_iter)
+
+
+@torch.no_grad()
+def moving_average(model: nn.Module, ema: nn.Module, beta: float) -> None:
+    """ema ← lerp(param, ema, beta) = param + beta · (ema − param), for every parameter (the
+    official ``moving_average``, all parameters in one foreach call)."""
+    params = [p.detach() for p in model.parameters()]
+    averages = [p.detach() for p in ema.parameters()]
+    if len(params) != len(averages):
+        raise ValueError(f"moving_average: model has {len(params)} parameters, ema "
+                         f"{len(averages)}")
+    torch._foreach_copy_(averages, torch._foreach_lerp(params, averages, beta))
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Parameters of `modules` with requires_grad False inside the block (those that were
+    trainable are restored after): gradients flow through the modules, not into them."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def import_mask_fn(path: str) -> MaskFn:
+    """The callable named by "package.module:function" (config.hpf_masks)."""
+    module_name, sep, attribute = path.partition(":")
+    if not sep or not module_name or not attribute:
+        raise ValueError(f"stargan_v2: hpf_masks: expected 'package.module:function', got "
+                         f"{path!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"stargan_v2: hpf_masks: cannot import {path!r}: "
+                         f"{type(error).__name__}: {error}") from error
+    if not callable(obj):
+        raise ValueError(f"stargan_v2: hpf_masks: {path!r} is {type(obj).__name__}, expected "
+                         f"a callable masks(x) -> (mask_a, mask_b)")
+    return obj
+
+
+class _TrainingNets:
+    """The networks as training calls them.
+
+    generator, mapping_network, style_encoder, discriminator: wrapped for DDP (``context.wrap``),
+    called with gradients into their parameters. d_real: D for the real images of the D steps
+    (always eager: R1 differentiates its input gradient). d_fake: D for the fakes of the D steps.
+    critic, style_critic: D and E unwrapped, called frozen in the G steps (no DDP involvement:
+    their parameters get no gradient there). compile() swaps in compiled twins.
+    """
+
+    def __init__(self, method: StarGANv2, context: RunContext):
+        self.generator = context.wrap(method.generator)
+        self.mapping_network = context.wrap(method.mapping_network)
+        self.style_encoder = context.wrap(method.style_encoder)
+        self.discriminator = context.wrap(method.discriminator)
+        self.d_real = self.discriminator
+        self.d_fake = self.discriminator
+        self.critic = method.discriminator
+        self.style_critic = method.style_encoder
+
+    def compile(self, method: StarGANv2, **options: Any) -> None:
+        for module in (method.generator, method.mapping_network, method.style_encoder):
+            module.compile(**options)  # in place: the DDP wrappers call the compiled forward
+        self.d_fake = torch.compile(self.discriminator, **options)
+        self.critic = torch.compile(method.discriminator, **options)
+        self.style_critic = method.style_encoder  # compiled in place above
+
+
+class StarGANv2(Method):
+    name = "stargan_v2"
+    Config = StarGANv2Config
+    data_kind = "multi_domain_reference"
+    loss_names = ("d_latent_real", "d_latent_fake", "d_latent_reg", "d_ref_real", "d_ref_fake",
+                  "d_ref_reg", "g_latent_adv", "g_latent_sty", "g_latent_ds", "g_latent_cyc",
+                  "g_ref_adv", "g_ref_sty", "g_ref_ds", "g_ref_cyc", "lambda_ds")
+    configs = {
+        # main.py's defaults with the README's CelebA-HQ command (w_hpf 1, 2 domains, lambda_ds 1)
+        "celeba_hq": {"domain_names": ["female", "male"]},
+        # the README's AFHQ command
+        "afhq": {"num_domains": 3, "w_hpf": 0.0, "lambda_ds": 2.0,
+                 "domain_names": ["cat", "dog", "wild"]},
+        # The CPU config for the bundled 3-domain synthetic set (synthetic:shapes-k3): the
+        # official architecture, losses and optimiser at 64x64 with narrower networks (first
+        # width 32, at most 128; style 16, latent 8, mapping width 128), batch 8, a 4000-step
+        # run over which lambda_ds decays; the EMA starts equal to the initialised networks
+        # (the official default-init start would still weigh 0.999^4000 = 2% at the end).
+        "small": {"image_size": 64, "num_domains": 3, "w_hpf": 0.0, "dim_in": 32,
+                  "max_conv_dim": 128, "style_dim": 16, "latent_dim": 8, "hidden_dim": 128,
+                  "lambda_ds": 1.0, "ds_iter": 4000, "max_iter": 4000, "batch_size": 8,
+                  "ema_init": "copy", "domain_names": ["day", "night", "sunset"]},
+    }
+
+    def __init__(self, config: StarGANv2Config, context: RunContext | None = None):
+        super().__init__(config, context)
+        cfg = config
+        self._check_config(cfg)
+        self.generator = Generator(cfg.image_size, cfg.style_dim, cfg.max_conv_dim, cfg.w_hpf,
+                                   cfg.dim_in, cfg.hpf_resolutions)
+        self.mapping_network = MappingNetwork(cfg.latent_dim, cfg.style_dim, cfg.num_domains,
+                                              cfg.hidden_dim)
+        self.style_encoder = StyleEncoder(cfg.image_size, cfg.style_dim, cfg.num_domains,
+                                          cfg.max_conv_dim, cfg.dim_in)
+        self.discriminator = Discriminator(cfg.image_size, cfg.num_domains, cfg.max_conv_dim,
+                                           cfg.dim_in)
+        official_ema = cfg.ema_init == "pytorch_default"
+        if official_ema:  # build_model copies the networks before the Solver initialises them
+            emas = self._ema_copies()
+        for net in (self.generator, self.mapping_network, self.style_encoder, self.discriminator):
+            init_weights(net, "kaiming")
+        if not official_ema:
+            emas = self._ema_copies()
+        self.generator_ema, self.mapping_network_ema, self.style_encoder_ema = emas
+        for ema in emas:
+            ema.requires_grad_(False)
+        self.context.prepare(self)
+
+        ctx, betas = self.context, (cfg.beta1, cfg.beta2)
+        for name in ("generator", "mapping_network", "style_encoder", "discriminator"):
+            lr = cfg.f_lr if name == "mapping_network" else cfg.lr
+            self.add_optimizer(name, ctx.adam(getattr(self, name).parameters(), lr, betas,
+                                              cfg.weight_decay))
+        self._nets = _TrainingNets(self, ctx)
+        self._mask_fn: MaskFn | None = import_mask_fn(cfg.hpf_masks) if cfg.hpf_masks else None
+
+    def _ema_copies(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        return (copy.deepcopy(self.generator), copy.deepcopy(self.mapping_network),
+                copy.deepcopy(self.style_encoder))
+
+    @staticmethod
+    def _check_config(cfg: StarGANv2Config) -> None:
+        def fail(key: str, expected: str, got: object) -> None:
+            raise ValueError(f"stargan_v2: {key}: expected {expected}, got {got!r}")
+
+        log = _power_of_two_log(cfg.image_size)
+        if log is None or log - 4 + (1 if cfg.w_hpf > 0 else 0) < 1:
+            fail("image_size", "a power of two >= 32 (>= 16 with w_hpf > 0)", cfg.image_size)
+        for key in ("num_domains", "latent_dim", "hidden_dim", "style_dim", "max_conv_dim",
+                    "ds_iter", "batch_size", "n_sample_domains"):
+            if getattr(cfg, key) < 1:
+                fail(key, "an int >= 1", getattr(cfg, key))
+        if cfg.dim_in is not None and cfg.dim_in < 1:
+            fail("dim_in", "None (2**14 // image_size) or an int >= 1", cfg.dim_in)
+        if not cfg.w_hpf >= 0:
+            fail("w_hpf", "a weight >= 0 (0: no high-pass skips)", cfg.w_hpf)
+        if cfg.w_hpf > 0 and (not cfg.hpf_resolutions or min(cfg.hpf_resolutions) < 1):
+            fail("hpf_resolutions", "sizes >= 1 (where the high-pass skips go)",
+                 cfg.hpf_resolutions)
+        if cfg.hpf_masks and cfg.w_hpf == 0:
+            fail("hpf_masks", "'' with w_hpf = 0 (masks are only used by the high-pass skips)",
+                 cfg.hpf_masks)
+        if not 0.0 <= cfg.ema_beta <= 1.0:
+            fail("ema_beta", "a value in [0, 1]", cfg.ema_beta)
+        if cfg.ema_init not in EMA_INITS:
+            fail("ema_init", f"one of {EMA_INITS}", cfg.ema_init)
+        names = list(cfg.domain_names)
+        if names and (len(names) != cfg.num_domains or len(set(names)) != len(names)):
+            fail("domain_names", f"() or {cfg.num_domains} distinct names (num_domains)", names)
+        for key in ("lambda_reg", "lambda_cyc", "lambda_sty", "lambda_ds", "lr", "f_lr",
+                    "weight_decay"):
+            if not getattr(cfg, key) >= 0:
+                fail(key, "a value >= 0", getattr(cfg, key))
+
+    def training_networks(self) -> dict[str, nn.Module]:
+        return {"generator": self.generator, "mapping_network": self.mapping_network,
+                "style_encoder": self.style_encoder, "discriminator": self.discriminator}
+
+    def compile_networks(self, **options: Any) -> None:
+        """torch.compile G, F and E in place, and D's outputs except the R1 branch (see the module
+        doc): the discriminator's output on real images in the D steps stays eager, because R1
+        differentiates its input gradient again and compiled graphs are not twice
+        differentiable."""
+        self._nets.compile(self, **options)
+
+    # ----- masks -----
+
+    @property
+    def mask_fn(self) -> MaskFn | None:
+        """The callable giving the high-pass masks of a batch of images (None: none set)."""
+        return self._mask_fn
+
+    @mask_fn.setter
+    def mask_fn(self, fn: MaskFn | None) -> None:
+        if fn is not None and not callable(fn):
+            raise TypeError(f"stargan_v2: mask_fn: expected a callable masks(x) -> (mask_a, "
+                            f"mask_b) or None, got {type(fn).__name__}")
+        if fn is not None and self.config.w_hpf == 0:
+            raise ValueError("stargan_v2: mask_fn: masks are only used with w_hpf > 0, this "
+                             "method has w_hpf = 0")
+        self._mask_fn = fn
+
+    def _no_masks_error(self, where: str) -> ValueError:
+        return ValueError(
+            f"stargan_v2: {where}: w_hpf = {self.config.w_hpf} needs the masks of the high-pass "
+            f"skips (the official code computes them with a face-landmark network whose weights "
+            f"are not bundled). Provide them by setting config hpf_masks='package.module:"
+            f"function' (masks(x) -> (mask_a, mask_b), each (N, 1, h, w) in [0, 1]) or "
+            f"method.mask_fn, or precomputed masks in the batch (a dataset whose items carry "
+            f"'hpf_mask_a' and 'hpf_mask_b'), or pass masks= to translate; or train "
+            f"without the skips (w_hpf=0)")
+
+    def _masks_of(self, x: torch.Tensor) -> Masks:
+        masks = self._mask_fn(x)
+        check_masks("stargan_v2: mask_fn(x)", masks, x)
+        return tuple(self.context.to_device(m.detach()) for m in masks)
+
+    def _batch_masks(self, batch: dict[str, torch.Tensor], x_real: torch.Tensor
+                     ) -> tuple[Masks | None, bool]:
+        """(masks of x_real, whether x_fake's are computed by mask_fn) for a training batch."""
+        if self.config.w_hpf == 0:
+            return None, False
+        if self._mask_fn is not None:
+            with torch.no_grad():
+                return self._masks_of(x_real), True
+        if "hpf_mask_a" in batch and "hpf_mask_b" in batch:
+            masks = (self.context.to_device(batch["hpf_mask_a"]),
+                     self.context.to_device(batch["hpf_mask_b"]))
+            check_masks("stargan_v2: batch['hpf_mask_a'/'hpf_mask_b']", masks, x_real)
+            return masks, False
+        raise self._no_masks_error("train_step")
+
+    def _fake_masks(self, x_fake: torch.Tensor, masks: Masks | None, recompute: bool
+                    ) -> Masks | None:
+        """The masks of the cycle term's G(x_fake, ·): mask_fn(x_fake) (the official code runs
+        FAN on x_fake), else those of x_real."""
+        if masks is None or not recompute:
+            return masks
+        with torch.no_grad():
+            return self._masks_of(x_fake.detach())
+
+    # ----- training -----
+
+    def lambda_ds(self, step: int) -> float:
+        """The diversity-sensitive weight of iteration `step` (0-based)."""
+        return diversity_weight(step, self.config.lambda_ds, self.config.ds_iter)
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, Any]:
+        """One official iteration: 2 D steps, 2 G steps, EMA. batch: the multi_domain_reference
+        items {"image", "domain", "ref", "ref2", "ref_domain"} (+ "hpf_mask_a", "hpf_mask_b")."""
+        cfg, ctx = self.config, self.context
+        x_real = ctx.to_device(batch["image"])
+        y_org = batch["domain"].to(ctx.device)
+        x_ref, x_ref2 = ctx.to_device(batch["ref"]), ctx.to_device(batch["ref2"])
+        y_trg = batch["ref_domain"].to(ctx.device)
+        n = x_real.shape[0]
+        z_trg = torch.randn(n, cfg.latent_dim, device=ctx.device)
+        z_trg2 = torch.randn(n, cfg.latent_dim, device=ctx.device)
+        masks, recompute = self._batch_masks(batch, x_real)
+        lambda_ds = self.lambda_ds(step)
+
+        losses = {}
+        losses.update(self._discriminator_step("d_latent", x_real, y_org, y_trg, masks,
+                                               z_trg=z_trg))
+        losses.update(self._discriminator_step("d_ref", x_real, y_org, y_trg, masks,
+                                               x_ref=x_ref))
+        losses.update(self._generator_step("g_latent", x_real, y_org, y_trg, masks, recompute,
+                                           lambda_ds, z_trgs=(z_trg, z_trg2)))
+        losses.update(self._generator_step("g_ref", x_real, y_org, y_trg, masks, recompute,
+                                           lambda_ds, x_refs=(x_ref, x_ref2)))
+        self.update_ema()
+        losses["lambda_ds"] = lambda_ds
+        return losses
+
+    def _zero_grad(self) -> None:
+        """The official _reset_grad: every optimizer's gradients, before every backward."""
+        for optimizer in self._optimizers.values():
+            optimizer.zero_grad(set_to_none=True)
+
+    def _discriminator_step(self, prefix: str, x_real: torch.Tensor, y_org: torch.Tensor,
+                            y_trg: torch.Tensor, masks: Masks | None,
+                            z_trg: torch.Tensor | None = None,
+                            x_ref: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        cfg, ctx, nets = self.config, self.context, self._nets
+        self._zero_grad()
+        x_in = x_real.detach().requires_grad_(True)
+        with ctx.autocast():
+            out = nets.d_real(x_in)  # eager: R1 differentiates its input gradient
+            loss_real = ops.gan_loss(out, "real", "nsgan", domain=y_org)
+        # R1 on the logits of the true domains: 0.5 · mean_n Σ (∂ Σ_n D(x)[y_org] / ∂x)²
+        (grad,) = torch.autograd.grad(select_domain(out, y_org).sum(), x_in, create_graph=True)
+        loss_reg = ops.r1_penalty(grad, weight=0.5)
+        with torch.no_grad(), ctx.autocast():
+            if z_trg is not None:
+                s_trg = nets.mapping_network(z_trg, y_trg)
+            else:
+                s_trg = nets.style_encoder(x_ref, y_trg)
+            x_fake = nets.generator(x_real, s_trg, masks)
+        with ctx.autocast():
+            loss_fake = ops.gan_loss(nets.d_fake(x_fake), "fake", "nsgan", domain=y_trg)
+        loss = loss_real + loss_fake + cfg.lambda_reg * loss_reg
+        ctx.optimizer_step(loss, self._optimizers["discriminator"])
+        return {f"{prefix}_real": loss_real.detach(), f"{prefix}_fake": loss_fake.detach(),
+                f"{prefix}_reg": loss_reg.detach()}
+
+    def _generator_step(self, prefix: str, x_real: torch.Tensor, y_org: torch.Tensor,
+                        y_trg: torch.Tensor, masks: Masks | None, recompute_masks: bool,
+                        lambda_ds: float,
+                        z_trgs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                        x_refs: tuple[torch.Tensor, torch.Tensor] | None = None
+                        ) -> dict[str, torch.Tensor]:
+        cfg, ctx, nets = self.config, self.context, self._nets
+        latent = z_trgs is not None
+        self._zero_grad()
+        # The reference-guided step updates G alone: E runs frozen (through E(x_fake)) or
+        # without gradients at all; D always runs frozen here.
+        frozen_nets = (self.discriminator,) if latent else (self.discriminator,
+                                                            self.style_encoder)
+        style_encoder = nets.style_encoder if latent else nets.style_critic
+        with frozen(*frozen_nets), ctx.autocast():
+            if latent:
+                s_trg = nets.mapping_network(z_trgs[0], y_trg)
+            else:
+                with torch.no_grad():
+                    s_trg = nets.style_encoder(x_refs[0], y_trg)
+            x_fake = nets.generator(x_real, s_trg, masks)
+            loss_adv = ops.gan_loss(nets.critic(x_fake), "generator", "nsgan", domain=y_trg)
+            loss_sty = l1(style_encoder(x_fake, y_trg), s_trg)
+            with torch.no_grad():  # x_fake2 is detached in the official loss
+                if latent:
+                    s_trg2 = nets.mapping_network(z_trgs[1], y_trg)
+                else:
+                    s_trg2 = nets.style_encoder(x_refs[1], y_trg)
+                x_fake2 = nets.generator(x_real, s_trg2, masks)
+            loss_ds = l1(x_fake, x_fake2)
+            fake_masks = self._fake_masks(x_fake, masks, recompute_masks)
+            if latent:
+                s_org = nets.style_encoder(x_real, y_org)
+            else:
+                with torch.no_grad():
+                    s_org = nets.style_encoder(x_real, y_org)
+            x_rec = nets.generator(x_fake, s_org, fake_masks)
+            loss_cyc = l1(x_rec, x_real)
+            loss = (loss_adv + cfg.lambda_sty * loss_sty - lambda_ds * loss_ds
+                    + cfg.lambda_cyc * loss_cyc)
+        if latent:
+            optimizers = [self._optimizers[k] for k in ("generator", "mapping_network",
+                                                        "style_encoder")]
+        else:
+            optimizers = [self._optimizers["generator"]]
+        ctx.optimizer_step(loss, optimizers)
+        return {f"{prefix}_adv": loss_adv.detach(), f"{prefix}_sty": loss_sty.detach(),
+                f"{prefix}_ds": loss_ds.detach(), f"{prefix}_cyc": loss_cyc.detach()}
+
+    def update_ema(self) -> None:
+        """generator_ema, mapping_network_ema, style_encoder_ema ← lerp(param, ema, ema_beta)."""
+        beta = self.config.ema_beta
+        moving_average(self.generator, self.generator_ema, beta)
+        moving_average(self.mapping_network, self.mapping_network_ema, beta)
+        moving_average(self.style_encoder, self.style_encoder_ema, beta)
+
+    # ----- inference -----
+
+    def _inference_nets(self, ema: bool) -> tuple[nn.Module, nn.Module, nn.Module]:
+        if ema:
+            return self.generator_ema, self.mapping_network_ema, self.style_encoder_ema
+        return self.generator, self.mapping_network, self.style_encoder
+
+    def domain_index(self, domain: Any) -> int:
+        """A domain given as an index or, with config.domain_names, a name → its index."""
+        names = list(self.config.domain_names)
+        k = self.config.num_domains
+        if isinstance(domain, str):
+            if domain in names:
+                return names.index(domain)
+            if domain.strip().isdigit():
+                domain = int(domain)
+            else:
+                known = f"one of {names} or " if names else ""
+                raise ValueError(f"stargan_v2: target_domain: expected {known}an index in "
+                                 f"[0, {k}), got {domain!r}")
+        if isinstance(domain, numbers.Integral) and not isinstance(domain, bool):
+            if not 0 <= int(domain) < k:
+                raise ValueError(f"stargan_v2: target_domain: expected an index in [0, {k}), "
+                                 f"got {int(domain)}")
+            return int(domain)
+        raise TypeError(f"stargan_v2: target_domain: expected an int, a domain name or an "
+                        f"(N,) integer tensor, got {type(domain).__name__}")
+
+    def _target_domains(self, target_domain: Any, n: int) -> torch.Tensor:
+        """(N,) int64 on the device from an int, a name, or an (N,) integer tensor."""
+        k, device = self.config.num_domains, self.context.device
+        if target_domain is None:
+            raise ValueError(f"stargan_v2: target_domain: expected the target domain (an index "
+                             f"in [0, {k}), a name of config.domain_names or an (N,) tensor), "
+                             f"got None")
+        if isinstance(target_domain, torch.Tensor) and target_domain.dim() > 0:
+            if target_domain.shape != (n,) or target_domain.is_floating_point() \
+                    or target_domain.dtype == torch.bool:
+                raise ValueError(f"stargan_v2: target_domain: expected an integer tensor of "
+                                 f"shape ({n},), got {target_domain.dtype} "
+                                 f"{tuple(target_domain.shape)}")
+            if n and not (0 <= int(target_domain.min()) and int(target_domain.max()) < k):
+                raise ValueError(f"stargan_v2: target_domain: expected indices in [0, {k}), "
+                                 f"got values in [{int(target_domain.min())}, "
+                                 f"{int(target_domain.max())}]")
+            return target_domain.to(device=device, dtype=torch.int64)
+        if isinstance(target_domain, torch.Tensor):
+            target_domain = target_domain.item()
+        return torch.full((n,), self.domain_index(target_domain), dtype=torch.int64,
+                          device=device)
+
+    def _inference_masks(self, x: torch.Tensor, masks: Masks | None) -> Masks | None:
+        if self.config.w_hpf == 0:
+            if masks is not None:
+                raise ValueError("stargan_v2: masks: expected None with w_hpf = 0 (no high-pass "
+                                 "skips), got masks")
+            return None
+        if masks is not None:
+            masks = tuple(self.context.to_device(m) for m in masks) \
+                if isinstance(masks, (tuple, list)) else masks
+            check_masks("stargan_v2: translate", masks, x)
+            return masks
+        if self._mask_fn is not None:
+            return self._masks_of(x)
+        raise self._no_masks_error("translate")
+
+    def translate(self, x: torch.Tensor, *, n_styles: int = 1,
+                  reference: torch.Tensor | None = None, target_domain: Any = None,
+                  generator: torch.Generator | None = None, masks: Masks | None = None,
+                  ema: bool = True) -> torch.Tensor:
+        """x (N, 3, H, W) → (N, K, 3, H, W) in target_domain (an index, a name of
+        config.domain_names, or an (N,) integer tensor of per-input domains).
+
+        Latent-guided (no reference): K = n_styles random z ~ N(0, I) (from `generator`) through
+        the mapping network. Reference-guided: K = 1, the style the style encoder extracts from
+        `reference` (one image for every input, or one per input), read as an image of the target
+        domain. ema: use the moving-average networks (the official sampling and evaluation).
+        masks: (mask_a, mask_b) of x for w_hpf > 0 (default: mask_fn(x)).
+        """
+        ctx = self.context
+        x = ctx.to_device(x)
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"stargan_v2: x: expected shape (N, 3, H, W), got {tuple(x.shape)}")
+        n = x.shape[0]
+        if isinstance(n_styles, bool) or not isinstance(n_styles, int) or n_styles < 1:
+            raise ValueError(f"stargan_v2: n_styles: expected an int >= 1, got {n_styles!r}")
+        if reference is not None and n_styles != 1:
+            raise ValueError(f"stargan_v2: n_styles: a reference gives one style, expected 1, "
+                             f"got {n_styles}")
+        y = self._target_domains(target_domain, n)
+        gen, mapping, style_encoder = self._inference_nets(ema)
+        with self.evaluating(), ctx.autocast():
+            masks = self._inference_masks(x, masks)
+            if reference is not None:
+                reference = ctx.to_device(reference)
+                if reference.dim() != 4 or reference.shape[0] not in (1, n) \
+                        or reference.shape[1] != 3:
+                    raise ValueError(f"stargan_v2: reference: expected shape (1 or {n}, 3, H, W),"
+                                     f" got {tuple(reference.shape)}")
+                s = style_encoder(reference.expand(n, -1, -1, -1), y)
+                return gen(x, s, masks).float().unsqueeze(1)
+            z = torch.randn(n * n_styles, self.config.latent_dim, device=ctx.device,
+                            generator=generator)
+            s = mapping(z, y.repeat_interleave(n_styles))
+            x_rep = x.repeat_interleave(n_styles, dim=0)
+            if masks is not None:
+                masks = tuple(m.repeat_interleave(n_styles, dim=0) for m in masks)
+            out = gen(x_rep, s, masks).float()
+        return out.reshape(n, n_styles, *out.shape[1:])
+
+    def sample_visuals(self, batch: dict[str, torch.Tensor],
+                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The official debug images, with the EMA networks: source, reference, the
+        reference-guided translation and its reconstruction (cycle), then one latent-guided
+        translation per domain (the first n_sample_domains), one z per domain for all rows."""
+        cfg, ctx = self.config, self.context
+        x = ctx.to_device(batch["image"])
+        y_src = batch["domain"].to(ctx.device)
+        x_ref = ctx.to_device(batch["ref"])
+        y_ref = batch["ref_domain"].to(ctx.device)
+        n = x.shape[0]
+        gen, mapping, style_encoder = self._inference_nets(True)
+        with self.evaluating(), ctx.autocast():
+            masks = self._sample_masks(batch, x)
+            x_fake = gen(x, style_encoder(x_ref, y_ref), masks)
+            fake_masks = self._masks_of(x_fake) if (masks is not None
+                                                   and self._mask_fn is not None) else masks
+            visuals = {"source": x, "reference": x_ref, "reference_guided": x_fake,
+                       "cycle": gen(x_fake, style_encoder(x, y_src), fake_masks)}
+            names = list(cfg.domain_names) or [str(d) for d in range(cfg.num_domains)]
+            for d in range(min(cfg.num_domains, cfg.n_sample_domains)):
+                z = torch.randn(1, cfg.latent_dim, device=ctx.device, generator=generator)
+                y = torch.full((n,), d, dtype=torch.int64, device=ctx.device)
+                visuals[f"latent_{names[d]}"] = gen(x, mapping(z.expand(n, -1), y), masks)
+        return {k: v.float() for k, v in visuals.items()}
+
+    def _sample_masks(self, batch: dict[str, torch.Tensor], x: torch.Tensor) -> Masks | None:
+        if self.config.w_hpf == 0:
+            return None
+        if self._mask_fn is not None:
+            return self._masks_of(x)
+        if "hpf_mask_a" in batch and "hpf_mask_b" in batch:
+            return (self.context.to_device(batch["hpf_mask_a"]),
+                    self.context.to_device(batch["hpf_mask_b"]))
+        raise self._no_masks_error("sample_visuals")
