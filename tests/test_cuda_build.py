@@ -4,9 +4,9 @@ With a CUDA build of torch and a CUDA toolkit (nvcc + headers, see i2i_fast.exte
 process builds the extension with I2I_FAST_BUILD_CUDA=1 and I2I_FAST_REQUIRE_EXT=1 into the usual
 cache (CI builds it there before the tests, so this reuses that build; elsewhere the first run
 compiles for a few minutes). The process then checks that the library holds device code, that
-every normalization and GAN-loss operator has a CUDA kernel in the dispatcher, that the CPU kernels
-of the same library still compute the reference values, and, without a GPU, that touching CUDA fails with a
-clean Python error and the cuda backend says why it cannot run. Skipped, with the reason, where
+every normalization and GAN-loss operator has a CUDA kernel in the dispatcher, that the CPU
+kernels of the same library still compute the reference values, and, without a GPU, that touching
+CUDA fails with a clean Python error and the cuda backend says why it cannot run. Skipped, with the reason, where
 no toolkit is usable.
 """
 
