@@ -6,8 +6,8 @@ cache (CI builds it there before the tests, so this reuses that build; elsewhere
 compiles for a few minutes). The process then checks that the library holds device code, that
 every normalization and GAN-loss operator has a CUDA kernel in the dispatcher, that the CPU
 kernels of the same library still compute the reference values, and, without a GPU, that touching
-CUDA fails with a clean Python error and the cuda backend says why it cannot run. Skipped, with the reason, where
-no toolkit is usable.
+CUDA fails with a clean Python error and the cuda backend says why it cannot run. Skipped, with
+the reason, where no toolkit is usable.
 """
 
 from __future__ import annotations
