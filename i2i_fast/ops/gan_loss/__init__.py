@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks, extension
+from .. import checks, extension, triton_support
 from ..backends import implement, select
 from . import reference
 
@@ -120,3 +120,8 @@ if extension.state().loaded:
     for _backend in ("cpu", "cuda"):
         implement(_backend, "gan_loss", torch.ops.i2i_fast.gan_loss.default)
         implement(_backend, "r1_penalty", torch.ops.i2i_fast.r1_penalty.default)
+if triton_support.state().unavailable_reason is None:
+    from . import triton as _triton
+
+    implement("triton", "gan_loss", _triton.gan_loss)
+    implement("triton", "r1_penalty", _triton.r1_penalty)
