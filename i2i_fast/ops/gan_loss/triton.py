@@ -94,7 +94,8 @@ def _scalar(v, DTYPE: tl.constexpr):
 def _log1p(u):
     """log(1 + u) for u in [0, 1], accurate also where 1 + u rounds to 1 (Goldberg's trick)."""
     w = 1.0 + u
-    return tl.where(w == 1.0, u, tl.log(w) * (u / (w - 1.0)))
+    exact = w == 1.0
+    return tl.where(exact, u, tl.log(w) * (u / tl.where(exact, 1.0, w - 1.0)))
 
 
 @triton.jit
