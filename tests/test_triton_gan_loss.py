@@ -426,3 +426,19 @@ def test_gpu_method_shapes(dtype):
     g = (torch.randn(8, 3, 256, 256, device="cuda") * 1e-2).to(dtype)
     _r1_check(g, 0.5, "mean", dtype)
     assert math.isfinite(float(_triton(ops.r1_penalty, g, 0.5)))
+
+
+@pytest.mark.skipif(not INTERPRETER, reason="the Triton interpreter is off")
+def test_loss_benchmark_runs_the_triton_provider_and_skips_missing_backends(monkeypatch):
+    from i2i_fast.bench import loss_bench
+
+    monkeypatch.setattr(loss_bench, "inner_steps", lambda case: 1)
+    case = next(c for c in loss_bench.CASES if c.name == "munit_g")
+    logged = []
+    records = loss_bench.run([case], torch.float32, "cpu", ["forward_backward"],
+                             ["eager", "cuda", "triton"], repeats=2, log=logged.append)
+    assert {r["provider"] for r in records} == {"eager", "triton"}
+    assert any("cuda skipped (" in line for line in logged), logged
+    triton_row = next(r for r in records if r["provider"] == "triton")
+    assert triton_row["speedup_vs_eager"] > 0
+    assert "| munit_g | forward_backward | triton |" in loss_bench.markdown_table(records)
