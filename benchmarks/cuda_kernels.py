@@ -2,8 +2,9 @@
 
     python benchmarks/cuda_kernels.py exercise
         Every normalization operator x layout x dtype x path (fused / split) on small odd shapes,
-        and every GAN-loss / R1 kernel variant, forward and backward, once: for `compute-sanitizer --tool memcheck|racecheck` (which check every
-        access of every kernel that runs). Exits 1 if an output or gradient is not finite.
+        and every GAN-loss / R1 kernel variant, forward and backward, once: for
+        `compute-sanitizer --tool memcheck|racecheck` (which check every access of every kernel
+        that runs). Exits 1 if an output or gradient is not finite.
     python benchmarks/cuda_kernels.py ncu-target
         A few AdaIN forward+backward calls (bf16, contiguous and channels-last, 8x256x64x64 and
         32x256x64x64) for `ncu` to record.

@@ -188,7 +188,9 @@ __global__ void __launch_bounds__(kBlock)
     const SegmentScale& sc = table.scale[s];
     const A* p = partials + sc.tile_base + sample * sc.tiles_per_sample;
     double sum = 0;
-    for (int64_t k = lane; k < sc.tiles_per_sample; k += kWarpSize) sum += static_cast<double>(p[k]);
+    for (int64_t k = lane; k < sc.tiles_per_sample; k += kWarpSize) {
+      sum += static_cast<double>(p[k]);
+    }
     sum = warp_sum(sum);
     if (lane == 0) seg[q] = sum;
   }
