@@ -117,8 +117,7 @@ def test_every_mode_target_reduction_on_three_odd_scales(device, mode_target, re
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("scales", list(SCALES), ids=str)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("mode_target", [("lsgan", "fake"), ("nsgan", 0.3), ("hinge", "real")],
-                         ids=_mt_id)
+@pytest.mark.parametrize("mode_target", [("lsgan", "fake"), ("nsgan", 0.3)], ids=_mt_id)
 def test_scale_sets(device, scales, reduction, mode_target):
     mode, target = mode_target
     outputs = _to(make_outputs(2, SCALES[scales], torch.float64, seed=3), device)
@@ -128,8 +127,8 @@ def test_scale_sets(device, scales, reduction, mode_target):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("heads", list(HEADS), ids=str)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("mode_target", [("nsgan", "real"), ("hinge", "fake"), ("lsgan", 0.5),
-                                         ("wgan", "generator")], ids=_mt_id)
+@pytest.mark.parametrize("mode_target", [("nsgan", "real"), ("hinge", "fake"), ("lsgan", 0.5)],
+                         ids=_mt_id)
 def test_heads_with_random_domains(device, heads, reduction, mode_target):
     mode, target = mode_target
     batch = 5
