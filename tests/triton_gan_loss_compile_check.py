@@ -38,15 +38,17 @@ def cases():
                 yield ("gan_loss", dtype, mode, target, label, reduction, "munit")
         yield ("gan_loss", dtype, "nsgan", "real", 0.0, "mean", "heads")
         yield ("gan_loss", dtype, "lsgan", "fake", 0.0, "none", "one")
+        yield ("gan_loss", dtype, "hinge", "fake", 0.0, "sum", "k3")  # one element per head
         for reduction in ("mean", "sum", "none"):
             yield ("r1", dtype, reduction, "aligned")
         yield ("r1", dtype, "mean", "odd")
+        yield ("r1", dtype, "none", "single")  # one element per sample
 
 
 def run_case(tk, case) -> None:
     if case[0] == "r1":
         _, dtype, reduction, kind = case
-        shape = (2, 3, 32, 32) if kind == "aligned" else (3, 3, 5, 7)
+        shape = {"aligned": (2, 3, 32, 32), "odd": (3, 3, 5, 7), "single": (1, 1)}[kind]
         grads = torch.randn(shape).to(dtype)
         tk._r1_penalty(grads, 0.5, reduction)
         g = torch.ones((shape[0],) if reduction == "none" else ())
@@ -58,6 +60,9 @@ def run_case(tk, case) -> None:
         outputs = [torch.randn(8, 1, s, s).to(dtype) for s in (16, 8, 4)]
     elif scales == "one":
         outputs = [torch.randn(8, 1, 30, 30).to(dtype)]
+    elif scales == "k3":
+        outputs = [torch.randn(8, 3).to(dtype)]
+        domain = torch.randint(0, 3, (8,))
     else:
         outputs = [torch.randn(8, 3).to(dtype), torch.randn(8, 3, 4, 4).to(dtype)]
         domain = torch.randint(0, 3, (8,))
