@@ -249,7 +249,7 @@ R1_SHAPES = [(1, 3, 5, 7), (8, 3, 16, 16), (2, 1), (5,), (3, 2, 4, 5, 6), (2, 3,
 
 def _r1_check(grads, weight, reduction, dtype):
     g = upstream(reduction, grads.shape[0])
-    leaf = grads.detach().clone().requires_grad_()
+    leaf = grads.detach().requires_grad_()  # same storage: keeps the layout and the offset
     poison_allocator(grads.numel() * grads.element_size())
     with ops.use_backend("cuda"):
         loss = ops.r1_penalty(leaf, weight, reduction)
