@@ -1,9 +1,10 @@
-"""The CUDA normalization kernels outside pytest: for compute-sanitizer, ncu and torch.profiler.
+"""The CUDA kernels outside pytest: for compute-sanitizer, ncu and torch.profiler.
 
     python benchmarks/cuda_kernels.py exercise
-        Every operator x layout x dtype x path (fused / split) on small odd shapes, forward and
-        backward, once: for `compute-sanitizer --tool memcheck|racecheck` (which check every
-        access of every kernel that runs). Exits 1 if an output or gradient is not finite.
+        Every normalization operator x layout x dtype x path (fused / split) on small odd shapes,
+        and every GAN-loss / R1 kernel variant, forward and backward, once: for
+        `compute-sanitizer --tool memcheck|racecheck` (which check every access of every kernel
+        that runs). Exits 1 if an output or gradient is not finite.
     python benchmarks/cuda_kernels.py ncu-target
         A few AdaIN forward+backward calls (bf16, contiguous and channels-last, 8x256x64x64 and
         32x256x64x64) for `ncu` to record.
@@ -52,6 +53,38 @@ def _inputs(op: str, shape, dtype, layout: str, seed: int = 0):
     return x, w, b
 
 
+def _exercise_losses(dtypes) -> int:
+    """Every GAN-loss kernel variant once: each element function and reduction, one to nine
+    scales (two launch groups), heads, long segments; R1 aligned (16-byte packs) and not."""
+    failures = 0
+    modes = (("lsgan", "real"), ("nsgan", 0.3), ("hinge", "real"), ("hinge", "fake"),
+             ("wgan", "generator"))
+    scale_sets = ([(8, 1, 16, 16), (8, 1, 8, 8), (8, 1, 4, 4)],
+                  [(3, 1, 2 + i, 3) for i in range(9)], [(4, 1, 130, 131)])
+    for dtype in dtypes:
+        for mode, target in modes:
+            for reduction in ("mean", "sum", "none"):
+                cases = [(shapes, None) for shapes in scale_sets]
+                cases.append(([(8, 3), (8, 3, 4, 4)], torch.randint(0, 3, (8,), device="cuda")))
+                for shapes, domain in cases:
+                    xs = [torch.randn(s, device="cuda").to(dtype).requires_grad_() for s in shapes]
+                    with ops.use_backend("cuda"):
+                        loss = ops.gan_loss(xs, target, mode, domain=domain, reduction=reduction)
+                        grads = torch.autograd.grad(loss.sum(), xs)
+                    if not all(bool(torch.isfinite(t).all()) for t in (loss, *grads)):
+                        failures += 1
+                        print(f"NON-FINITE gan_loss {mode} {target} {reduction} {dtype} {shapes}")
+        for shape in ((8, 3, 64, 64), (3, 3, 5, 7)):
+            g = (torch.randn(shape, device="cuda") * 1e-2).to(dtype).requires_grad_()
+            with ops.use_backend("cuda"):
+                loss = ops.r1_penalty(g, 0.5, "none")
+                (dg,) = torch.autograd.grad(loss.sum(), g)
+            if not (bool(torch.isfinite(loss).all()) and bool(torch.isfinite(dg).all())):
+                failures += 1
+                print(f"NON-FINITE r1_penalty {shape} {dtype}")
+    return failures
+
+
 def exercise() -> int:
     """Run every kernel variant once (both paths, every pack width and layout); the inputs are
     finite, so every output and gradient must be too (values are the tests' business)."""
@@ -73,6 +106,7 @@ def exercise() -> int:
                             failures += 1
                             print(f"NON-FINITE {path} {op} {shape} {layout} {dtype}")
     os.environ.pop(PATH_ENV, None)
+    failures += _exercise_losses(dtypes)
     torch.cuda.synchronize()
     print(f"exercise: {failures} failures")
     return 1 if failures else 0

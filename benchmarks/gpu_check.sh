@@ -7,16 +7,20 @@
 # Phases:
 #   build         compile the CPU + CUDA kernels for this GPU (TORCH_CUDA_ARCH_LIST = its
 #                 compute capability unless set), then `i2i-fast info`
-#   test          the CUDA tests and the compile test (tests/test_cuda_*.py), then the whole suite
+#   test          the CUDA and GPU Triton tests (tests/test_cuda_*.py, the GAN-loss Triton tests on
+#                 CUDA tensors) and the compile test, then the whole suite
 #   sanitize      compute-sanitizer memcheck and racecheck over every kernel variant (if present)
 #   bench-large   `i2i-fast bench ops --device cuda --shapes large`, bfloat16 and float32, with the
 #                 issue's GPU floors checked (copy-bandwidth fraction, vs eager, vs compile)
 #   bench-method  the same at the methods' shapes
+#   bench-losses  `i2i-fast bench losses --device cuda`: eager vs compile vs fused vs cuda vs triton
+#                 on MUNIT's 3-scale D and G losses, StarGAN v2's K=3 D loss with R1, and R1 alone
+#                 on (8, 3, 256, 256); float32 and bfloat16
 #   profile       torch.profiler of the AdaIN kernels at the benchmark shapes; ncu if present
 #
 # Everything lands in $OUT (default ./gpu-out): summary.md (versions, each phase's outcome, the
-# tables), build.log, test.log, sanitize.log, bench.log, bench-results.tar.gz (the JSON/CSV
-# files for benchmarks/results/), profile.md, ncu.txt.
+# tables), build.log, test.log, sanitize.log, bench.log, bench-losses.log, bench-results.tar.gz
+# (the JSON/CSV files for benchmarks/results/), profile.md, ncu.txt.
 #
 # Written for the device tool's bare H100/H200 machines (python3 with torch + CUDA, nvcc at
 # /usr/local/cuda, no network): no installation, the repository is used in place. The build is
@@ -45,7 +49,7 @@ SUMMARY=$OUT/summary.md
 status=0
 
 if [ "$#" -gt 0 ]; then phases=("$@"); else
-  phases=(build test sanitize bench-large bench-method profile); fi
+  phases=(build test sanitize bench-large bench-method bench-losses profile); fi
 
 note() { echo "$*" | tee -a "$SUMMARY"; }
 # run_phase NAME LOG COMMAND...: runs, records the outcome and the duration in the summary.
@@ -101,7 +105,8 @@ for phase in "${phases[@]}"; do
     test)
       ensure_built || continue
       run_phase "test (CUDA)" "$OUT/test.log" \
-        $PY -m pytest tests/test_cuda_normalization.py tests/test_cuda_build.py -q -ra -p no:cacheprovider
+        $PY -m pytest tests/test_cuda_normalization.py tests/test_cuda_gan_loss.py \
+        tests/test_triton_gan_loss.py tests/test_cuda_build.py -q -ra -p no:cacheprovider
       grep -E "^[0-9]+ (passed|failed)|passed|failed" "$OUT/test.log" | tail -1 | sed 's/^/    /' >>"$SUMMARY"
       run_phase "test (whole suite)" "$OUT/test.log" $PY -m pytest tests -q -ra -p no:cacheprovider
       grep -E "passed|failed" "$OUT/test.log" | tail -1 | sed 's/^/    /' >>"$SUMMARY"
@@ -128,6 +133,15 @@ for phase in "${phases[@]}"; do
       done
       tar czf "$OUT/bench-results.tar.gz" -C "$RESULTS" . 2>/dev/null
       ;;
+    bench-losses)
+      ensure_built || continue
+      for dtype in float32 bfloat16; do
+        run_phase "bench-losses $dtype" "$OUT/bench-losses.log" $PY -m i2i_fast.cli bench losses \
+          --device cuda --cases munit_d,munit_g,stargan_v2_d,r1 --dtype "$dtype" \
+          --repeats "${BENCH_REPEATS:-50}" --out "$RESULTS" --no-overhead
+      done
+      tar czf "$OUT/bench-results.tar.gz" -C "$RESULTS" . 2>/dev/null
+      ;;
     profile)
       ensure_built || continue
       run_phase "profile (torch.profiler)" "$OUT/profile.md" $PY benchmarks/cuda_kernels.py profile
@@ -142,7 +156,7 @@ for phase in "${phases[@]}"; do
       fi
       ;;
     *)
-      note "- unknown phase '$phase' (expected build, test, sanitize, bench-large, bench-method, profile)"
+      note "- unknown phase '$phase' (expected build, test, sanitize, bench-large, bench-method, bench-losses, profile)"
       status=1
       ;;
   esac
@@ -156,6 +170,15 @@ if [ -f "$OUT/bench.log" ]; then
     echo
     awk '/^# i2i-fast bench ops/{print; print ""} /^\| op \| shape/{p=1} p&&/^\|/{print}
          p&&!/^\|/{p=0} /^(PASS|FAIL) /{print "    " $0}' "$OUT/bench.log"
+  } >>"$SUMMARY"
+fi
+if [ -f "$OUT/bench-losses.log" ]; then
+  {
+    echo
+    echo "## Loss benchmark tables"
+    echo
+    awk '/^# i2i-fast bench losses/{print; print ""} /^\| case \| mode/{p=1} p&&/^\|/{print}
+         p&&!/^\|/{p=0} / skipped \(/{print "    " $0}' "$OUT/bench-losses.log"
   } >>"$SUMMARY"
 fi
 echo

@@ -4,10 +4,10 @@ With a CUDA build of torch and a CUDA toolkit (nvcc + headers, see i2i_fast.exte
 process builds the extension with I2I_FAST_BUILD_CUDA=1 and I2I_FAST_REQUIRE_EXT=1 into the usual
 cache (CI builds it there before the tests, so this reuses that build; elsewhere the first run
 compiles for a few minutes). The process then checks that the library holds device code, that
-every normalization operator has a CUDA kernel in the dispatcher, that the CPU kernels of the same
-library still compute the reference values, and, without a GPU, that touching CUDA fails with a
-clean Python error and the cuda backend says why it cannot run. Skipped, with the reason, where
-no toolkit is usable.
+every normalization and GAN-loss operator has a CUDA kernel in the dispatcher, that the CPU
+kernels of the same library still compute the reference values, and, without a GPU, that touching
+CUDA fails with a clean Python error and the cuda backend says why it cannot run. Skipped, with
+the reason, where no toolkit is usable.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from i2i_fast import extension
 
 NORM_OPERATORS = ("adain", "instance_norm", "layer_norm")
 DEVICE_OPERATORS = tuple(f"{op}_{kind}" for op in NORM_OPERATORS
-                         for kind in ("forward", "backward"))
+                         for kind in ("forward", "backward")) + (
+    "gan_loss", "gan_loss_backward", "r1_penalty", "r1_penalty_backward")
 
 
 def _toolkit_or_skip() -> extension.CudaToolkit:
@@ -72,6 +73,13 @@ w, b = torch.rand(2, 3, dtype=torch.float64) + 0.5, torch.randn(2, 3, dtype=torc
 report["cpu_backend"] = ops.chosen_backend("adain", x)
 report["cpu_error"] = (ops.adain(x, w, b, activation="relu")
                        - ops.reference.adain(x, w, b, activation="relu")).abs().max().item()
+xs = [torch.randn(3, 2, 4, 4, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)]
+y = torch.tensor([1, 0, 1])
+g = torch.randn(3, 3, 5, 5, dtype=torch.float64)
+report["cpu_loss_error"] = max(
+    (ops.gan_loss(xs, "real", "nsgan", domain=y)
+     - ops.reference.gan_loss(xs, "real", "nsgan", domain=y)).abs().item(),
+    (ops.r1_penalty(g, 0.5) - ops.reference.r1_penalty(g, 0.5)).abs().item())
 report["cuda_backend_reason"] = ops.get_backend("cuda").unavailable_reason()
 if not report["gpu"]:
     try:
@@ -79,6 +87,11 @@ if not report["gpu"]:
         report["call_without_driver"] = "no error"
     except Exception as error:  # the expected path: a clean Python exception, no crash
         report["call_without_driver"] = type(error).__name__ + ": " + str(error)
+    try:
+        torch.ops.i2i_fast.gan_loss([torch.randn(2, 1, 4, 4, device="cuda")], "lsgan", "real")
+        report["loss_call_without_driver"] = "no error"
+    except Exception as error:
+        report["loss_call_without_driver"] = type(error).__name__ + ": " + str(error)
 print("REPORT " + json.dumps(report))
 """
 
@@ -102,6 +115,7 @@ def test_cuda_kernels_compile_and_register():
     assert ".nv_fatbin" in elf_section_names(Path(report["library"])), report["library"]
     assert report["cpu_backend"] == "cpu"
     assert report["cpu_error"] < 1e-12
+    assert report["cpu_loss_error"] < 1e-12
     if report["gpu"]:
         assert report["cuda_backend_reason"] is None
     else:
@@ -109,6 +123,8 @@ def test_cuda_kernels_compile_and_register():
         # torch's lazy CUDA initialisation refuses cleanly: an exception, the process goes on.
         assert report["call_without_driver"].startswith(("RuntimeError", "AssertionError")), report
         assert "no error" not in report["call_without_driver"]
+        assert report["loss_call_without_driver"].startswith(
+            ("RuntimeError", "AssertionError")), report
 
 
 def test_cpu_only_library_has_no_device_code():

@@ -16,9 +16,11 @@ Cases (the losses of one training step of each method, at its published sizes):
   tunit_d       TUNIT D: K = 10 heads, batch 32, hinge, + 10 x R1 (weight 1) on (32, 3, 128, 128)
   r1            R1 alone on (8, 3, 256, 256) gradients, weight 0.5
 Providers:
-  eager    the reference definitions (i2i_fast.ops.reference), plain PyTorch
-  compile  torch.compile of the same function of the reference definitions
-  fused    i2i_fast.ops (the backend it chooses: cpu here)
+  eager         the reference definitions (i2i_fast.ops.reference), plain PyTorch
+  compile       torch.compile of the same function of the reference definitions
+  fused         i2i_fast.ops (the backend it chooses: cpu here, cuda on a GPU)
+  cuda, triton  i2i_fast.ops forced onto that backend (use_backend); skipped, with the reason,
+                where the backend cannot run the case. Default providers on a CUDA device.
 Modes:
   forward           inputs without requires_grad
   forward_backward  forward, then torch.autograd.grad of the loss for every floating input
@@ -43,6 +45,7 @@ import torch
 from . import ops_bench
 
 PROVIDERS = ("eager", "compile", "fused")
+BACKEND_PROVIDERS = ("cuda", "triton")  # i2i_fast.ops forced onto one backend
 MODES = ("forward", "forward_backward")
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
@@ -161,7 +164,31 @@ def provider_fn(case: LossCase, provider: str) -> Callable:
         return torch.compile(lambda *t: case.loss(ops.reference, *t))
     if provider == "fused":
         return lambda *t: case.loss(ops, *t)
-    raise ValueError(f"provider: expected one of {PROVIDERS}, got {provider!r}")
+    if provider in BACKEND_PROVIDERS:
+        def forced(*t):
+            with ops.use_backend(provider):
+                return case.loss(ops, *t)
+
+        return forced
+    raise ValueError(f"provider: expected one of {PROVIDERS + BACKEND_PROVIDERS}, got "
+                     f"{provider!r}")
+
+
+def backend_skip_reason(provider: str, tensors: list) -> str | None:
+    """Why a backend provider cannot run a case on these inputs (None: it can, or not a backend
+    provider). Both loss operators are asked: a case may call either."""
+    if provider not in BACKEND_PROVIDERS:
+        return None
+    import i2i_fast.ops as ops
+
+    if provider not in ops.backend_names():
+        return f"no {provider!r} backend is registered"
+    x = next(t for t in tensors if t.is_floating_point())
+    for op in ("gan_loss", "r1_penalty"):
+        why = ops.get_backend(provider).reason(op, x)
+        if why is not None:
+            return why
+    return None
 
 
 def inner_steps(case: LossCase) -> int:
@@ -235,12 +262,19 @@ def run(cases, dtype: torch.dtype, device: str, modes, providers, repeats: int,
         tensors = make_inputs(case, dtype, device)
         copy_gbps = ops_bench.copy_bandwidth_gbps(case.numel, dtype, device, repeats)
         inner = inner_steps(case)
+        runnable = []
+        for p in providers:
+            why = backend_skip_reason(p, tensors)
+            if why is None:
+                runnable.append(p)
+            else:
+                log(f"  {case.name}: {p} skipped ({why})")
         for mode in modes:
-            steps = {p: step_fn(provider_fn(case, p), tensors, mode, inner) for p in providers}
+            steps = {p: step_fn(provider_fn(case, p), tensors, mode, inner) for p in runnable}
             times = ops_bench.time_steps_interleaved(steps, device, repeats, clock=CLOCKS[clock])
             by_provider = {p: ops_bench.summarize([t / inner for t in times[p]])
-                           for p in providers}
-            if "compile" in providers:
+                           for p in runnable}
+            if "compile" in runnable:
                 torch._dynamo.reset()
             nbytes = bytes_moved(case, dtype, mode)
             for provider, stats in by_provider.items():
@@ -263,11 +297,13 @@ def format_case_line(case: LossCase, mode: str, by_provider: dict) -> str:
     parts = [f"{case.name:14s} {mode:16s}"]
     for provider, stats in by_provider.items():
         parts.append(f"{provider} {stats['median_ms']:8.4f} ms")
-    if "fused" in by_provider:
-        fused = by_provider["fused"]["median_ms"]
+    for provider in ("fused", *BACKEND_PROVIDERS):
+        if provider not in by_provider:
+            continue
+        ms = by_provider[provider]["median_ms"]
         for base in ("eager", "compile"):
             if base in by_provider:
-                parts.append(f"x{by_provider[base]['median_ms'] / fused:5.2f} vs {base}")
+                parts.append(f"{provider} x{by_provider[base]['median_ms'] / ms:5.2f} vs {base}")
     return " | ".join(parts)
 
 
@@ -287,19 +323,20 @@ def check_floors(records: list[dict]) -> list[str]:
 
 
 def markdown_table(records: list[dict]) -> str:
-    head = ("| case | mode | eager ms | compile ms | fused ms | fused GB/s | vs eager | vs compile |"
-            "\n|---|---|---|---|---|---|---|---|")
+    """One row per (case, mode, fused kernel provider): fused, and cuda / triton where run."""
+    head = ("| case | mode | provider | eager ms | compile ms | ms | GB/s | of copy | vs eager | "
+            "vs compile |\n|---|---|---|---|---|---|---|---|---|---|")
     index = {(r["case"], r["mode"], r["provider"]): r for r in records}
     rows = []
     for (case, mode, provider), r in index.items():
-        if provider != "fused":
+        if provider not in ("fused", *BACKEND_PROVIDERS):
             continue
         e, c = index.get((case, mode, "eager")), index.get((case, mode, "compile"))
         cell = lambda rec: f"{rec['median_ms']:.4f}" if rec else "-"  # noqa: E731
         ratio = lambda key: f"{r[key]:.2f}x" if key in r else "-"  # noqa: E731
-        rows.append(f"| {case} | {mode} | {cell(e)} | {cell(c)} | {r['median_ms']:.4f} | "
-                    f"{r['gbps']:.1f} | {ratio('speedup_vs_eager')} | "
-                    f"{ratio('speedup_vs_compile')} |")
+        rows.append(f"| {case} | {mode} | {provider} | {cell(e)} | {cell(c)} | "
+                    f"{r['median_ms']:.4f} | {r['gbps']:.1f} | {r['of_copy']:.2f} | "
+                    f"{ratio('speedup_vs_eager')} | {ratio('speedup_vs_compile')} |")
     return "\n".join([head, *rows])
 
 
@@ -317,7 +354,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cases", default=",".join(CASE_NAMES))
     p.add_argument("--dtype", default="float32", choices=sorted(ops_bench.DTYPES))
     p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--providers", default=",".join(PROVIDERS))
+    p.add_argument("--providers", default=None,
+                   help=f"comma-separated, of {', '.join(PROVIDERS + BACKEND_PROVIDERS)} "
+                        f"(default: {', '.join(PROVIDERS)}, plus "
+                        f"{', '.join(BACKEND_PROVIDERS)} on a CUDA device)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--clock", default="wall", choices=sorted(CLOCKS),
@@ -342,7 +382,16 @@ def main(args: argparse.Namespace) -> int:
                          f"{', '.join(CASE_NAMES)}")
     cases = [c for c in CASES if c.name in wanted and (not args.quick or c.name in QUICK_CASES)]
     modes = args.modes.split(",")
-    providers = args.providers.split(",")
+    if args.providers:
+        providers = args.providers.split(",")
+    elif args.device.startswith("cuda"):
+        providers = list(PROVIDERS + BACKEND_PROVIDERS)
+    else:
+        providers = list(PROVIDERS)
+    unknown = sorted(set(providers) - set(PROVIDERS + BACKEND_PROVIDERS))
+    if unknown:
+        raise SystemExit(f"--providers: unknown {', '.join(unknown)}; expected some of "
+                         f"{', '.join(PROVIDERS + BACKEND_PROVIDERS)}")
     repeats = args.repeats or (10 if args.quick else 30)
     meta = ops_bench.machine_info(args.device)
     meta["clock"] = args.clock

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks, extension
+from .. import checks, extension, triton_support
 from ..backends import implement, select
 from . import reference
 
@@ -115,5 +115,13 @@ if extension.state().loaded:
     from . import fake as _fake
 
     _fake.register()
-    implement("cpu", "gan_loss", torch.ops.i2i_fast.gan_loss.default)
-    implement("cpu", "r1_penalty", torch.ops.i2i_fast.r1_penalty.default)
+    # The same operators on both devices: the dispatcher runs the CPU or the CUDA kernel by the
+    # device of the inputs (the cuda backend is available only when the library has CUDA kernels).
+    for _backend in ("cpu", "cuda"):
+        implement(_backend, "gan_loss", torch.ops.i2i_fast.gan_loss.default)
+        implement(_backend, "r1_penalty", torch.ops.i2i_fast.r1_penalty.default)
+if triton_support.state().unavailable_reason is None:
+    from . import triton as _triton
+
+    implement("triton", "gan_loss", _triton.gan_loss)
+    implement("triton", "r1_penalty", _triton.r1_penalty)
