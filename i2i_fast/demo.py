@@ -89,12 +89,13 @@ def main(args: argparse.Namespace) -> int:
 
     if args.speed_iterations > 0:
         _say("speed of this training step (same configuration, same batches, one process):")
+        runners = [method_bench.Runner("munit", "demo", overrides, provider, "cpu", "fp32",
+                                        False, DEMO_DATA)
+                   for provider in ("fused", "eager_reference")]
         rates = {}
-        for provider in ("fused", "eager_reference"):
-            r = method_bench.measure("munit", "demo", overrides, provider, "cpu", "fp32", False,
-                                     args.speed_iterations, 2, DEMO_DATA)
-            rates[provider] = r["images_per_s"]
-            _say(f"  {provider:16s} {r['median_s'] * 1e3:8.1f} ms/iteration  "
+        for r in method_bench.measure_interleaved(runners, args.speed_iterations, 2):
+            rates[r["provider"]] = r["images_per_s"]
+            _say(f"  {r['provider']:16s} {r['median_s'] * 1e3:8.1f} ms/iteration  "
                  f"{r['images_per_s']:6.2f} images/s")
         _say(f"  fused / reference: x{rates['fused'] / rates['eager_reference']:.2f}")
     return 0

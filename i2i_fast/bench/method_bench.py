@@ -1,7 +1,8 @@
 """Whole training iterations of a method, in images per second: fused vs the reference.
 
 Used by `i2i-fast bench method METHOD` and by the demo. Providers (each a fresh method built from
-the same seed, run on the same preloaded batches, in one process):
+the same seed, run on the same preloaded batches, in one process, their iterations timed in turn
+so that a background load that changes during the run affects them alike):
 
   eager_reference     i2i_fast ops on the plain-PyTorch reference backend, no compilation
   compiled_reference  the same, with every training network torch.compile'd (mode "default")
@@ -38,43 +39,77 @@ def _cycle(batches: list[dict]) -> Iterator[dict]:
         yield from batches
 
 
+class Runner:
+    """One provider's method (fresh, same seed) and batches; ``step()`` runs and times one
+    training iteration (seconds)."""
+
+    def __init__(self, name: str, config, overrides, provider: str, device: str, precision: str,
+                 channels_last: bool, data: str, seed: int = 0):
+        import i2i_fast.ops as ops
+        from i2i_fast.methods import RunContext, create_method
+
+        if provider not in PROVIDERS:
+            raise ValueError(f"provider: expected one of {', '.join(PROVIDERS)}, "
+                             f"got {provider!r}")
+        self.provider, self.precision, self.device = provider, precision, device
+        torch.manual_seed(seed)
+        context = RunContext(device=device, precision=precision, channels_last=channels_last)
+        self.method = create_method(name, config, overrides, context)
+        if provider in ("compiled_reference", "fused_compiled"):
+            self.method.compile_networks()
+        backend = "reference" if provider.endswith("reference") else None
+        self.guard = (lambda: ops.use_backend(backend)) if backend else _no_backend_forced
+        self.batches = _cycle(_batches(self.method, data, 4, seed))
+        self.step_index = 0
+        self.times: list[float] = []
+
+    def step(self) -> float:
+        cuda = self.device.startswith("cuda")
+        batch = next(self.batches)
+        with self.guard():
+            if cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            losses = self.method.train_step(batch, self.step_index)
+            self.method.context.end_iteration()
+            float(next(iter(losses.values())))  # the step is done when its losses are
+            if cuda:
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+        self.step_index += 1
+        return elapsed
+
+    def result(self) -> dict:
+        times = sorted(self.times)
+        median = statistics.median(times)
+        cfg = self.method.config
+        return {"provider": self.provider, "precision": self.precision, "median_s": median,
+                "p20_s": times[int(0.2 * (len(times) - 1))],
+                "p80_s": times[int(0.8 * (len(times) - 1))], "iterations": len(times),
+                "images_per_s": cfg.batch_size / median, "batch_size": cfg.batch_size,
+                "image_size": cfg.image_size}
+
+
+def measure_interleaved(runners: list[Runner], iterations: int, warmup: int) -> list[dict]:
+    """Median seconds per iteration of each runner, timed in turn (a, b, c, a, b, c, ...) after
+    `warmup` untimed iterations each, so that a background load that changes during the run
+    affects every provider alike."""
+    for runner in runners:
+        for _ in range(warmup):
+            runner.step()
+    for _ in range(iterations):
+        for runner in runners:
+            runner.times.append(runner.step())
+    return [runner.result() for runner in runners]
+
+
 def measure(name: str, config, overrides, provider: str, device: str, precision: str,
             channels_last: bool, iterations: int, warmup: int, data: str,
             seed: int = 0) -> dict:
     """Median seconds per iteration of one provider (a fresh method, same seed)."""
-    import i2i_fast.ops as ops
-    from i2i_fast.methods import RunContext, create_method
-
-    if provider not in PROVIDERS:
-        raise ValueError(f"provider: expected one of {', '.join(PROVIDERS)}, got {provider!r}")
-    torch.manual_seed(seed)
-    context = RunContext(device=device, precision=precision, channels_last=channels_last)
-    method = create_method(name, config, overrides, context)
-    if provider.endswith("compiled") or provider == "compiled_reference":
-        method.compile_networks()
-    backend = "reference" if provider.endswith("reference") else None
-    batches = _cycle(_batches(method, data, 4, seed))
-    guard = ops.use_backend(backend) if backend else _no_backend_forced()
-    times = []
-    with guard:
-        for step in range(warmup + iterations):
-            batch = next(batches)
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            losses = method.train_step(batch, step)
-            method.context.end_iteration()
-            float(next(iter(losses.values())))  # the step is done when its losses are
-            if device.startswith("cuda"):
-                torch.cuda.synchronize()
-            if step >= warmup:
-                times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    return {"provider": provider, "precision": precision, "median_s": median,
-            "p20_s": sorted(times)[int(0.2 * (len(times) - 1))],
-            "p80_s": sorted(times)[int(0.8 * (len(times) - 1))], "iterations": len(times),
-            "images_per_s": method.config.batch_size / median,
-            "batch_size": method.config.batch_size, "image_size": method.config.image_size}
+    runner = Runner(name, config, overrides, provider, device, precision, channels_last, data,
+                     seed)
+    return measure_interleaved([runner], iterations, warmup)[0]
 
 
 class _no_backend_forced:
@@ -148,16 +183,17 @@ def main(args: argparse.Namespace) -> int:
           f" {args.precision}{', channels_last' if args.channels_last else ''}")
     data = args.data or default_data(args.method, args.config, args.overrides)
     print(f"# data {data}")
-    results = []
+    runners = []
     for provider in args.providers.split(","):
         precision = (args.reference_precision or args.precision) \
             if provider == "eager_reference" else args.precision
-        r = measure(args.method, args.config, args.overrides, provider, args.device, precision,
-                    args.channels_last, args.iterations, args.warmup, data)
+        runners.append(Runner(args.method, args.config, args.overrides, provider, args.device,
+                               precision, args.channels_last, data))
+    results = measure_interleaved(runners, args.iterations, args.warmup)
+    for r in results:
+        provider, precision = r["provider"], r["precision"]
         r.update(method=args.method, config=str(args.config), overrides=" ".join(args.overrides),
-                 data=data,
-                 channels_last=args.channels_last)
-        results.append(r)
+                 data=data, channels_last=args.channels_last)
         print(f"{provider:19s} {precision:5s} {r['median_s'] * 1e3:9.1f} ms/iteration  "
               f"{r['images_per_s']:8.2f} images/s  (p20 {r['p20_s'] * 1e3:.1f}, p80 "
               f"{r['p80_s'] * 1e3:.1f} ms)", flush=True)
