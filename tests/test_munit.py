@@ -96,6 +96,39 @@ def test_reference_and_fused_backends_give_the_same_losses():
         rtol=1e-3, atol=1e-3)
 
 
+def test_generator_update_with_frozen_discriminators_is_the_official_update(monkeypatch):
+    """The G update runs D frozen; the official code lets D's parameters take gradients there and
+    discards them. Same generator update either way; D gets no gradient from the G update."""
+    import contextlib
+
+    import i2i_fast.methods.munit as munit_module
+
+    def generator_step(official: bool):
+        torch.manual_seed(0)
+        method = create_method("munit", overrides=copy.deepcopy(SMALL))
+        if official:
+            monkeypatch.setattr(munit_module, "frozen", lambda *m: contextlib.nullcontext())
+            for nets in method._nets.values():
+                nets.critic = nets.dis
+        batch = tiny_batch(method.config, 2)
+        x_a, x_b = batch["a"], batch["b"]
+        torch.manual_seed(1)
+        losses = method._gen_update(x_a, x_b)
+        monkeypatch.undo()
+        dis_grads = [p.grad for p in [*method.dis_a.parameters(), *method.dis_b.parameters()]]
+        return losses, method, dis_grads
+
+    losses, method, dis_grads = generator_step(official=False)
+    official_losses, official, official_dis_grads = generator_step(official=True)
+    assert all(g is None for g in dis_grads)
+    assert all(g is not None for g in official_dis_grads)
+    assert all(p.requires_grad for p in method.dis_a.parameters())  # restored after the update
+    for name in losses:
+        assert float(losses[name]) == float(official_losses[name]), name
+    for (name, p), q in zip(method.gen_a.named_parameters(), official.gen_a.parameters()):
+        assert torch.equal(p, q), name
+
+
 def test_cycle_loss_is_used_when_weighted():
     history, _ = run_steps("cpu", 1, {**SMALL, "recon_x_cyc_w": 10.0})
     assert "g_cycrecon_x_a" in history[0] and history[0]["g_cycrecon_x_a"] > 0

@@ -40,6 +40,16 @@ struct StorageOf<c10::Half> {
   using type = HalfStorage;
 };
 
+// The type a kernel accumulates tensor element type T in: float, double for double.
+template <typename T>
+struct AccumulateOf {
+  using type = float;
+};
+template <>
+struct AccumulateOf<double> {
+  using type = double;
+};
+
 C10_ALWAYS_INLINE uint32_t float_bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, sizeof(u));

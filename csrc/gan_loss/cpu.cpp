@@ -22,23 +22,17 @@
 #include <algorithm>
 #include <vector>
 
+#include "../common/cpu_element.h"
 #include "../common/cpu_output_allocator.h"
 
 namespace i2i_fast::gan_loss::cpu {
 namespace {
 
+using i2i_fast::cpu::AccumulateOf;
+
 constexpr int64_t kBlock = 1024;                   // elements summed in A before a double fold
 constexpr int64_t kChunk = 1 << 14;                // elements per task
 constexpr int64_t kParallelMinElements = 1 << 16;  // smaller calls stay on the calling thread
-
-template <typename T>
-struct AccumulateType {
-  using type = float;
-};
-template <>
-struct AccumulateType<double> {
-  using type = double;
-};
 
 // `count` elements of sample `sample` of scale `scale`, starting `begin` elements into the
 // sample's block.
@@ -169,7 +163,7 @@ at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tens
   std::vector<double> task_sums(tasks.size());
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, outputs[0].scalar_type(), "gan_loss_forward", [&] {
-        using A = typename AccumulateType<scalar_t>::type;
+        using A = typename AccumulateOf<scalar_t>::type;
         const A label = static_cast<A>(spec.label);
         const A sign = static_cast<A>(spec.sign);
         std::vector<const scalar_t*> data(scales.size());
@@ -260,7 +254,7 @@ std::vector<at::Tensor> gan_loss_backward(const at::Tensor& grad_loss, at::Tenso
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, outputs[0].scalar_type(), "gan_loss_backward", [&] {
-        using A = typename AccumulateType<scalar_t>::type;
+        using A = typename AccumulateOf<scalar_t>::type;
         const A label = static_cast<A>(spec.label);
         const A sign = static_cast<A>(spec.sign);
         std::vector<const scalar_t*> in(scales.size());
@@ -363,7 +357,7 @@ at::Tensor r1_penalty_forward(const at::Tensor& grads, double weight, Reduction 
   const std::vector<Task> tasks = sample_tasks(n, per_sample);
   std::vector<double> task_sums(tasks.size());
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "r1_penalty", [&] {
-    using A = typename AccumulateType<scalar_t>::type;
+    using A = typename AccumulateOf<scalar_t>::type;
     const scalar_t* base = x.const_data_ptr<scalar_t>();
     run_tasks(tasks, x.numel(), [&](const Task& task, int64_t t) {
       task_sums[t] =
@@ -409,7 +403,7 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
   const std::vector<Task> tasks = sample_tasks(n, per_sample);
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, x.scalar_type(), "r1_penalty_backward", [&] {
-        using A = typename AccumulateType<scalar_t>::type;
+        using A = typename AccumulateOf<scalar_t>::type;
         const scalar_t* in = x.const_data_ptr<scalar_t>();
         scalar_t* out = dx.mutable_data_ptr<scalar_t>();
         run_tasks(tasks, x.numel(), [&](const Task& task, int64_t) {

@@ -31,18 +31,10 @@
 namespace i2i_fast::normalization::cpu {
 namespace {
 
+using i2i_fast::cpu::AccumulateOf;
 using i2i_fast::cpu::narrow;
 using i2i_fast::cpu::StorageOf;
 using i2i_fast::cpu::widen;
-
-template <typename T>
-struct AccumulateType {
-  using type = float;
-};
-template <>
-struct AccumulateType<double> {
-  using type = double;
-};
 
 constexpr int64_t kSpanBlock = 1024;  // elements summed in A before folding into a double
 constexpr int64_t kRowBlock = 64;     // rows of a column tile summed in A before folding
@@ -751,7 +743,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
                                                          : at::empty({N}, stat_options);
   at::Tensor rstd = at::empty_like(mean);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_forward", [&] {
-    using A = typename AccumulateType<scalar_t>::type;
+    using A = typename AccumulateOf<scalar_t>::type;
     using S = typename StorageOf<scalar_t>::type;
     const auto p = make_problem<S, A>(x, nullptr, y, w, b, spec);
     A* mean_out = mean.mutable_data_ptr<A>();
@@ -785,7 +777,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n.
   at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {
-    using A = typename AccumulateType<scalar_t>::type;
+    using A = typename AccumulateOf<scalar_t>::type;
     using S = typename StorageOf<scalar_t>::type;
     const auto p = make_problem<S, A>(x, &dy, dx, w, b, spec);
     const A* mn = mean_acc.const_data_ptr<A>();

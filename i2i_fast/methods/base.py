@@ -185,6 +185,20 @@ class RunContext:
             self._scaler.load_state_dict(state)
 
 
+@contextlib.contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """Parameters of `modules` with requires_grad False inside the block (those that were
+    trainable are restored after): gradients flow through the modules, not into them."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
 def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     """The network inside a DistributedDataParallel wrapper (or the module itself)."""
     return getattr(module, "module", module)

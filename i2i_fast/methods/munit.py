@@ -20,6 +20,10 @@ official loop steps the scheduler before each iteration, so iteration i runs at
 lr · 0.5^⌊(i + 1) / 100000⌋; here that is a pure function of the step). Init: Kaiming-normal for
 the generators, N(0, 0.02) for the discriminators, biases 0; the LayerNorm gammas U(0, 1).
 
+Exact equivalence used for speed: the discriminators run with their parameters frozen inside the
+generator update (the official code computes their parameter gradients there and discards them:
+dis_update zeroes them before its own backward). The generators' gradients are the official ones.
+
 The perceptual (VGG) loss of the official code is off in every published configuration
 (vgg_w = 0) and needs VGG16 weights this package does not load; vgg_w > 0 is refused.
 """
@@ -35,7 +39,7 @@ from torch import nn
 from ..losses import discriminator_loss, generator_loss, l1
 from ..nn import AdaINDecoder, ContentEncoder, MLP, MultiScalePatchDiscriminator, StyleEncoder
 from ..nn.init import INITS, init_weights
-from .base import Method, RunContext
+from .base import Method, RunContext, frozen
 
 
 @dataclasses.dataclass
@@ -112,7 +116,9 @@ class AdaINGen(nn.Module):
 
 
 class _TrainingNets:
-    """One domain's networks as training calls them (DistributedDataParallel when distributed)."""
+    """One domain's networks as training calls them: DistributedDataParallel when distributed,
+    except `critic`, the discriminator unwrapped, which the generator update calls frozen (its
+    parameters get no gradient there, so DDP has nothing to average)."""
 
     def __init__(self, gen: AdaINGen, dis: nn.Module, context: RunContext):
         self.enc_content = context.wrap(gen.enc_content)
@@ -120,6 +126,7 @@ class _TrainingNets:
         self.dec = context.wrap(gen.dec)
         self.mlp = context.wrap(gen.mlp)
         self.dis = context.wrap(dis)
+        self.critic = dis
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.enc_content(x), self.enc_style(x)
@@ -247,7 +254,7 @@ class MUNIT(Method):
         optimizer.zero_grad(set_to_none=True)
         s_a = self._random_style(x_a.shape[0])
         s_b = self._random_style(x_b.shape[0])
-        with ctx.autocast():
+        with frozen(self.dis_a, self.dis_b), ctx.autocast():
             c_a, s_a_prime = a.encode(x_a)
             c_b, s_b_prime = b.encode(x_b)
             x_a_recon = a.decode(c_a, s_a_prime)  # within domain
@@ -263,8 +270,8 @@ class MUNIT(Method):
                 "g_recon_s_b": l1(s_b_recon, s_b),
                 "g_recon_c_a": l1(c_a_recon, c_a),
                 "g_recon_c_b": l1(c_b_recon, c_b),
-                "g_adv_a": generator_loss(a.dis(x_ba), cfg.dis.gan_type),
-                "g_adv_b": generator_loss(b.dis(x_ab), cfg.dis.gan_type),
+                "g_adv_a": generator_loss(a.critic(x_ba), cfg.dis.gan_type),
+                "g_adv_b": generator_loss(b.critic(x_ab), cfg.dis.gan_type),
             }
             total = (cfg.gan_w * (losses["g_adv_a"] + losses["g_adv_b"])
                      + cfg.recon_x_w * (losses["g_recon_x_a"] + losses["g_recon_x_b"])

@@ -82,7 +82,7 @@ from torch import nn
 from .. import ops
 from ..losses import l1
 from ..nn import AdaINPreActResBlock, HighPass, InstanceNorm, PreActResBlock, init_weights
-from .base import Method, RunContext, unwrap
+from .base import Method, RunContext, frozen, unwrap
 
 Masks = tuple[torch.Tensor, torch.Tensor]
 MaskFn = Callable[[torch.Tensor], Masks]
@@ -309,20 +309,6 @@ def moving_average(model: nn.Module, ema: nn.Module, beta: float) -> None:
         raise ValueError(f"moving_average: model has {len(params)} parameters, ema "
                          f"{len(averages)}")
     torch._foreach_copy_(averages, torch._foreach_lerp(params, averages, beta))
-
-
-@contextlib.contextmanager
-def frozen(*modules: nn.Module) -> Iterator[None]:
-    """Parameters of `modules` with requires_grad False inside the block (those that were
-    trainable are restored after): gradients flow through the modules, not into them."""
-    params = [p for m in modules for p in m.parameters() if p.requires_grad]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
 
 
 def import_mask_fn(path: str) -> MaskFn:

@@ -1,4 +1,5 @@
-"""Network blocks as nn.Modules, every normalization through the fused operators (i2i_fast.ops).
+"""Network blocks as nn.Modules, every normalization, reflection padding, nearest upsampling and
+2x2 average pooling through the fused operators (i2i_fast.ops).
 
 Wrap any use in ``i2i_fast.ops.use_backend("reference")`` to run the same blocks on the
 plain-PyTorch reference definitions.
@@ -13,11 +14,12 @@ from .init import init_weights
 from .mlp import MLP
 from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
 from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
+from .resampling import ReflectionPad, UpsampleNearest
 from .resblocks import AdaINResBlock, ResBlock
 
 __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
     "ContentEncoder", "HighPass", "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
-    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ResBlock", "StyleAdaIN",
-    "StyleEncoder", "init_weights", "make_padding", "split_adain_params",
+    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad", "ResBlock",
+    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "init_weights", "make_padding", "split_adain_params",
 ]

@@ -1,6 +1,7 @@
 """Conv2dBlock (pad → conv → norm → activation) and LinearBlock, MUNIT's building blocks.
 
-A normalization followed by ReLU or LeakyReLU runs as one fused operator.
+A normalization followed by ReLU or LeakyReLU runs as one fused operator; reflection padding
+runs on the fused reflection_pad operator.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm
+from .resampling import ReflectionPad
 
 NORMS = ("none", "in", "ln", "ln_standard", "adain")
 ACTIVATIONS = ("relu", "lrelu", "tanh", "none")
@@ -25,7 +27,7 @@ def make_padding(pad_type: str, padding: int) -> nn.Module:
     _check("pad_type", pad_type, PAD_TYPES)
     if padding == 0:
         return nn.Identity()
-    return {"reflect": nn.ReflectionPad2d, "replicate": nn.ReplicationPad2d,
+    return {"reflect": ReflectionPad, "replicate": nn.ReplicationPad2d,
             "zero": nn.ZeroPad2d}[pad_type](padding)
 
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .conv import Conv2dBlock
+from .resampling import UpsampleNearest
 from .resblocks import AdaINResBlock
 
 
@@ -41,7 +42,7 @@ class AdaINDecoder(nn.Module):
                                        for _ in range(n_res))
         up = []
         for _ in range(n_upsample):
-            up += [nn.Upsample(scale_factor=2),
+            up += [UpsampleNearest(2),
                    Conv2dBlock(dim, dim // 2, 5, 1, 2, norm="ln", activation=activation,
                                pad_type=pad_type)]
             dim //= 2

@@ -2,7 +2,8 @@
 
 Both put the normalization and the activation *before* each convolution, so every
 "norm → LeakyReLU" pair runs as one fused operator (instance norm with affine, or AdaIN with
-``1 + gamma``). Attribute names follow the official code (conv1, conv2, norm1, norm2, conv1x1), so
+``1 + gamma``); average pooling and nearest upsampling run on the fused resampling operators.
+Attribute names follow the official code (conv1, conv2, norm1, norm2, conv1x1), so
 state dicts have the official keys.
 """
 
@@ -14,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import ops
 from .norms import InstanceNorm, StyleAdaIN
 
 
@@ -52,13 +54,13 @@ class PreActResBlock(nn.Module):
         if self.learned_shortcut:
             x = self.conv1x1(x)
         if self.downsample:
-            x = F.avg_pool2d(x, 2)
+            x = ops.avg_pool(x, 2)
         return x
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv1(self._norm_act(x, "norm1"))
         if self.downsample:
-            x = F.avg_pool2d(x, 2)
+            x = ops.avg_pool(x, 2)
         return self.conv2(self._norm_act(x, "norm2"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -99,7 +101,7 @@ class AdaINPreActResBlock(nn.Module):
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = ops.upsample_nearest(x, 2)
         if self.learned_shortcut:
             x = self.conv1x1(x)
         return x
@@ -107,7 +109,7 @@ class AdaINPreActResBlock(nn.Module):
     def residual(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x, s)  # AdaIN + LeakyReLU, fused
         if self.upsample:
-            x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = ops.upsample_nearest(x, 2)
         x = self.conv1(x)
         return self.conv2(self.norm2(x, s))
 

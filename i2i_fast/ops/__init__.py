@@ -39,10 +39,12 @@ register_backend(ReferenceBackend(), priority=100)
 from . import gan_loss as _gan_loss_family  # noqa: E402 - families register after the backends
 from . import normalization  # noqa: E402
 from . import reference  # noqa: E402
+from . import resampling  # noqa: E402
 from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows its subpackage
 from .normalization import adain, instance_norm, layer_norm  # noqa: E402
+from .resampling import avg_pool, reflection_pad, upsample_nearest  # noqa: E402
 
-OPS = normalization.OPS + _gan_loss_family.OPS
+OPS = normalization.OPS + _gan_loss_family.OPS + resampling.OPS
 
 __all__ = [
     "BACKEND_ENV",
@@ -50,6 +52,7 @@ __all__ = [
     "BackendError",
     "OPS",
     "adain",
+    "avg_pool",
     "backend_names",
     "chosen_backend",
     "forced_backend",
@@ -60,7 +63,9 @@ __all__ = [
     "layer_norm",
     "r1_penalty",
     "reference",
+    "reflection_pad",
     "register_backend",
     "select",
+    "upsample_nearest",
     "use_backend",
 ]

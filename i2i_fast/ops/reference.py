@@ -7,5 +7,9 @@ from __future__ import annotations
 
 from .gan_loss.reference import gan_loss, r1_penalty
 from .normalization.reference import adain, instance_norm, layer_norm
+from .resampling.reference import avg_pool, reflection_pad, upsample_nearest
 
-__all__ = ["adain", "gan_loss", "instance_norm", "layer_norm", "r1_penalty"]
+__all__ = [
+    "adain", "avg_pool", "gan_loss", "instance_norm", "layer_norm", "r1_penalty",
+    "reflection_pad", "upsample_nearest",
+]

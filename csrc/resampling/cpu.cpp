@@ -1,0 +1,379 @@
+// CPU kernels of the resampling family, for (N, C, H, W) tensors, contiguous or channels-last:
+//
+//   block_repeat(x, f, divisor, out_h, out_w)  out[h, w] = x[h / f, w / f] / divisor, zero where
+//                                              h / f or w / f falls outside x (out_h may exceed
+//                                              f * H by less than f: the adjoint of a floor pool)
+//   block_sum(x, f, divisor)                   out[h, w] = (sum of the f x f block at (f h, f w))
+//                                              / divisor, over the H / f x W / f whole blocks
+//   reflection_pad(x, p)                       PyTorch's "reflect" padding by p on all four sides
+//   reflection_pad_backward(g, p)              its adjoint: each input pixel gathers the gradient
+//                                              of every padded position that copies it
+//
+// Nearest upsampling by f is block_repeat(x, f, 1, fH, fW), whose gradient is block_sum(g, f, 1);
+// average pooling by f is block_sum(x, f, f * f), whose gradient is block_repeat(g, f, f * f, H,
+// W). Every kernel writes each output element once (a gather: no zero fill, no atomics), sums in
+// float (double for double) in a fixed order, and divides like PyTorch's avg_pool2d (sum / f^2).
+// The output has the layout of the input: channels-last when the input is channels-last and not
+// contiguous, else contiguous (other strides are made contiguous first).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "../common/cpu_element.h"
+
+namespace i2i_fast::resampling::cpu {
+namespace {
+
+using at::Tensor;
+using i2i_fast::cpu::AccumulateOf;
+using i2i_fast::cpu::narrow;
+using i2i_fast::cpu::StorageOf;
+using i2i_fast::cpu::widen;
+
+constexpr int64_t kMinParallelWork = int64_t(1) << 15;  // elements per task, at least
+constexpr int64_t kChannelTile = 256;                    // channels-last accumulators at once
+
+int64_t grain_for(int64_t elements_per_task) {
+  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(elements_per_task, 1));
+}
+
+// ----- layout -----
+
+struct Input {
+  Tensor x;            // dense in `channels_last` layout
+  bool channels_last;  // else contiguous NCHW
+  int64_t N, C, H, W;
+};
+
+Input dense_input(const char* op, const Tensor& x) {
+  TORCH_CHECK(x.dim() == 4, op, ": x: expected shape (N, C, H, W), got ", x.dim(),
+              " dims with shape ", x.sizes());
+  Input in{x, false, x.size(0), x.size(1), x.size(2), x.size(3)};
+  if (x.is_contiguous()) return in;
+  if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+    in.channels_last = true;
+    return in;
+  }
+  in.x = x.contiguous();
+  return in;
+}
+
+// torch's CPU allocator, not the huge-page one of the normalizations (common/
+// cpu_output_allocator.h): these outputs are mostly under a few MiB, which the allocator reuses
+// without page faults, where fresh huge pages cost a 2 MiB clear each (measured: the resampling
+// share of a MUNIT demo iteration is 30 ms with this allocator, 43 ms with huge pages).
+Tensor empty_output(const Input& in, int64_t H, int64_t W) {
+  const int64_t C = in.C;
+  const std::array<int64_t, 4> sizes{in.N, C, H, W};
+  const std::array<int64_t, 4> strides =
+      in.channels_last ? std::array<int64_t, 4>{H * W * C, 1, W * C, C}
+                       : std::array<int64_t, 4>{C * H * W, H * W, W, 1};
+  return at::empty_strided(sizes, strides, in.x.options());
+}
+
+// Rows of the output: (plane, row) for NCHW, (sample, row) for channels-last; each row holds
+// `row_len` elements (W, or W * C).
+struct Rows {
+  int64_t outer, rows_per_outer;
+  int64_t count() const { return outer * rows_per_outer; }
+};
+
+// ----- block_repeat -----
+
+template <typename T, int F>
+void block_repeat_kernel(const Input& in, Tensor& out, int64_t factor, double divisor) {
+  using S = typename StorageOf<T>::type;
+  using A = typename AccumulateOf<T>::type;
+  const int64_t f = F > 0 ? F : factor;
+  const int64_t H = in.H, W = in.W, OH = out.size(2), OW = out.size(3);
+  const int64_t lanes = in.channels_last ? in.C : 1;  // elements per pixel in a row
+  const int64_t outer = in.channels_last ? in.N : in.N * in.C;
+  const int64_t out_row = OW * lanes, in_row = W * lanes;
+  const S* src = reinterpret_cast<const S*>(in.x.data_ptr());
+  S* dst = reinterpret_cast<S*>(out.data_ptr());
+  const bool plain = divisor == 1.0;  // a copy: bit-exact for every dtype
+  const A div = static_cast<A>(divisor);
+  at::parallel_for(0, outer * OH, grain_for(out_row), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t o = r / OH, ho = r % OH, hi = ho / f;
+      S* orow = dst + r * out_row;
+      if (hi >= H) {
+        std::memset(static_cast<void*>(orow), 0, sizeof(S) * out_row);
+        continue;
+      }
+      if (ho % f != 0 && r > r0) {  // the same source row as the row above
+        std::memcpy(static_cast<void*>(orow), orow - out_row, sizeof(S) * out_row);
+        continue;
+      }
+      const S* irow = src + (o * H + hi) * in_row;
+      if (lanes == 1 && plain) {
+        for (int64_t wi = 0; wi < W; ++wi) {
+          const S v = irow[wi];
+          for (int64_t j = 0; j < f; ++j) orow[wi * f + j] = v;
+        }
+      } else if (lanes == 1) {
+        for (int64_t wi = 0; wi < W; ++wi) {
+          const S v = narrow<S>(widen(irow[wi]) / div);
+          for (int64_t j = 0; j < f; ++j) orow[wi * f + j] = v;
+        }
+      } else {
+        for (int64_t wi = 0; wi < W; ++wi) {
+          const S* p = irow + wi * lanes;
+          for (int64_t j = 0; j < f; ++j) {
+            S* q = orow + (wi * f + j) * lanes;
+            if (plain) {
+              std::memcpy(static_cast<void*>(q), p, sizeof(S) * lanes);
+            } else {
+              for (int64_t c = 0; c < lanes; ++c) q[c] = narrow<S>(widen(p[c]) / div);
+            }
+          }
+        }
+      }
+      const int64_t filled = W * f * lanes;
+      if (filled < out_row) {
+        std::memset(static_cast<void*>(orow + filled), 0, sizeof(S) * (out_row - filled));
+      }
+    }
+  });
+}
+
+// ----- block_sum -----
+
+template <typename T, int F>
+void block_sum_kernel(const Input& in, Tensor& out, int64_t factor, double divisor) {
+  using S = typename StorageOf<T>::type;
+  using A = typename AccumulateOf<T>::type;
+  const int64_t f = F > 0 ? F : factor;
+  const int64_t W = in.W, OH = out.size(2), OW = out.size(3);
+  const int64_t lanes = in.channels_last ? in.C : 1;
+  const int64_t outer = in.channels_last ? in.N : in.N * in.C;
+  const int64_t out_row = OW * lanes, in_row = W * lanes;
+  const S* src = reinterpret_cast<const S*>(in.x.data_ptr());
+  S* dst = reinterpret_cast<S*>(out.data_ptr());
+  const A div = static_cast<A>(divisor);
+  at::parallel_for(0, outer * OH, grain_for(out_row * f * f), [&](int64_t r0, int64_t r1) {
+    A acc[kChannelTile];
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t o = r / OH, ho = r % OH;
+      S* orow = dst + r * out_row;
+      const S* block_rows = src + (o * in.H + ho * f) * in_row;
+      if (lanes == 1) {
+        for (int64_t wo = 0; wo < OW; ++wo) {
+          A sum = A(0);
+          for (int64_t i = 0; i < f; ++i) {
+            const S* p = block_rows + i * in_row + wo * f;
+            for (int64_t j = 0; j < f; ++j) sum += widen(p[j]);
+          }
+          orow[wo] = narrow<S>(sum / div);
+        }
+        continue;
+      }
+      for (int64_t wo = 0; wo < OW; ++wo) {
+        for (int64_t c0 = 0; c0 < lanes; c0 += kChannelTile) {
+          const int64_t cn = std::min(kChannelTile, lanes - c0);
+          for (int64_t c = 0; c < cn; ++c) acc[c] = A(0);
+          for (int64_t i = 0; i < f; ++i) {
+            for (int64_t j = 0; j < f; ++j) {
+              const S* p = block_rows + i * in_row + (wo * f + j) * lanes + c0;
+              for (int64_t c = 0; c < cn; ++c) acc[c] += widen(p[c]);
+            }
+          }
+          S* q = orow + wo * lanes + c0;
+          for (int64_t c = 0; c < cn; ++c) q[c] = narrow<S>(acc[c] / div);
+        }
+      }
+    }
+  });
+}
+
+// ----- reflection padding -----
+
+// The source index of padded position r (0 <= r < n + 2p), PyTorch's "reflect" (no edge repeat).
+inline int64_t reflect(int64_t r, int64_t n, int64_t p) {
+  const int64_t i = r - p;
+  return i < 0 ? -i : (i >= n ? 2 * (n - 1) - i : i);
+}
+
+template <typename T>
+void reflection_pad_kernel(const Input& in, Tensor& out, int64_t p) {
+  using S = typename StorageOf<T>::type;
+  const int64_t H = in.H, W = in.W, OH = H + 2 * p, OW = W + 2 * p;
+  const S* src = reinterpret_cast<const S*>(in.x.data_ptr());
+  S* dst = reinterpret_cast<S*>(out.data_ptr());
+  if (!in.channels_last) {
+    at::parallel_for(0, in.N * in.C, grain_for(OH * OW), [&](int64_t q0, int64_t q1) {
+      for (int64_t q = q0; q < q1; ++q) {
+        const S* plane = src + q * H * W;
+        S* o = dst + q * OH * OW;
+        for (int64_t ho = 0; ho < OH; ++ho, o += OW) {
+          const S* irow = plane + reflect(ho, H, p) * W;
+          for (int64_t j = 0; j < p; ++j) o[j] = irow[p - j];
+          std::memcpy(static_cast<void*>(o + p), irow, sizeof(S) * W);
+          for (int64_t k = 0; k < p; ++k) o[p + W + k] = irow[W - 2 - k];
+        }
+      }
+    });
+    return;
+  }
+  const int64_t C = in.C;
+  at::parallel_for(0, in.N * OH, grain_for(OW * C), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = r / OH, ho = r % OH;
+      const S* irow = src + (n * H + reflect(ho, H, p)) * W * C;
+      S* orow = dst + r * OW * C;
+      for (int64_t j = 0; j < p; ++j) {
+        std::memcpy(static_cast<void*>(orow + j * C), irow + (p - j) * C, sizeof(S) * C);
+        std::memcpy(static_cast<void*>(orow + (p + W + j) * C), irow + (W - 2 - j) * C,
+                    sizeof(S) * C);
+      }
+      std::memcpy(static_cast<void*>(orow + p * C), irow, sizeof(S) * W * C);
+    }
+  });
+}
+
+// acc[w * lanes + c] (+)= the gradient row `grow` folded onto the W source columns: column w
+// gathers padded column w + p, plus p - w when 1 <= w <= p, plus 2 (W - 1) - w + p when
+// W - 1 - p <= w <= W - 2.
+template <typename S, typename A>
+C10_ALWAYS_INLINE void fold_row(const S* grow, A* acc, int64_t W, int64_t p, int64_t lanes,
+                                bool first) {
+  const S* interior = grow + p * lanes;
+  if (first) {
+    for (int64_t e = 0; e < W * lanes; ++e) acc[e] = widen(interior[e]);
+  } else {
+    for (int64_t e = 0; e < W * lanes; ++e) acc[e] += widen(interior[e]);
+  }
+  for (int64_t w = 1; w <= p; ++w) {
+    for (int64_t c = 0; c < lanes; ++c) acc[w * lanes + c] += widen(grow[(p - w) * lanes + c]);
+  }
+  for (int64_t w = std::max<int64_t>(W - 1 - p, 0); w <= W - 2; ++w) {
+    const S* g = grow + (2 * (W - 1) - w + p) * lanes;
+    for (int64_t c = 0; c < lanes; ++c) acc[w * lanes + c] += widen(g[c]);
+  }
+}
+
+template <typename T>
+void reflection_pad_backward_kernel(const Input& g, Tensor& out, int64_t p) {
+  using S = typename StorageOf<T>::type;
+  using A = typename AccumulateOf<T>::type;
+  constexpr bool kInPlace = std::is_same_v<S, A>;  // float/double: accumulate in the output
+  const int64_t H = out.size(2), W = out.size(3), GH = g.H, GW = g.W;
+  const int64_t lanes = g.channels_last ? g.C : 1;
+  // NCHW: a task is a run of whole planes; channels-last: a run of (sample, row) pairs.
+  const int64_t outer = g.channels_last ? g.N : g.N * g.C;
+  const int64_t out_row = W * lanes, g_row = GW * lanes;
+  const S* src = reinterpret_cast<const S*>(g.x.data_ptr());
+  S* dst = reinterpret_cast<S*>(out.data_ptr());
+  at::parallel_for(0, outer * H, grain_for(out_row * 2), [&](int64_t r0, int64_t r1) {
+    std::vector<A> buffer(kInPlace ? 0 : static_cast<size_t>(out_row));
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t o = r / H, hi = r % H;
+      S* orow = dst + r * out_row;
+      A* acc = kInPlace ? reinterpret_cast<A*>(orow) : buffer.data();
+      const S* plane = src + o * GH * g_row;
+      fold_row(plane + (hi + p) * g_row, acc, W, p, lanes, true);
+      if (hi >= 1 && hi <= p) fold_row(plane + (p - hi) * g_row, acc, W, p, lanes, false);
+      if (hi >= H - 1 - p && hi <= H - 2) {
+        fold_row(plane + (2 * (H - 1) - hi + p) * g_row, acc, W, p, lanes, false);
+      }
+      if constexpr (!kInPlace) {
+        for (int64_t e = 0; e < out_row; ++e) orow[e] = narrow<S>(acc[e]);
+      }
+    }
+  });
+}
+
+// ----- the operators -----
+
+#define I2I_FAST_RESAMPLING_TYPES(TYPE, NAME, ...) \
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
+
+void check_factor(const char* op, int64_t factor) {
+  TORCH_CHECK(factor >= 1, op, ": factor: expected an integer >= 1, got ", factor);
+}
+
+Tensor block_repeat_cpu(const Tensor& x, int64_t factor, double divisor, int64_t out_h,
+                        int64_t out_w) {
+  const char* op = "block_repeat";
+  check_factor(op, factor);
+  const Input in = dense_input(op, x);
+  TORCH_CHECK(out_h >= in.H * factor && out_h < (in.H + 1) * factor && out_w >= in.W * factor &&
+                  out_w < (in.W + 1) * factor,
+              op, ": out_h, out_w: expected [", in.H * factor, ", ", (in.H + 1) * factor,
+              ") x [", in.W * factor, ", ", (in.W + 1) * factor, ") for x of shape ", x.sizes(),
+              " and factor ", factor, ", got ", out_h, " x ", out_w);
+  Tensor out = empty_output(in, out_h, out_w);
+  if (out.numel() == 0) return out;
+  I2I_FAST_RESAMPLING_TYPES(x.scalar_type(), "block_repeat", [&] {
+    if (factor == 2) {
+      block_repeat_kernel<scalar_t, 2>(in, out, factor, divisor);
+    } else {
+      block_repeat_kernel<scalar_t, 0>(in, out, factor, divisor);
+    }
+  });
+  return out;
+}
+
+Tensor block_sum_cpu(const Tensor& x, int64_t factor, double divisor) {
+  const char* op = "block_sum";
+  check_factor(op, factor);
+  const Input in = dense_input(op, x);
+  Tensor out = empty_output(in, in.H / factor, in.W / factor);
+  if (out.numel() == 0) return out;
+  I2I_FAST_RESAMPLING_TYPES(x.scalar_type(), "block_sum", [&] {
+    if (factor == 2) {
+      block_sum_kernel<scalar_t, 2>(in, out, factor, divisor);
+    } else {
+      block_sum_kernel<scalar_t, 0>(in, out, factor, divisor);
+    }
+  });
+  return out;
+}
+
+void check_pad(const char* op, int64_t pad, int64_t H, int64_t W) {
+  TORCH_CHECK(pad >= 0 && pad < H && pad < W, op,
+              ": pad: expected 0 <= pad < H and pad < W (reflection repeats no edge), got pad ",
+              pad, " for H x W = ", H, " x ", W);
+}
+
+Tensor reflection_pad_cpu(const Tensor& x, int64_t pad) {
+  const char* op = "reflection_pad";
+  const Input in = dense_input(op, x);
+  check_pad(op, pad, in.H, in.W);
+  Tensor out = empty_output(in, in.H + 2 * pad, in.W + 2 * pad);
+  if (out.numel() == 0) return out;
+  I2I_FAST_RESAMPLING_TYPES(x.scalar_type(), "reflection_pad",
+                            [&] { reflection_pad_kernel<scalar_t>(in, out, pad); });
+  return out;
+}
+
+Tensor reflection_pad_backward_cpu(const Tensor& grad, int64_t pad) {
+  const char* op = "reflection_pad_backward";
+  const Input g = dense_input(op, grad);
+  TORCH_CHECK(pad >= 0 && g.H > 3 * pad && g.W > 3 * pad, op,
+              ": grad: expected a padded gradient of H + 2 pad x W + 2 pad with pad < H, W, got ",
+              g.H, " x ", g.W, " and pad ", pad);
+  Tensor out = empty_output(g, g.H - 2 * pad, g.W - 2 * pad);
+  if (out.numel() == 0) return out;
+  I2I_FAST_RESAMPLING_TYPES(grad.scalar_type(), "reflection_pad_backward",
+                            [&] { reflection_pad_backward_kernel<scalar_t>(g, out, pad); });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
+  m.impl("block_repeat", &block_repeat_cpu);
+  m.impl("block_sum", &block_sum_cpu);
+  m.impl("reflection_pad", &reflection_pad_cpu);
+  m.impl("reflection_pad_backward", &reflection_pad_backward_cpu);
+}
+
+}  // namespace i2i_fast::resampling::cpu

@@ -1,0 +1,167 @@
+// The resampling operators: schemas and autograd (the CPU kernels are in cpu.cpp).
+//
+//   i2i_fast::block_repeat(x, factor, divisor, out_h, out_w)   nearest upsampling (divisor 1) and
+//                                                             the gradient of average pooling
+//   i2i_fast::block_sum(x, factor, divisor)                   average pooling (divisor f^2) and
+//                                                             the gradient of nearest upsampling
+//   i2i_fast::reflection_pad(x, pad)                          "reflect" padding
+//   i2i_fast::reflection_pad_backward(grad, pad)              its adjoint
+//
+// The four are linear, and each pair are each other's adjoints, so each operator's backward is a
+// call of its partner through the dispatcher: in an ordinary backward pass (grad mode off) it runs
+// the kernel directly; under create_graph=True it records the partner's autograd node, so the
+// operators are differentiable any number of times (StarGAN v2's R1 penalty differentiates the
+// discriminator's average pooling twice). Fake implementations: i2i_fast/ops/resampling/fake.py.
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+namespace i2i_fast {
+namespace {
+
+using at::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+using BlockRepeatOp = Tensor(const Tensor&, int64_t, double, int64_t, int64_t);
+using BlockSumOp = Tensor(const Tensor&, int64_t, double);
+using PadOp = Tensor(const Tensor&, int64_t);
+
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> op_handle(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
+const auto& block_repeat_op() {
+  static const auto h = op_handle<BlockRepeatOp>("i2i_fast::block_repeat");
+  return h;
+}
+const auto& block_sum_op() {
+  static const auto h = op_handle<BlockSumOp>("i2i_fast::block_sum");
+  return h;
+}
+const auto& reflection_pad_op() {
+  static const auto h = op_handle<PadOp>("i2i_fast::reflection_pad");
+  return h;
+}
+const auto& reflection_pad_backward_op() {
+  static const auto h = op_handle<PadOp>("i2i_fast::reflection_pad_backward");
+  return h;
+}
+
+bool recording(const Tensor& x) { return at::GradMode::is_enabled() && x.requires_grad(); }
+
+class BlockRepeatFunction : public torch::autograd::Function<BlockRepeatFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, int64_t factor, double divisor,
+                        int64_t out_h, int64_t out_w) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->saved_data["factor"] = factor;
+    ctx->saved_data["divisor"] = divisor;
+    return block_repeat_op().call(x, factor, divisor, out_h, out_w);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(5);  // x, factor, divisor, out_h, out_w
+    if (grads[0].defined()) {
+      result[0] = block_sum_op().call(grads[0], ctx->saved_data["factor"].toInt(),
+                                      ctx->saved_data["divisor"].toDouble());
+    }
+    return result;
+  }
+};
+
+class BlockSumFunction : public torch::autograd::Function<BlockSumFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, int64_t factor, double divisor) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->saved_data["factor"] = factor;
+    ctx->saved_data["divisor"] = divisor;
+    ctx->saved_data["in_h"] = x.size(2);
+    ctx->saved_data["in_w"] = x.size(3);
+    return block_sum_op().call(x, factor, divisor);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(3);  // x, factor, divisor
+    if (grads[0].defined()) {
+      result[0] = block_repeat_op().call(grads[0], ctx->saved_data["factor"].toInt(),
+                                         ctx->saved_data["divisor"].toDouble(),
+                                         ctx->saved_data["in_h"].toInt(),
+                                         ctx->saved_data["in_w"].toInt());
+    }
+    return result;
+  }
+};
+
+// Padding and its adjoint: the backward of one is the other, with the same pad.
+template <bool kPad>
+class ReflectionFunction : public torch::autograd::Function<ReflectionFunction<kPad>> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, int64_t pad) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->saved_data["pad"] = pad;
+    return (kPad ? reflection_pad_op() : reflection_pad_backward_op()).call(x, pad);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    variable_list result(2);  // x, pad
+    if (grads[0].defined()) {
+      const int64_t pad = ctx->saved_data["pad"].toInt();
+      result[0] = (kPad ? reflection_pad_backward_op() : reflection_pad_op()).call(grads[0], pad);
+    }
+    return result;
+  }
+};
+
+Tensor block_repeat_autograd(const Tensor& x, int64_t factor, double divisor, int64_t out_h,
+                             int64_t out_w) {
+  if (!recording(x)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return block_repeat_op().call(x, factor, divisor, out_h, out_w);
+  }
+  return BlockRepeatFunction::apply(x, factor, divisor, out_h, out_w);
+}
+
+Tensor block_sum_autograd(const Tensor& x, int64_t factor, double divisor) {
+  if (!recording(x)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return block_sum_op().call(x, factor, divisor);
+  }
+  return BlockSumFunction::apply(x, factor, divisor);
+}
+
+Tensor reflection_pad_autograd(const Tensor& x, int64_t pad) {
+  if (!recording(x)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return reflection_pad_op().call(x, pad);
+  }
+  return ReflectionFunction<true>::apply(x, pad);
+}
+
+Tensor reflection_pad_backward_autograd(const Tensor& grad, int64_t pad) {
+  if (!recording(grad)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return reflection_pad_backward_op().call(grad, pad);
+  }
+  return ReflectionFunction<false>::apply(grad, pad);
+}
+
+}  // namespace
+}  // namespace i2i_fast
+
+TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
+  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
+  m.def("block_repeat(Tensor x, int factor, float divisor, int out_h, int out_w) -> Tensor", tags);
+  m.def("block_sum(Tensor x, int factor, float divisor) -> Tensor", tags);
+  m.def("reflection_pad(Tensor x, int pad) -> Tensor", tags);
+  m.def("reflection_pad_backward(Tensor grad, int pad) -> Tensor", tags);
+}
+
+TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
+  m.impl("block_repeat", &i2i_fast::block_repeat_autograd);
+  m.impl("block_sum", &i2i_fast::block_sum_autograd);
+  m.impl("reflection_pad", &i2i_fast::reflection_pad_autograd);
+  m.impl("reflection_pad_backward", &i2i_fast::reflection_pad_backward_autograd);
+}

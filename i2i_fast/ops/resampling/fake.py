@@ -1,0 +1,36 @@
+"""Fake (meta) implementations of the compiled resampling operators, for torch.compile.
+
+Outputs follow csrc/resampling/cpu.cpp: channels-last when the input is channels-last and not
+contiguous, else contiguous. Imported only once the extension library has loaded.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _empty(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty((x.shape[0], x.shape[1], height, width), dtype=x.dtype, device=x.device,
+                       memory_format=fmt)
+
+
+def register() -> None:
+    lib = "i2i_fast::"
+
+    @torch.library.register_fake(lib + "block_repeat")
+    def _block_repeat(x, factor, divisor, out_h, out_w):
+        return _empty(x, out_h, out_w)
+
+    @torch.library.register_fake(lib + "block_sum")
+    def _block_sum(x, factor, divisor):
+        return _empty(x, x.shape[2] // factor, x.shape[3] // factor)
+
+    @torch.library.register_fake(lib + "reflection_pad")
+    def _reflection_pad(x, pad):
+        return _empty(x, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)
+
+    @torch.library.register_fake(lib + "reflection_pad_backward")
+    def _reflection_pad_backward(grad, pad):
+        return _empty(grad, grad.shape[2] - 2 * pad, grad.shape[3] - 2 * pad)
