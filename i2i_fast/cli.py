@@ -59,6 +59,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from i2i_fast.bench import method_bench
 
         return method_bench.main(args)
+    if args.bench_command == "resampling":
+        from i2i_fast.bench import resampling_bench
+
+        return resampling_bench.main(args)
     if args.bench_command == "losses":
         from i2i_fast.bench import loss_bench
 
@@ -112,9 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)
-    from i2i_fast.bench import loss_bench, method_bench, ops_bench
+    from i2i_fast.bench import loss_bench, method_bench, ops_bench, resampling_bench
 
     ops_bench.add_arguments(bench_sub.add_parser("ops", help="per-operator benchmark table"))
+    resampling_bench.add_arguments(bench_sub.add_parser(
+        "resampling", help="upsample_nearest, avg_pool, reflection_pad: eager, compile, fused"))
     loss_bench.add_arguments(
         bench_sub.add_parser("losses", help="GAN losses and R1 per method: eager, compile, fused"))
     method_bench.add_arguments(bench_sub.add_parser(

@@ -222,3 +222,15 @@ def test_cuda_tensors_go_to_the_reference_backend():
         pytest.skip("no CUDA device")
     x = torch.randn(1, 2, 4, 4, device="cuda")
     assert ops.chosen_backend("avg_pool", x) == "reference"
+
+
+def test_benchmark_runs_and_reports_ratios():
+    from i2i_fast.bench import resampling_bench as rb
+
+    cases = [rb.Case("avg_pool", 2, (1, 2, 8, 8), "test"),
+             rb.Case("reflection_pad", 1, (1, 2, 6, 6), "test")]
+    records = rb.run(cases, [False, True], ["forward_backward"], ["eager", "fused"], repeats=2)
+    assert len(records) == 2 * 2 * 2
+    fused = [r for r in records if r["provider"] == "fused"]
+    assert all(r["vs_eager"] > 0 and r["runs"] == 2 for r in fused)
+    assert {r["layout"] for r in records} == {"contiguous", "channels_last"}

@@ -1,0 +1,129 @@
+"""The resampling operators (upsample_nearest, avg_pool, reflection_pad) at the shapes of MUNIT's
+and StarGAN v2's layers: eager PyTorch (the reference) vs torch.compile of it vs i2i_fast.ops, in
+both layouts, forward and forward+backward, timed in turn (`i2i-fast bench resampling`).
+
+The speedup of these operators is in the layout handling and the backward: PyTorch's CPU nearest
+upsampling of a contiguous (NCHW) tensor goes through a channels-last copy and back, and its
+average-pool and reflection-pad backwards zero a gradient buffer and scatter into it; the fused
+kernels are single gather passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+from . import ops_bench
+
+PROVIDERS = ("eager", "compile", "fused")
+MODES = ("forward", "forward_backward")
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    op: str
+    amount: int  # factor or pad
+    shape: tuple[int, int, int, int]
+    where: str  # the layer it comes from
+
+
+CASES = (
+    Case("upsample_nearest", 2, (8, 64, 32, 32), "StarGAN v2 small, decoder 32->64"),
+    Case("upsample_nearest", 2, (4, 32, 32, 32), "MUNIT demo, decoder 32->64"),
+    Case("upsample_nearest", 2, (8, 512, 32, 32), "StarGAN v2 256^2, decoder 32->64"),
+    Case("avg_pool", 2, (8, 64, 64, 64), "StarGAN v2 small, ResBlk 64->32"),
+    Case("avg_pool", 2, (8, 128, 128, 128), "StarGAN v2 256^2, ResBlk 128->64"),
+    Case("reflection_pad", 1, (4, 64, 16, 16), "MUNIT demo, residual 3x3 conv"),
+    Case("reflection_pad", 2, (4, 32, 64, 64), "MUNIT demo, decoder 5x5 conv"),
+    Case("reflection_pad", 3, (4, 16, 64, 64), "MUNIT demo, decoder 7x7 conv"),
+    Case("reflection_pad", 1, (8, 256, 64, 64), "MUNIT 256^2, residual 3x3 conv"),
+)
+
+
+def make_fn(op: str, provider: str) -> Callable:
+    import i2i_fast.ops as ops
+
+    if provider == "fused":
+        return getattr(ops, op)
+    reference = getattr(ops.reference, op)
+    if provider == "eager":
+        return reference
+    return torch.compile(reference, dynamic=False)
+
+
+def step_fn(fn: Callable, x: torch.Tensor, amount: int, mode: str) -> Callable[[], object]:
+    if mode == "forward":
+        return lambda: fn(x, amount)
+    xr = x.detach().clone().requires_grad_()
+    gy = torch.randn_like(fn(x, amount))
+
+    def fwd_bwd():
+        return torch.autograd.grad(fn(xr, amount), xr, gy)
+
+    return fwd_bwd
+
+
+def run(cases, layouts, modes, providers, repeats: int) -> list[dict]:
+    records = []
+    for case in cases:
+        for channels_last in layouts:
+            x = torch.randn(case.shape)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            for mode in modes:
+                steps = {p: step_fn(make_fn(case.op, p), x, case.amount, mode) for p in providers}
+                times = ops_bench.time_steps_interleaved(steps, "cpu", repeats)
+                by = {p: ops_bench.summarize(t) for p, t in times.items()}
+                line = [f"{case.op:16s} {case.amount} {str(case.shape):18s} "
+                        f"{'channels_last' if channels_last else 'contiguous':13s} {mode:16s}"]
+                for p in providers:
+                    r = {"op": case.op, "amount": case.amount, "shape": list(case.shape),
+                         "layer": case.where, "layout": "channels_last" if channels_last
+                         else "contiguous", "mode": mode, "provider": p, **by[p]}
+                    if p == "fused":
+                        for base in ("eager", "compile"):
+                            if base in by:
+                                r[f"vs_{base}"] = by[base]["median_ms"] / by[p]["median_ms"]
+                    records.append(r)
+                    line.append(f"{p} {by[p]['median_ms']:7.3f} ms")
+                fused = [r for r in records[-len(providers):] if r["provider"] == "fused"]
+                if fused:
+                    line += [f"x{fused[0][k]:.2f} {k[3:]}" for k in ("vs_eager", "vs_compile")
+                             if k in fused[0]]
+                print("  ".join(line), flush=True)
+    return records
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ops", default="upsample_nearest,avg_pool,reflection_pad")
+    p.add_argument("--layouts", default="contiguous,channels_last")
+    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--providers", default=",".join(PROVIDERS))
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
+    p.add_argument("--no-save", action="store_true")
+
+
+def main(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
+
+    wanted = set(args.ops.split(","))
+    cases = [c for c in CASES if c.op in wanted]
+    layouts = [{"contiguous": False, "channels_last": True}[s] for s in args.layouts.split(",")]
+    meta = ops_bench.machine_info("cpu")
+    print(f"# i2i-fast bench resampling: {meta.get('cpu')}, {meta['threads']} threads, torch "
+          f"{meta['torch']}, float32, {args.repeats} repeats (median ms), cpu")
+    records = run(cases, layouts, args.modes.split(","), args.providers.split(","), args.repeats)
+    if not args.no_save:
+        out = Path(args.out) if args.out else ops_bench.default_out_dir()
+        base = ops_bench.save(records, [], meta, out, kind="resampling")
+        print(f"\nresults: {base}.json / .csv")
+    return 0
