@@ -78,12 +78,8 @@ Tensor empty_output(const Input& in, int64_t H, int64_t W) {
   return at::empty_strided(sizes, strides, in.x.options());
 }
 
-// Rows of the output: (plane, row) for NCHW, (sample, row) for channels-last; each row holds
-// `row_len` elements (W, or W * C).
-struct Rows {
-  int64_t outer, rows_per_outer;
-  int64_t count() const { return outer * rows_per_outer; }
-};
+// Each kernel's rows: (plane, row) pairs of an NCHW tensor, rows of W elements; or (sample, row)
+// pairs of a channels-last tensor, rows of W * C elements ("lanes" = C per pixel).
 
 // ----- block_repeat -----
 
@@ -242,9 +238,9 @@ void reflection_pad_kernel(const Input& in, Tensor& out, int64_t p) {
 // gathers padded column w + p, plus p - w when 1 <= w <= p, plus 2 (W - 1) - w + p when
 // W - 1 - p <= w <= W - 2.
 template <typename S, typename A>
-C10_ALWAYS_INLINE void fold_row(const S* grow, A* acc, int64_t W, int64_t p, int64_t lanes,
-                                bool first) {
-  const S* interior = grow + p * lanes;
+C10_ALWAYS_INLINE void fold_row(const S* __restrict__ grow, A* __restrict__ acc, int64_t W,
+                                int64_t p, int64_t lanes, bool first) {
+  const S* __restrict__ interior = grow + p * lanes;
   if (first) {
     for (int64_t e = 0; e < W * lanes; ++e) acc[e] = widen(interior[e]);
   } else {
