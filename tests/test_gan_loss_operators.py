@@ -103,6 +103,72 @@ def test_gan_loss_double_backward_is_an_error_naming_the_operator():
         gx.sum().backward()
 
 
+# ----- gan_loss's autograd node ------------------------------------------------------------------
+
+
+def test_gan_loss_node_saves_its_outputs_and_frees_them_after_backward():
+    x = make_outputs(2, [(1, 3, 3)], torch.float64)[0].requires_grad_()
+    h = make_outputs(2, [(4,)], torch.float64)[0].requires_grad_()
+    packed = []
+
+    def pack(t):
+        packed.append(t.shape)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = ops.gan_loss(x, "real", "lsgan") + ops.gan_loss(
+            h, "fake", "hinge", domain=torch.tensor([3, 1]))
+    assert loss.grad_fn.next_functions[0][0].name() == "GanLossBackward"
+    assert packed == [x.shape, h.shape, (2,)]  # the outputs and the domain
+    first = torch.autograd.grad(loss, [x, h], retain_graph=True)
+    again = torch.autograd.grad(loss, [x, h])
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(loss, [x, h])
+
+
+def test_gan_loss_node_sees_inplace_changes_of_its_outputs():
+    leaf = make_outputs(2, [(1, 3, 3)], torch.float32)[0].requires_grad_()
+    x = leaf * 1.0
+    loss = ops.gan_loss(x, "real", "lsgan")
+    x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+
+
+def test_forward_mode_ad_is_refused_naming_the_operator():
+    import torch.autograd.forward_ad as fwAD
+
+    x = make_outputs(2, [(1, 3, 3)], torch.float32)[0].requires_grad_()
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x, torch.ones_like(x))
+        with pytest.raises(RuntimeError, match="gan_loss: forward-mode automatic differentiation "
+                                               "is not implemented"):
+            ops.gan_loss(dual, "real", "lsgan")
+
+
+@pytest.mark.parametrize("compiler", ["eager", "inductor"])
+def test_gan_loss_under_compiled_autograd(compiler):
+    from torch._dynamo import compiled_autograd
+
+    scales = [x.requires_grad_() for x in make_outputs(4, [(1, 4, 4), (1, 2, 2)], torch.float32)]
+    heads = make_outputs(4, [(3,)], torch.float32)[0].requires_grad_()
+    domain = make_domain(4, 3)
+
+    def grads():
+        loss = (ops.gan_loss(scales, "real", "lsgan")
+                + ops.gan_loss(heads, "fake", "nsgan", domain=domain, reduction="none").sum())
+        return torch.autograd.grad(loss, [*scales, heads])
+
+    expected = grads()
+    torch._dynamo.reset()
+    with compiled_autograd._enable(torch.compile(backend=compiler)):
+        got = grads()
+    torch._dynamo.reset()
+    for g, e in zip(got, expected):
+        assert close(g, e) < 1e-6
+
+
 # ----- a discriminator step with R1, against the reference losses ------------------------------
 
 

@@ -5,8 +5,10 @@
 //   i2i_fast::r1_penalty           the R1 penalty of given input gradients; one kernel per device
 //   i2i_fast::r1_penalty_backward  its gradient 2 * weight * grads * c_n; one kernel per device
 //
-// The public operators' autograd kernels are C++ autograd::Functions that call the device kernels
-// below autograd, so the per-call host cost stays in C++; torch.compile / AOTAutograd trace through
+// The public operators' autograd kernels call the device kernels below autograd and record the
+// backward in C++, so the per-call host cost stays in C++: gan_loss with a hand-written autograd
+// Node (GanLossBackward, the leanest there is: a loss is called several times per step on tiny
+// tensors), r1_penalty with torch::autograd::Functions. torch.compile / AOTAutograd trace through
 // them to the forward and backward operators (fake implementations in
 // i2i_fast/ops/gan_loss/fake.py).
 //
@@ -19,9 +21,14 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <ATen/FuncTorchTLS.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
+#include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/autograd/saved_variable.h>
+#include <torch/csrc/dynamo/compiled_autograd.h>
 
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -93,48 +100,153 @@ std::vector<Tensor> call_gan_loss_backward(const Tensor& grad_loss,
   return gan_loss_backward_op().call(grad_loss, outputs, mode, target, label, domain, reduction);
 }
 
-class GanLossFunction : public torch::autograd::Function<GanLossFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, at::TensorList outputs, c10::string_view mode,
-                        c10::string_view target, double label, const OptTensor& domain,
-                        c10::string_view reduction) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    Tensor loss = gan_loss_op().call(outputs, mode, target, label, domain, reduction);
-    variable_list saved(outputs.begin(), outputs.end());
-    saved.push_back(domain.has_value() ? *domain : Tensor());
-    ctx->save_for_backward(std::move(saved));
-    ctx->saved_data["mode"] = std::string(mode);
-    ctx->saved_data["target"] = std::string(target);
-    ctx->saved_data["label"] = label;
-    ctx->saved_data["reduction"] = std::string(reduction);
-    return loss;
+// The gradients of every scale, one per output tensor; all undefined when grad_loss is.
+variable_list gan_loss_grads(const Tensor& grad_loss, const std::vector<Tensor>& outputs,
+                             const OptTensor& domain, c10::string_view mode,
+                             c10::string_view target, double label, c10::string_view reduction) {
+  variable_list result(outputs.size());
+  if (!grad_loss.defined()) return result;
+  std::vector<Tensor> g =
+      call_gan_loss_backward(grad_loss, outputs, mode, target, label, domain, reduction);
+  for (size_t i = 0; i < result.size(); ++i) result[i] = std::move(g[i]);
+  return result;
+}
+
+// The same gradients from compiled autograd's packed arguments (outputs, domain, mode, target,
+// label, reduction; see GanLossBackward::apply_with_saved).
+variable_list gan_loss_grads_from_packed(const variable_list& grads,
+                                         const std::vector<c10::IValue>& args) {
+  torch::dynamo::autograd::PackedArgs packed(args);
+  const auto outputs = packed.unpack<std::vector<Tensor>>();
+  const auto domain = packed.unpack<OptTensor>();
+  const auto mode = packed.unpack<std::string>();
+  const auto target = packed.unpack<std::string>();
+  const auto label = packed.unpack<double>();
+  const auto reduction = packed.unpack<std::string>();
+  return gan_loss_grads(grads[0], outputs, domain, mode, target, label, reduction);
+}
+
+// The autograd node of gan_loss: what its backward needs (the outputs of every scale and the
+// domain, saved, and the loss's other arguments) and nothing else. A hand-written Node rather than
+// a torch::autograd::Function: gan_loss is called several times per training step on tiny
+// tensors, and the generic Function machinery (metadata of every input and output, saved data
+// in a map of IValues, the type name demangled on every backward) costs more host time per call
+// than the kernels themselves.
+struct GanLossBackward : public torch::autograd::Node {
+  std::vector<torch::autograd::SavedVariable> outputs;  // one per scale (the next edges)
+  torch::autograd::SavedVariable domain;                // undefined without a domain
+  bool has_domain = false;
+  std::string mode;  // short strings: no heap allocation
+  std::string target;
+  double label = 0.0;
+  std::string reduction;
+  bool released = false;  // the saved tensors were freed after a backward pass
+
+  std::string name() const override { return "GanLossBackward"; }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& saved : outputs) saved.reset_data();
+    domain.reset_data();
+    released = true;
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const variable_list saved = ctx->get_saved_variables();
-    const size_t num_scales = saved.size() - 1;
-    // one gradient per scale, then mode, target, label, domain, reduction
-    variable_list result(num_scales + 5);
-    if (!grads[0].defined()) return result;
-    const std::vector<Tensor> outputs(saved.begin(), saved.begin() + num_scales);
-    const OptTensor domain = saved.back().defined() ? OptTensor(saved.back()) : std::nullopt;
-    std::vector<Tensor> g = call_gan_loss_backward(
-        grads[0], outputs, ctx->saved_data["mode"].toStringRef(),
-        ctx->saved_data["target"].toStringRef(), ctx->saved_data["label"].toDouble(), domain,
-        ctx->saved_data["reduction"].toStringRef());
-    for (size_t i = 0; i < num_scales; ++i) result[i] = std::move(g[i]);
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    TORCH_CHECK(!released, torch::autograd::ERR_BACKWARD_TWICE);
+    std::vector<Tensor> xs;
+    xs.reserve(outputs.size());
+    for (const auto& saved : outputs) xs.push_back(saved.unpack());
+    const OptTensor d = has_domain ? OptTensor(domain.unpack()) : std::nullopt;
+    return gan_loss_grads(grads[0], xs, d, mode, target, label, reduction);
+  }
+
+  // Compiled autograd (torch._dynamo.compiled_autograd), as PyTorch's own nodes do it: the saved
+  // tensors become graph inputs, the other arguments part of the cache key, and the backward a
+  // call of gan_loss_grads_from_packed in the traced graph.
+  void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) const override {
+    args.collect(outputs, /*is_output=*/false);
+    args.collect(domain, /*is_output=*/false);
+    args.collect(has_domain);
+    args.collect(mode);
+    args.collect(target);
+    args.collect(label);
+    args.collect(reduction);
+  }
+
+  variable_list apply_with_saved(const variable_list& grads,
+                                 torch::dynamo::autograd::SwapSavedVariables& saved) override {
+    using torch::dynamo::autograd::IValuePacker;
+    saved.before(outputs);
+    saved.before(domain);
+    const auto& python = torch::dynamo::autograd::getPyCompilerInterface();
+    static bool bound = false;  // once per process, as PyTorch's generated nodes do
+    if (!bound) {
+      bound = true;
+      const std::vector<at::TypePtr> schema = {
+          IValuePacker<std::vector<Tensor>>::packed_type(),  // outputs
+          IValuePacker<OptTensor>::packed_type(),            // domain
+          IValuePacker<std::string>::packed_type(),          // mode
+          IValuePacker<std::string>::packed_type(),          // target
+          IValuePacker<double>::packed_type(),               // label
+          IValuePacker<std::string>::packed_type(),          // reduction
+      };
+      python->bind_function(saved.get_py_compiler(), name(), gan_loss_grads_from_packed, schema);
+    }
+    torch::dynamo::autograd::PackedArgs packed;
+    std::vector<Tensor> xs;
+    xs.reserve(outputs.size());
+    for (const auto& sv : outputs) xs.push_back(sv.unpack());
+    packed.pack(xs);
+    packed.pack(has_domain ? OptTensor(domain.unpack()) : std::nullopt);
+    packed.pack(mode);
+    packed.pack(target);
+    packed.pack(label);
+    packed.pack(reduction);
+    const auto output_metadata =
+        IValuePacker<std::vector<std::optional<torch::autograd::InputMetadata>>>::pack(
+            torch::dynamo::autograd::get_input_metadata(next_edges()));
+    variable_list result = python->call_function(saved.get_py_compiler(), "apply_functional",
+                                                 name(), grads, packed.vec(), output_metadata);
+    saved.after(outputs);
+    saved.after(domain);
     return result;
   }
 };
 
 Tensor gan_loss_autograd(at::TensorList outputs, c10::string_view mode, c10::string_view target,
                          double label, const OptTensor& domain, c10::string_view reduction) {
-  if (!at::GradMode::is_enabled() || !any_requires_grad(outputs)) {
-    // Nothing to differentiate: skip the autograd::Function machinery (host time per call).
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return gan_loss_op().call(outputs, mode, target, label, domain, reduction);
+  const bool differentiable = at::GradMode::is_enabled() && any_requires_grad(outputs);
+  if (differentiable) {
+    // What torch::autograd::Function refuses, refused here too.
+    if (const auto& functorch_tls = at::functorch::functorchTLSAccessor()) {
+      functorch_tls->checkSupportsCppAutogradFunction();
+    }
+    for (const Tensor& x : outputs) {
+      TORCH_CHECK(!x._fw_grad(/*level=*/0).defined(),
+                  "gan_loss: forward-mode automatic differentiation is not implemented");
+    }
   }
-  return GanLossFunction::apply(outputs, mode, target, label, domain, reduction);
+  Tensor loss;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    loss = gan_loss_op().call(outputs, mode, target, label, domain, reduction);
+  }
+  // Nothing to differentiate (e.g. under torch.no_grad()): no graph.
+  if (!differentiable) return loss;
+  auto node = c10::make_intrusive<GanLossBackward>();
+  node->set_next_edges(torch::autograd::collect_next_edges(outputs));
+  node->outputs.reserve(outputs.size());
+  for (const Tensor& x : outputs) node->outputs.emplace_back(x, /*is_output=*/false);
+  node->has_domain = domain.has_value() && domain->defined();
+  if (node->has_domain) node->domain = torch::autograd::SavedVariable(*domain, false);
+  node->mode = std::string(mode);
+  node->target = std::string(target);
+  node->label = label;
+  node->reduction = std::string(reduction);
+  torch::autograd::set_history(loss, node);
+  torch::autograd::fire_node_creation_hooks(node);
+  return loss;
 }
 
 // ----- r1_penalty -----
