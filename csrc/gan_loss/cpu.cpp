@@ -16,6 +16,7 @@
 #include "cpu.h"
 
 #include <ATen/Dispatch.h>
+#include <ATen/EmptyTensor.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -60,6 +61,20 @@ void run_tasks(const std::vector<Task>& tasks, int64_t total_elements, const Bod
   at::parallel_for(0, n, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) body(tasks[t], t);
   });
+}
+
+// An uninitialised contiguous CPU tensor for a kernel to fill (every element of it). A loss and
+// the gradients of a discriminator's outputs are small, and a kernel call on them is mostly host
+// overhead: small tensors come straight from at::detail::empty_cpu (what at::empty runs on the
+// CPU) without a trip through the dispatcher; large ones from empty_output (huge pages, see
+// cpu_output_allocator.h).
+at::Tensor new_output(at::IntArrayRef sizes, at::ScalarType dtype) {
+  const size_t nbytes =
+      static_cast<size_t>(c10::multiply_integers(sizes)) * c10::elementSize(dtype);
+  if (nbytes < i2i_fast::cpu::kHugePageOutputMinBytes) {
+    return at::detail::empty_cpu(sizes, dtype, /*pin_memory=*/false, std::nullopt);
+  }
+  return i2i_fast::cpu::empty_output(sizes, at::TensorOptions().dtype(dtype));
 }
 
 // Values of a 0-d or 1-d floating tensor (any strides, an expanded one included) as doubles.
@@ -184,14 +199,14 @@ at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tens
   std::vector<double> sums(static_cast<size_t>(num_scales * n), 0.0);
   for (size_t t = 0; t < tasks.size(); ++t) sums[tasks[t].scale * n + tasks[t].sample] += task_sums[t];
 
-  const auto options = outputs[0].options().dtype(loss_dtype_of(outputs[0].scalar_type()));
+  const at::ScalarType loss_dtype = loss_dtype_of(outputs[0].scalar_type());
   if (spec.reduction == Reduction::kNone) {
     std::vector<double> per_sample(static_cast<size_t>(n), 0.0);
     for (int64_t s = 0; s < num_scales; ++s) {
       const double r = static_cast<double>(scales[s].per_head);
       for (int64_t i = 0; i < n; ++i) per_sample[i] += sums[s * n + i] / r;
     }
-    at::Tensor loss = at::empty({n}, options);
+    at::Tensor loss = new_output({n}, loss_dtype);
     AT_DISPATCH_FLOATING_TYPES(loss.scalar_type(), "gan_loss_forward_none", [&] {
       scalar_t* out = loss.mutable_data_ptr<scalar_t>();
       for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(per_sample[i]);
@@ -206,7 +221,7 @@ at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tens
                  ? scale_sum / (static_cast<double>(n) * static_cast<double>(scales[s].per_head))
                  : scale_sum;
   }
-  at::Tensor loss = at::empty({}, options);
+  at::Tensor loss = new_output({}, loss_dtype);
   AT_DISPATCH_FLOATING_TYPES(loss.scalar_type(), "gan_loss_forward_scalar", [&] {
     *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(value);
   });
@@ -248,7 +263,7 @@ std::vector<at::Tensor> gan_loss_backward(const at::Tensor& grad_loss, at::Tenso
   tasks.reserve(static_cast<size_t>(num_scales * n));
   int64_t total = 0;
   for (int64_t s = 0; s < num_scales; ++s) {
-    grads.push_back(i2i_fast::cpu::empty_output(scales[s].dense.sizes(), scales[s].dense.options()));
+    grads.push_back(new_output(scales[s].dense.sizes(), scales[s].dense.scalar_type()));
     for (int64_t i = 0; i < n; ++i) add_tasks(tasks, s, i, 0, scales[s].block());
     total += n * scales[s].block();
   }
@@ -367,9 +382,9 @@ at::Tensor r1_penalty_forward(const at::Tensor& grads, double weight, Reduction 
   std::vector<double> per(static_cast<size_t>(n), 0.0);
   for (size_t t = 0; t < tasks.size(); ++t) per[tasks[t].sample] += task_sums[t];
 
-  const auto options = x.options().dtype(loss_dtype_of(x.scalar_type()));
+  const at::ScalarType loss_dtype = loss_dtype_of(x.scalar_type());
   if (reduction == Reduction::kNone) {
-    at::Tensor loss = at::empty({n}, options);
+    at::Tensor loss = new_output({n}, loss_dtype);
     AT_DISPATCH_FLOATING_TYPES(loss.scalar_type(), "r1_penalty_none", [&] {
       scalar_t* out = loss.mutable_data_ptr<scalar_t>();
       for (int64_t i = 0; i < n; ++i) out[i] = static_cast<scalar_t>(weight * per[i]);
@@ -379,7 +394,7 @@ at::Tensor r1_penalty_forward(const at::Tensor& grads, double weight, Reduction 
   double total = 0;
   for (int64_t i = 0; i < n; ++i) total += per[i];
   if (reduction == Reduction::kMean) total /= static_cast<double>(n);
-  at::Tensor loss = at::empty({}, options);
+  at::Tensor loss = new_output({}, loss_dtype);
   AT_DISPATCH_FLOATING_TYPES(loss.scalar_type(), "r1_penalty_scalar", [&] {
     *loss.mutable_data_ptr<scalar_t>() = static_cast<scalar_t>(weight * total);
   });
