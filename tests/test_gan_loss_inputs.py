@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import i2i_fast.ops as ops
+from i2i_fast.ops import backends
 from loss_helpers import MODE_TARGETS, close, loss_and_grads, make_domain, make_outputs
 
 X = torch.randn(4, 1, 3, 3)
@@ -241,6 +242,34 @@ def test_forced_backend_that_cannot_run_raises_with_the_reason():
         r"x is on meta",
     ):
         ops.gan_loss(X.to("meta"), "real", "lsgan")
+
+
+def test_select_follows_implement(monkeypatch):
+    """select caches the automatic choice, and implement() replaces what it returns."""
+    monkeypatch.setattr(backends, "_automatic_choice", {})
+    monkeypatch.setattr(backends, "_automatic_impl", {})
+    reference_ops = ops.get_backend("reference").ops
+
+    def first(*args):
+        return "first"
+
+    def second(*args):
+        return "second"
+
+    monkeypatch.setitem(reference_ops, "probe_op", first)  # removed again after the test
+    backends._forget_automatic_choices()
+    assert ops.select("probe_op", X) is first
+    assert backends._automatic_impl[("probe_op", X.dtype, X.device)] is first  # cached
+    assert ops.select("probe_op", X) is first
+    ops.implement("reference", "probe_op", second)
+    assert not backends._automatic_impl  # implement() empties the cache
+    assert ops.select("probe_op", X) is second
+    assert ops.chosen_backend("probe_op", X) == "reference"
+    meta = X.to("meta")  # chosen, but not cached: only CPU and CUDA choices are
+    assert ops.select("probe_op", meta) is second
+    assert ("probe_op", meta.dtype, meta.device) not in backends._automatic_impl
+    with ops.use_backend("reference"):
+        assert ops.select("probe_op", X) is second
 
 
 def test_the_new_operators_are_listed():

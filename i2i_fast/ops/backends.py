@@ -65,8 +65,10 @@ _BACKENDS: dict[str, Backend] = {}
 _PRIORITY: list[Backend] = []
 _forced_stack: list[str] = []
 _env_forced: str | None = os.environ.get(BACKEND_ENV) or None
-# Automatic choices by (op, dtype, is_cpu, is_cuda); emptied whenever backends change.
+# Automatic choices by (op, dtype, device), for CPU and CUDA tensors: the backend, and its
+# implementation of the op (what ``select`` returns). Both emptied whenever backends change.
 _automatic_choice: dict[tuple, Backend] = {}
+_automatic_impl: dict[tuple, Callable] = {}
 
 
 def register_backend(backend: Backend, priority: int) -> None:
@@ -74,7 +76,7 @@ def register_backend(backend: Backend, priority: int) -> None:
     if backend.name in _BACKENDS:
         raise BackendError(f"backend {backend.name!r} is already registered")
     backend.priority = priority
-    _automatic_choice.clear()
+    _forget_automatic_choices()
     _BACKENDS[backend.name] = backend
     _PRIORITY.append(backend)
     _PRIORITY.sort(key=lambda b: b.priority)
@@ -83,7 +85,13 @@ def register_backend(backend: Backend, priority: int) -> None:
 def implement(backend: str, op: str, fn: Callable) -> None:
     """Make `fn` the implementation of operator `op` on `backend`."""
     get_backend(backend).ops[op] = fn
+    _forget_automatic_choices()
+
+
+def _forget_automatic_choices() -> None:
+    """Empties the caches of automatic choices (the backends or their implementations changed)."""
     _automatic_choice.clear()
+    _automatic_impl.clear()
 
 
 def backend_names() -> list[str]:
@@ -136,23 +144,31 @@ def _select_backend(op: str, x: torch.Tensor) -> Backend:
             raise BackendError(f"{op}: backend {forced!r} is forced by {source} but cannot run "
                                f"this call: {why}")
         return backend
-    is_cpu, is_cuda = x.is_cpu, x.is_cuda
-    key = (op, x.dtype, is_cpu, is_cuda)
+    key = (op, x.dtype, x.device)
     chosen = _automatic_choice.get(key)
     if chosen is not None:
         return chosen
     for backend in _PRIORITY:
         if backend.automatic_reason(op, x) is None:
-            if (is_cpu or is_cuda) and all(b.reasons_depend_on_device_and_dtype_only
-                                           for b in _PRIORITY):
+            if (x.is_cpu or x.is_cuda) and all(b.reasons_depend_on_device_and_dtype_only
+                                               for b in _PRIORITY):
                 _automatic_choice[key] = backend
+                _automatic_impl[key] = backend.ops[op]
             return backend
     reasons = "; ".join(f"{b.name}: {b.automatic_reason(op, x)}" for b in _PRIORITY)
     raise BackendError(f"{op}: no backend can run this call ({reasons})")
 
 
 def select(op: str, x: torch.Tensor) -> Callable:
-    """The implementation of `op` that runs this call."""
+    """The implementation of `op` that runs this call.
+
+    Called on every operator call: with no backend forced, a CPU or CUDA tensor whose (op, dtype,
+    device) was seen before costs one dict lookup.
+    """
+    if not _forced_stack and _env_forced is None:
+        impl = _automatic_impl.get((op, x.dtype, x.device))
+        if impl is not None:
+            return impl
     return _select_backend(op, x).ops[op]
 
 
