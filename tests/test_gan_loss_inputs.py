@@ -3,13 +3,14 @@ as in the reference; backend choice."""
 
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
 import torch
 
 import i2i_fast.ops as ops
-from i2i_fast.ops import backends
+from i2i_fast.ops import backends, checks
 from loss_helpers import MODE_TARGETS, close, loss_and_grads, make_domain, make_outputs
 
 X = torch.randn(4, 1, 3, 3)
@@ -125,6 +126,11 @@ lib = torch.ops.i2i_fast
          r"no tensor arguments .* empty list of Tensors"),
         (lambda: lib.gan_loss([X, torch.randn(2, 1)], "lsgan", "real", 0.0, None, "mean"),
          r"gan_loss: outputs\[1\]: expected batch size 4 \(that of outputs\[0\]\), got 2"),
+        # A meta tensor in the list sends the call to the fake (meta) kernel, which checks too.
+        (lambda: lib.gan_loss([X, X.to("meta")], "lsgan", "real", 0.0, None, "mean"),
+         r"gan_loss: outputs\[1\]: expected device cpu \(that of outputs\[0\]\), got meta"),
+        (lambda: lib.gan_loss([H.to("meta")], "nsgan", "real", 0.0, Y[:2].to("meta"), "mean"),
+         r"gan_loss: domain: expected shape \(4,\) \(one index per sample\), got \(2,\)"),
         (lambda: lib.gan_loss([X.long()], "lsgan", "real", 0.0, None, "mean"),
          r"gan_loss: outputs\[0\]: expected a floating tensor"),
         (lambda: lib.gan_loss([X], "bce", "real", 0.0, None, "mean"),
@@ -171,6 +177,84 @@ def test_direct_operator_calls_are_checked_in_cpp(call, pattern):
     with pytest.raises((ValueError, TypeError, RuntimeError, NotImplementedError),
                        match=pattern):
         call()
+
+
+# ----- the fast path of gan_loss ------------------------------------------------------------------
+
+# gan_loss's subpackage (the name i2i_fast.ops.gan_loss is the function).
+gan_loss_module = importlib.import_module("i2i_fast.ops.gan_loss")
+
+# Bad outputs in calls that take the fast path (valid string arguments, no domain, a floating CPU
+# first tensor): the kernel refuses them, and gan_loss raises the error of the full checks.
+FAST_PATH_BAD_OUTPUTS = {
+    "not a tensor": [X, "x"],
+    "int": [X, X.int()],
+    "no batch dimension": torch.tensor(1.0),
+    "empty": torch.randn(0, 1, 3, 3),
+    "empty second": [X, torch.randn(4, 1, 0)],
+    "batch size": [X, torch.randn(4, 1, 2, 2), torch.randn(2, 1, 1, 1)],
+    "dtype": (X, X.double()),
+    "device": [X, X.to("meta")],
+    "float8": [X.to(torch.float8_e4m3fn)],
+}
+
+
+@pytest.mark.parametrize("case", FAST_PATH_BAD_OUTPUTS)
+def test_fast_path_bad_outputs_get_the_error_of_the_checks(case):
+    outputs = FAST_PATH_BAD_OUTPUTS[case]
+    if case != "float8":  # a float8 first tensor is not taken by the cpu backend
+        assert gan_loss_module._fast_path_scales(outputs, "real", "lsgan", "mean") is not None
+    with pytest.raises((TypeError, ValueError)) as expected:
+        checks.loss_outputs("gan_loss", outputs, heads=False)
+    with pytest.raises(type(expected.value)) as raised:
+        ops.gan_loss(outputs, "real", "lsgan")
+    assert str(raised.value) == str(expected.value)
+    # Raised on its own, not while handling the kernel's error (no second traceback).
+    assert raised.value.__context__ is None and raised.value.__cause__ is None
+
+
+def test_common_calls_take_the_fast_path_without_python_checks(monkeypatch):
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the checked path ran")
+
+    monkeypatch.setattr(checks, "loss_outputs", must_not_run)
+    outputs = make_outputs(3, [(1, 4, 4), (1, 2, 2)], torch.float32)
+    expected = ops.reference.gan_loss(outputs, "fake", "hinge", reduction="none")
+    for given in (outputs, tuple(outputs)):
+        assert close(ops.gan_loss(given, "fake", "hinge", reduction="none"), expected) < 1e-6
+    assert close(ops.gan_loss(outputs[0], "real", "nsgan"),
+                 ops.reference.gan_loss(outputs[0], "real", "nsgan")) < 1e-6
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: ops.gan_loss(x, 0.5, "lsgan"),  # a numeric label
+    lambda x: ops.gan_loss(x, "real", "nsgan", domain=torch.tensor([0, 0, 0, 0])),
+    lambda x: ops.gan_loss(torch.nn.Parameter(x), "real", "lsgan"),  # a tensor subclass
+], ids=["label", "domain", "subclass"])
+def test_other_calls_take_the_checked_path(monkeypatch, call):
+    seen = []
+    real_check = checks.loss_outputs
+    monkeypatch.setattr(checks, "loss_outputs",
+                        lambda *args, **kwargs: seen.append(1) or real_check(*args, **kwargs))
+    call(X)
+    assert seen
+
+
+def test_forced_reference_takes_the_checked_path(monkeypatch):
+    seen = []
+    real_check = checks.loss_outputs
+    monkeypatch.setattr(checks, "loss_outputs",
+                        lambda *args, **kwargs: seen.append(1) or real_check(*args, **kwargs))
+    with ops.use_backend("reference"):
+        assert gan_loss_module._fast_path_scales([X], "real", "lsgan", "mean") is None
+        ops.gan_loss([X], "real", "lsgan")
+    assert seen
+
+
+def test_fast_path_keeps_the_kernel_error_when_the_outputs_are_fine():
+    # functorch transforms refuse the C++ autograd kernel; the outputs themselves are fine.
+    with pytest.raises(RuntimeError, match="functorch transforms"):
+        torch.func.grad(lambda x: ops.gan_loss(x, "real", "lsgan"))(X.clone())
 
 
 # ----- NaN and Inf ---------------------------------------------------------------------------

@@ -176,12 +176,9 @@ def _explain_bad_outputs(op: str, outputs: object, heads: bool) -> None:
     raise AssertionError(f"{op}: outputs: the fast check failed but no detailed check did")
 
 
-def domain_indices(op: str, domain: object, scales: list[torch.Tensor]) -> torch.Tensor:
-    """(N,) int64/int32 head indices, each in [0, K) for every scale (K = shape[1]).
-
-    The range check reads the values (a host sync on a GPU); it is skipped while torch.compile
-    traces, where the kernel checks instead.
-    """
+def domain_metadata(op: str, domain: object, scales: list[torch.Tensor]) -> torch.Tensor:
+    """(N,) int64/int32 head indices on the device of the outputs: what domain_indices checks
+    without reading the values."""
     domain = tensor(op, "domain", domain)
     if domain.dtype not in (torch.int64, torch.int32):
         raise TypeError(
@@ -197,6 +194,16 @@ def domain_indices(op: str, domain: object, scales: list[torch.Tensor]) -> torch
             f"{op}: domain: expected device {scales[0].device} (that of outputs), got "
             f"{domain.device}"
         )
+    return domain
+
+
+def domain_indices(op: str, domain: object, scales: list[torch.Tensor]) -> torch.Tensor:
+    """(N,) int64/int32 head indices, each in [0, K) for every scale (K = shape[1]).
+
+    The range check reads the values (a host sync on a GPU); it is skipped while torch.compile
+    traces, where the kernel checks instead.
+    """
+    domain = domain_metadata(op, domain, scales)
     if torch.compiler.is_compiling():
         return domain
     which = min(range(len(scales)), key=lambda i: scales[i].shape[1])

@@ -1,7 +1,9 @@
 """The GAN loss operators: gan_loss (every scale and every head in one pass) and r1_penalty.
 
 Each checks its arguments, picks a backend (see ``backends``) and runs it. Every backend computes
-the function defined in ``reference``.
+the function defined in ``reference``. gan_loss's common call (string arguments, no domain, the
+compiled kernels chosen) takes a fast path that leaves the checks of the outputs to the kernels
+and runs the Python checks only to explain a call the kernels refused (``_fast_path_scales``).
 
 gan_loss is differentiable in every output tensor (once: its backward is not differentiable
 again). r1_penalty is differentiable twice: its input is a gradient taken with
@@ -17,13 +19,18 @@ from __future__ import annotations
 import torch
 
 from .. import checks, extension, triton_support
-from ..backends import implement, select
+from ..backends import BackendError, implement, select
 from . import reference
 
 OPS = ("gan_loss", "r1_penalty")
 MODES = ("lsgan", "nsgan", "hinge", "wgan")
 TARGETS = ("real", "fake", "generator")
 REDUCTIONS = ("mean", "sum", "none")
+# Every valid (target, mode, reduction) of string arguments: gan_loss's fast path takes these.
+_STRING_ARGUMENTS = frozenset((t, m, r) for t in TARGETS for m in MODES for r in REDUCTIONS)
+# torch.ops.i2i_fast.gan_loss.default once the compiled extension has loaded, else None.
+_fused_gan_loss = None
+_is_compiling = torch.compiler.is_compiling
 
 
 def _target(op: str, target: object, mode: str) -> tuple[str, float]:
@@ -39,6 +46,39 @@ def _target(op: str, target: object, mode: str) -> tuple[str, float]:
         raise ValueError(f"{op}: target: a numeric label ({label}) is only defined for mode "
                          f"'lsgan' or 'nsgan'; mode {mode!r} takes 'real', 'fake' or 'generator'")
     return "label", label
+
+
+def _fast_path_scales(outputs: object, target: object, mode: object,
+                      reduction: object) -> list | tuple | None:
+    """The scales of a gan_loss call (without a domain) that the compiled kernels run directly,
+    or None: the call takes the checked path.
+
+    The fast path is the common call: one tensor or a list / tuple of tensors, and valid string
+    target, mode and reduction, with the compiled kernels chosen for the first tensor. Only these
+    few cheap tests run in Python; the kernels check the outputs themselves (every one a
+    floating, non-empty tensor of the same batch size, dtype and device) and raise when they
+    are not, and gan_loss then runs the full checks to raise the error that explains it. A loss
+    is called several times per training step on tiny tensors, where the per-call host time
+    matters.
+    """
+    try:
+        if (target, mode, reduction) not in _STRING_ARGUMENTS:
+            return None
+    except TypeError:  # an unhashable argument: the checked path explains it
+        return None
+    # Exact types: isinstance(x, torch.Tensor) goes through a metaclass hook that costs more.
+    if type(outputs) is torch.Tensor:
+        scales = [outputs]
+    elif type(outputs) in (list, tuple) and outputs and type(outputs[0]) is torch.Tensor:
+        scales = outputs
+    else:
+        return None
+    try:
+        if select("gan_loss", scales[0]) is not _fused_gan_loss:
+            return None
+    except BackendError:  # a forced backend that cannot run it: the checked path says so
+        return None
+    return scales
 
 
 def gan_loss(
@@ -71,6 +111,18 @@ def gan_loss(
         A float32 scalar (float64 for float64 outputs), or (N,) with reduction "none".
     """
     op = "gan_loss"
+    if domain is None and _fused_gan_loss is not None and not _is_compiling():
+        scales = _fast_path_scales(outputs, target, mode, reduction)
+        if scales is not None:
+            try:
+                return _fused_gan_loss(scales, mode, target, 0.0, None, reduction)
+            except Exception as error:  # noqa: BLE001 - explained below, or raised as it came
+                failure = error
+            # The kernel refused the call: the checks raise the error that says which argument
+            # is wrong, what was expected and what came; if they find nothing wrong, the
+            # kernel's own error stands.
+            checks.loss_outputs(op, outputs, heads=False)
+            raise failure
     scales = checks.loss_outputs(op, outputs, heads=domain is not None)
     mode = checks.choice(op, "mode", mode, MODES)
     name, label = _target(op, target, mode)
@@ -115,10 +167,11 @@ if extension.state().loaded:
     from . import fake as _fake
 
     _fake.register()
+    _fused_gan_loss = torch.ops.i2i_fast.gan_loss.default
     # The same operators on both devices: the dispatcher runs the CPU or the CUDA kernel by the
     # device of the inputs (the cuda backend is available only when the library has CUDA kernels).
     for _backend in ("cpu", "cuda"):
-        implement(_backend, "gan_loss", torch.ops.i2i_fast.gan_loss.default)
+        implement(_backend, "gan_loss", _fused_gan_loss)
         implement(_backend, "r1_penalty", torch.ops.i2i_fast.r1_penalty.default)
 if triton_support.state().unavailable_reason is None:
     from . import triton as _triton

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import checks
+
 
 def loss_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -33,6 +35,13 @@ def register() -> None:
 
     @torch.library.register_fake(lib + "gan_loss")
     def _gan_loss(outputs, mode, target, label=0.0, domain=None, reduction="mean"):
+        # The checks of the compiled kernels on what is known without reading values. Besides
+        # FakeTensors under torch.compile, this runs as the Meta kernel, which the dispatcher also
+        # picks for a list mixing CPU and meta tensors: it must refuse that call, as gan_loss's
+        # fast path counts on the kernel that runs checking its outputs.
+        checks.loss_outputs("gan_loss", list(outputs), heads=domain is not None)
+        if domain is not None:
+            checks.domain_metadata("gan_loss", domain, outputs)
         x = outputs[0]
         shape = (x.shape[0],) if reduction == "none" else ()
         return x.new_empty(shape, dtype=loss_dtype(x))
