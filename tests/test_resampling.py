@@ -70,6 +70,32 @@ def test_values_and_gradient_match_pytorch(case, dtype, layout):
     assert rel_err(grad, expected_grad) <= tol
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}")
+def test_channels_last_kernels_of_the_compiled_operators(case, dtype):
+    """ops.* sends channels-last inputs to PyTorch's kernels; the compiled operators' own
+    channels-last paths (torch.ops.i2i_fast.*) are checked here, values and gradients."""
+    op, amount, shape = case
+    x64 = _input(shape, torch.float64)
+    x = in_layout(x64.to(dtype), "channels_last").requires_grad_()
+    raw = {
+        "upsample_nearest": lambda t: lib.block_repeat(t, amount, 1.0, t.shape[2] * amount,
+                                                       t.shape[3] * amount),
+        "avg_pool": lambda t: lib.block_sum(t, amount, float(amount * amount)),
+        "reflection_pad": lambda t: lib.reflection_pad(t, amount),
+    }[op]
+    y = raw(x)
+    expected = REFERENCE[op](x64, amount)
+    assert rel_err(y, expected) <= TOLERANCE[dtype]
+    if not x.is_contiguous():
+        assert y.is_contiguous(memory_format=torch.channels_last)
+    g = in_layout(_input(expected.shape, torch.float64, seed=1), "channels_last")
+    x64r = x64.clone().requires_grad_()
+    (expected_grad,) = torch.autograd.grad(REFERENCE[op](x64r, amount), x64r, g)
+    (grad,) = torch.autograd.grad(y, x, g.to(dtype))
+    assert rel_err(grad, expected_grad) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}")
 def test_float64_exact_where_pytorch_is_exact(case):
     """Copies are bit-exact; the pool divides like avg_pool2d (sum in row order, then / f^2)."""
