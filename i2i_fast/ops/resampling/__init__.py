@@ -19,6 +19,7 @@ import torch
 from .. import checks, extension
 from ..backends import implement, select
 from . import reference
+from .fake import is_channels_last
 
 OPS = ("upsample_nearest", "avg_pool", "reflection_pad")
 
@@ -71,28 +72,24 @@ def reflection_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return select(op, x)(x, pad)
 
 
-def _channels_last(x: torch.Tensor) -> bool:
-    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-
-
 # The cpu backend's implementations. Channels-last inputs run PyTorch's own kernels, which are
 # already single passes in that layout and measured faster than ours there (`i2i-fast bench
 # resampling`); the compiled kernels take every other layout (contiguous, or made contiguous).
 def _upsample_nearest_kernel(x: torch.Tensor, factor: int) -> torch.Tensor:
-    if _channels_last(x):
+    if is_channels_last(x):
         return reference.upsample_nearest(x, factor)
     return torch.ops.i2i_fast.block_repeat(x, factor, 1.0, x.shape[2] * factor,
                                            x.shape[3] * factor)
 
 
 def _avg_pool_kernel(x: torch.Tensor, factor: int) -> torch.Tensor:
-    if _channels_last(x):
+    if is_channels_last(x):
         return reference.avg_pool(x, factor)
     return torch.ops.i2i_fast.block_sum(x, factor, float(factor * factor))
 
 
 def _reflection_pad_kernel(x: torch.Tensor, pad: int) -> torch.Tensor:
-    if _channels_last(x):
+    if is_channels_last(x):
         return reference.reflection_pad(x, pad)
     return torch.ops.i2i_fast.reflection_pad(x, pad)
 

@@ -1,7 +1,8 @@
 """Fake (meta) implementations of the compiled resampling operators, for torch.compile.
 
 Outputs follow csrc/resampling/cpu.cpp: channels-last when the input is channels-last and not
-contiguous, else contiguous. Imported only once the extension library has loaded.
+contiguous, else contiguous (``is_channels_last``, which the cpu backend's routing uses too).
+``register`` runs only once the extension library has loaded.
 """
 
 from __future__ import annotations
@@ -9,9 +10,13 @@ from __future__ import annotations
 import torch
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """The kernels' layout rule: channels-last when x is channels-last and not contiguous."""
+    return not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+
+
 def _empty(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    fmt = torch.channels_last if is_channels_last(x) else torch.contiguous_format
     return torch.empty((x.shape[0], x.shape[1], height, width), dtype=x.dtype, device=x.device,
                        memory_format=fmt)
 
