@@ -61,7 +61,13 @@ BUILD_CUDA_ENV = "I2I_FAST_BUILD_CUDA"
 ARCH_LIST_ENV = "TORCH_CUDA_ARCH_LIST"
 LIBRARY_NAME = "i2i_fast_kernels"
 
-CXX_FLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fno-math-errno", "-fno-trapping-math", "-DNDEBUG"]
+# -fopenmp: at::parallel_for (ATen/Parallel-inl.h) is a header template that runs its loop on one
+# thread unless the extension itself is compiled with OpenMP (_OPENMP defined); the library then
+# links libgomp.so.1, and the dynamic loader resolves it to the copy torch has already loaded, so
+# the kernels share torch's thread pool (torch.set_num_threads applies to them).
+CXX_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math",
+             "-DNDEBUG"]
+LD_FLAGS = ["-fopenmp"]
 # nvcc: -O3 also optimises the host code of .cu files; -lineinfo maps profiler results (ncu) to
 # source lines at no run-time cost. No fast-math: NaN propagation and accuracy are specified.
 NVCC_FLAGS = ["-O3", "-DNDEBUG", "-lineinfo"]
@@ -268,6 +274,7 @@ def build_key(root: Path, plan: CudaPlan | None = None) -> str:
         sysconfig.get_platform(),
         os.environ.get("CXX", "c++"),
         " ".join(CXX_FLAGS),
+        " ".join(LD_FLAGS),
         _cpu_fingerprint(),
     ]
     if with_cuda:
@@ -318,6 +325,7 @@ def _compile(root: Path, sources: list[Path], build_dir: Path, plan: CudaPlan) -
         name=LIBRARY_NAME,
         sources=[str(s) for s in _uniquely_named_sources(root, sources, build_dir)],
         extra_cflags=CXX_FLAGS,
+        extra_ldflags=LD_FLAGS,
         extra_include_paths=[str(root)],
         build_directory=str(build_dir),
         is_python_module=False,

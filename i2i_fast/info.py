@@ -48,6 +48,9 @@ def report() -> str:
     else:
         add(f"  NOT available: {st.error}")
     add(f"  build key {st.build_key}; {len(st.sources)} sources")
+    if st.loaded:
+        add(f"  CPU kernels: {torch.ops.i2i_fast.kernel_threads()} thread(s) per parallel loop "
+            f"(torch.get_num_threads() = {torch.get_num_threads()})")
     if st.cuda_built:
         add(f"  CUDA kernels: built for architectures {st.cuda_arch_list} with nvcc "
             f"{st.cuda.nvcc_version} ({st.cuda.home})")
