@@ -73,8 +73,8 @@ def test_values_and_gradient_match_pytorch(case, dtype, layout):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[1]}")
 def test_channels_last_kernels_of_the_compiled_operators(case, dtype):
-    """ops.* sends channels-last inputs to PyTorch's kernels; the compiled operators' own
-    channels-last paths (torch.ops.i2i_fast.*) are checked here, values and gradients."""
+    """The compiled operators called directly (torch.ops.i2i_fast.*, no backend choice) on
+    channels-last inputs: values and gradients."""
     op, amount, shape = case
     x64 = _input(shape, torch.float64)
     x = in_layout(x64.to(dtype), "channels_last").requires_grad_()

@@ -1,7 +1,7 @@
 """Fake (meta) implementations of the compiled resampling operators, for torch.compile.
 
 Outputs follow csrc/resampling/cpu.cpp: channels-last when the input is channels-last and not
-contiguous, else contiguous (``is_channels_last``, which the cpu backend's routing uses too).
+contiguous, else contiguous (``is_channels_last``).
 ``register`` runs only once the extension library has loaded.
 """
 
