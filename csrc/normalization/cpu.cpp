@@ -121,11 +121,107 @@ void span_input_grad(const T* x, const T* dy, T* dx, int64_t n, A mean, A scale,
 // ---------------------------------------------------------------------------------------------
 // Row primitives for channels-last data: `rows` rows of leading dimension ld, columns [0, cw).
 // Per-column parameters are arrays indexed by column.
+//
+// Channel counts are often small (16 to 64 floats: one to four vectors per row), and a column loop
+// that short spends most of its time on its own bookkeeping. When the rows are dense (ld == cw),
+// `period` rows are therefore processed as one flat run of L = cw * period elements, with the
+// per-channel coefficients repeated to length L (and sums kept per position of the run, folded
+// into channels in a fixed order): one long vectorised loop per L elements. Wide rows, strided
+// rows and the rows left over at the end take the per-row loops.
+constexpr int64_t kMaxPeriodLength = 512;
+constexpr int64_t kLanes = 16;  // run positions summed together in registers (L is a multiple)
+
+// Rows per flat run for rows of cw elements (1: per-row loops).
+int64_t period_rows(int64_t cw) {
+  if (cw >= 128) return 1;
+  int64_t m = 1;
+  while ((cw * m) % 16 != 0) ++m;  // whole 64-byte vectors of float
+  while (cw * m < 128) m *= 2;
+  return cw * m <= kMaxPeriodLength ? m : 1;
+}
+
+// dst[j] = src[j % cw] for j in [0, length), length a multiple of cw (no integer division: it
+// would cost more than the data loops at these sizes).
+template <typename A>
+void repeat_columns(const A* src, int64_t cw, int64_t length, A* dst) {
+  for (int64_t j0 = 0; j0 < length; j0 += cw) std::copy(src, src + cw, dst + j0);
+}
+
+// out[c] += Σ_k run[k * cw + c] for the length / cw rows of a run, in order of k.
+template <typename A, typename S>
+void fold_columns(const A* run, int64_t cw, int64_t length, S* out) {
+  for (int64_t j0 = 0; j0 < length; j0 += cw) {
+    for (int64_t c = 0; c < cw; ++c) out[c] += run[j0 + c];
+  }
+}
 
 // Per-column moments of `rows` rows, merged into moments[c] (c in [0, cw)): exact two-pass per
 // block of rows that fits in L1, blocks merged in double.
 template <typename T, typename A>
 void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* moments) {
+  const int64_t m = ld == cw ? period_rows(cw) : 1;
+  if (m > 1) {
+    const int64_t L = cw * m;
+    // ~16 KiB of float per block, a whole number of runs.
+    const int64_t block_rows = std::max<int64_t>(1, kSpanBlock * 4 / L) * m;
+    A acc[kMaxPeriodLength];
+    A center[kMaxPeriodLength];
+    A sum[kMaxPeriodLength];
+    A sq[kMaxPeriodLength];
+    for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
+      const int64_t r1 = std::min(rows, r0 + block_rows);
+      const int64_t runs = (r1 - r0) / m;
+      const T* xb = x + r0 * cw;
+      const T* tail = xb + runs * L;
+      const int64_t tail_rows = r1 - r0 - runs * m;
+      const double nb = static_cast<double>(r1 - r0);
+      for (int64_t j0 = 0; j0 < L; j0 += kLanes) {
+        A a[kLanes] = {};
+        for (int64_t k = 0; k < runs; ++k) {
+          const T* v = xb + k * L + j0;
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; ++j) a[j] += static_cast<A>(widen(v[j]));
+        }
+        std::copy(a, a + kLanes, acc + j0);
+      }
+      std::fill(sum, sum + cw, A(0));
+      fold_columns(acc, cw, L, sum);
+      for (int64_t r = 0; r < tail_rows; ++r) {
+        for (int64_t c = 0; c < cw; ++c) sum[c] += static_cast<A>(widen(tail[r * cw + c]));
+      }
+      for (int64_t c = 0; c < cw; ++c) {
+        center[c] = static_cast<A>(static_cast<double>(sum[c]) / nb);
+      }
+      repeat_columns(center, cw, L, acc);  // acc holds the repeated centers for this pass
+      for (int64_t j0 = 0; j0 < L; j0 += kLanes) {
+        A q[kLanes] = {};
+        A ctr[kLanes];
+        std::copy(acc + j0, acc + j0 + kLanes, ctr);
+        for (int64_t k = 0; k < runs; ++k) {
+          const T* v = xb + k * L + j0;
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; ++j) {
+            const A d = static_cast<A>(widen(v[j])) - ctr[j];
+            q[j] += d * d;
+          }
+        }
+        std::copy(q, q + kLanes, sq + j0);
+      }
+      fold_columns(sq + cw, cw, L - cw, sq);
+      for (int64_t r = 0; r < tail_rows; ++r) {
+        for (int64_t c = 0; c < cw; ++c) {
+          const A d = static_cast<A>(widen(tail[r * cw + c])) - center[c];
+          sq[c] += d * d;
+        }
+      }
+      for (int64_t c = 0; c < cw; ++c) {
+        const double block_mean = static_cast<double>(sum[c]) / nb;
+        const double shift = block_mean - static_cast<double>(center[c]);
+        moments[c].merge(nb, block_mean, static_cast<double>(sq[c]) - nb * shift * shift);
+      }
+    }
+    return;
+  }
   A sum[kColumnBlock];
   A center[kColumnBlock];
   A sq[kColumnBlock];
@@ -164,7 +260,25 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
 template <Activation act, typename T, typename A>
 void rows_normalize(const T* x, T* y, int64_t rows, int64_t ld, int64_t cw, const A* mean,
                     const A* scale, const A* shift, A slope) {
-  for (int64_t r = 0; r < rows; ++r) {
+  int64_t r = 0;
+  const int64_t m = ld == cw ? period_rows(cw) : 1;
+  if (m > 1) {
+    const int64_t L = cw * m;
+    A mn[kMaxPeriodLength], sc[kMaxPeriodLength], sh[kMaxPeriodLength];
+    repeat_columns(mean, cw, L, mn);
+    repeat_columns(scale, cw, L, sc);
+    repeat_columns(shift, cw, L, sh);
+    for (; r + m <= rows; r += m) {
+      const T* xr = x + r * cw;
+      T* yr = y + r * cw;
+#pragma omp simd
+      for (int64_t j = 0; j < L; ++j) {
+        const A z = (static_cast<A>(widen(xr[j])) - mn[j]) * sc[j] + sh[j];
+        yr[j] = narrow<T>(activate<act>(z, slope));
+      }
+    }
+  }
+  for (; r < rows; ++r) {
     const T* xr = x + r * ld;
     T* yr = y + r * ld;
 #pragma omp simd
@@ -179,6 +293,51 @@ template <Activation act, typename T, typename A>
 void rows_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t cw, const A* mean,
                     const A* rstd, const A* scale, const A* shift, A slope, double* sum_g,
                     double* sum_gx) {
+  const int64_t m = ld == cw ? period_rows(cw) : 1;
+  if (m > 1) {
+    const int64_t L = cw * m;
+    A mn[kMaxPeriodLength], rs[kMaxPeriodLength], sc[kMaxPeriodLength], sh[kMaxPeriodLength];
+    A acc_g[kMaxPeriodLength], acc_gx[kMaxPeriodLength];
+    repeat_columns(mean, cw, L, mn);
+    repeat_columns(rstd, cw, L, rs);
+    repeat_columns(scale, cw, L, sc);
+    repeat_columns(shift, cw, L, sh);
+    // Each position of the run adds one value per run: kRowBlock runs per float partial sum
+    // before it is folded into the double sums, as the per-row loops do with kRowBlock rows.
+    const int64_t runs_per_block = kRowBlock;
+    const int64_t runs = rows / m;
+    for (int64_t k0 = 0; k0 < runs; k0 += runs_per_block) {
+      const int64_t k1 = std::min(runs, k0 + runs_per_block);
+      for (int64_t j0 = 0; j0 < L; j0 += kLanes) {
+        A ag[kLanes] = {}, agx[kLanes] = {};
+        A mn_j[kLanes], sc_j[kLanes], sh_j[kLanes], rs_j[kLanes];
+        std::copy(mn + j0, mn + j0 + kLanes, mn_j);
+        std::copy(sc + j0, sc + j0 + kLanes, sc_j);
+        std::copy(sh + j0, sh + j0 + kLanes, sh_j);
+        std::copy(rs + j0, rs + j0 + kLanes, rs_j);
+        for (int64_t k = k0; k < k1; ++k) {
+          const T* xv = x + k * L + j0;
+          const T* dv = dy + k * L + j0;
+#pragma omp simd
+          for (int64_t j = 0; j < kLanes; ++j) {
+            const A xc = static_cast<A>(widen(xv[j])) - mn_j[j];
+            const A g = activation_grad<act>(xc * sc_j[j] + sh_j[j], static_cast<A>(widen(dv[j])),
+                                             slope);
+            ag[j] += g;
+            agx[j] += g * (xc * rs_j[j]);
+          }
+        }
+        std::copy(ag, ag + kLanes, acc_g + j0);
+        std::copy(agx, agx + kLanes, acc_gx + j0);
+      }
+      fold_columns(acc_g, cw, L, sum_g);
+      fold_columns(acc_gx, cw, L, sum_gx);
+    }
+    const int64_t done = runs * m;
+    x += done * cw;
+    dy += done * cw;
+    rows -= done;
+  }
   A acc_g[kColumnBlock];
   A acc_gx[kColumnBlock];
   for (int64_t c0 = 0; c0 < cw; c0 += kColumnBlock) {
@@ -214,7 +373,31 @@ template <Activation act, typename T, typename A>
 void rows_input_grad(const T* x, const T* dy, T* dx, int64_t rows, int64_t ld, int64_t cw,
                      const A* mean, const A* scale, const A* shift, A slope, const A* k_g,
                      const A* k_x, const A* k_0) {
-  for (int64_t r = 0; r < rows; ++r) {
+  int64_t r = 0;
+  const int64_t m = ld == cw ? period_rows(cw) : 1;
+  if (m > 1) {
+    const int64_t L = cw * m;
+    A mn[kMaxPeriodLength], sc[kMaxPeriodLength], sh[kMaxPeriodLength];
+    A kg[kMaxPeriodLength], kx[kMaxPeriodLength], k0[kMaxPeriodLength];
+    repeat_columns(mean, cw, L, mn);
+    repeat_columns(scale, cw, L, sc);
+    repeat_columns(shift, cw, L, sh);
+    repeat_columns(k_g, cw, L, kg);
+    repeat_columns(k_x, cw, L, kx);
+    repeat_columns(k_0, cw, L, k0);
+    for (; r + m <= rows; r += m) {
+      const T* xr = x + r * cw;
+      const T* dr = dy + r * cw;
+      T* out = dx + r * cw;
+#pragma omp simd
+      for (int64_t j = 0; j < L; ++j) {
+        const A xc = static_cast<A>(widen(xr[j])) - mn[j];
+        const A g = activation_grad<act>(xc * sc[j] + sh[j], static_cast<A>(widen(dr[j])), slope);
+        out[j] = narrow<T>(kg[j] * g + kx[j] * xc + k0[j]);
+      }
+    }
+  }
+  for (; r < rows; ++r) {
     const T* xr = x + r * ld;
     const T* dr = dy + r * ld;
     T* out = dx + r * ld;
