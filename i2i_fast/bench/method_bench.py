@@ -5,7 +5,10 @@ the same seed, run on the same preloaded batches, in one process, their iteratio
 so that a background load that changes during the run affects them alike):
 
   eager_reference     i2i_fast ops on the plain-PyTorch reference backend, no compilation
-  compiled_reference  the same, with every training network torch.compile'd (mode "default")
+  eager_torch_native  the same, with the normalizations computed as the official implementations
+                      do (PyTorch's fused batch_norm / instance_norm kernels where they use them;
+                      i2i_fast.bench.torch_native): the official code's eager speed
+  compiled_reference  the reference, with every training network torch.compile'd (mode "default")
   fused               the fused kernels (cpu here, cuda on a GPU), eager
   fused_compiled      the fused kernels inside torch.compile'd networks
 
@@ -22,7 +25,8 @@ from collections.abc import Iterator
 
 import torch
 
-PROVIDERS = ("eager_reference", "compiled_reference", "fused", "fused_compiled")
+PROVIDERS = ("eager_reference", "eager_torch_native", "compiled_reference", "fused",
+             "fused_compiled")
 
 
 def _batches(method, data: str, count: int, seed: int) -> list[dict]:
@@ -57,8 +61,14 @@ class Runner:
         self.method = create_method(name, config, overrides, context)
         if provider in ("compiled_reference", "fused_compiled"):
             self.method.compile_networks()
-        backend = "reference" if provider.endswith("reference") else None
-        self.guard = (lambda: ops.use_backend(backend)) if backend else _no_backend_forced
+        if provider == "eager_torch_native":
+            from i2i_fast.bench.torch_native import eager_torch_native
+
+            self.guard = eager_torch_native
+        elif provider.endswith("reference"):
+            self.guard = lambda: ops.use_backend("reference")
+        else:
+            self.guard = _no_backend_forced
         self.batches = _cycle(_batches(self.method, data, 4, seed))
         self.step_index = 0
         self.times: list[float] = []
@@ -133,7 +143,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="precision of eager_reference (default: --precision); the GPU floor "
                         "compares the fused bf16 run with the eager fp32 reference")
     p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--providers", default="eager_reference,compiled_reference,fused")
+    p.add_argument("--providers",
+                   default="eager_reference,eager_torch_native,compiled_reference,fused")
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
@@ -199,9 +210,13 @@ def main(args: argparse.Namespace) -> int:
               f"{r['p80_s'] * 1e3:.1f} ms)", flush=True)
     base = {r["provider"]: r["images_per_s"] for r in results}
     for r in results:
-        for ref in ("eager_reference", "compiled_reference"):
+        for ref in ("eager_reference", "eager_torch_native", "compiled_reference"):
             if ref in base:
                 r[f"speedup_vs_{ref}"] = r["images_per_s"] / base[ref]
+    if "fused" in base:
+        for ref in ("eager_torch_native", "compiled_reference"):
+            if ref in base:
+                print(f"fused x{base['fused'] / base[ref]:.2f} vs {ref} (no floor)")
     lines = floor_lines(results, args.device.split(":")[0])
     for line in lines:
         print(line)

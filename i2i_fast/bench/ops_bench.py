@@ -42,7 +42,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
           "float64": torch.float64}
@@ -125,35 +124,18 @@ def make_inputs(case: Case, dtype: torch.dtype, device: str, channels_last: bool
 
 
 def _native(case: Case) -> Callable | None:
-    """The official implementations' own way of computing the op with stock PyTorch."""
-    act = case.activation
+    """The official implementations' own way of computing the op with stock PyTorch
+    (i2i_fast.bench.torch_native), or None where that is the explicit formula of the reference
+    (MUNIT's LayerNorm)."""
+    from i2i_fast.bench import torch_native
 
-    def activate(y):
-        if act == "relu":
-            return F.relu(y)
-        if act == "leaky_relu":
-            return F.leaky_relu(y, 0.2)
-        return y
-
-    if case.op == "adain":
-        def munit_adain(x, weight, bias):
-            # MUNIT networks.AdaptiveInstanceNorm2d: batch_norm over a (1, N*C, H, W) view.
-            n, c = x.shape[:2]
-            xr = x.contiguous().view(1, n * c, *x.shape[2:])
-            rm = torch.zeros(n * c, device=x.device, dtype=torch.float32)
-            rv = torch.ones(n * c, device=x.device, dtype=torch.float32)
-            out = F.batch_norm(xr, rm, rv, weight.reshape(-1), bias.reshape(-1), True, 0.1, 1e-5)
-            return activate(out.view(x.shape))
-        return munit_adain
-    if case.op == "instance_norm":
-        return lambda x, weight, bias: activate(F.instance_norm(x, weight=weight, bias=bias))
-    if case.op == "layer_norm" and case.style == "standard":
-        def drit_ln(x, weight, bias):
-            y = F.layer_norm(x, x.shape[1:])
-            view = (1, -1) + (1,) * (x.dim() - 2)
-            return activate(y * weight.view(view) + bias.view(view))
-        return drit_ln
-    return None  # MUNIT's LayerNorm is the explicit formula: the eager reference itself
+    if case.op == "layer_norm" and case.style != "standard":
+        return None
+    fn = getattr(torch_native, case.op)
+    kwargs = {"activation": case.activation}
+    if case.op == "layer_norm":
+        kwargs["style"] = case.style
+    return lambda x, weight, bias: fn(x, weight, bias, **kwargs)
 
 
 def provider_fn(case: Case, provider: str) -> Callable | None:
