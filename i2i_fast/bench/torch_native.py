@@ -35,8 +35,9 @@ def _activate(y: torch.Tensor, activation: str | None, negative_slope: float) ->
 def adain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5,
           activation: str | None = None, negative_slope: float = 0.2) -> torch.Tensor:
     n, c = x.shape[:2]
-    stats = dict(device=x.device, dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
-    running_mean, running_var = torch.zeros(n * c, **stats), torch.ones(n * c, **stats)
+    stats_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    running_mean = torch.zeros(n * c, device=x.device, dtype=stats_dtype)
+    running_var = torch.ones(n * c, device=x.device, dtype=stats_dtype)
     out = F.batch_norm(x.contiguous().view(1, n * c, *x.shape[2:]), running_mean, running_var,
                        weight.reshape(-1), bias.reshape(-1), True, 0.1, eps)
     return _activate(out.view(x.shape), activation, negative_slope)
