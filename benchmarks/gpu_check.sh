@@ -13,6 +13,10 @@
 #   bench-large   `i2i-fast bench ops --device cuda --shapes large`, bfloat16 and float32, with the
 #                 issue's GPU floors checked (copy-bandwidth fraction, vs eager, vs compile)
 #   bench-method  the same at the methods' shapes
+#   bench-train   `i2i-fast bench method` (whole training iterations) at the official
+#                 configurations, batch 8, 256x256, fused bf16 + channels-last against the eager
+#                 fp32 reference, with the GPU floors checked (>= 2x eager fp32, >= 1.2x
+#                 compiled): MUNIT edges2shoes, then StarGAN v2 AFHQ
 #   bench-losses  `i2i-fast bench losses --device cuda`: eager vs compile vs fused vs cuda vs triton
 #                 on MUNIT's 3-scale D and G losses, StarGAN v2's K=3 D loss with R1, and R1 alone
 #                 on (8, 3, 256, 256); float32 and bfloat16
@@ -49,7 +53,7 @@ SUMMARY=$OUT/summary.md
 status=0
 
 if [ "$#" -gt 0 ]; then phases=("$@"); else
-  phases=(build test sanitize bench-large bench-method bench-losses profile); fi
+  phases=(build test sanitize bench-large bench-method bench-train bench-losses profile); fi
 
 note() { echo "$*" | tee -a "$SUMMARY"; }
 # run_phase NAME LOG COMMAND...: runs, records the outcome and the duration in the summary.
@@ -133,6 +137,19 @@ for phase in "${phases[@]}"; do
       done
       tar czf "$OUT/bench-results.tar.gz" -C "$RESULTS" . 2>/dev/null
       ;;
+    bench-train)
+      ensure_built || continue
+      # MUNIT's official config runs batch 1; the issue's GPU floor is at batch 8.
+      for run in "munit edges2shoes" "stargan_v2 afhq"; do
+        set -- $run
+        run_phase "bench-train $1 $2" "$OUT/bench-train.log" $PY -m i2i_fast.cli bench method "$1" \
+          --config "$2" --set batch_size=8 --set image_size=256 --device cuda --precision bf16 \
+          --reference-precision fp32 --channels-last --iterations "${TRAIN_ITERATIONS:-20}" \
+          --out "$RESULTS" --check-floors
+        grep -E "ms/iteration|PASS|FAIL|no floor" "$OUT/bench-train.log" | tail -8 | sed 's/^/    /' >>"$SUMMARY"
+      done
+      tar czf "$OUT/bench-results.tar.gz" -C "$RESULTS" . 2>/dev/null
+      ;;
     bench-losses)
       ensure_built || continue
       for dtype in float32 bfloat16; do
@@ -156,7 +173,7 @@ for phase in "${phases[@]}"; do
       fi
       ;;
     *)
-      note "- unknown phase '$phase' (expected build, test, sanitize, bench-large, bench-method, bench-losses, profile)"
+      note "- unknown phase '$phase' (expected build, test, sanitize, bench-large, bench-method, bench-train, bench-losses, profile)"
       status=1
       ;;
   esac
