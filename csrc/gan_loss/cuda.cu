@@ -53,6 +53,7 @@
 namespace i2i_fast::gan_loss::cuda {
 namespace {
 
+using i2i_fast::cuda::AccumulateType;
 using i2i_fast::cuda::ceil_div;
 using i2i_fast::cuda::kPackWidth;
 using i2i_fast::cuda::kWarpSize;
@@ -61,15 +62,6 @@ using i2i_fast::cuda::Pack;
 using i2i_fast::cuda::store_pack;
 using i2i_fast::cuda::team_sum;
 using i2i_fast::cuda::warp_sum;
-
-template <typename T>
-struct AccumulateType {
-  using type = float;
-};
-template <>
-struct AccumulateType<double> {
-  using type = double;
-};
 
 constexpr int kBlock = 256;                       // threads per block of every kernel
 constexpr int kWarpsPerBlock = kBlock / kWarpSize;

@@ -57,6 +57,7 @@
 namespace i2i_fast::normalization::cuda {
 namespace {
 
+using i2i_fast::cuda::AccumulateType;
 using i2i_fast::cuda::ceil_div;
 using i2i_fast::cuda::kPackWidth;
 using i2i_fast::cuda::kWarpSize;
@@ -65,15 +66,6 @@ using i2i_fast::cuda::Pack;
 using i2i_fast::cuda::store_pack;
 using i2i_fast::cuda::team_sum;
 using i2i_fast::cuda::warp_sum;
-
-template <typename T>
-struct AccumulateType {
-  using type = float;
-};
-template <>
-struct AccumulateType<double> {
-  using type = double;
-};
 
 // Elements each thread holds in registers per tile (per tensor read).
 constexpr int kElemsPerThread = 16;
