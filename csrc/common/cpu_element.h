@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "accumulate.h"
+
 namespace i2i_fast::cpu {
 
 #if defined(__FLT16_MANT_DIG__)
@@ -40,15 +42,7 @@ struct StorageOf<c10::Half> {
   using type = HalfStorage;
 };
 
-// The type a kernel accumulates tensor element type T in: float, double for double.
-template <typename T>
-struct AccumulateOf {
-  using type = float;
-};
-template <>
-struct AccumulateOf<double> {
-  using type = double;
-};
+using i2i_fast::AccumulateOf;  // accumulate.h
 
 C10_ALWAYS_INLINE uint32_t float_bits(float f) {
   uint32_t u;

@@ -15,6 +15,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "accumulate.h"
+
 namespace i2i_fast::cuda {
 
 constexpr int kWarpSize = 32;
@@ -22,16 +24,7 @@ constexpr unsigned kFullWarpMask = 0xffffffffu;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-// The type sums are kept in: float for float, half and bfloat16; double for double (the CUDA twin
-// of AccumulateOf in cpu_element.h).
-template <typename T>
-struct AccumulateType {
-  using type = float;
-};
-template <>
-struct AccumulateType<double> {
-  using type = double;
-};
+using i2i_fast::AccumulateOf;  // accumulate.h
 
 // Smallest power of two >= v (v >= 1).
 inline int64_t next_power_of_two(int64_t v) {

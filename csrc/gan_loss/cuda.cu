@@ -53,7 +53,7 @@
 namespace i2i_fast::gan_loss::cuda {
 namespace {
 
-using i2i_fast::cuda::AccumulateType;
+using i2i_fast::cuda::AccumulateOf;
 using i2i_fast::cuda::ceil_div;
 using i2i_fast::cuda::kPackWidth;
 using i2i_fast::cuda::kWarpSize;
@@ -393,7 +393,7 @@ at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tens
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, dense[0].scalar_type(), "gan_loss_forward_cuda", [&] {
           using T = scalar_t;
-          using A = typename AccumulateType<T>::type;
+          using A = typename AccumulateOf<T>::type;
           int64_t total_tiles = 0;
           const ScaleTable<T> table =
               forward_table<T>(dense, first, count, with_heads, domain, total_tiles);
@@ -444,7 +444,7 @@ std::vector<at::Tensor> gan_loss_backward(const at::Tensor& grad_loss, at::Tenso
     AT_DISPATCH_FLOATING_TYPES_AND2(
         at::kHalf, at::kBFloat16, dense[0].scalar_type(), "gan_loss_backward_cuda", [&] {
           using T = scalar_t;
-          using A = typename AccumulateType<T>::type;
+          using A = typename AccumulateOf<T>::type;
           int64_t unused_tiles = 0;
           ScaleTable<T> table =
               forward_table<T>(dense, first, count, with_heads, domain, unused_tiles);
@@ -512,7 +512,7 @@ at::Tensor r1_penalty_forward(const at::Tensor& grads, double weight, Reduction 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "r1_penalty_cuda",
                                   [&] {
     using T = scalar_t;
-    using A = typename AccumulateType<T>::type;
+    using A = typename AccumulateOf<T>::type;
     A* part = partials.mutable_data_ptr<A>();
     dispatch_r1_pack<T>({x.const_data_ptr()}, per_sample, [&](auto vec_constant) {
       constexpr int VEC = decltype(vec_constant)::value;
@@ -541,7 +541,7 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "r1_penalty_backward_cuda", [&] {
     using T = scalar_t;
-    using A = typename AccumulateType<T>::type;
+    using A = typename AccumulateOf<T>::type;
     dispatch_r1_pack<T>({x.const_data_ptr(), dx.const_data_ptr()}, per_sample,
                         [&](auto vec_constant) {
       constexpr int VEC = decltype(vec_constant)::value;

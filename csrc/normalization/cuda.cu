@@ -57,7 +57,7 @@
 namespace i2i_fast::normalization::cuda {
 namespace {
 
-using i2i_fast::cuda::AccumulateType;
+using i2i_fast::cuda::AccumulateOf;
 using i2i_fast::cuda::ceil_div;
 using i2i_fast::cuda::kPackWidth;
 using i2i_fast::cuda::kWarpSize;
@@ -1135,7 +1135,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_forward_cuda", [&] {
     using T = scalar_t;
-    using A = typename AccumulateType<T>::type;
+    using A = typename AccumulateOf<T>::type;
     Problem<T, A> p{x.const_data_ptr<T>(),
                     nullptr,
                     y.mutable_data_ptr<T>(),
@@ -1199,7 +1199,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward_cuda", [&] {
     using T = scalar_t;
-    using A = typename AccumulateType<T>::type;
+    using A = typename AccumulateOf<T>::type;
     Problem<T, A> p{x.const_data_ptr<T>(),
                     dy.const_data_ptr<T>(),
                     dx.mutable_data_ptr<T>(),
