@@ -50,11 +50,18 @@ def _norm(op, x, activation):
     return lambda t: ops.layer_norm(t, w, b, style="munit", activation=activation)
 
 
-def _run(fn, x, grad):
-    leaf = x.detach().clone().requires_grad_()
-    y = fn(leaf)
-    (gx,) = torch.autograd.grad(y, leaf, grad)
-    return y, gx
+def _assert_same_with_one_and_two_threads(fn, x, grad):
+    """fn(x) and its gradient for `grad`, bit for bit, whether the kernels get 1 or 2 threads."""
+    results = []
+    for n in (1, 2):
+        leaf = x.detach().clone().requires_grad_()
+        with threads(n):
+            y = fn(leaf)
+            (gx,) = torch.autograd.grad(y, leaf, grad)
+        results.append((y, gx))
+    (y1, g1), (y2, g2) = results
+    assert torch.equal(y1, y2)
+    assert torch.equal(g1, g2)
 
 
 # Whole groups per thread (many groups), every group split across the threads (one large
@@ -68,13 +75,7 @@ def test_normalization_does_not_depend_on_the_thread_count(op, shape, layout):
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
     grad = torch.randn(shape, generator=torch.Generator().manual_seed(1))
-    fn = _norm(op, x, "relu")
-    with threads(1):
-        y1, g1 = _run(fn, x, grad)
-    with threads(2):
-        y2, g2 = _run(fn, x, grad)
-    assert torch.equal(y1, y2)
-    assert torch.equal(g1, g2)
+    _assert_same_with_one_and_two_threads(_norm(op, x, "relu"), x, grad)
 
 
 @pytest.mark.parametrize("name, fn", [
@@ -84,10 +85,4 @@ def test_normalization_does_not_depend_on_the_thread_count(op, shape, layout):
 ])
 def test_resampling_does_not_depend_on_the_thread_count(name, fn):
     x = torch.randn(4, 32, 64, 64, generator=torch.Generator().manual_seed(0))
-    grad = torch.randn_like(fn(x))
-    with threads(1):
-        y1, g1 = _run(fn, x, grad)
-    with threads(2):
-        y2, g2 = _run(fn, x, grad)
-    assert torch.equal(y1, y2)
-    assert torch.equal(g1, g2)
+    _assert_same_with_one_and_two_threads(fn, x, torch.randn_like(fn(x)))

@@ -257,6 +257,18 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
   }
 }
 
+// y[j] = act((x[j] - mean[j]) * scale[j] + shift[j]) for j in [0, n): one row (coefficients per
+// channel) or one flat run of rows (coefficients repeated).
+template <Activation act, typename T, typename A>
+void normalize_run(const T* x, T* y, int64_t n, const A* mean, const A* scale, const A* shift,
+                   A slope) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const A z = (static_cast<A>(widen(x[j])) - mean[j]) * scale[j] + shift[j];
+    y[j] = narrow<T>(activate<act>(z, slope));
+  }
+}
+
 template <Activation act, typename T, typename A>
 void rows_normalize(const T* x, T* y, int64_t rows, int64_t ld, int64_t cw, const A* mean,
                     const A* scale, const A* shift, A slope) {
@@ -268,25 +280,9 @@ void rows_normalize(const T* x, T* y, int64_t rows, int64_t ld, int64_t cw, cons
     repeat_columns(mean, cw, L, mn);
     repeat_columns(scale, cw, L, sc);
     repeat_columns(shift, cw, L, sh);
-    for (; r + m <= rows; r += m) {
-      const T* xr = x + r * cw;
-      T* yr = y + r * cw;
-#pragma omp simd
-      for (int64_t j = 0; j < L; ++j) {
-        const A z = (static_cast<A>(widen(xr[j])) - mn[j]) * sc[j] + sh[j];
-        yr[j] = narrow<T>(activate<act>(z, slope));
-      }
-    }
+    for (; r + m <= rows; r += m) normalize_run<act>(x + r * cw, y + r * cw, L, mn, sc, sh, slope);
   }
-  for (; r < rows; ++r) {
-    const T* xr = x + r * ld;
-    T* yr = y + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < cw; ++c) {
-      const A z = (static_cast<A>(widen(xr[c])) - mean[c]) * scale[c] + shift[c];
-      yr[c] = narrow<T>(activate<act>(z, slope));
-    }
-  }
+  for (; r < rows; ++r) normalize_run<act>(x + r * ld, y + r * ld, cw, mean, scale, shift, slope);
 }
 
 template <Activation act, typename T, typename A>
@@ -369,6 +365,19 @@ void rows_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t c
   }
 }
 
+// dx[j] = k_g[j] * g + k_x[j] * (x[j] - mean[j]) + k_0[j], g the gradient after the activation,
+// for j in [0, n): one row or one flat run of rows, as normalize_run.
+template <Activation act, typename T, typename A>
+void input_grad_run(const T* x, const T* dy, T* dx, int64_t n, const A* mean, const A* scale,
+                    const A* shift, A slope, const A* k_g, const A* k_x, const A* k_0) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const A xc = static_cast<A>(widen(x[j])) - mean[j];
+    const A g = activation_grad<act>(xc * scale[j] + shift[j], static_cast<A>(widen(dy[j])), slope);
+    dx[j] = narrow<T>(k_g[j] * g + k_x[j] * xc + k_0[j]);
+  }
+}
+
 template <Activation act, typename T, typename A>
 void rows_input_grad(const T* x, const T* dy, T* dx, int64_t rows, int64_t ld, int64_t cw,
                      const A* mean, const A* scale, const A* shift, A slope, const A* k_g,
@@ -386,27 +395,13 @@ void rows_input_grad(const T* x, const T* dy, T* dx, int64_t rows, int64_t ld, i
     repeat_columns(k_x, cw, L, kx);
     repeat_columns(k_0, cw, L, k0);
     for (; r + m <= rows; r += m) {
-      const T* xr = x + r * cw;
-      const T* dr = dy + r * cw;
-      T* out = dx + r * cw;
-#pragma omp simd
-      for (int64_t j = 0; j < L; ++j) {
-        const A xc = static_cast<A>(widen(xr[j])) - mn[j];
-        const A g = activation_grad<act>(xc * sc[j] + sh[j], static_cast<A>(widen(dr[j])), slope);
-        out[j] = narrow<T>(kg[j] * g + kx[j] * xc + k0[j]);
-      }
+      const int64_t off = r * cw;
+      input_grad_run<act>(x + off, dy + off, dx + off, L, mn, sc, sh, slope, kg, kx, k0);
     }
   }
   for (; r < rows; ++r) {
-    const T* xr = x + r * ld;
-    const T* dr = dy + r * ld;
-    T* out = dx + r * ld;
-#pragma omp simd
-    for (int64_t c = 0; c < cw; ++c) {
-      const A xc = static_cast<A>(widen(xr[c])) - mean[c];
-      const A g = activation_grad<act>(xc * scale[c] + shift[c], static_cast<A>(widen(dr[c])), slope);
-      out[c] = narrow<T>(k_g[c] * g + k_x[c] * xc + k_0[c]);
-    }
+    const int64_t off = r * ld;
+    input_grad_run<act>(x + off, dy + off, dx + off, cw, mean, scale, shift, slope, k_g, k_x, k_0);
   }
 }
 
