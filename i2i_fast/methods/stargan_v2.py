@@ -66,13 +66,12 @@ steps: that one, whose input gradient R1 differentiates again, runs D eagerly.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import importlib
 import math
 import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -82,7 +81,7 @@ from torch import nn
 from .. import ops
 from ..losses import l1
 from ..nn import AdaINPreActResBlock, HighPass, InstanceNorm, PreActResBlock, init_weights
-from .base import Method, RunContext, frozen, unwrap
+from .base import Method, RunContext, frozen
 
 Masks = tuple[torch.Tensor, torch.Tensor]
 MaskFn = Callable[[torch.Tensor], Masks]

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, training
+from . import training
 
 WORK_SIZE = 64
 SOURCES = ("metrics/classifier.py", "metrics/training.py", "metrics/real_images.py",
@@ -153,20 +153,8 @@ def domain_classifier(
         raise ValueError(f"domain_classifier: styles: expected at least 2 domains, got {styles}")
     s = settings or ClassifierSettings()
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    key_parts = {
-        "what": "domain_classifier",
-        "styles": list(styles),
-        "resolution": resolution,
-        "settings": dataclasses.asdict(s),
-        "sources": cache.source_digest(cache.package_files(*SOURCES)),
-    }
-    def train() -> tuple[dict, dict]:
-        with training.single_thread():
-            return _train(styles, resolution, s, log)
-
-    state, info, trained_now, path = cache.load_or_train("classifier", key_parts, train, cache_dir)
-    # (built under a forked RNG: loading a network leaves the caller's random stream alone)
-    net = training.seeded_init(lambda: DomainClassifier(len(styles), resolution), s.seed)
-    net.load_state_dict(state)
-    net.eval()
+    net, info, trained_now, path = training.cached_network(
+        "domain_classifier", "classifier", styles, resolution, s, SOURCES,
+        lambda: _train(styles, resolution, s, log),
+        lambda: DomainClassifier(len(styles), resolution), cache_dir)
     return TrainedClassifier(net, styles, resolution, info, trained_now, path)

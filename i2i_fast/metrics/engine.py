@@ -29,7 +29,6 @@ task's figures do not depend on which other tasks ran. The metric networks are t
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import sys
 import time

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, training
+from . import training
 from .classifier import check_images
 from .iou import mask_iou
 
@@ -173,21 +173,7 @@ def shape_segmenter(
         raise ValueError("shape_segmenter: styles: expected at least one domain, got none")
     s = settings or SegmenterSettings()
     log = log or (lambda msg: print(msg, file=sys.stderr))
-    key_parts = {
-        "what": "shape_segmenter",
-        "styles": list(styles),
-        "resolution": resolution,
-        "settings": dataclasses.asdict(s),
-        "sources": cache.source_digest(cache.package_files(*SOURCES)),
-    }
-
-    def train() -> tuple[dict, dict]:
-        with training.single_thread():
-            return _train(styles, resolution, s, log)
-
-    state, info, trained_now, path = cache.load_or_train("segmenter", key_parts, train, cache_dir)
-    # (built under a forked RNG: loading a network leaves the caller's random stream alone)
-    net = training.seeded_init(lambda: ShapeSegmenter(resolution), s.seed)
-    net.load_state_dict(state)
-    net.eval()
+    net, info, trained_now, path = training.cached_network(
+        "shape_segmenter", "segmenter", styles, resolution, s, SOURCES,
+        lambda: _train(styles, resolution, s, log), lambda: ShapeSegmenter(resolution), cache_dir)
     return TrainedSegmenter(net, styles, resolution, info, trained_now, path)

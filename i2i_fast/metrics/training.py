@@ -17,8 +17,10 @@ background).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -173,3 +175,35 @@ def seeded_init(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Mod
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build()
+
+
+def cached_network(what: str, cache_name: str, styles: Sequence[str], resolution: int,
+                   settings: Any, sources: Sequence[str],
+                   train: Callable[[], tuple[dict, dict]],
+                   build: Callable[[], torch.nn.Module], cache_dir=None
+                   ) -> tuple[torch.nn.Module, dict, bool, Any]:
+    """A metric network of the set `styles` at `resolution`: from the cache, or trained with
+    `train()` (on one thread) and cached first. The cache key holds `what`, the set, the settings
+    and a digest of the `sources` (package files). Returns (network in eval mode, info,
+    trained_now, cache path); the network is built under a forked RNG seeded with
+    settings.seed, so loading it leaves the caller's random stream alone."""
+    from . import cache
+
+    key_parts = {
+        "what": what,
+        "styles": list(styles),
+        "resolution": resolution,
+        "settings": dataclasses.asdict(settings),
+        "sources": cache.source_digest(cache.package_files(*sources)),
+    }
+
+    def train_single_threaded() -> tuple[dict, dict]:
+        with single_thread():
+            return train()
+
+    state, info, trained_now, path = cache.load_or_train(cache_name, key_parts,
+                                                         train_single_threaded, cache_dir)
+    net = seeded_init(build, settings.seed)
+    net.load_state_dict(state)
+    net.eval()
+    return net, info, trained_now, path
