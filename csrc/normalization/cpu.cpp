@@ -285,6 +285,20 @@ void rows_normalize(const T* x, T* y, int64_t rows, int64_t ld, int64_t cw, cons
   for (; r < rows; ++r) normalize_run<act>(x + r * ld, y + r * ld, cw, mean, scale, shift, slope);
 }
 
+// acc_g[j] += g, acc_gx[j] += g * xhat for j in [0, n), g the gradient after the activation: one
+// row (coefficients per channel) or kLanes positions of a flat run (coefficients repeated).
+template <Activation act, typename T, typename A>
+void add_grad_terms(const T* x, const T* dy, int64_t n, const A* mean, const A* rstd,
+                    const A* scale, const A* shift, A slope, A* acc_g, A* acc_gx) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const A xc = static_cast<A>(widen(x[j])) - mean[j];
+    const A g = activation_grad<act>(xc * scale[j] + shift[j], static_cast<A>(widen(dy[j])), slope);
+    acc_g[j] += g;
+    acc_gx[j] += g * (xc * rstd[j]);
+  }
+}
+
 template <Activation act, typename T, typename A>
 void rows_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t cw, const A* mean,
                     const A* rstd, const A* scale, const A* shift, A slope, double* sum_g,
@@ -312,16 +326,8 @@ void rows_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t c
         std::copy(sh + j0, sh + j0 + kLanes, sh_j);
         std::copy(rs + j0, rs + j0 + kLanes, rs_j);
         for (int64_t k = k0; k < k1; ++k) {
-          const T* xv = x + k * L + j0;
-          const T* dv = dy + k * L + j0;
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; ++j) {
-            const A xc = static_cast<A>(widen(xv[j])) - mn_j[j];
-            const A g = activation_grad<act>(xc * sc_j[j] + sh_j[j], static_cast<A>(widen(dv[j])),
-                                             slope);
-            ag[j] += g;
-            agx[j] += g * (xc * rs_j[j]);
-          }
+          add_grad_terms<act>(x + k * L + j0, dy + k * L + j0, kLanes, mn_j, rs_j, sc_j, sh_j,
+                              slope, ag, agx);
         }
         std::copy(ag, ag + kLanes, acc_g + j0);
         std::copy(agx, agx + kLanes, acc_gx + j0);
@@ -347,15 +353,8 @@ void rows_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t c
       std::fill(acc_g, acc_g + w, A(0));
       std::fill(acc_gx, acc_gx + w, A(0));
       for (int64_t r = r0; r < r1; ++r) {
-        const T* xr = x + r * ld + c0;
-        const T* dr = dy + r * ld + c0;
-#pragma omp simd
-        for (int64_t c = 0; c < w; ++c) {
-          const A xc = static_cast<A>(widen(xr[c])) - mn[c];
-          const A g = activation_grad<act>(xc * sc[c] + sh[c], static_cast<A>(widen(dr[c])), slope);
-          acc_g[c] += g;
-          acc_gx[c] += g * (xc * rs[c]);
-        }
+        add_grad_terms<act>(x + r * ld + c0, dy + r * ld + c0, w, mn, rs, sc, sh, slope, acc_g,
+                            acc_gx);
       }
       for (int64_t c = 0; c < w; ++c) {
         sum_g[c0 + c] += acc_g[c];
