@@ -141,11 +141,11 @@ for phase in "${phases[@]}"; do
       ensure_built || continue
       # MUNIT's official config runs batch 1; the issue's GPU floor is at batch 8.
       for run in "munit edges2shoes" "stargan_v2 afhq"; do
-        set -- $run
-        run_phase "bench-train $1 $2" "$OUT/bench-train.log" $PY -m i2i_fast.cli bench method "$1" \
-          --config "$2" --set batch_size=8 --set image_size=256 --device cuda --precision bf16 \
-          --reference-precision fp32 --channels-last --iterations "${TRAIN_ITERATIONS:-20}" \
-          --out "$RESULTS" --check-floors
+        read -r method config <<<"$run"
+        run_phase "bench-train $method $config" "$OUT/bench-train.log" \
+          $PY -m i2i_fast.cli bench method "$method" --config "$config" --set batch_size=8 \
+          --set image_size=256 --device cuda --precision bf16 --reference-precision fp32 \
+          --channels-last --iterations "${TRAIN_ITERATIONS:-20}" --out "$RESULTS" --check-floors
         grep -E "ms/iteration|PASS|FAIL|no floor" "$OUT/bench-train.log" | tail -8 | sed 's/^/    /' >>"$SUMMARY"
       done
       tar czf "$OUT/bench-results.tar.gz" -C "$RESULTS" . 2>/dev/null
