@@ -9,22 +9,18 @@ import math
 import pytest
 import torch
 
-import i2i_fast.ops as ops
-from i2i_fast.methods.stargan_v2 import (
-    Discriminator,
-    Generator,
-    MappingNetwork,
-    StarGANv2,
-    StyleEncoder,
-    diversity_weight,
-    moving_average,
-)
 from i2i_fast.methods.registry import resolve_config
+from i2i_fast.methods.stargan_v2 import StarGANv2
 from i2i_fast.nn import AdaINPreActResBlock, HighPass
+from i2i_fast.nn.generators import PreActStyleGenerator as Generator
+from i2i_fast.nn.multi_domain import MappingNetwork
+from i2i_fast.nn.multi_domain import MultiHeadDiscriminator as Discriminator
+from i2i_fast.nn.multi_domain import MultiHeadStyleEncoder as StyleEncoder
+from i2i_fast.optim import lerp_parameters
+from i2i_fast.testing import random_batch
 
 # Tiny networks: 32x32, 3 domains, widths 8..16 (the official structure, far fewer channels).
-TINY = {"image_size": 32, "num_domains": 3, "w_hpf": 0.0, "dim_in": 8, "max_conv_dim": 16,
-        "style_dim": 8, "latent_dim": 4, "hidden_dim": 16, "batch_size": 2, "ds_iter": 10}
+TINY = StarGANv2.configs["tiny"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -46,13 +42,7 @@ def n_params(module: torch.nn.Module) -> int:
 
 
 def tiny_batch(cfg, n: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    shape = (n, 3, cfg.image_size, cfg.image_size)
-    return {"image": torch.rand(shape, generator=g) * 2 - 1,
-            "domain": torch.randint(0, cfg.num_domains, (n,), generator=g),
-            "ref": torch.rand(shape, generator=g) * 2 - 1,
-            "ref2": torch.rand(shape, generator=g) * 2 - 1,
-            "ref_domain": torch.randint(0, cfg.num_domains, (n,), generator=g)}
+    return random_batch("multi_domain_reference", cfg, n, seed)
 
 
 @pytest.mark.parametrize("name, w_hpf, domains, counts", [
@@ -187,10 +177,11 @@ def test_high_pass_masks_from_a_config_path_and_from_the_batch():
 
 
 def test_diversity_weight_is_a_pure_function_of_the_step():
-    assert diversity_weight(0, 2.0, 100_000) == 2.0
-    assert diversity_weight(50_000, 2.0, 100_000) == pytest.approx(1.0)
-    assert diversity_weight(100_000, 2.0, 100_000) == 0.0
-    assert diversity_weight(250_000, 2.0, 100_000) == 0.0  # clamped, never negative
+    method = make({**TINY, "lambda_ds": 2.0, "ds_iter": 100_000})
+    assert method.lambda_ds(0) == 2.0
+    assert method.lambda_ds(50_000) == pytest.approx(1.0)
+    assert method.lambda_ds(100_000) == 0.0
+    assert method.lambda_ds(250_000) == 0.0  # clamped, never negative
     method = make()
     assert [method.lambda_ds(s) for s in (0, 5, 10, 11)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
     losses = method.train_step(tiny_batch(method.config, 2), 5)
@@ -201,7 +192,7 @@ def test_moving_average():
     torch.manual_seed(0)
     model, ema = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     expected = [p + 0.9 * (e - p) for p, e in zip(model.parameters(), ema.parameters())]
-    moving_average(model, ema, 0.9)
+    lerp_parameters(model, ema, 0.9)
     for got, want in zip(ema.parameters(), expected):
         torch.testing.assert_close(got, want.detach())
 
@@ -260,33 +251,6 @@ def test_the_discriminator_loss_is_the_official_formula():
     assert float(losses["d_latent_fake"]) == pytest.approx(float(fake_loss), rel=1e-5)
 
 
-def run_steps(backend: str, steps: int) -> tuple[list[dict], StarGANv2]:
-    method = make()
-    history = []
-    with ops.use_backend(backend):
-        for step in range(steps):
-            losses = method.train_step(tiny_batch(method.config, 2, seed=step), step)
-            history.append({k: float(v) for k, v in losses.items()})
-    return history, method
-
-
-def test_reference_and_fused_backends_give_the_same_losses_with_r1():
-    fused, m_fused = run_steps("cpu", 4)
-    reference, m_ref = run_steps("reference", 4)
-    assert set(fused[0]) == set(StarGANv2.loss_names)
-    for step, (f, r) in enumerate(zip(fused, reference)):
-        for name in f:
-            assert f[name] == pytest.approx(r[name], rel=5e-4, abs=1e-5), (step, name)
-    assert all(h["d_latent_reg"] > 0 and h["d_ref_reg"] > 0 for h in fused)
-    x = tiny_batch(m_fused.config, 2, seed=99)["image"]
-    torch.testing.assert_close(
-        m_fused.translate(x, n_styles=2, target_domain=1,
-                          generator=torch.Generator().manual_seed(0)),
-        m_ref.translate(x, n_styles=2, target_domain=1,
-                        generator=torch.Generator().manual_seed(0)),
-        rtol=1e-3, atol=1e-3)
-
-
 def test_translate_latent_and_reference_guided():
     method = make({**TINY, "domain_names": ["day", "night", "sunset"]})
     x = torch.rand(3, 3, 32, 32) * 2 - 1
@@ -307,16 +271,18 @@ def test_translate_latent_and_reference_guided():
     assert ref.shape == (3, 1, 3, 32, 32)
     with torch.no_grad():  # reference-guided = G_ema(x, E_ema(ref, y))
         s = method.style_encoder_ema(x[:1].expand(3, -1, -1, -1), torch.ones(3, dtype=torch.long))
-        torch.testing.assert_close(ref[:, 0], method.generator_ema(x, s))
+        torch.testing.assert_close(ref[:, 0], method.generator_ema(x, s).clamp(-1, 1))
     assert method.translate(x, reference=x, target_domain=1).shape == (3, 1, 3, 32, 32)
-    with pytest.raises(ValueError, match=r"target_domain: expected one of \['day', 'night', "
-                                         r"'sunset'\] or an index in \[0, 3\), got 'dusk'"):
+    with pytest.raises(ValueError, match=r"target_domain: expected an index in \[0, 3\) or one "
+                                         r"of \['day', 'night', 'sunset'\], got 'dusk'"):
         method.translate(x, target_domain="dusk")
-    with pytest.raises(ValueError, match=r"target_domain: expected an index in \[0, 3\), got 3"):
+    with pytest.raises(ValueError, match=r"target_domain: expected an index in \[0, 3\) or one "
+                                         r"of \['day', 'night', 'sunset'\], got 3"):
         method.translate(x, target_domain=3)
     with pytest.raises(ValueError, match="target_domain: expected the target domain"):
         method.translate(x)
-    with pytest.raises(ValueError, match=r"reference: expected shape \(1 or 3, 3, H, W\)"):
+    with pytest.raises(ValueError, match=r"reference: expected shape \(1 or 3, 3, H, W\), got "
+                                         r"\(2, 3, 32, 32\)"):
         method.translate(x, reference=x[:2], target_domain=0)
     assert method.training  # translate restores the mode
 
@@ -329,19 +295,6 @@ def test_sample_visuals():
     assert [k for k in visuals if k.startswith("latent_")] == ["latent_0", "latent_1",
                                                                "latent_2"]
     assert all(v.shape == (2, 3, 32, 32) for v in visuals.values())
-
-
-def test_training_state_round_trip_continues_identically():
-    _, method = run_steps("cpu", 2)
-    state = copy.deepcopy(method.training_state())
-    rng = torch.get_rng_state()
-    batch = tiny_batch(method.config, 2, seed=9)
-    expected = {k: float(v) for k, v in method.train_step(batch, 2).items()}
-    other = make(seed=123)
-    other.load_training_state(state)
-    torch.set_rng_state(rng)
-    got = {k: float(v) for k, v in other.train_step(batch, 2).items()}
-    assert got == expected
 
 
 def test_invalid_configurations_are_refused():

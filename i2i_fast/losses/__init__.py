@@ -1,6 +1,14 @@
 """Loss terms of the methods, on the fused operators of i2i_fast.ops."""
 
 from .gan import discriminator_loss, generator_loss
+from .latent import (
+    gaussian_nll,
+    kl_standard_normal,
+    latent_regression,
+    mode_seeking,
+    reparameterize,
+)
 from .reconstruction import l1
 
-__all__ = ["discriminator_loss", "generator_loss", "l1"]
+__all__ = ["discriminator_loss", "gaussian_nll", "generator_loss", "kl_standard_normal", "l1",
+           "latent_regression", "mode_seeking", "reparameterize"]

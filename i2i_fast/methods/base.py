@@ -33,11 +33,16 @@ from __future__ import annotations
 import abc
 import contextlib
 import dataclasses
+import functools
 import inspect
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import torch
+
+from ..optim.ema import MovingAverage
+from .roles import NetworkRoles, TrainingViews, Views
+from .translation import Domains, check_translate_arguments
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DATA_KINDS = ("unpaired", "multi_domain", "multi_domain_reference", "paired")
@@ -249,6 +254,33 @@ def _load_state_dict_into_ddp(method, state_dict, prefix, local_metadata, strict
         _rename_keys(state_dict, rename)
 
 
+@dataclasses.dataclass
+class MethodConfig:
+    """What the trainer reads from every method's Config; a method's Config subclasses it and
+    sets the official values (a Config that does not subclass it still works if it has these
+    three fields)."""
+
+    batch_size: int = 1  # items per process and iteration
+    image_size: int = 256  # side of the square training images
+    max_iter: int = 100_000  # iterations of a run
+
+
+def _checked_translate(translate: Any) -> Any:
+    """A subclass's translate, with its arguments checked first (translation.py)."""
+
+    @functools.wraps(translate)
+    def checked(self, x, *args, n_styles=1, reference=None, target_domain=None, **kwargs):
+        if args:
+            raise TypeError(f"{self.name}: translate: takes x and keyword arguments only, got "
+                            f"{len(args)} more positional argument(s)")
+        check_translate_arguments(self, x, n_styles, reference, target_domain)
+        return translate(self, x, n_styles=n_styles, reference=reference,
+                         target_domain=target_domain, **kwargs)
+
+    checked.__i2i_fast_checked__ = True
+    return checked
+
+
 class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     """Base class of all methods (see the module docstring for the contract)."""
 
@@ -257,6 +289,19 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     data_kind: ClassVar[str] = "unpaired"
     loss_names: ClassVar[tuple[str, ...]] = ()
     configs: ClassVar[dict[str, dict]] = {}
+    # Optional declarations read by i2i_fast.testing.check_method and ``i2i-fast compare``:
+    # whether translate takes a reference image's style; the named configuration that trains on
+    # the CPU in minutes and the bundled synthetic set it trains on.
+    reference_guided: ClassVar[bool] = False
+    demo_config: ClassVar[str | None] = None
+    demo_data: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        translate = cls.__dict__.get("translate")
+        if translate is not None and not getattr(translate, "__i2i_fast_checked__", False) \
+                and not getattr(translate, "__isabstractmethod__", False):
+            cls.translate = _checked_translate(translate)
 
     def __init__(self, config: Any, context: RunContext | None = None) -> None:
         super().__init__()
@@ -267,9 +312,17 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
         self.context = context or RunContext()
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._schedulers: dict[str, Any] = {}
+        self._views: TrainingViews | None = None
+        self._moving_average: MovingAverage | None = None
         # The same state dict with and without DistributedDataParallel (see RunContext).
         self.register_state_dict_post_hook(_state_dict_without_ddp)
         self.register_load_state_dict_pre_hook(_load_state_dict_into_ddp)
+
+    @classmethod
+    def check_config(cls, config: Any) -> None:
+        """Raise ValueError naming the first field of `config` this method cannot take (what was
+        expected and what came). Called by the method's __init__ and, for every named
+        configuration, by check_method; the default accepts everything."""
 
     # ----- what subclasses register -----
 
@@ -288,6 +341,72 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     def schedulers(self) -> dict[str, Any]:
         return dict(self._schedulers)
 
+    def declare_networks(self, roles: NetworkRoles,
+                         moving_average: MovingAverage | None = None) -> None:
+        """Declare the roles of the method's networks (i2i_fast.methods.roles), once, in __init__
+        after ``context.prepare``: builds the training views ``nets``, ``critics`` and
+        ``nets_twice`` (DDP wrappers through ``context.wrap``), and with `moving_average` the
+        update of the ``roles.averages`` copies (``update_averages``)."""
+        if self._views is not None:
+            raise RuntimeError(f"{self.name}: declare_networks: the roles are already declared")
+        roles.check(self)
+        if roles.averages and moving_average is None:
+            raise ValueError(f"{self.name}: declare_networks: moving_average: expected the "
+                             f"update rule of the averages {sorted(roles.averages)}, got None")
+        self._views = TrainingViews(self, roles, self.context)
+        self._moving_average = moving_average
+
+    @property
+    def roles(self) -> NetworkRoles | None:
+        """The declared network roles, or None for a method that declares none."""
+        return self._views.roles if self._views is not None else None
+
+    def _declared_views(self) -> TrainingViews:
+        if self._views is None:
+            raise RuntimeError(f"{self.name}: no network roles declared (declare_networks)")
+        return self._views
+
+    @property
+    def nets(self) -> Views:
+        """The trained networks as training calls them (DDP wrappers; compiled after
+        compile_networks)."""
+        return self._declared_views().nets
+
+    @property
+    def critics(self) -> Views:
+        """The critics, unwrapped, for calls inside another network's update (frozen)."""
+        return self._declared_views().critics
+
+    @property
+    def nets_twice(self) -> Views:
+        """The networks differentiated twice, eager, for the calls whose input gradient is
+        differentiated again (R1)."""
+        return self._declared_views().nets_twice
+
+    def frozen_critics(self, *names: str) -> contextlib.AbstractContextManager:
+        """The critics named (default: every critic) frozen inside the block."""
+        views = self._declared_views()
+        if not names:
+            return frozen(*views.critic_modules)
+        unknown = [n for n in names if n not in views.roles.critics]
+        if unknown:
+            raise ValueError(f"{self.name}: frozen_critics: {unknown} are not critics "
+                             f"{views.roles.critics}")
+        return frozen(*(getattr(self, n) for n in names))
+
+    def update_averages(self, step: int) -> None:
+        """After iteration `step`: the moving averages of the roles (their update rule)."""
+        views = self._declared_views()
+        if self._moving_average is not None:
+            self._moving_average.update(views.average_pairs, step)
+
+    # ----- domains -----
+
+    @property
+    def domains(self) -> Domains:
+        """The domains this method translates between (names, count, default target)."""
+        return Domains.of(self)
+
     # ----- the contract -----
 
     @abc.abstractmethod
@@ -301,7 +420,8 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     def translate(self, x: torch.Tensor, *, n_styles: int = 1,
                   reference: torch.Tensor | None = None, target_domain: Any = None,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """Translations of x (N, 3, H, W): (N, K, 3, H, W), K random styles or the reference's."""
+        """Translations of x (N, 3, H, W): (N, K, 3, H, W), K random styles or the reference's.
+        Its arguments are checked before it runs (i2i_fast.methods.translation)."""
 
     @abc.abstractmethod
     def sample_visuals(self, batch: dict[str, torch.Tensor],
@@ -309,15 +429,19 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
         """Named image batches (N, 3, H, W) in [-1, 1] for sample grids."""
 
     def training_networks(self) -> dict[str, torch.nn.Module]:
-        """The networks whose forward training calls (unwrapped), by name.
-
-        ``compile_networks`` compiles these in place; the default is every direct child module.
-        """
+        """The networks whose forward training calls (unwrapped), by name: the trained networks
+        of the declared roles, else every direct child module."""
+        if self._views is not None:
+            return dict(self._views.networks)
         return dict(self.named_children())
 
     def compile_networks(self, **options: Any) -> None:
-        """torch.compile each training network in place (nn.Module.compile: names, state_dicts
-        and DDP wrappers stay as they are)."""
+        """torch.compile the training networks in place (nn.Module.compile: names, state_dicts
+        and DDP wrappers stay as they are); with declared roles, the networks differentiated
+        twice stay eager and get compiled twins for their other calls."""
+        if self._views is not None:
+            self._views.compile(**options)
+            return
         for module in self.training_networks().values():
             module.compile(**options)
 

@@ -31,6 +31,7 @@ The perceptual (VGG) loss of the official code is off in every published configu
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import torch
@@ -38,8 +39,11 @@ from torch import nn
 
 from ..losses import discriminator_loss, generator_loss, l1
 from ..nn import AdaINDecoder, ContentEncoder, MLP, MultiScalePatchDiscriminator, StyleEncoder
+from ..nn.entry_points import EntryPoints
 from ..nn.init import INITS, init_weights
-from .base import Method, RunContext, frozen
+from ..optim import constant, lr_scheduler, step_decay
+from .base import Method, MethodConfig, RunContext
+from .roles import NetworkRoles
 
 
 @dataclasses.dataclass
@@ -65,7 +69,7 @@ class DiscriminatorConfig:
 
 
 @dataclasses.dataclass
-class MUNITConfig:
+class MUNITConfig(MethodConfig):
     """Defaults = configs/edges2shoes_folder.yaml of the official implementation."""
 
     gen: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
@@ -95,8 +99,11 @@ class MUNITConfig:
     display_size: int = 8  # images (and fixed styles) in sample grids
 
 
-class AdaINGen(nn.Module):
-    """One domain's auto-encoder: style encoder, content encoder, AdaIN decoder, style MLP."""
+class AdaINGen(EntryPoints):
+    """One domain's auto-encoder: style encoder, content encoder, AdaIN decoder, style MLP.
+    Training calls its entry points through forward (``method.nets.gen_a.encode(x)``)."""
+
+    entry_points = ("encode", "encode_content", "decode")
 
     def __init__(self, in_channels: int, cfg: GeneratorConfig):
         super().__init__()
@@ -111,33 +118,11 @@ class AdaINGen(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.enc_content(x), self.enc_style(x)
 
-    def decode(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return self.dec(content, self.mlp(style))
-
-
-class _TrainingNets:
-    """One domain's networks as training calls them: DistributedDataParallel when distributed,
-    except `critic`, the discriminator unwrapped, which the generator update calls frozen (its
-    parameters get no gradient there, so DDP has nothing to average)."""
-
-    def __init__(self, gen: AdaINGen, dis: nn.Module, context: RunContext):
-        self.enc_content = context.wrap(gen.enc_content)
-        self.enc_style = context.wrap(gen.enc_style)
-        self.dec = context.wrap(gen.dec)
-        self.mlp = context.wrap(gen.mlp)
-        self.dis = context.wrap(dis)
-        self.critic = dis
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.enc_content(x), self.enc_style(x)
+    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+        return self.enc_content(x)
 
     def decode(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         return self.dec(content, self.mlp(style))
-
-
-def step_lr_factor(step: int, step_size: int, gamma: float) -> float:
-    """The official schedule: the scheduler is stepped before each iteration."""
-    return gamma ** ((step + 1) // step_size)
 
 
 class MUNIT(Method):
@@ -159,11 +144,18 @@ class MUNIT(Method):
         "demo": {"gen": {"dim": 16, "mlp_dim": 64, "n_res": 2},
                  "dis": {"dim": 16, "n_layer": 3, "num_scales": 2},
                  "image_size": 64, "batch_size": 4, "max_iter": 800, "lr": 4e-4},
+        # The smallest networks of the official structure, for tests and check_method.
+        "tiny": {"gen": {"dim": 8, "mlp_dim": 16, "n_res": 1},
+                 "dis": {"dim": 8, "n_layer": 2, "num_scales": 2},
+                 "image_size": 32, "batch_size": 2, "max_iter": 10},
     }
 
-    def __init__(self, config: MUNITConfig, context: RunContext | None = None):
-        super().__init__(config, context)
-        cfg = config
+    reference_guided = True
+    demo_config = "demo"
+    demo_data = "synthetic:shapes"
+
+    @classmethod
+    def check_config(cls, cfg: MUNITConfig) -> None:
         if cfg.vgg_w != 0:
             raise ValueError(f"munit: vgg_w: expected 0 (the VGG perceptual loss needs VGG16 "
                              f"weights, which this implementation does not load), got {cfg.vgg_w}")
@@ -176,6 +168,10 @@ class MUNIT(Method):
         if cfg.init not in INITS:
             raise ValueError(f"munit: init: expected one of {', '.join(INITS)}, got {cfg.init!r}")
 
+    def __init__(self, config: MUNITConfig, context: RunContext | None = None):
+        super().__init__(config, context)
+        cfg = config
+        self.check_config(cfg)
         self.gen_a = init_weights(AdaINGen(cfg.input_dim_a, cfg.gen), cfg.init)
         self.gen_b = init_weights(AdaINGen(cfg.input_dim_b, cfg.gen), cfg.init)
         self.dis_a = init_weights(self._discriminator(cfg.input_dim_a), "gaussian")
@@ -194,16 +190,9 @@ class MUNIT(Method):
                            cfg.weight_decay)
         self.add_optimizer("dis", dis_opt, self._scheduler(dis_opt))
         self.add_optimizer("gen", gen_opt, self._scheduler(gen_opt))
-        self._nets = {"a": _TrainingNets(self.gen_a, self.dis_a, ctx),
-                      "b": _TrainingNets(self.gen_b, self.dis_b, ctx)}
-
-    def training_networks(self) -> dict[str, nn.Module]:
-        nets = {}
-        for domain, gen, dis in (("a", self.gen_a, self.dis_a), ("b", self.gen_b, self.dis_b)):
-            for part in ("enc_content", "enc_style", "dec", "mlp"):
-                nets[f"gen_{domain}.{part}"] = getattr(gen, part)
-            nets[f"dis_{domain}"] = dis
-        return nets
+        # The discriminators also run frozen in the generator update (critics).
+        self.declare_networks(NetworkRoles(trained=("gen_a", "gen_b", "dis_a", "dis_b"),
+                                           critics=("dis_a", "dis_b")))
 
     def _discriminator(self, in_channels: int) -> MultiScalePatchDiscriminator:
         d = self.config.dis
@@ -213,9 +202,9 @@ class MUNIT(Method):
     def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         cfg = self.config
         if cfg.lr_policy == "constant":
-            return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-        return torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: step_lr_factor(step, cfg.step_size, cfg.gamma))
+            return lr_scheduler(optimizer, constant)
+        return lr_scheduler(optimizer, functools.partial(step_decay, step_size=cfg.step_size,
+                                                         gamma=cfg.gamma))
 
     def _random_style(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.config.gen.style_dim, 1, 1, device=self.context.device,
@@ -233,28 +222,29 @@ class MUNIT(Method):
         return losses
 
     def _dis_update(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, torch.Tensor]:
-        cfg, ctx, a, b = self.config, self.context, self._nets["a"], self._nets["b"]
+        cfg, ctx, nets = self.config, self.context, self.nets
         optimizer = self._optimizers["dis"]
         optimizer.zero_grad(set_to_none=True)
         s_a = self._random_style(x_a.shape[0])
         s_b = self._random_style(x_b.shape[0])
         with torch.no_grad(), ctx.autocast():  # the translations are constants for D
-            x_ba = a.decode(b.enc_content(x_b), s_a)
-            x_ab = b.decode(a.enc_content(x_a), s_b)
+            x_ba = nets.gen_a.decode(nets.gen_b.encode_content(x_b), s_a)
+            x_ab = nets.gen_b.decode(nets.gen_a.encode_content(x_a), s_b)
         with ctx.autocast():
-            loss_a = discriminator_loss(a.dis(x_ba), a.dis(x_a), cfg.dis.gan_type)
-            loss_b = discriminator_loss(b.dis(x_ab), b.dis(x_b), cfg.dis.gan_type)
+            loss_a = discriminator_loss(nets.dis_a(x_ba), nets.dis_a(x_a), cfg.dis.gan_type)
+            loss_b = discriminator_loss(nets.dis_b(x_ab), nets.dis_b(x_b), cfg.dis.gan_type)
             total = cfg.gan_w * loss_a + cfg.gan_w * loss_b
         ctx.optimizer_step(total, optimizer)
         return {"d_total": total.detach(), "d_a": loss_a.detach(), "d_b": loss_b.detach()}
 
     def _gen_update(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, torch.Tensor]:
-        cfg, ctx, a, b = self.config, self.context, self._nets["a"], self._nets["b"]
+        cfg, ctx, nets, critics = self.config, self.context, self.nets, self.critics
+        a, b = nets.gen_a, nets.gen_b
         optimizer = self._optimizers["gen"]
         optimizer.zero_grad(set_to_none=True)
         s_a = self._random_style(x_a.shape[0])
         s_b = self._random_style(x_b.shape[0])
-        with frozen(self.dis_a, self.dis_b), ctx.autocast():
+        with self.frozen_critics(), ctx.autocast():
             c_a, s_a_prime = a.encode(x_a)
             c_b, s_b_prime = b.encode(x_b)
             x_a_recon = a.decode(c_a, s_a_prime)  # within domain
@@ -270,8 +260,8 @@ class MUNIT(Method):
                 "g_recon_s_b": l1(s_b_recon, s_b),
                 "g_recon_c_a": l1(c_a_recon, c_a),
                 "g_recon_c_b": l1(c_b_recon, c_b),
-                "g_adv_a": generator_loss(a.critic(x_ba), cfg.dis.gan_type),
-                "g_adv_b": generator_loss(b.critic(x_ab), cfg.dis.gan_type),
+                "g_adv_a": generator_loss(critics.dis_a(x_ba), cfg.dis.gan_type),
+                "g_adv_b": generator_loss(critics.dis_b(x_ab), cfg.dis.gan_type),
             }
             total = (cfg.gan_w * (losses["g_adv_a"] + losses["g_adv_b"])
                      + cfg.recon_x_w * (losses["g_recon_x_a"] + losses["g_recon_x_b"])
@@ -289,34 +279,22 @@ class MUNIT(Method):
 
     # ----- inference -----
 
-    def _direction(self, target_domain: Any) -> tuple[AdaINGen, AdaINGen]:
-        """(source generator, target generator); target_domain 1/"b"/None: A→B, 0/"a": B→A."""
-        if target_domain in (None, 1, "b", "B"):
-            return self.gen_a, self.gen_b
-        if target_domain in (0, "a", "A"):
-            return self.gen_b, self.gen_a
-        raise ValueError(f"munit: target_domain: expected 0/'a' or 1/'b' (or None for a→b), "
-                         f"got {target_domain!r}")
-
     def translate(self, x: torch.Tensor, *, n_styles: int = 1,
                   reference: torch.Tensor | None = None, target_domain: Any = None,
                   generator: torch.Generator | None = None) -> torch.Tensor:
-        """x (N, 3, H, W) → (N, K, 3, H, W): K random styles (N(0, I)), or K = 1 with the style of
-        `reference` (one image for all inputs, or one per input)."""
-        source, target = self._direction(target_domain)
+        """x (N, 3, H, W) → (N, K, 3, H, W) in target_domain ("b"/1, the default: A→B; "a"/0:
+        B→A): K random styles (N(0, I)), or K = 1 with the style of `reference` (one image for
+        all inputs, or one per input)."""
+        gens = (self.gen_a, self.gen_b)
+        target_index = self.domains.single(target_domain)
+        source, target = gens[1 - target_index], gens[target_index]
         ctx = self.context
         x = ctx.to_device(x)
         n = x.shape[0]
-        if n_styles < 1:
-            raise ValueError(f"munit: n_styles: expected at least 1, got {n_styles}")
         with self.evaluating(), ctx.autocast():
             content = source.enc_content(x)
             if reference is not None:
-                reference = ctx.to_device(reference)
-                if reference.shape[0] not in (1, n):
-                    raise ValueError(f"munit: reference: expected 1 or {n} images, got "
-                                     f"{reference.shape[0]}")
-                style = target.enc_style(reference).expand(n, -1, -1, -1)
+                style = target.enc_style(ctx.to_device(reference)).expand(n, -1, -1, -1)
                 return target.decode(content, style).float().unsqueeze(1)
             style = self._random_style(n * n_styles, generator)
             content = content.repeat_interleave(n_styles, dim=0)

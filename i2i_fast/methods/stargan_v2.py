@@ -70,26 +70,32 @@ import copy
 import dataclasses
 import importlib
 import math
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
 from ..losses import l1
-from ..nn import AdaINPreActResBlock, HighPass, InstanceNorm, PreActResBlock, init_weights
-from .base import Method, RunContext, frozen
+from ..nn import init_weights
+from ..nn.generators import Masks, PreActStyleGenerator, check_masks
+from ..nn.multi_domain import (
+    MappingNetwork,
+    MultiHeadDiscriminator,
+    MultiHeadStyleEncoder,
+    select_domain,
+)
+from ..optim import MovingAverage, linear_decay
+from .base import Method, MethodConfig, RunContext
+from .roles import NetworkRoles
 
-Masks = tuple[torch.Tensor, torch.Tensor]
 MaskFn = Callable[[torch.Tensor], Masks]
 EMA_INITS = ("pytorch_default", "copy")
 
 
 @dataclasses.dataclass
-class StarGANv2Config:
+class StarGANv2Config(MethodConfig):
     """Defaults = main.py of the official implementation (its defaults are the CelebA-HQ setup)."""
 
     # networks
@@ -129,187 +135,6 @@ def _power_of_two_log(n: int) -> int | None:
     return int(math.log2(n)) if n > 0 and n & (n - 1) == 0 else None
 
 
-def first_width(image_size: int, dim_in: int | None) -> int:
-    """The width of the first conv: dim_in, or the official 2**14 // image_size."""
-    return dim_in if dim_in is not None else 2 ** 14 // image_size
-
-
-def select_domain(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(N, K, ...) → (N, ...): the head y[n] of each sample n."""
-    return out[torch.arange(out.shape[0], device=out.device), y]
-
-
-# ----- networks -----
-
-
-class Generator(nn.Module):
-    """G(x (N, 3, S, S), s (N, style_dim), masks=None) → (N, 3, S, S), not squashed (no tanh).
-
-    masks: (mask_a, mask_b), each (N, 1, h, w) in [0, 1]; required when w_hpf > 0.
-    """
-
-    def __init__(self, image_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512,
-                 w_hpf: float = 1.0, dim_in: int | None = None,
-                 hpf_resolutions: tuple[int, ...] = (32, 64, 128)):
-        super().__init__()
-        dim_in = first_width(image_size, dim_in)
-        self.image_size, self.w_hpf = image_size, float(w_hpf)
-        self.hpf_resolutions = tuple(hpf_resolutions)
-        self.from_rgb = nn.Conv2d(3, dim_in, 3, 1, 1)
-        self.encode = nn.ModuleList()
-        self.decode = nn.ModuleList()
-        # Index 1 was the LeakyReLU, now fused into the instance norm; the Identity keeps the
-        # official state-dict keys (to_rgb.0.*, to_rgb.2.*).
-        self.to_rgb = nn.Sequential(
-            InstanceNorm(dim_in, affine=True, activation="leaky_relu", negative_slope=0.2),
-            nn.Identity(),
-            nn.Conv2d(dim_in, 3, 1, 1, 0))
-        repeat_num = int(math.log2(image_size)) - 4 + (1 if w_hpf > 0 else 0)
-        shortcut = w_hpf == 0
-        dim_out = dim_in
-        for _ in range(repeat_num):
-            dim_out = min(dim_in * 2, max_conv_dim)
-            self.encode.append(PreActResBlock(dim_in, dim_out, normalize=True, downsample=True))
-            self.decode.insert(0, AdaINPreActResBlock(dim_out, dim_in, style_dim, upsample=True,
-                                                      shortcut=shortcut))
-            dim_in = dim_out
-        for _ in range(2):  # bottleneck
-            self.encode.append(PreActResBlock(dim_out, dim_out, normalize=True))
-            self.decode.insert(0, AdaINPreActResBlock(dim_out, dim_out, style_dim,
-                                                      shortcut=shortcut))
-        if w_hpf > 0:
-            self.hpf = HighPass(w_hpf)
-
-    def forward(self, x: torch.Tensor, s: torch.Tensor, masks: Masks | None = None
-                ) -> torch.Tensor:
-        use_masks = self.w_hpf > 0
-        if use_masks:
-            check_masks("Generator", masks, x)
-        x = self.from_rgb(x)
-        cache = {}
-        for block in self.encode:
-            if use_masks and x.shape[2] in self.hpf_resolutions:
-                cache[x.shape[2]] = x
-            x = block(x)
-        for block in self.decode:
-            x = block(x, s)
-            size = x.shape[2]
-            if use_masks and size in self.hpf_resolutions:
-                mask = masks[0] if size == min(self.hpf_resolutions) else masks[1]
-                mask = F.interpolate(mask, size=size, mode="bilinear")
-                x = x + self.hpf(mask * cache[size])
-        return self.to_rgb(x)
-
-
-def check_masks(owner: str, masks: object, x: torch.Tensor) -> None:
-    """masks: (mask_a, mask_b), each (N, 1, h, w) with x's N, on x's device."""
-    if masks is None:
-        raise ValueError(f"{owner}: masks: expected (mask_a, mask_b) for the high-pass skips "
-                         f"(w_hpf > 0), got None")
-    if not (isinstance(masks, (tuple, list)) and len(masks) == 2
-            and all(isinstance(m, torch.Tensor) for m in masks)):
-        raise TypeError(f"{owner}: masks: expected a pair of tensors (mask_a, mask_b), got "
-                        f"{type(masks).__name__}")
-    for name, m in zip(("mask_a", "mask_b"), masks):
-        if m.dim() != 4 or m.shape[0] != x.shape[0] or m.shape[1] != 1:
-            raise ValueError(f"{owner}: masks: {name}: expected shape ({x.shape[0]}, 1, h, w), "
-                             f"got {tuple(m.shape)}")
-        if m.device != x.device:
-            raise ValueError(f"{owner}: masks: {name}: expected device {x.device}, got "
-                             f"{m.device}")
-        if not m.is_floating_point():
-            raise TypeError(f"{owner}: masks: {name}: expected a floating point tensor, got "
-                            f"{m.dtype}")
-
-
-class MappingNetwork(nn.Module):
-    """F(z (N, latent_dim), y (N,) int64) → s (N, style_dim)."""
-
-    def __init__(self, latent_dim: int = 16, style_dim: int = 64, num_domains: int = 2,
-                 hidden_dim: int = 512):
-        super().__init__()
-        layers: list[nn.Module] = [nn.Linear(latent_dim, hidden_dim), nn.ReLU()]
-        for _ in range(3):
-            layers += [nn.Linear(hidden_dim, hidden_dim), nn.ReLU()]
-        self.shared = nn.Sequential(*layers)
-        self.unshared = nn.ModuleList(
-            nn.Sequential(nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
-                          nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
-                          nn.Linear(hidden_dim, hidden_dim), nn.ReLU(),
-                          nn.Linear(hidden_dim, style_dim))
-            for _ in range(num_domains))
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.shared(z)
-        out = torch.stack([head(h) for head in self.unshared], dim=1)  # (N, K, style_dim)
-        return select_domain(out, y)
-
-
-def _downsampling_trunk(image_size: int, max_conv_dim: int, dim_in: int | None
-                        ) -> tuple[list[nn.Module], int]:
-    """E's and D's shared layers: 3x3 conv, ResBlks (no norm) halving to 4x4, LReLU, 4x4 conv,
-    LReLU → (N, dim_out, 1, 1). Returns (layers, dim_out)."""
-    dim_in = first_width(image_size, dim_in)
-    blocks: list[nn.Module] = [nn.Conv2d(3, dim_in, 3, 1, 1)]
-    dim_out = dim_in
-    for _ in range(int(math.log2(image_size)) - 2):
-        dim_out = min(dim_in * 2, max_conv_dim)
-        blocks.append(PreActResBlock(dim_in, dim_out, downsample=True))
-        dim_in = dim_out
-    blocks += [nn.LeakyReLU(0.2), nn.Conv2d(dim_out, dim_out, 4, 1, 0), nn.LeakyReLU(0.2)]
-    return blocks, dim_out
-
-
-class StyleEncoder(nn.Module):
-    """E(x (N, 3, S, S), y (N,) int64) → s (N, style_dim)."""
-
-    def __init__(self, image_size: int = 256, style_dim: int = 64, num_domains: int = 2,
-                 max_conv_dim: int = 512, dim_in: int | None = None):
-        super().__init__()
-        blocks, dim_out = _downsampling_trunk(image_size, max_conv_dim, dim_in)
-        self.shared = nn.Sequential(*blocks)
-        self.unshared = nn.ModuleList(nn.Linear(dim_out, style_dim) for _ in range(num_domains))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.shared(x).flatten(1)
-        out = torch.stack([head(h) for head in self.unshared], dim=1)  # (N, K, style_dim)
-        return select_domain(out, y)
-
-
-class Discriminator(nn.Module):
-    """D(x (N, 3, S, S)) → (N, num_domains) logits, one head per domain."""
-
-    def __init__(self, image_size: int = 256, num_domains: int = 2, max_conv_dim: int = 512,
-                 dim_in: int | None = None):
-        super().__init__()
-        blocks, dim_out = _downsampling_trunk(image_size, max_conv_dim, dim_in)
-        blocks.append(nn.Conv2d(dim_out, num_domains, 1, 1, 0))
-        self.main = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x).flatten(1)
-
-
-# ----- schedule, EMA, helpers -----
-
-
-def diversity_weight(step: int, initial: float, ds_iter: int) -> float:
-    """lambda_ds at iteration `step` (0-based): initial · max(0, 1 − step / ds_iter)."""
-    return initial * max(0.0, 1.0 - step / ds_iter)
-
-
-@torch.no_grad()
-def moving_average(model: nn.Module, ema: nn.Module, beta: float) -> None:
-    """ema ← lerp(param, ema, beta) = param + beta · (ema − param), for every parameter (the
-    official ``moving_average``, all parameters in one foreach call)."""
-    params = [p.detach() for p in model.parameters()]
-    averages = [p.detach() for p in ema.parameters()]
-    if len(params) != len(averages):
-        raise ValueError(f"moving_average: model has {len(params)} parameters, ema "
-                         f"{len(averages)}")
-    torch._foreach_copy_(averages, torch._foreach_lerp(params, averages, beta))
-
-
 def import_mask_fn(path: str) -> MaskFn:
     """The callable named by "package.module:function" (config.hpf_masks)."""
     module_name, sep, attribute = path.partition(":")
@@ -327,34 +152,6 @@ def import_mask_fn(path: str) -> MaskFn:
         raise ValueError(f"stargan_v2: hpf_masks: {path!r} is {type(obj).__name__}, expected "
                          f"a callable masks(x) -> (mask_a, mask_b)")
     return obj
-
-
-class _TrainingNets:
-    """The networks as training calls them.
-
-    generator, mapping_network, style_encoder, discriminator: wrapped for DDP (``context.wrap``),
-    called with gradients into their parameters. d_real: D for the real images of the D steps
-    (always eager: R1 differentiates its input gradient). d_fake: D for the fakes of the D steps.
-    critic, style_critic: D and E unwrapped, called frozen in the G steps (no DDP involvement:
-    their parameters get no gradient there). compile() swaps in compiled twins.
-    """
-
-    def __init__(self, method: StarGANv2, context: RunContext):
-        self.generator = context.wrap(method.generator)
-        self.mapping_network = context.wrap(method.mapping_network)
-        self.style_encoder = context.wrap(method.style_encoder)
-        self.discriminator = context.wrap(method.discriminator)
-        self.d_real = self.discriminator
-        self.d_fake = self.discriminator
-        self.critic = method.discriminator
-        self.style_critic = method.style_encoder
-
-    def compile(self, method: StarGANv2, **options: Any) -> None:
-        for module in (method.generator, method.mapping_network, method.style_encoder):
-            module.compile(**options)  # in place: the DDP wrappers call the compiled forward
-        self.d_fake = torch.compile(self.discriminator, **options)
-        self.critic = torch.compile(method.discriminator, **options)
-        self.style_critic = method.style_encoder  # compiled in place above
 
 
 class StarGANv2(Method):
@@ -379,20 +176,29 @@ class StarGANv2(Method):
                   "max_conv_dim": 128, "style_dim": 16, "latent_dim": 8, "hidden_dim": 128,
                   "lambda_ds": 1.0, "ds_iter": 4000, "max_iter": 4000, "batch_size": 8,
                   "ema_init": "copy", "domain_names": ["day", "night", "sunset"]},
+        # The smallest networks of the official structure (32x32, widths 8 to 16), for tests
+        # and check_method.
+        "tiny": {"image_size": 32, "num_domains": 3, "w_hpf": 0.0, "dim_in": 8,
+                 "max_conv_dim": 16, "style_dim": 8, "latent_dim": 4, "hidden_dim": 16,
+                 "batch_size": 2, "ds_iter": 10, "max_iter": 10},
     }
+
+    reference_guided = True
+    demo_config = "small"
+    demo_data = "synthetic:shapes-k3"
 
     def __init__(self, config: StarGANv2Config, context: RunContext | None = None):
         super().__init__(config, context)
         cfg = config
-        self._check_config(cfg)
-        self.generator = Generator(cfg.image_size, cfg.style_dim, cfg.max_conv_dim, cfg.w_hpf,
-                                   cfg.dim_in, cfg.hpf_resolutions)
+        self.check_config(cfg)
+        self.generator = PreActStyleGenerator(cfg.image_size, cfg.style_dim, cfg.max_conv_dim,
+                                              cfg.w_hpf, cfg.dim_in, cfg.hpf_resolutions)
         self.mapping_network = MappingNetwork(cfg.latent_dim, cfg.style_dim, cfg.num_domains,
                                               cfg.hidden_dim)
-        self.style_encoder = StyleEncoder(cfg.image_size, cfg.style_dim, cfg.num_domains,
-                                          cfg.max_conv_dim, cfg.dim_in)
-        self.discriminator = Discriminator(cfg.image_size, cfg.num_domains, cfg.max_conv_dim,
-                                           cfg.dim_in)
+        self.style_encoder = MultiHeadStyleEncoder(cfg.image_size, cfg.style_dim,
+                                                   cfg.num_domains, cfg.max_conv_dim, cfg.dim_in)
+        self.discriminator = MultiHeadDiscriminator(cfg.image_size, cfg.num_domains,
+                                                    cfg.max_conv_dim, cfg.dim_in)
         official_ema = cfg.ema_init == "pytorch_default"
         if official_ema:  # build_model copies the networks before the Solver initialises them
             emas = self._ema_copies()
@@ -410,15 +216,24 @@ class StarGANv2(Method):
             lr = cfg.f_lr if name == "mapping_network" else cfg.lr
             self.add_optimizer(name, ctx.adam(getattr(self, name).parameters(), lr, betas,
                                               cfg.weight_decay))
-        self._nets = _TrainingNets(self, ctx)
+        # D and E also run frozen in the generator steps; R1 differentiates D's input gradient.
+        self.declare_networks(
+            NetworkRoles(trained=("generator", "mapping_network", "style_encoder",
+                                  "discriminator"),
+                         critics=("discriminator", "style_encoder"),
+                         differentiated_twice=("discriminator",),
+                         averages={"generator_ema": "generator",
+                                   "mapping_network_ema": "mapping_network",
+                                   "style_encoder_ema": "style_encoder"}),
+            MovingAverage(cfg.ema_beta))
         self._mask_fn: MaskFn | None = import_mask_fn(cfg.hpf_masks) if cfg.hpf_masks else None
 
     def _ema_copies(self) -> tuple[nn.Module, nn.Module, nn.Module]:
         return (copy.deepcopy(self.generator), copy.deepcopy(self.mapping_network),
                 copy.deepcopy(self.style_encoder))
 
-    @staticmethod
-    def _check_config(cfg: StarGANv2Config) -> None:
+    @classmethod
+    def check_config(cls, cfg: StarGANv2Config) -> None:
         def fail(key: str, expected: str, got: object) -> None:
             raise ValueError(f"stargan_v2: {key}: expected {expected}, got {got!r}")
 
@@ -450,17 +265,6 @@ class StarGANv2(Method):
                     "weight_decay"):
             if not getattr(cfg, key) >= 0:
                 fail(key, "a value >= 0", getattr(cfg, key))
-
-    def training_networks(self) -> dict[str, nn.Module]:
-        return {"generator": self.generator, "mapping_network": self.mapping_network,
-                "style_encoder": self.style_encoder, "discriminator": self.discriminator}
-
-    def compile_networks(self, **options: Any) -> None:
-        """torch.compile G, F and E in place, and D's outputs except the R1 branch (see the module
-        doc): the discriminator's output on real images in the D steps stays eager, because R1
-        differentiates its input gradient again and compiled graphs are not twice
-        differentiable."""
-        self._nets.compile(self, **options)
 
     # ----- masks -----
 
@@ -522,7 +326,7 @@ class StarGANv2(Method):
 
     def lambda_ds(self, step: int) -> float:
         """The diversity-sensitive weight of iteration `step` (0-based)."""
-        return diversity_weight(step, self.config.lambda_ds, self.config.ds_iter)
+        return self.config.lambda_ds * linear_decay(step, 0, self.config.ds_iter)
 
     def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, Any]:
         """One official iteration: 2 D steps, 2 G steps, EMA. batch: the multi_domain_reference
@@ -547,7 +351,7 @@ class StarGANv2(Method):
                                            lambda_ds, z_trgs=(z_trg, z_trg2)))
         losses.update(self._generator_step("g_ref", x_real, y_org, y_trg, masks, recompute,
                                            lambda_ds, x_refs=(x_ref, x_ref2)))
-        self.update_ema()
+        self.update_averages(step)
         losses["lambda_ds"] = lambda_ds
         return losses
 
@@ -560,11 +364,11 @@ class StarGANv2(Method):
                             y_trg: torch.Tensor, masks: Masks | None,
                             z_trg: torch.Tensor | None = None,
                             x_ref: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        cfg, ctx, nets = self.config, self.context, self._nets
+        cfg, ctx, nets = self.config, self.context, self.nets
         self._zero_grad()
         x_in = x_real.detach().requires_grad_(True)
         with ctx.autocast():
-            out = nets.d_real(x_in)  # eager: R1 differentiates its input gradient
+            out = self.nets_twice.discriminator(x_in)  # R1 differentiates its input gradient
             loss_real = ops.gan_loss(out, "real", "nsgan", domain=y_org)
         # R1 on the logits of the true domains: 0.5 · mean_n Σ (∂ Σ_n D(x)[y_org] / ∂x)²
         (grad,) = torch.autograd.grad(select_domain(out, y_org).sum(), x_in, create_graph=True)
@@ -576,7 +380,8 @@ class StarGANv2(Method):
                 s_trg = nets.style_encoder(x_ref, y_trg)
             x_fake = nets.generator(x_real, s_trg, masks)
         with ctx.autocast():
-            loss_fake = ops.gan_loss(nets.d_fake(x_fake), "fake", "nsgan", domain=y_trg)
+            loss_fake = ops.gan_loss(nets.discriminator(x_fake), "fake", "nsgan",
+                                     domain=y_trg)
         loss = loss_real + loss_fake + cfg.lambda_reg * loss_reg
         ctx.optimizer_step(loss, self._optimizers["discriminator"])
         return {f"{prefix}_real": loss_real.detach(), f"{prefix}_fake": loss_fake.detach(),
@@ -588,22 +393,22 @@ class StarGANv2(Method):
                         z_trgs: tuple[torch.Tensor, torch.Tensor] | None = None,
                         x_refs: tuple[torch.Tensor, torch.Tensor] | None = None
                         ) -> dict[str, torch.Tensor]:
-        cfg, ctx, nets = self.config, self.context, self._nets
+        cfg, ctx, nets, critics = self.config, self.context, self.nets, self.critics
         latent = z_trgs is not None
         self._zero_grad()
         # The reference-guided step updates G alone: E runs frozen (through E(x_fake)) or
         # without gradients at all; D always runs frozen here.
-        frozen_nets = (self.discriminator,) if latent else (self.discriminator,
-                                                            self.style_encoder)
-        style_encoder = nets.style_encoder if latent else nets.style_critic
-        with frozen(*frozen_nets), ctx.autocast():
+        frozen_critics = ("discriminator",) if latent else ("discriminator", "style_encoder")
+        style_encoder = nets.style_encoder if latent else critics.style_encoder
+        with self.frozen_critics(*frozen_critics), ctx.autocast():
             if latent:
                 s_trg = nets.mapping_network(z_trgs[0], y_trg)
             else:
                 with torch.no_grad():
                     s_trg = nets.style_encoder(x_refs[0], y_trg)
             x_fake = nets.generator(x_real, s_trg, masks)
-            loss_adv = ops.gan_loss(nets.critic(x_fake), "generator", "nsgan", domain=y_trg)
+            loss_adv = ops.gan_loss(critics.discriminator(x_fake), "generator", "nsgan",
+                                    domain=y_trg)
             loss_sty = l1(style_encoder(x_fake, y_trg), s_trg)
             with torch.no_grad():  # x_fake2 is detached in the official loss
                 if latent:
@@ -631,63 +436,12 @@ class StarGANv2(Method):
         return {f"{prefix}_adv": loss_adv.detach(), f"{prefix}_sty": loss_sty.detach(),
                 f"{prefix}_ds": loss_ds.detach(), f"{prefix}_cyc": loss_cyc.detach()}
 
-    def update_ema(self) -> None:
-        """generator_ema, mapping_network_ema, style_encoder_ema ← lerp(param, ema, ema_beta)."""
-        beta = self.config.ema_beta
-        moving_average(self.generator, self.generator_ema, beta)
-        moving_average(self.mapping_network, self.mapping_network_ema, beta)
-        moving_average(self.style_encoder, self.style_encoder_ema, beta)
-
     # ----- inference -----
 
     def _inference_nets(self, ema: bool) -> tuple[nn.Module, nn.Module, nn.Module]:
         if ema:
             return self.generator_ema, self.mapping_network_ema, self.style_encoder_ema
         return self.generator, self.mapping_network, self.style_encoder
-
-    def domain_index(self, domain: Any) -> int:
-        """A domain given as an index or, with config.domain_names, a name → its index."""
-        names = list(self.config.domain_names)
-        k = self.config.num_domains
-        if isinstance(domain, str):
-            if domain in names:
-                return names.index(domain)
-            if domain.strip().isdigit():
-                domain = int(domain)
-            else:
-                known = f"one of {names} or " if names else ""
-                raise ValueError(f"stargan_v2: target_domain: expected {known}an index in "
-                                 f"[0, {k}), got {domain!r}")
-        if isinstance(domain, numbers.Integral) and not isinstance(domain, bool):
-            if not 0 <= int(domain) < k:
-                raise ValueError(f"stargan_v2: target_domain: expected an index in [0, {k}), "
-                                 f"got {int(domain)}")
-            return int(domain)
-        raise TypeError(f"stargan_v2: target_domain: expected an int, a domain name or an "
-                        f"(N,) integer tensor, got {type(domain).__name__}")
-
-    def _target_domains(self, target_domain: Any, n: int) -> torch.Tensor:
-        """(N,) int64 on the device from an int, a name, or an (N,) integer tensor."""
-        k, device = self.config.num_domains, self.context.device
-        if target_domain is None:
-            raise ValueError(f"stargan_v2: target_domain: expected the target domain (an index "
-                             f"in [0, {k}), a name of config.domain_names or an (N,) tensor), "
-                             f"got None")
-        if isinstance(target_domain, torch.Tensor) and target_domain.dim() > 0:
-            if target_domain.shape != (n,) or target_domain.is_floating_point() \
-                    or target_domain.dtype == torch.bool:
-                raise ValueError(f"stargan_v2: target_domain: expected an integer tensor of "
-                                 f"shape ({n},), got {target_domain.dtype} "
-                                 f"{tuple(target_domain.shape)}")
-            if n and not (0 <= int(target_domain.min()) and int(target_domain.max()) < k):
-                raise ValueError(f"stargan_v2: target_domain: expected indices in [0, {k}), "
-                                 f"got values in [{int(target_domain.min())}, "
-                                 f"{int(target_domain.max())}]")
-            return target_domain.to(device=device, dtype=torch.int64)
-        if isinstance(target_domain, torch.Tensor):
-            target_domain = target_domain.item()
-        return torch.full((n,), self.domain_index(target_domain), dtype=torch.int64,
-                          device=device)
 
     def _inference_masks(self, x: torch.Tensor, masks: Masks | None) -> Masks | None:
         if self.config.w_hpf == 0:
@@ -716,36 +470,27 @@ class StarGANv2(Method):
         `reference` (one image for every input, or one per input), read as an image of the target
         domain. ema: use the moving-average networks (the official sampling and evaluation).
         masks: (mask_a, mask_b) of x for w_hpf > 0 (default: mask_fn(x)).
+        The generator has no tanh: its images are clamped to [-1, 1] here (the official code
+        clamps when it saves them).
         """
         ctx = self.context
         x = ctx.to_device(x)
-        if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"stargan_v2: x: expected shape (N, 3, H, W), got {tuple(x.shape)}")
         n = x.shape[0]
-        if isinstance(n_styles, bool) or not isinstance(n_styles, int) or n_styles < 1:
-            raise ValueError(f"stargan_v2: n_styles: expected an int >= 1, got {n_styles!r}")
-        if reference is not None and n_styles != 1:
-            raise ValueError(f"stargan_v2: n_styles: a reference gives one style, expected 1, "
-                             f"got {n_styles}")
-        y = self._target_domains(target_domain, n)
+        y = self.domains.per_input(target_domain, n, ctx.device)
         gen, mapping, style_encoder = self._inference_nets(ema)
         with self.evaluating(), ctx.autocast():
             masks = self._inference_masks(x, masks)
             if reference is not None:
                 reference = ctx.to_device(reference)
-                if reference.dim() != 4 or reference.shape[0] not in (1, n) \
-                        or reference.shape[1] != 3:
-                    raise ValueError(f"stargan_v2: reference: expected shape (1 or {n}, 3, H, W),"
-                                     f" got {tuple(reference.shape)}")
                 s = style_encoder(reference.expand(n, -1, -1, -1), y)
-                return gen(x, s, masks).float().unsqueeze(1)
+                return gen(x, s, masks).float().clamp(-1, 1).unsqueeze(1)
             z = torch.randn(n * n_styles, self.config.latent_dim, device=ctx.device,
                             generator=generator)
             s = mapping(z, y.repeat_interleave(n_styles))
             x_rep = x.repeat_interleave(n_styles, dim=0)
             if masks is not None:
                 masks = tuple(m.repeat_interleave(n_styles, dim=0) for m in masks)
-            out = gen(x_rep, s, masks).float()
+            out = gen(x_rep, s, masks).float().clamp(-1, 1)
         return out.reshape(n, n_styles, *out.shape[1:])
 
     def sample_visuals(self, batch: dict[str, torch.Tensor],
