@@ -13,6 +13,7 @@ from i2i_fast import cli
 from i2i_fast.data import open_dataset
 from i2i_fast.methods.registry import resolve_config
 from i2i_fast.methods.stargan_v2 import StarGANv2
+from i2i_fast.testing import FLOAT64, default_dtype, loss_differences
 from i2i_fast.train import TrainOptions, Trainer
 from train_helpers import assert_same_tensors, load
 
@@ -110,7 +111,8 @@ def test_train_resume_and_translate(tmp_path, capsys):
     status = cli.main(["translate", "--checkpoint", str(straight.last_checkpoint), "--input",
                        str(images), "--target-domain", "dusk", "--out", str(tmp_path / "bad")])
     err = capsys.readouterr().err
-    assert status == 2 and "target_domain: expected one of ['day', 'night', 'sunset']" in err
+    assert status == 2 and "target_domain: expected an index in [0, 3) or one of ['day', 'night', "\
+        "'sunset'], got 'dusk'" in err
 
 
 def tiny_method(seed: int = 0) -> StarGANv2:
@@ -123,24 +125,29 @@ def tiny_method(seed: int = 0) -> StarGANv2:
 def test_compiled_networks_with_r1_outside_the_compiled_graphs():
     """compile_networks(): G, F, E and the fake/critic D compiled; D(x_real) of the D steps runs
     eagerly, as R1 differentiates its input gradient. aot_eager keeps the test quick and goes
-    through the same AOTAutograd graphs (not twice differentiable) as inductor."""
+    through the same AOTAutograd graphs (not twice differentiable) as inductor. Compared in
+    float64 (i2i_fast.testing.runs says why): compiled and eager graphs round differently."""
     torch._dynamo.reset()
-    method = tiny_method()
-    eager = tiny_method()
+    with default_dtype(torch.float64):
+        method = tiny_method()
+        eager = tiny_method()
     batch = {k: v for k, v in open_dataset("synthetic:shapes-k3", "multi_domain_reference",
                                            resolution=32, size=4).item(0, 0).items()}
     batch = {k: torch.stack([v, v]) for k, v in batch.items()}
+    batch = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
     method.compile_networks(backend="aot_eager")
-    nets = method._nets
-    assert nets.d_real is method.discriminator  # the R1 branch: eager
-    assert nets.d_fake is not method.discriminator
-    for step in range(2):
-        torch.manual_seed(step)
-        got = method.train_step(batch, step)
-        torch.manual_seed(step)
-        want = eager.train_step(batch, step)
-        for name in want:
-            assert float(got[name]) == pytest.approx(float(want[name]), rel=1e-3, abs=1e-4), name
+    assert method.nets_twice.discriminator.call is method.discriminator  # the R1 branch: eager
+    assert method.nets.discriminator.call is not method.discriminator  # a compiled twin
+    assert method.critics.discriminator.call is not method.discriminator
+    history = {}
+    for name, m in (("compiled", method), ("eager", eager)):
+        history[name] = []
+        for step in range(2):
+            torch.manual_seed(step)
+            with default_dtype(torch.float64):
+                losses = m.train_step(batch, step)
+            history[name].append({k: float(v) for k, v in losses.items()})
+    assert not loss_differences(history["compiled"], history["eager"], FLOAT64)
     torch._dynamo.reset()
 
 

@@ -35,6 +35,12 @@ class ToyConfig:
     ema_beta: float = 0.9
     random_styles: bool = True  # False: the target style is encoded from x_b (no random draw)
     recon_w: float = 10.0
+    float64: bool = False  # networks and batches in float64 (runs compared to 1e-9)
+
+
+def wide(t: torch.Tensor) -> torch.Tensor:
+    """16-bit autocast results in float32; float32 and float64 as they are."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 class Encoder(torch.nn.Module):
@@ -51,7 +57,7 @@ class Encoder(torch.nn.Module):
     def forward(self, x):
         h = ops.instance_norm(self.conv1(x), activation="relu")
         content = ops.instance_norm(self.conv2(h), activation="relu")
-        return content, self.style(h.float().mean(dim=(2, 3)))
+        return content, self.style(wide(h).mean(dim=(2, 3)))
 
 
 class Decoder(torch.nn.Module):
@@ -64,7 +70,7 @@ class Decoder(torch.nn.Module):
         self.out = torch.nn.Conv2d(dim, 3, 3, padding=1)
 
     def forward(self, content, style):
-        weight, bias = self.mlp(style).float().chunk(2, dim=1)
+        weight, bias = wide(self.mlp(style)).chunk(2, dim=1)
         h = self.conv(F.interpolate(content, scale_factor=2, mode="nearest"))
         h = ops.adain(h, 1 + weight, bias, activation="relu")
         return torch.tanh(self.out(h))
@@ -92,11 +98,12 @@ class ToyGAN(Method):
         if config.lr <= 0:
             raise ValueError(f"toygan: lr: expected > 0, got {config.lr}")
         c, ctx = config, self.context
-        enc = ctx.prepare(Encoder(c.dim, c.style_dim))
-        dec = ctx.prepare(Decoder(c.dim, c.style_dim))
+        self.dtype = torch.float64 if c.float64 else torch.float32
+        enc = ctx.prepare(Encoder(c.dim, c.style_dim)).to(self.dtype)
+        dec = ctx.prepare(Decoder(c.dim, c.style_dim)).to(self.dtype)
         self.dec_ema = copy.deepcopy(dec).requires_grad_(False)
         self.enc, self.dec = ctx.wrap(enc), ctx.wrap(dec)
-        self.dis = ctx.wrap(ctx.prepare(Discriminator(c.dim)))
+        self.dis = ctx.wrap(ctx.prepare(Discriminator(c.dim)).to(self.dtype))
         gen_params = list(enc.parameters()) + list(dec.parameters())
         opt_g = ctx.adam(gen_params, lr=c.lr, betas=(0.5, 0.999), weight_decay=1e-4)
         opt_d = ctx.adam(self.dis.parameters(), lr=c.lr, betas=(0.5, 0.999), weight_decay=1e-4)
@@ -105,11 +112,12 @@ class ToyGAN(Method):
 
     def _target_style(self, x_b):
         if self.config.random_styles:
-            return torch.randn(x_b.shape[0], self.config.style_dim, device=x_b.device)
+            return torch.randn(x_b.shape[0], self.config.style_dim, device=x_b.device,
+                               dtype=self.dtype)
         return self.enc(x_b)[1]
 
     def train_step(self, batch, step):
-        x_a, x_b = batch["a"], batch["b"]
+        x_a, x_b = batch["a"].to(self.dtype), batch["b"].to(self.dtype)
         opt_g, opt_d = self.optimizers["gen"], self.optimizers["dis"]
         ctx = self.context
         # discriminator update: D sees a fake and a real batch before one backward
@@ -118,8 +126,8 @@ class ToyGAN(Method):
             fake = self.dec(content, self._target_style(x_b))
         opt_d.zero_grad(set_to_none=True)
         with ctx.autocast():
-            loss_d = (self.dis(fake.detach()).float() ** 2).mean() + \
-                ((self.dis(x_b).float() - 1) ** 2).mean()
+            loss_d = (wide(self.dis(fake.detach())) ** 2).mean() + \
+                ((wide(self.dis(x_b)) - 1) ** 2).mean()
         ctx.optimizer_step(loss_d, opt_d)
         # generator update: the encoder runs on x_a, x_b (or not) and on the translation
         opt_g.zero_grad(set_to_none=True)
@@ -129,10 +137,10 @@ class ToyGAN(Method):
             x_ab = self.dec(c_a, s_b)
             c_ab, s_ab = self.enc(x_ab)
             x_aa = self.dec(c_a, s_a)
-            loss_g = ((self.dis(x_ab).float() - 1) ** 2).mean() \
-                + self.config.recon_w * (x_aa.float() - x_a).abs().mean() \
-                + (c_ab.float() - c_a.float()).abs().mean() \
-                + (s_ab.float() - s_b.detach().float()).abs().mean()
+            loss_g = ((wide(self.dis(x_ab)) - 1) ** 2).mean() \
+                + self.config.recon_w * (wide(x_aa) - x_a).abs().mean() \
+                + (wide(c_ab) - wide(c_a)).abs().mean() \
+                + (wide(s_ab) - wide(s_b.detach())).abs().mean()
         ctx.optimizer_step(loss_g, opt_g)
         for scheduler in self.schedulers.values():
             scheduler.step()
@@ -145,13 +153,14 @@ class ToyGAN(Method):
         if target_domain is not None:
             raise ValueError(f"toygan: target_domain: expected None (it translates a to b only), "
                              f"got {target_domain!r}")
+        x = x.to(self.dtype)
         with self.evaluating():
             content, _ = self.enc(x)
             if reference is not None:
-                styles = self.enc(reference)[1][:, None]
+                styles = self.enc(reference.to(self.dtype))[1][:, None]
             else:
                 styles = torch.randn(x.shape[0], n_styles, self.config.style_dim,
-                                     generator=generator, device=x.device)
+                                     generator=generator, device=x.device).to(self.dtype)
             out = [self.dec_ema(content, styles[:, k]) for k in range(styles.shape[1])]
         return torch.stack(out, dim=1).float()
 
