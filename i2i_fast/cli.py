@@ -54,6 +54,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(args)
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from i2i_fast import compare
+
+    return compare.main(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "method":
         from i2i_fast.bench import method_bench
@@ -100,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_arguments(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("compare", help="train every chosen method at its CPU demo configuration, "
+                                       "evaluate and time it; one table and one picture")
+    from i2i_fast import compare
+
+    compare.add_arguments(p)
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("build", help="compile the kernels now (e.g. before torchrun starts)")
     p.set_defaults(func=_cmd_build)

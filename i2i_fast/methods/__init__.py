@@ -3,7 +3,7 @@
 Importing this package imports no method: each is imported when it is asked for.
 """
 
-from .base import DATA_KINDS, PRECISIONS, Method, RunContext, unwrap
+from .base import DATA_KINDS, PRECISIONS, Method, MethodConfig, RunContext, frozen, unwrap
 from .registry import (
     DISABLE_ENV,
     GROUP,
@@ -18,6 +18,7 @@ from .registry import (
     method_names,
     resolve_config,
 )
+from .roles import NetworkRoles
 
 __all__ = [
     "DATA_KINDS",
@@ -26,12 +27,15 @@ __all__ = [
     "PRECISIONS",
     "DuplicateMethodError",
     "Method",
+    "MethodConfig",
     "MethodError",
     "MethodImportError",
     "MethodInfo",
+    "NetworkRoles",
     "RunContext",
     "UnknownMethodError",
     "create_method",
+    "frozen",
     "get_method_class",
     "list_methods",
     "method_names",

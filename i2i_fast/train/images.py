@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from ..data.folders import list_images, read_image
 from ..data.transforms import preset
@@ -48,6 +48,50 @@ def grid(rows: Sequence[Sequence[torch.Tensor | None]], gap: int = 2, fill: int 
                 y, x = r * (h + gap), c * (w + gap)
                 sheet[y:y + h, x:x + w] = to_uint8(image)
     return sheet
+
+
+def _wrapped(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> list[str]:
+    """`text` in lines no wider than `width` pixels (words are not split)."""
+    lines: list[str] = []
+    for word in text.split():
+        candidate = f"{lines[-1]} {word}" if lines else word
+        if lines and draw.textlength(candidate, font=font) <= width:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def labelled_grid(rows: Sequence[Sequence[torch.Tensor | None]], row_labels: Sequence[str],
+                  column_labels: Sequence[str], gap: int = 2, fill: int = 255) -> np.ndarray:
+    """``grid(rows)`` with a label left of every row and above every column (words wrapped to
+    the column's width)."""
+    if len(row_labels) != len(rows):
+        raise ValueError(f"labelled_grid: row_labels: expected {len(rows)}, got "
+                         f"{len(row_labels)}")
+    columns = max(len(row) for row in rows)
+    if len(column_labels) != columns:
+        raise ValueError(f"labelled_grid: column_labels: expected {columns}, got "
+                         f"{len(column_labels)}")
+    body = grid(rows, gap, fill)
+    h, w = next(c for row in rows for c in row if c is not None).shape[-2:]
+    font = ImageFont.load_default()
+    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line_height = int(scratch.textbbox((0, 0), "Ag", font=font)[3]) + 2
+    wrapped = [_wrapped(scratch, label, w - 4, font) for label in column_labels]
+    top = max(len(lines) for lines in wrapped) * line_height + 4
+    left = int(max(scratch.textlength(label, font=font) for label in row_labels)) + 8
+    sheet = Image.new("RGB", (left + body.shape[1], top + body.shape[0]), (fill,) * 3)
+    sheet.paste(Image.fromarray(body), (left, top))
+    draw = ImageDraw.Draw(sheet)
+    for c, lines in enumerate(wrapped):
+        for k, line in enumerate(lines):
+            draw.text((left + c * (w + gap), 2 + k * line_height), line, fill=(0, 0, 0),
+                      font=font)
+    for r, label in enumerate(row_labels):
+        y = top + r * (h + gap) + (h - line_height) // 2
+        draw.text((4, y), label, fill=(0, 0, 0), font=font)
+    return np.asarray(sheet)
 
 
 def save_png(pixels: np.ndarray, path: str | os.PathLike) -> Path:

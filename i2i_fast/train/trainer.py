@@ -78,7 +78,7 @@ def training_fields(method_name: str, config: Any) -> tuple[int, int, int]:
             raise TrainError(
                 f"method {method_name}: its Config ({type(config).__name__}) has no field "
                 f"{name!r}; the trainer reads {', '.join(TRAINING_FIELDS)} from every method's "
-                f"Config")
+                f"Config (subclass i2i_fast.methods.MethodConfig, which declares them)")
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise TrainError(f"{name}: expected an int >= 1, got {value!r}")
