@@ -155,3 +155,24 @@ def test_a_nan_loss_stops_the_run_without_saving(tmp_path, toy_plugin, monkeypat
     assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3]
     with pytest.raises(DivergedError, match="step 5: mean loss g=nan"):
         train(tmp_path / "run1", log_every=1)
+
+
+def test_a_resumed_run_shows_every_step_once_in_tensorboard(tmp_path, toy_plugin):
+    """A run killed after step 5 whose last checkpoint is step 3 resumes there: TensorBoard drops
+    what the killed process logged after step 3 (steps 4, 5: logged again), and keeps step 3's
+    scalars and sample grid, which the checkpoint's run logged and the resumed run does not."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # checkpoints at 3 and 5; removing 5 leaves what a run killed after logging step 5 leaves
+    first = train(tmp_path / "run", log_every=1, overrides=["max_iter=5"])
+    (first.run_dir / "checkpoints" / "step_000000005.pt").unlink()
+    resumed = train(tmp_path / "run", resume="auto", log_every=1, overrides=["max_iter=6"])
+    assert resumed.result.resumed_from.name == "step_000000003.pt"
+    events = EventAccumulator(str(first.run_dir / "tensorboard"),
+                              size_guidance={"scalars": 0, "images": 0}).Reload()
+    assert [e.step for e in events.Scalars("loss/g")] == [1, 2, 3, 4, 5, 6]
+    values = {e.step: e.value for e in events.Scalars("loss/g")}
+    assert values[3] == pytest.approx(first.losses[3]["g"])
+    assert values[4] == pytest.approx(resumed.losses[4]["g"])
+    tag = next(t for t in events.Tags()["images"] if t.startswith("samples/"))
+    assert [e.step for e in events.Images(tag)] == [3, 6]  # the killed run's 5 dropped

@@ -277,8 +277,10 @@ class Trainer:
                 self._say(dist, f"resumed from {plan.resume_path} at step {start}")
             for note in plan.notes:
                 self._say(dist, f"note: {note}")
+            # The checkpoint's own step was logged by the run that wrote it and is not logged
+            # again: only what that run logged after it is dropped.
             events = EventLog(run.tensorboard_dir, enabled=dist.is_main,
-                              purge_step=start if saved is not None else None)
+                              purge_step=start + 1 if saved is not None else None)
             if dist.is_main:
                 events.text("config", f"```\n{run.config_path.read_text()}\n```", start)
             sheet = (SampleSheet(dataset, opts.n_samples, opts.seed, dist.device, context.to_device)
