@@ -176,3 +176,49 @@ def test_a_resumed_run_shows_every_step_once_in_tensorboard(tmp_path, toy_plugin
     assert values[4] == pytest.approx(resumed.losses[4]["g"])
     tag = next(t for t in events.Tags()["images"] if t.startswith("samples/"))
     assert [e.step for e in events.Images(tag)] == [3, 6]  # the killed run's 5 dropped
+
+
+def test_leftovers_of_a_killed_checkpoint_write_are_removed_at_the_next_start(tmp_path,
+                                                                             toy_plugin):
+    first = train(tmp_path / "run", overrides=["max_iter=3"])
+    folder = first.run_dir / "checkpoints"
+    # what a process killed inside save_atomic leaves: its temporary file, never renamed
+    leftover = folder / ".step_000000006.pt.k1ll3d.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    other = folder / "notes.txt"  # not the trainer's: left alone
+    other.write_text("mine")
+    assert CheckpointFolder(folder).steps() == [3]
+    resumed = train(tmp_path / "run", resume="auto", overrides=["max_iter=6"])
+    assert not leftover.exists() and other.exists()
+    assert f"removed 1 temporary file(s) of an interrupted checkpoint write: {leftover.name}" \
+        in resumed.log
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "step_000000003.pt",
+                                                        "step_000000006.pt"]
+
+
+def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(tmp_path, toy_plugin):
+    straight = train(tmp_path / "straight")  # checkpoints at 3 and 6
+    run = train(tmp_path / "run", overrides=["max_iter=5"], checkpoint_every=2)  # 2, 4, 5
+    folder = run.run_dir / "checkpoints"
+    latest = folder / "step_000000005.pt"
+    latest.write_bytes(latest.read_bytes()[:4000])  # truncated (a disk that filled up)
+    resumed = train(tmp_path / "run", resume="auto", overrides=["max_iter=6"])
+    assert resumed.result.resumed_from.name == "step_000000004.pt"
+    assert (f"checkpoint {latest}: cannot be read with torch.load(weights_only=True)"
+            in resumed.log)
+    assert f"resuming from the newest readable one, {folder / 'step_000000004.pt'}" \
+        in resumed.log
+    assert sorted(resumed.losses) == [5, 6]
+    assert resumed.losses[6] == straight.losses[6]
+    # the unreadable file is left as it was (the resumed run wrote 6, not 5)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        checkpoint_lib.load(latest)
+    # a checkpoint given by its path is never replaced by another
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        train(tmp_path / "run", resume=str(latest), overrides=["max_iter=8"])
+    # nothing readable at all: an error naming every file
+    for path in folder.glob("step_*.pt"):
+        path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*checkpoints: "
+                                              r"step_000000006.pt .*step_000000002.pt"):
+        train(tmp_path / "run", resume="auto", overrides=["max_iter=8"])

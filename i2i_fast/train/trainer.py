@@ -44,7 +44,7 @@ from ..methods.registry import get_method_class, resolve_config
 from . import checkpoint as checkpoint_lib
 from . import rng
 from .distributed import Distributed
-from .errors import CheckpointError, DivergedError, TrainError
+from .errors import CheckpointError, DivergedError, TrainError, UnreadableCheckpointError
 from .events import EventLog
 from .images import save_png
 from .meter import LossMeter, as_floats
@@ -208,11 +208,11 @@ class Trainer:
             config = resolve_config(cls, options.config, options.overrides)
             resolved, notes = options.resolved(None)
             return _Plan(cls, run, None, None, config, resolved, notes)
-        saved = checkpoint_lib.load(resume_path)
+        saved, resume_path, unreadable = self._read_checkpoint(resume_path, dist)
         if saved["method"] != options.method:
             raise CheckpointError(f"checkpoint {resume_path}: trained method "
                                   f"{saved['method']!r}, not {options.method!r}")
-        later = [s for s in run.checkpoints().steps() if s > saved["step"]]
+        later = [s for s in run.checkpoints().steps() if s > saved["step"] and s not in unreadable]
         if later:
             raise TrainError(
                 f"run folder {run.root} holds checkpoints after step {saved['step']} (step "
@@ -227,9 +227,36 @@ class Trainer:
         resolved, option_notes = options.resolved(saved.get("train_options"))
         return _Plan(cls, run, resume_path, saved, config, resolved, notes + option_notes)
 
+    def _read_checkpoint(self, path: Path, dist: Distributed) -> tuple[dict, Path, list[int]]:
+        """(the checkpoint to resume, its path, the steps of unreadable newer checkpoints passed
+        over). A checkpoint named by its file is read or refused; with ``--resume auto`` or a
+        folder, an unreadable latest checkpoint (truncated, corrupt) gives way to the newest
+        readable one, and that is said."""
+        if self.options.resume not in ("auto", None) and not Path(self.options.resume).is_dir():
+            return checkpoint_lib.load(path), path, []
+        folder = checkpoint_lib.CheckpointFolder(path.parent)
+        failures: list[tuple[Path, UnreadableCheckpointError]] = []
+        for step in reversed(folder.steps()):
+            candidate = folder.path(step)
+            try:
+                saved = checkpoint_lib.load(candidate)
+            except UnreadableCheckpointError as error:
+                failures.append((candidate, error))
+                continue
+            for _, error in failures:
+                self._say(dist, f"{error}; resuming from the newest readable one, {candidate}")
+            return saved, candidate, [checkpoint_lib.step_of(p) for p, _ in failures]
+        reasons = "; ".join(f"{p.name} ({str(e).split(': ', 1)[-1]})" for p, e in failures)
+        raise CheckpointError(f"no readable checkpoint in {folder.folder}: {reasons}")
+
     def _run(self, dist: Distributed) -> TrainResult:
         plan = self._plan(dist)
         opts, run, saved = plan.options, plan.run, plan.saved
+        if dist.is_main:
+            removed = run.checkpoints().remove_temporaries()
+            if removed:
+                self._say(dist, f"removed {len(removed)} temporary file(s) of an interrupted "
+                                f"checkpoint write: {', '.join(p.name for p in removed)}")
         batch_size, image_size, max_iter = training_fields(plan.cls.name, plan.config)
         with _backend_scope(opts.backend):
             try:
