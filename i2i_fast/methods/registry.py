@@ -170,7 +170,8 @@ def resolve_config(cls: type[Method], config: Any = None,
     """The method's Config: defaults, then `config`, then `overrides`.
 
     config: None (official defaults), a Config instance, a dict of overrides, the name of one of
-    the method's named configurations (``cls.configs``), or a path to a YAML file.
+    the method's named configurations (``cls.configs``), or a path to a YAML file (which may not
+    set a code reference: see ``i2i_fast.config``).
     overrides: ["a.b=c", ...] (as given to --set) or a nested dict.
     """
     if isinstance(config, cls.Config):
@@ -185,7 +186,9 @@ def resolve_config(cls: type[Method], config: Any = None,
             if short in cls.configs:
                 resolved = config_lib.merge(resolved, cls.configs[short])
             elif Path(text).is_file():
-                resolved = config_lib.merge(resolved, config_lib.load_yaml(text))
+                data = config_lib.load_yaml(text)
+                config_lib.check_no_code_references(cls.Config, data, text)
+                resolved = config_lib.merge(resolved, data)
             else:
                 names = ", ".join(f"{cls.name}.{n}" for n in cls.configs) or "none"
                 raise MethodError(f"config: {text!r} is neither a named configuration of "

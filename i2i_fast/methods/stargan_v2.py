@@ -79,6 +79,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..config import code_reference
 from ..losses import l1
 from ..nn import AdaINPreActResBlock, HighPass, InstanceNorm, PreActResBlock, init_weights
 from .base import Method, RunContext, frozen
@@ -102,7 +103,9 @@ class StarGANv2Config:
     max_conv_dim: int = 512
     w_hpf: float = 1.0  # weight of the high-pass skips; 0 turns them off (AFHQ)
     hpf_resolutions: tuple[int, ...] = (32, 64, 128)  # where the skips are added (mask_a at min)
-    hpf_masks: str = ""  # "package.module:function" giving masks(x) -> (mask_a, mask_b)
+    # "package.module:function" giving masks(x) -> (mask_a, mask_b); a code reference: never
+    # read from a file or a checkpoint (i2i_fast.config)
+    hpf_masks: str = code_reference("")
     domain_names: tuple[str, ...] = ()  # names accepted as a target_domain (e.g. "cat")
     # loss weights
     lambda_reg: float = 1.0  # R1

@@ -21,6 +21,13 @@ train_options        the options of ``TrainOptions.stored()`` (data spec, precis
 versions             i2i_fast, torch, python, numpy, CUDA versions that wrote it
 ===================  ===========================================================================
 
+Nothing named in a checkpoint is imported or called: the file loads with
+``torch.load(weights_only=True)``, and its method configuration is read with its code references
+(Config fields declared with ``i2i_fast.config.code_reference``, e.g. StarGAN v2's ``hpf_masks``)
+set back to their defaults (``stored_method_config``); such a value comes from the command line
+(``--set``) or the caller, and the trainer, ``i2i-fast translate`` and ``i2i-fast eval`` say how
+to give it when a checkpoint held one (``code_reference_notes``).
+
 Writing is atomic: the file is written to a temporary name in the same folder
 (``.step_N.pt.<random>.tmp``), flushed to disk, then renamed over the final name, so a crash while
 writing leaves the previous checkpoints as they were and never a truncated ``step_*.pt``. A
@@ -40,6 +47,7 @@ from typing import Any
 
 import torch
 
+from .. import config as config_lib
 from .errors import CheckpointError, UnreadableCheckpointError
 
 FORMAT = "i2i_fast.checkpoint"
@@ -131,6 +139,35 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
             f"corrupt, not a torch file, or holding objects other than tensors and plain "
             f"containers): {type(error).__name__}: {first_line}") from error
     return validate(data, str(path))
+
+
+def stored_method_config(saved: dict[str, Any], config_cls: type, where: str
+                         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the checkpoint's method configuration with every code reference set back to its default,
+    {dotted key: value} of the code references it held). Nothing is imported here or later from
+    what is dropped."""
+    stored = saved["method_config"]
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {where}: method_config: expected a dict, got "
+                              f"{type(stored).__name__}")
+    return config_lib.without_code_references(config_cls, stored)
+
+
+def code_reference_notes(dropped: dict[str, Any], config: Any) -> list[str]:
+    """One line per code reference a checkpoint held (`dropped`) for which the resolved `config`
+    has none (none given with --set or by the caller): it was not imported, and how to give
+    it."""
+    defaults = config_lib.code_reference_keys(type(config))
+    notes = []
+    for key, value in dropped.items():
+        current = config
+        for part in key.split("."):
+            current = getattr(current, part)
+        if current == defaults[key]:
+            notes.append(f"the checkpoint's configuration names code, {key}={value!r}: not "
+                         f"imported (a checkpoint never makes i2i_fast import code); if you trust "
+                         f"it, give it on the command line: --set {key}={value}")
+    return notes
 
 
 def step_of(path: str | os.PathLike) -> int | None:

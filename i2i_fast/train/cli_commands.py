@@ -131,6 +131,20 @@ def add_translate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random styles (default 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    add_code_arguments(parser)
+
+
+def add_code_arguments(parser: argparse.ArgumentParser) -> None:
+    """--set for the code references of a method rebuilt from a checkpoint (translate, eval)."""
+    parser.add_argument("--set", dest="code", action="append", default=[],
+                        metavar="KEY=package.module:function",
+                        help="a code reference of the method's configuration (e.g. StarGAN v2's "
+                        "hpf_masks); a checkpoint never supplies one (repeatable)")
+
+
+def note_printer(command: str) -> Callable[[str], None]:
+    """report(line) for library calls: ``i2i-fast <command>: note: line`` on stderr."""
+    return lambda line: print(f"i2i-fast {command}: note: {line}", file=sys.stderr, flush=True)
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -148,7 +162,7 @@ def run_translate(args: argparse.Namespace) -> int:
             reference = Path(args.reference)
             if not reference.is_file():
                 raise TrainError(f"--reference {reference}: no such file")
-        method = load_method(args.checkpoint, device)
+        method = load_method(args.checkpoint, device, args.code, note_printer("translate"))
         result = translate_files(method, inputs, args.out, n_styles=args.n_styles,
                                  reference=reference, target_domain=parse_domain(args.target_domain),
                                  seed=args.seed, batch_size=args.batch_size)

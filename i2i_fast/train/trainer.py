@@ -221,9 +221,11 @@ class Trainer:
         if options.config is not None:
             raise TrainError("--config: a resumed run keeps its checkpoint's configuration; "
                              "change single values with --set")
-        config = resolve_config(cls, saved["method_config"], options.overrides)
-        notes = [f"--set {c}" for c in changed_keys(saved["method_config"],
-                                                    config_lib.to_dict(config))]
+        # nothing the checkpoint names is imported: its code references are dropped (said)
+        stored, dropped = checkpoint_lib.stored_method_config(saved, cls.Config, str(resume_path))
+        config = resolve_config(cls, stored, options.overrides)
+        notes = [f"--set {c}" for c in changed_keys(stored, config_lib.to_dict(config))]
+        notes += checkpoint_lib.code_reference_notes(dropped, config)
         resolved, option_notes = options.resolved(saved.get("train_options"))
         return _Plan(cls, run, resume_path, saved, config, resolved, notes + option_notes)
 

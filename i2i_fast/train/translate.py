@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import config as config_lib
 from ..methods.base import Method, RunContext
 from ..methods.registry import MethodError, get_method_class, resolve_config
 from . import checkpoint as checkpoint_lib
@@ -23,23 +25,56 @@ from .errors import CheckpointError, TrainError
 from .images import grid, load_image, save_png
 
 
-def load_method(path: str | os.PathLike, device: str | torch.device = "cpu") -> Method:
-    """The method of a checkpoint, in eval mode on `device`, ready for ``translate``."""
-    return method_from_checkpoint(checkpoint_lib.load(path), path, device)
+def load_method(path: str | os.PathLike, device: str | torch.device = "cpu",
+                code: Sequence[str] | dict | None = None,
+                report: Callable[[str], None] | None = None) -> Method:
+    """The method of a checkpoint, in eval mode on `device`, ready for ``translate``.
+
+    code, report: see ``method_from_checkpoint``.
+    """
+    return method_from_checkpoint(checkpoint_lib.load(path), path, device, code, report)
 
 
 def method_from_checkpoint(saved: dict, path: str | os.PathLike,
-                           device: str | torch.device = "cpu") -> Method:
+                           device: str | torch.device = "cpu",
+                           code: Sequence[str] | dict | None = None,
+                           report: Callable[[str], None] | None = None) -> Method:
     """The method of a checkpoint already read with ``checkpoint.load`` (eval mode, on `device`).
 
+    The stored configuration is used without its code references (nothing named in a checkpoint
+    is imported): `code` gives them, as ``["hpf_masks=package.module:function"]`` (what
+    ``--set`` takes) or a nested dict, and only them (the rest of the configuration is the
+    checkpoint's). `report(line)` is told about each code reference the checkpoint held and
+    `code` did not give again (default: a warning).
+
     Raises CheckpointError naming `path` when the method is unknown, refuses its stored
-    configuration, or its networks do not fit the stored weights.
+    configuration, or its networks do not fit the stored weights; TrainError for a `code` key
+    that is not a code reference.
     """
     try:
         cls = get_method_class(saved["method"])
     except MethodError as error:
         raise CheckpointError(f"checkpoint {path}: method {saved['method']!r}: {error}") from None
-    config = resolve_config(cls, saved["method_config"])
+    stored, dropped = checkpoint_lib.stored_method_config(saved, cls.Config, str(path))
+    given = config_lib.parse_overrides(list(code)) if isinstance(code, (list, tuple)) \
+        else dict(code or {})
+    allowed = config_lib.code_reference_keys(cls.Config)
+    for key in _dotted_keys(given):
+        if key not in allowed:
+            names = ", ".join(allowed) or "none"
+            raise TrainError(f"--set {key}: only the code references of {cls.name} ({names}) "
+                             f"are given here; the rest of the configuration is the "
+                             f"checkpoint's")
+    try:
+        config = resolve_config(cls, stored)
+    except config_lib.ConfigError as error:
+        raise CheckpointError(f"checkpoint {path}: method_config: {error}") from None
+    config = resolve_config(cls, config, given)
+    for note in checkpoint_lib.code_reference_notes(dropped, config):
+        if report is not None:
+            report(note)
+        else:
+            warnings.warn(note, stacklevel=3)
     try:
         method = cls(config, RunContext(device=torch.device(device)))
     except ValueError as error:
@@ -56,6 +91,16 @@ def method_from_checkpoint(saved: dict, path: str | os.PathLike,
         raise CheckpointError(f"checkpoint {path}: its networks do not fit method "
                               f"{cls.name}: {error}") from None
     return method.eval()
+
+
+def _dotted_keys(data: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            keys += _dotted_keys(value, f"{prefix}{key}.")
+        else:
+            keys.append(prefix + str(key))
+    return keys
 
 
 def parse_domain(text: str | None) -> int | str | None:
