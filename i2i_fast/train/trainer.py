@@ -40,7 +40,7 @@ import torch
 from .. import config as config_lib
 from ..data import ImageReadError, ResumableLoader, open_dataset
 from ..methods.base import Method, RunContext
-from ..methods.registry import get_method_class, resolve_config
+from ..methods.registry import MethodError, find_method, get_method_class, resolve_config
 from . import checkpoint as checkpoint_lib
 from . import rng
 from .distributed import Distributed
@@ -119,6 +119,7 @@ class _Plan:
     """What a run does, decided from the options and the checkpoint to resume."""
 
     cls: type[Method]
+    name: str  # the registry name that reaches the method (stored in checkpoints)
     run: RunDir
     resume_path: Path | None
     saved: dict | None  # the checkpoint resumed
@@ -146,6 +147,7 @@ class Trainer:
         self.method: Method | None = None
         self.step = 0
         self.last_checkpoint: Path | None = None
+        self._method_name = options.method
 
     # ----- where the run lives and where it resumes from -----
 
@@ -160,7 +162,7 @@ class Trainer:
                 return RunDir(path.parent.parent)
             if path.is_dir():
                 return RunDir(path.parent if path.name == "checkpoints" else path)
-        return RunDir(DEFAULT_ROOT / options.method)
+        return RunDir(DEFAULT_ROOT / options.method.replace(":", "_"))
 
     def checkpoint_to_resume(self, run: RunDir) -> Path | None:
         resume = self.options.resume
@@ -199,6 +201,7 @@ class Trainer:
         """Decide what the run does (method, folder, checkpoint, configuration, options) before
         anything is built; every user error about the arguments is raised here."""
         options = self.options
+        name = find_method(options.method).reachable_as
         cls = get_method_class(options.method)
         run = self.run_dir()
         resume_path = self.checkpoint_to_resume(run)
@@ -207,9 +210,9 @@ class Trainer:
         if resume_path is None:
             config = resolve_config(cls, options.config, options.overrides)
             resolved, notes = options.resolved(None)
-            return _Plan(cls, run, None, None, config, resolved, notes)
+            return _Plan(cls, name, run, None, None, config, resolved, notes)
         saved, resume_path, unreadable = self._read_checkpoint(resume_path, dist)
-        if saved["method"] != options.method:
+        if not self._same_method(saved["method"], name):
             raise CheckpointError(f"checkpoint {resume_path}: trained method "
                                   f"{saved['method']!r}, not {options.method!r}")
         later = [s for s in run.checkpoints().steps() if s > saved["step"] and s not in unreadable]
@@ -227,7 +230,19 @@ class Trainer:
         notes = [f"--set {c}" for c in changed_keys(stored, config_lib.to_dict(config))]
         notes += checkpoint_lib.code_reference_notes(dropped, config)
         resolved, option_notes = options.resolved(saved.get("train_options"))
-        return _Plan(cls, run, resume_path, saved, config, resolved, notes + option_notes)
+        return _Plan(cls, name, run, resume_path, saved, config, resolved,
+                     notes + option_notes)
+
+    @staticmethod
+    def _same_method(stored: Any, name: str) -> bool:
+        """Whether a checkpoint's method name reaches the registry entry `name` reaches."""
+        if stored == name:
+            return True
+        try:
+            return (isinstance(stored, str)
+                    and find_method(stored).qualified_name == find_method(name).qualified_name)
+        except MethodError:
+            return False
 
     def _read_checkpoint(self, path: Path, dist: Distributed) -> tuple[dict, Path, list[int]]:
         """(the checkpoint to resume, its path, the steps of unreadable newer checkpoints passed
@@ -254,6 +269,7 @@ class Trainer:
     def _run(self, dist: Distributed) -> TrainResult:
         plan = self._plan(dist)
         opts, run, saved = plan.options, plan.run, plan.saved
+        self._method_name = plan.name
         if dist.is_main:
             removed = run.checkpoints().remove_temporaries()
             if removed:
@@ -289,9 +305,9 @@ class Trainer:
 
             if dist.is_main:
                 run.create()
-                run.write_config(run_record(method.name, config_lib.to_dict(plan.config),
+                run.write_config(run_record(plan.name, config_lib.to_dict(plan.config),
                                             opts.stored(), dist.world_size, start))
-            self._say(dist, f"{method.name} on {opts.data}: {len(dataset)} items, batch "
+            self._say(dist, f"{plan.name} on {opts.data}: {len(dataset)} items, batch "
                             f"{batch_size} x {dist.world_size} process(es), {image_size}x"
                             f"{image_size}, steps {start}..{max_iter}; device {dist.device}, "
                             f"{opts.precision}{', channels_last' if opts.channels_last else ''}, "
@@ -436,7 +452,7 @@ class Trainer:
         payload = {
             "format": checkpoint_lib.FORMAT,
             "format_version": checkpoint_lib.FORMAT_VERSION,
-            "method": method.name,
+            "method": self._method_name,
             "method_config": config_lib.to_dict(method.config),
             "step": step,
             "training_state": method.training_state(),
