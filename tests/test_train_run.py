@@ -88,6 +88,20 @@ def test_progress_bar_shows_rate_and_eta():
     assert "<" in text  # elapsed<remaining (the ETA)
 
 
+def test_without_the_bar_losses_are_plain_lines_every_log_interval(tmp_path, toy_plugin):
+    run = train(tmp_path / "run", progress=False, log_every=2)  # 6 steps
+    lines = [line for line in run.log.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["2/6", "4/6", "6/6"]
+    for line, step in zip(lines, (2, 4, 6)):
+        assert "it/s" in line and "ETA" in line
+        means = {k: (run.losses[step - 1][k] + run.losses[step][k]) / 2 for k in ("d", "g")}
+        assert f"d={means['d']:.4g} g={means['g']:.4g}" in line
+    # with the bar, the losses go next to it, not in lines of their own
+    direct = Progress(total=4, initial=0, show_bar=True, stream=io.StringIO())
+    direct.step({"g": 1.0})
+    assert not direct.stream.getvalue().startswith("step ")
+
+
 def test_bf16_autocast(tmp_path, toy_plugin):
     fp32 = train(tmp_path / "fp32", overrides=["max_iter=3"])
     bf16 = train(tmp_path / "bf16", overrides=["max_iter=3"], precision="bf16")

@@ -84,7 +84,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder datasets: leave unreadable image files out (listed and "
                         "counted) instead of stopping with an error naming the file")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bar")
+                        help="no progress bar: the losses as plain lines every --log-every "
+                        "steps instead (for log files)")
 
 
 def run_train(args: argparse.Namespace) -> int:

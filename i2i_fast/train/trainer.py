@@ -385,7 +385,7 @@ class Trainer:
               max_iter: int) -> dict[str, float]:
         folder = run.checkpoints(opts.keep_checkpoints)
         progress = Progress(max_iter, start, show_bar=dist.is_main and opts.progress,
-                            stream=self.stream)
+                            stream=self.stream, lines=dist.is_main and not opts.progress)
         context = method.context
         meter = LossMeter(method.name, start + 1)
         interval_start = time.perf_counter()
