@@ -222,3 +222,69 @@ def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(tmp_path, toy_
     with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*checkpoints: "
                                               r"step_000000006.pt .*step_000000002.pt"):
         train(tmp_path / "run", resume="auto", overrides=["max_iter=8"])
+
+
+def test_an_error_after_a_whole_step_saves_it_before_stopping(tmp_path, toy_plugin, monkeypatch):
+    from i2i_fast.train.samples import SampleSheet
+
+    straight = train(tmp_path / "straight")
+    real_render = SampleSheet.render
+
+    def fails_at_step_4(self, method):
+        if len(self.columns) and any(p.name == "step_000000002.png"
+                                     for p in (tmp_path / "run" / "samples").iterdir()):
+            raise RuntimeError("disk quota exceeded")
+        return real_render(self, method)
+
+    monkeypatch.setattr(SampleSheet, "render", fails_at_step_4)
+    with pytest.raises(RuntimeError, match="disk quota exceeded"):
+        train(tmp_path / "run", sample_every=2)  # samples at 2, then 4: fails
+    monkeypatch.undo()
+    assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3, 4]
+    resumed = train(tmp_path / "run", resume="auto")
+    assert sorted(resumed.losses) == [5, 6]
+    assert all(resumed.losses[s] == straight.losses[s] for s in (5, 6))  # the exact state
+
+
+def test_an_error_inside_a_step_saves_nothing_more(tmp_path, toy_plugin, monkeypatch):
+    import train_toy
+
+    real_step = train_toy.ToyGAN.train_step
+
+    def fails_in_step_5(self, batch, step):
+        if step == 4:
+            self.optimizers["dis"].step()  # half an iteration done: not a state to keep
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(train_toy.ToyGAN, "train_step", fails_in_step_5)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        train(tmp_path / "run")
+    assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3]
+
+
+def test_ctrl_c_inside_a_step_finishes_it_and_saves(tmp_path, toy_plugin, monkeypatch):
+    import os
+    import signal
+
+    import train_toy
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    straight = train(tmp_path / "straight")
+    real_step = train_toy.ToyGAN.train_step
+
+    def interrupted_in_step_5(self, batch, step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(train_toy.ToyGAN, "train_step", interrupted_in_step_5)
+    stream_log = []
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "run", on_step=lambda step, losses: stream_log.append(step))
+    monkeypatch.undo()
+    assert stream_log == [1, 2, 3, 4, 5]  # step 5 was finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3, 5]
+    resumed = train(tmp_path / "run", resume="auto")
+    assert resumed.losses[6] == straight.losses[6]

@@ -81,8 +81,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default 2)")
     parser.add_argument("--n-samples", type=int, help="images in the sample grid (default 8)")
     parser.add_argument("--skip-bad-images", action="store_true", default=None,
-                        help="folder datasets: leave unreadable image files out (listed and "
-                        "counted) instead of stopping with an error naming the file")
+                        help="folder datasets: leave unreadable image files out (each named "
+                        "once, all listed in <run>/skipped_images.txt) instead of stopping with "
+                        "an error naming them")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress bar: the losses as plain lines every --log-every "
                         "steps instead (for log files)")

@@ -17,6 +17,13 @@ torchrun launch as well. Per run:
 Every method Config has three fields the trainer reads: ``batch_size`` (per process),
 ``image_size`` (side of the square training images) and ``max_iter`` (iterations in the run).
 
+Stopping: an error between two steps (a file unreadable when loaded, a failing sample grid or
+event file, Ctrl-C) first saves the last whole step, on one process, when its losses are finite;
+Ctrl-C inside a step lets the step finish (``_DeferredInterrupt``). An error inside a step saves
+nothing (the networks may hold half an update). Data: every file's header is checked when the
+dataset opens; with ``--skip-bad-images`` a file found unreadable later is left out
+(``Dataset.exclude_unreadable``), said once, and the loader restarts at the same position.
+
 Exact resume: the checkpoint holds everything the next step depends on (networks, EMA,
 optimizers, schedulers, scaler, step, data position, every process's random generator states), so
 a run of N steps equals k steps + resume + N - k steps, bitwise on the CPU. Random draws are
@@ -29,8 +36,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import signal
 import sys
+import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,7 +48,8 @@ from typing import Any, TextIO
 import torch
 
 from .. import config as config_lib
-from ..data import ImageReadError, ResumableLoader, open_dataset
+from ..data import BadImage, Dataset, ImageReadError, ResumableLoader, open_dataset
+from ..data.folders import read_error_line
 from ..methods.base import Method, RunContext
 from ..methods.registry import MethodError, find_method, get_method_class, resolve_config
 from . import checkpoint as checkpoint_lib
@@ -54,6 +65,8 @@ from .run_dir import DEFAULT_ROOT, RunDir, run_record, versions
 from .samples import SampleSheet
 
 TRAINING_FIELDS = ("batch_size", "image_size", "max_iter")
+SKIPPED_LIST = "skipped_images.txt"  # in the run folder: every file --skip-bad-images left out
+MAX_SKIPPED_LINES = 20  # files left out that are named on the terminal
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
@@ -84,6 +97,58 @@ def training_fields(method_name: str, config: Any) -> tuple[int, int, int]:
             raise TrainError(f"{name}: expected an int >= 1, got {value!r}")
         values.append(value)
     return values[0], values[1], values[2]
+
+
+def _why(bad: BadImage) -> str:
+    """Why a file is unreadable, without the file's name that the reason starts with."""
+    prefix = f"cannot read image {bad.path}: "
+    return bad.reason[len(prefix):] if bad.reason.startswith(prefix) else bad.reason
+
+
+class _DeferredInterrupt:
+    """Ctrl-C (SIGINT) inside a training step waits for the step to end, so that the state saved
+    before stopping is that of a whole step; a second Ctrl-C interrupts at once. Outside a step,
+    and where no handler can be installed (another thread), Ctrl-C interrupts as usual."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self._say = say
+        self._in_step: int | None = None  # the step being computed
+        self._pending = False
+
+    @contextlib.contextmanager
+    def installed(self):
+        usable = (threading.current_thread() is threading.main_thread()
+                  and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if not usable:
+            yield
+            return
+        signal.signal(signal.SIGINT, self._handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _handler(self, signum, frame) -> None:
+        if self._in_step is None or self._pending:
+            raise KeyboardInterrupt
+        self._pending = True
+        self._say(f"interrupt: finishing step {self._in_step}, then saving (Ctrl-C again to stop "
+                  f"at once, without saving)")
+
+    @contextlib.contextmanager
+    def deferred(self, step: int):
+        """The block of one training step: an interrupt during it waits for ``raise_pending``."""
+        self._in_step = step
+        try:
+            yield
+        finally:
+            self._in_step = None
+
+    def raise_pending(self) -> None:
+        """KeyboardInterrupt if one came during the last step (call once it is reported)."""
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
 
 
 def changed_keys(before: dict, after: dict, prefix: str = "") -> list[str]:
@@ -148,6 +213,8 @@ class Trainer:
         self.step = 0
         self.last_checkpoint: Path | None = None
         self._method_name = options.method
+        self._saved_step = 0  # the step of the latest checkpoint (or the resumed one)
+        self._skipped_said = 0
 
     # ----- where the run lives and where it resumes from -----
 
@@ -290,9 +357,16 @@ class Trainer:
             except ValueError as error:  # a config value the method refuses
                 raise TrainError(str(error)) from None
             try:
-                dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
-                                       resolution=image_size, seed=opts.seed,
-                                       skip_bad=opts.skip_bad_images)
+                with warnings.catch_warnings():
+                    # the files left out are said below, one line each
+                    warnings.filterwarnings("ignore", message="image folder .*: skipped")
+                    dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
+                                           resolution=image_size, seed=opts.seed,
+                                           skip_bad=opts.skip_bad_images,
+                                           progress=dist.is_main and opts.progress)
+            except ImageReadError as error:
+                raise TrainError(f"--data {opts.data}: {error} (checked before training; pass "
+                                 f"--skip-bad-images to leave unreadable files out)") from None
             except (ValueError, TypeError, OSError) as error:
                 raise TrainError(f"--data {opts.data}: {error}") from None
             loader = ResumableLoader(dataset, batch_size, seed=opts.seed, rank=dist.rank,
@@ -301,7 +375,7 @@ class Trainer:
             if saved is not None:
                 start = self._restore(saved, plan.resume_path, method, loader, dist, opts.seed,
                                       plan.notes)
-            self.step = start
+            self.step = self._saved_step = start
 
             if dist.is_main:
                 run.create()
@@ -312,12 +386,7 @@ class Trainer:
                             f"{image_size}, steps {start}..{max_iter}; device {dist.device}, "
                             f"{opts.precision}{', channels_last' if opts.channels_last else ''}, "
                             f"backend {opts.backend}; run folder {run.root}")
-            skipped = getattr(dataset, "skipped", [])
-            if skipped:
-                shown = "; ".join(f"{bad.path}: {bad.reason}" for bad in skipped[:5])
-                more = f"; and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-                self._say(dist, f"--skip-bad-images: {len(skipped)} unreadable image file(s) "
-                                f"left out: {shown}{more}")
+            self._report_skipped(dist, run, list(getattr(dataset, "skipped", [])))
             if saved is not None:
                 self._say(dist, f"resumed from {plan.resume_path} at step {start}")
             for note in plan.notes:
@@ -328,19 +397,19 @@ class Trainer:
                               purge_step=start + 1 if saved is not None else None)
             if dist.is_main:
                 events.text("config", f"```\n{run.config_path.read_text()}\n```", start)
-            sheet = (SampleSheet(dataset, opts.n_samples, opts.seed, dist.device, context.to_device)
-                     if dist.is_main else None)
+            sheet = (self._skipping_bad_files(
+                lambda: SampleSheet(dataset, opts.n_samples, opts.seed, dist.device,
+                                    context.to_device), dataset, dist, run, opts)
+                if dist.is_main else None)
             if saved is None:
                 rng.seed_all(rng.process_seed(opts.seed, dist.rank))
             try:
-                losses = self._loop(method, loader, dist, run, opts, events, sheet, start, max_iter)
+                losses = self._loop(method, loader, dataset, dist, run, opts, events, sheet,
+                                    start, max_iter)
             except ImageReadError as error:
-                # Raised in a loader worker, the message also holds the worker's traceback; its
-                # last line is the error itself, naming the file.
-                lines = [line for line in str(error).splitlines() if line.strip()]
                 latest = (f"; the run's latest checkpoint is {self.last_checkpoint}"
                           if self.last_checkpoint else "")
-                raise TrainError(f"--data {opts.data}: {lines[-1] if lines else error} (pass "
+                raise TrainError(f"--data {opts.data}: {read_error_line(str(error))} (pass "
                                  f"--skip-bad-images to leave unreadable files out){latest}"
                                  ) from None
             finally:
@@ -380,9 +449,9 @@ class Trainer:
                          f"draws of the method do not)")
         return step
 
-    def _loop(self, method: Method, loader: ResumableLoader, dist: Distributed, run: RunDir,
-              opts: TrainOptions, events: EventLog, sheet: SampleSheet | None, start: int,
-              max_iter: int) -> dict[str, float]:
+    def _loop(self, method: Method, loader: ResumableLoader, dataset: Dataset,
+              dist: Distributed, run: RunDir, opts: TrainOptions, events: EventLog,
+              sheet: SampleSheet | None, start: int, max_iter: int) -> dict[str, float]:
         folder = run.checkpoints(opts.keep_checkpoints)
         progress = Progress(max_iter, start, show_bar=dist.is_main and opts.progress,
                             stream=self.stream, lines=dist.is_main and not opts.progress)
@@ -390,43 +459,139 @@ class Trainer:
         meter = LossMeter(method.name, start + 1)
         interval_start = time.perf_counter()
         losses: dict[str, Any] = {}
+        # What the loop is doing when an error stops it: while it fetches data ("data") or
+        # reports a finished step ("report"), the state is that of a whole step and is saved
+        # before the error goes on; inside a step or a checkpoint write it is not.
+        phase = "data"
+        interrupt = _DeferredInterrupt(lambda message: self._say(dist, message))
         try:
-            for step in range(start, max_iter):
-                batch = {k: context.to_device(v) if isinstance(v, torch.Tensor) else v
-                         for k, v in next(loader).items()}
-                losses = method.train_step(batch, step)
-                method.context.end_iteration()
-                meter.add(losses)
-                done = self.step = step + 1
-                if self.on_step is not None:
-                    self.on_step(done, as_floats(losses))
-                log = done % opts.log_every == 0 or done == max_iter
-                save = done % opts.checkpoint_every == 0 or done == max_iter
-                logged = None
-                if log or save:
-                    # read once per interval (and before any checkpoint): nothing non-finite
-                    # is logged as progress or saved
-                    means = dist.mean(meter.means())
-                    self._check_finite(means, meter.first_step, done)
-                if log:
-                    seconds = time.perf_counter() - interval_start
-                    events.scalars(done, means, "loss/")
-                    events.scalars(done, {name: opt.param_groups[0]["lr"]
-                                          for name, opt in method.optimizers.items()}, "lr/")
-                    events.scalars(done, {"it_per_s": meter.count / seconds if seconds > 0
-                                          else 0.0, "epoch": loader.epoch}, "progress/")
-                    logged = means
-                    meter.reset(done + 1)
-                    interval_start = time.perf_counter()
-                progress.step(logged)
-                if sheet is not None and (done % opts.sample_every == 0 or done == max_iter):
-                    self._sample(method, sheet, run, events, done)
-                if save:
-                    self._checkpoint(method, loader, dist, folder, opts, done)
-                    events.flush()
+            with interrupt.installed():
+                for step in range(start, max_iter):
+                    phase = "data"
+                    batch = self._skipping_bad_files(lambda: next(loader), dataset, dist, run,
+                                                     opts, loader.close)
+                    batch = {k: context.to_device(v) if isinstance(v, torch.Tensor) else v
+                             for k, v in batch.items()}
+                    phase = "step"
+                    with interrupt.deferred(step + 1):
+                        losses = method.train_step(batch, step)
+                        method.context.end_iteration()
+                        meter.add(losses)
+                        done = self.step = step + 1
+                        phase = "report"
+                    if self.on_step is not None:
+                        self.on_step(done, as_floats(losses))
+                    log = done % opts.log_every == 0 or done == max_iter
+                    save = done % opts.checkpoint_every == 0 or done == max_iter
+                    logged = None
+                    if log or save:
+                        # read once per interval (and before any checkpoint): nothing non-finite
+                        # is logged as progress or saved
+                        means = dist.mean(meter.means())
+                        self._check_finite(means, meter.first_step, done)
+                    if log:
+                        seconds = time.perf_counter() - interval_start
+                        events.scalars(done, means, "loss/")
+                        events.scalars(done, {name: opt.param_groups[0]["lr"]
+                                              for name, opt in method.optimizers.items()}, "lr/")
+                        events.scalars(done, {"it_per_s": meter.count / seconds if seconds > 0
+                                              else 0.0, "epoch": loader.epoch}, "progress/")
+                        logged = means
+                        meter.reset(done + 1)
+                        interval_start = time.perf_counter()
+                    progress.step(logged)
+                    if sheet is not None and (done % opts.sample_every == 0 or done == max_iter):
+                        self._sample(method, sheet, run, events, done)
+                    if save:
+                        phase = "checkpoint"
+                        self._checkpoint(method, loader, dist, folder, opts, done)
+                        events.flush()
+                        phase = "report"
+                    interrupt.raise_pending()
+        except BaseException as error:
+            progress.close()
+            if phase in ("data", "report"):
+                self._save_before_stopping(error, method, loader, dist, folder, opts, meter)
+            raise
         finally:
             progress.close()
         return as_floats(losses)
+
+    def _save_before_stopping(self, error: BaseException, method: Method,
+                              loader: ResumableLoader, dist: Distributed,
+                              folder: checkpoint_lib.CheckpointFolder, opts: TrainOptions,
+                              meter: LossMeter) -> None:
+        """A checkpoint of the last whole step before `error` ends the run, when there is
+        progress to keep and the state is sound (finite losses; one process: several would have
+        to agree to save together)."""
+        if self.step <= self._saved_step or isinstance(error, DivergedError):
+            return
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        if len(lines) > 1 and lines[0].startswith("Caught "):  # a DataLoader worker's error
+            lines = [lines[-1].rsplit(".", 1)[-1]]  # its last line: module.Error: message
+        why = type(error).__name__ + (f": {lines[0]}" if lines else "")
+        if dist.world_size > 1:
+            self._say(dist, f"stopping at step {self.step} ({why}); not saved: with several "
+                            f"processes the checkpoints are written at the periodic steps only")
+            return
+        try:
+            means = meter.means()
+            if not all(math.isfinite(value) for value in means.values()):
+                self._say(dist, f"stopping at step {self.step}; not saved: non-finite mean "
+                                f"loss {format_losses(means)}")
+                return
+            self._checkpoint(method, loader, dist, folder, opts, self.step)
+        except Exception as save_error:  # noqa: BLE001 - the first error is the one raised
+            self._say(dist, f"stopping at step {self.step}; could not write a checkpoint "
+                            f"first: {type(save_error).__name__}: {save_error}")
+            return
+        self._say(dist, f"stopping at step {self.step} ({why}): wrote checkpoint "
+                        f"{self.last_checkpoint} first (continue with --resume auto)")
+
+    def _skipping_bad_files(self, fetch: Callable[[], Any], dataset: Dataset, dist: Distributed,
+                            run: RunDir, opts: TrainOptions,
+                            restart: Callable[[], None] | None = None) -> Any:
+        """fetch(); with --skip-bad-images, a file found unreadable while loading is left out
+        (its items take the next readable file of its folder), said once, and fetch() is tried
+        again, after restart() (the loader's workers restart with the dataset that leaves the
+        file out; its position has not moved)."""
+        while True:
+            try:
+                return fetch()
+            except ImageReadError as error:
+                if not opts.skip_bad_images:
+                    raise
+                try:
+                    bad = dataset.exclude_unreadable(str(error))
+                except ValueError as empty:
+                    raise TrainError(f"--data {opts.data}: {empty}") from None
+                if bad is None:
+                    raise
+                self._report_skipped(dist, run, [bad], every_rank=True)
+                if restart is not None:
+                    restart()
+
+    def _report_skipped(self, dist: Distributed, run: RunDir, bad: list[BadImage],
+                        every_rank: bool = False) -> None:
+        """Each file left out by --skip-bad-images said once, in one line (the first
+        MAX_SKIPPED_LINES; all of them are listed in <run>/skipped_images.txt)."""
+        if not bad or not (dist.is_main or every_rank):
+            return
+        listing = run.root / SKIPPED_LIST
+        if dist.is_main:
+            run.root.mkdir(parents=True, exist_ok=True)
+            with open(listing, "a") as file:
+                file.writelines(f"{b.path}\t{_why(b)}\n" for b in bad)
+        rank = f"[rank {dist.rank}] " if dist.world_size > 1 else ""
+        for b in bad:
+            self._skipped_said += 1
+            if self._skipped_said <= MAX_SKIPPED_LINES:
+                message = f"{rank}--skip-bad-images: left out {b.path} ({_why(b)})"
+            elif self._skipped_said == MAX_SKIPPED_LINES + 1:
+                message = f"{rank}--skip-bad-images: more files left out: see {listing}"
+            else:
+                continue
+            print(message, file=self.stream or sys.stderr, flush=True)
 
     @staticmethod
     def _check_finite(means: dict[str, float], first: int, last: int) -> None:
@@ -464,3 +629,4 @@ class Trainer:
             "versions": versions(),
         }
         self.last_checkpoint = folder.save(payload, step)
+        self._saved_step = step
