@@ -56,6 +56,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from i2i_fast.bench.arguments import BenchArgumentError
+
+    try:
+        return _run_bench(args)
+    except BenchArgumentError as error:
+        print(f"i2i-fast bench {args.bench_command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "method":
         from i2i_fast.bench import method_bench
 

@@ -4,6 +4,7 @@ Importing this package imports no method: each is imported when it is asked for.
 """
 
 from .base import DATA_KINDS, PRECISIONS, Method, RunContext, unwrap
+from .errors import MethodUsageError
 from .registry import (
     DISABLE_ENV,
     GROUP,
@@ -29,6 +30,7 @@ __all__ = [
     "MethodError",
     "MethodImportError",
     "MethodInfo",
+    "MethodUsageError",
     "RunContext",
     "UnknownMethodError",
     "create_method",

@@ -16,19 +16,21 @@ from collections.abc import Callable
 
 from ..config import ConfigError
 from ..methods.base import PRECISIONS
+from ..methods.errors import MethodUsageError
 from ..methods.registry import MethodError
 from .errors import TrainError
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    errors: tuple[type[Exception], ...] = (TrainError, MethodError, ConfigError)
+    errors: tuple[type[Exception], ...] = (TrainError, MethodError, ConfigError, MethodUsageError)
     # A BackendError (a forced backend that cannot run a call) can only come from an imported
     # i2i_fast.ops; importing it here just to name the class would build the kernels.
     backends = sys.modules.get("i2i_fast.ops.backends")
     return errors + ((backends.BackendError,) if backends is not None else ())
 
 
-def _run_reporting_errors(command: str, body: Callable[[], int]) -> int:
+def run_reporting_errors(command: str, body: Callable[[], int]) -> int:
+    """body(), with the user errors it raises printed as ``i2i-fast <command>: error: ...``."""
     try:
         return body()
     except _user_errors() as error:
@@ -114,7 +116,7 @@ def run_train(args: argparse.Namespace) -> int:
             return 130
         return 0
 
-    return _run_reporting_errors("train", body)
+    return run_reporting_errors("train", body)
 
 
 # ----- translate -----
@@ -172,4 +174,4 @@ def run_translate(args: argparse.Namespace) -> int:
               f"grid {result.grid}")
         return 0
 
-    return _run_reporting_errors("translate", body)
+    return run_reporting_errors("translate", body)

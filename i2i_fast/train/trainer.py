@@ -193,6 +193,15 @@ class _Plan:
     notes: list[str]  # differences from the checkpoint's run, said at the start
 
 
+@dataclasses.dataclass(frozen=True)
+class Hints:
+    """How the command that runs the trainer spells what the trainer's messages suggest
+    (``i2i-fast train``'s flags by default; ``i2i-fast demo`` has its own)."""
+
+    resume: str = "--resume auto"  # continue the run in the run folder
+    more_steps: str = "--set max_iter=N"  # train a finished run further
+
+
 class Trainer:
     """One process's part of a training run (see the module docstring).
 
@@ -201,12 +210,14 @@ class Trainer:
     are read once per log interval).
     Messages and the progress bar go to `stream` (stderr by default), on rank 0 only. After
     ``run`` (or during it, from on_step), ``method`` is the method being trained, ``step`` the
-    iterations done and ``last_checkpoint`` the last checkpoint this process wrote.
+    iterations done and ``last_checkpoint`` the last checkpoint this process wrote. `hints`: how
+    messages name the flags they suggest.
     """
 
     def __init__(self, options: TrainOptions, on_step: StepCallback | None = None,
-                 stream: TextIO | None = None):
+                 stream: TextIO | None = None, hints: Hints = Hints()):
         self.options = options
+        self.hints = hints
         self.on_step = on_step
         self.stream = stream
         self.method: Method | None = None
@@ -238,7 +249,7 @@ class Trainer:
             if present is not None:
                 raise TrainError(
                     f"run folder {run.root} already holds checkpoints (latest {present.name}); "
-                    f"pass --resume auto to continue that run, or choose another --run-dir")
+                    f"pass {self.hints.resume} to continue that run, or choose another --run-dir")
             return None
         if resume == "auto":
             return present
@@ -417,7 +428,7 @@ class Trainer:
                 loader.close()
         if start >= max_iter:
             self._say(dist, f"the run is already at step {start} of max_iter {max_iter}: "
-                            f"nothing to do (raise it with --set max_iter=N)")
+                            f"nothing to do (raise it with {self.hints.more_steps})")
         else:
             self._say(dist, f"done: step {max_iter}; checkpoint {self.last_checkpoint}")
         return TrainResult(run.root, self.step, max_iter, plan.resume_path, self.last_checkpoint,
@@ -546,7 +557,7 @@ class Trainer:
                             f"first: {type(save_error).__name__}: {save_error}")
             return
         self._say(dist, f"stopping at step {self.step} ({why}): wrote checkpoint "
-                        f"{self.last_checkpoint} first (continue with --resume auto)")
+                        f"{self.last_checkpoint} first (continue with {self.hints.resume})")
 
     def _skipping_bad_files(self, fetch: Callable[[], Any], dataset: Dataset, dist: Distributed,
                             run: RunDir, opts: TrainOptions,
