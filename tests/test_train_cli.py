@@ -298,3 +298,12 @@ def test_an_error_during_training_saves_the_last_whole_step_first(tmp_path, toy_
     assert status == 0, err
     assert f"resumed from {run / 'checkpoints' / saved[0]} at step {step}" in err
     assert (run / "checkpoints" / "step_000000008.pt").is_file()
+
+
+def test_translate_says_when_it_resizes(trained, images, tmp_path, capsys):
+    status, _, err = run_cli(["translate", "--checkpoint", str(trained), "--input", str(images),
+                              "--out", str(tmp_path / "out")], capsys)
+    assert status == 0, err
+    # the toy method has no size rule: it runs at its image_size, and that is said
+    assert ("i2i-fast translate: note: 3 image(s) resized (shorter side) and centre-cropped to "
+            "16x16: toygan runs at the size it was trained at") in err

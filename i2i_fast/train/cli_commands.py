@@ -170,6 +170,8 @@ def run_translate(args: argparse.Namespace) -> int:
         result = translate_files(method, inputs, args.out, n_styles=args.n_styles,
                                  reference=reference, target_domain=parse_domain(args.target_domain),
                                  seed=args.seed, batch_size=args.batch_size)
+        for note in result.notes:
+            note_printer("translate")(note)
         print(f"{len(result.outputs)} images from {len(inputs)} input(s) in {args.out}; "
               f"grid {result.grid}")
         return 0
