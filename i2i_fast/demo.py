@@ -44,14 +44,18 @@ def _grid(method, run_dir: Path, n_inputs: int, n_styles: int) -> Path:
 
     test = open_dataset(DEMO_DATA, "unpaired", split="test",
                        resolution=method.config.image_size)
-    rows = []
+    rows, row_labels = [], []
     generator = torch.Generator(device=method.context.device).manual_seed(0)
+    names = dict(zip("ab", test.domain_names))
     for source, target in (("a", "b"), ("b", "a")):
         x = torch.stack([test[i][source] for i in range(n_inputs)])
         out = method.translate(x, n_styles=n_styles, target_domain=target, generator=generator)
         for i in range(n_inputs):
-            rows.append([x[i], None, *out[i].cpu()])
-    return images.save_png(images.grid(rows), run_dir / "demo_grid.png")
+            rows.append([x[i], *out[i].cpu()])
+            row_labels.append(f"{names[source]} -> {names[target]}")
+    columns = ["input"] + [f"style {k + 1}" for k in range(n_styles)]
+    return images.save_png(images.grid(rows, column_labels=columns, row_labels=row_labels),
+                           run_dir / "demo_grid.png")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -98,8 +102,8 @@ def _main(args: argparse.Namespace) -> int:
          + ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.losses.items())))
 
     grid = _grid(method, run_dir, args.n_inputs, args.n_styles)
-    _say(f"grid (held-out inputs, then {args.n_styles} random styles; day→night rows first, "
-         f"then night→day): {grid}")
+    _say(f"grid (rows: held-out inputs, day -> night then night -> day; columns: the input, "
+         f"then {args.n_styles} random styles): {grid}")
 
     if args.eval_inputs > 0:
         from i2i_fast.metrics import evaluate

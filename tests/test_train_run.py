@@ -183,3 +183,20 @@ def test_loss_meter():
     with pytest.raises(TypeError, match="loss 'g': expected a float or a one-element tensor, "
                                         "got str"):
         meter.add({"g": "1.0"})
+
+
+def test_grid_labels_and_cells_of_different_sizes():
+    from i2i_fast.train.images import grid
+
+    small, large = torch.zeros(3, 4, 6), torch.ones(3, 8, 10)
+    plain = grid([[small, large], [large, None]], gap=2)
+    assert plain.shape == (2 * 8 + 2, 2 * 10 + 2, 3)
+    assert (plain[2:6, 2:8] == 128).all()  # the small image centred in its 8 x 10 cell
+    labelled = grid([[small, large], [large, None]], gap=2, column_labels=["a", "b"],
+                    row_labels=["first row", "second"])
+    top, left = labelled.shape[0] - plain.shape[0], labelled.shape[1] - plain.shape[1]
+    assert top > 0 and left > 0
+    assert (labelled[top:, left:] == plain).all()  # the images as without labels
+    assert (labelled[:top] < 128).any() and (labelled[:, :left] < 128).any()  # the text
+    with pytest.raises(ValueError, match="column_labels: expected 2, got 1"):
+        grid([[small, large]], column_labels=["a"])
