@@ -28,8 +28,14 @@ constexpr int kMaxFusedTeamBackward = 512;  // x and dy in registers
 // Largest team of the split row kernels (chunk = team * elements per thread).
 constexpr int kMaxSplitTeam = 256;
 
-// Elements a thread of a row team holds in registers per tensor it reads.
-constexpr int row_elems_per_thread(int /*elem_bytes*/, int /*vec*/) { return 16; }
+// Elements a thread of a row team holds in registers per tensor it reads: 16, halved with scalar
+// loads (VEC == 1: every element has its own offset and bound check) and halved again for
+// float64. With 16 everywhere, the scalar and float64 variants spilled registers (ptxas -v, sm_90:
+// up to 552 bytes of spill loads, rows_fused_forward<double, 1>); tests/test_cuda_build.py checks
+// that no kernel spills.
+constexpr int row_elems_per_thread(int elem_bytes, int vec) {
+  return 16 / (vec == 1 ? 2 : 1) / (elem_bytes == 8 ? 2 : 1);
+}
 
 // ----- host side: the launch plan -----
 
