@@ -17,6 +17,15 @@ TOLERANCE = {
 NORM_OPS = ("adain", "instance_norm", "layer_norm/munit", "layer_norm/standard")
 
 
+def poison_allocator(nbytes: int, copies: int = 4, device="cuda") -> None:
+    """Fill freed blocks of the caching allocator with NaN bits (0xFF bytes are NaN in every
+    float dtype), so that the outputs allocated next start as NaN: an element a kernel forgets to
+    write then fails the comparison."""
+    blocks = [torch.full((max(nbytes, 512),), 255, dtype=torch.uint8, device=device)
+              for _ in range(copies)]
+    del blocks
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """Same values, memory order (N, spatial..., C), for any rank."""
     perm = [0, *range(2, x.dim()), 1]
@@ -113,9 +122,12 @@ def with_constant_groups(x: torch.Tensor, value: float) -> torch.Tensor:
 
 def check_against_reference(op, x, w, b, activation, grad_out, tol, backend=None) -> None:
     """Output and gradients of x, weight and bias from `backend` (the automatic choice if None)
-    against the float64 reference: finite where the reference is, and within tol."""
+    against the float64 reference: finite where the reference is, and within tol. On a GPU the
+    outputs are allocated from memory poisoned with NaN."""
     xr = x.detach().clone().requires_grad_()
     wr, br = (t.detach().clone().requires_grad_() for t in (w, b))
+    if x.is_cuda:
+        poison_allocator(x.numel() * x.element_size(), device=x.device)
     if backend is None:
         y = call(op, xr, wr, br, activation)
     else:

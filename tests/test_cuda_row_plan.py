@@ -66,11 +66,12 @@ def test_every_thread_reduces_its_own_tile(row_plan_check):
 
 @pytest.mark.parametrize("element, rows, s", [
     (FLOAT32_PACKED, 32, 32 * 32),  # 2 x 16 x 32 x 32: 4 teams of 64 per block
-    (FLOAT32_PACKED, 33, 32 * 32),  # 33 rows: 3 idle teams in the last block
+    (FLOAT32_PACKED, 33, 32 * 32),  # 3 x 11 x 32 x 32: 3 idle teams in the last block
     (FLOAT16_PACKED, 33, 32 * 32),
-    (FLOAT32_PACKED, 6, 1520),  # 1025..2048 elements: 2 teams of 128 per block
-    (FLOAT32_SCALAR, 33, 600),  # scalar loads, 513..1024 elements: 2 teams of 128
-    (FLOAT32_SCALAR, 11, 300),  # 4 teams of 64, 1 idle
+    (FLOAT32_PACKED, 6, 40 * 38),  # 1025..2048 elements: 2 teams of 128 per block
+    (FLOAT32_SCALAR, 33, 599),  # 3 x 11 x 599, scalar loads: 2 teams of 128, 1 idle
+    (FLOAT32_SCALAR, 11, 13 * 23),  # 4 teams of 64, 1 idle
+    (FLOAT32_PACKED, 8, 24 * 24),
 ])
 def test_gpu_test_shapes_put_several_teams_in_a_block(row_plan_check, element, rows, s):
     """The shapes of tests/test_gpu_kernel_regressions.py reach multi-team blocks with idle
