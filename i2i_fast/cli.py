@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.add_translate_arguments(p)
     p.set_defaults(func=train_commands.run_translate)
 
+    from i2i_fast.official import command as official_command
+
+    p = sub.add_parser("import-official", help="convert official MUNIT / StarGAN v2 checkpoints "
+                                               "into an i2i_fast checkpoint")
+    official_command.add_arguments(p)
+    p.set_defaults(func=official_command.run)
+
     p = sub.add_parser("bench", help="benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)
     from i2i_fast.bench import loss_bench, method_bench, ops_bench, resampling_bench

@@ -96,7 +96,7 @@ class MUNITConfig(MethodConfig):
     vgg_w: float = 0.0
     # data: resize the shorter side to image_size, random crop image_size (new_size = crop = 256)
     image_size: int = 256
-    display_size: int = 8  # images (and fixed styles) in sample grids
+    display_size: int = 16  # fixed styles of the sample grids (both official configs: 16)
 
 
 class AdaINGen(EntryPoints):
@@ -136,7 +136,7 @@ class MUNIT(Method):
         # configs/edges2shoes_folder.yaml (the defaults)
         "edges2shoes": {},
         # configs/summer2winter_yosemite256_folder.yaml
-        "summer2winter": {"recon_x_cyc_w": 10.0, "display_size": 16},
+        "summer2winter": {"recon_x_cyc_w": 10.0},
         # The CPU demo: the official architecture scaled down (widths /4, 2 residual blocks,
         # 2 discriminator scales, 64x64 images, batch 4, 800 iterations at lr 4e-4); same
         # losses, weights and optimiser. At 800 iterations on synthetic:shapes the translations

@@ -111,20 +111,29 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> d
     torch file (truncated, corrupt, or holding objects other than tensors and plain containers),
     or is not an i2i_fast checkpoint of a version this code reads.
     """
+    return validate(read_weights_only(path, map_location), str(path))
+
+
+def read_weights_only(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                      what: str = "checkpoint") -> Any:
+    """What a torch file holds, read with ``torch.load(weights_only=True)`` (nothing in it is
+    executed or imported); CheckpointError "<what> <path>: ..." when it is missing, a folder, or
+    unreadable (truncated, corrupt, or holding objects other than tensors and plain containers).
+    """
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"checkpoint {path}: no such file")
+        raise CheckpointError(f"{what} {path}: no such file")
     if path.is_dir():
-        raise CheckpointError(f"checkpoint {path}: expected a file, got a folder")
+        raise CheckpointError(f"{what} {path}: expected a file, got a folder")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - zip, pickle and I/O errors all mean "unreadable"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise CheckpointError(
-            f"checkpoint {path}: cannot be read with torch.load(weights_only=True) (truncated, "
+            f"{what} {path}: cannot be read with torch.load(weights_only=True) (truncated, "
             f"corrupt, not a torch file, or holding objects other than tensors and plain "
             f"containers): {type(error).__name__}: {first_line}") from error
-    return validate(data, str(path))
+    return data
 
 
 def step_of(path: str | os.PathLike) -> int | None:

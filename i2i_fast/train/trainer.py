@@ -316,18 +316,28 @@ class Trainer:
             raise CheckpointError(f"checkpoint {path}: does not fit method {method.name} with "
                                   f"this configuration: {error}") from None
         method.context.load_scaler_state(saved.get("scaler"))
-        try:
-            loader.load_state_dict(saved["data"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"checkpoint {path}: the data stream cannot continue: "
-                                  f"{error}") from None
+        imported = saved.get("imported_from")
+        if isinstance(imported, dict):  # official weights (i2i-fast import-official)
+            notes += [f"imported from {imported.get('repository')}: {note}"
+                      for note in imported.get("notes", [])]
+        if imported is not None and saved.get("data") is None:
+            notes.append("the checkpoint holds no data stream position (imported weights): the "
+                         "data stream starts at its beginning")
+        else:
+            try:
+                loader.load_state_dict(saved["data"])
+            except (KeyError, TypeError, ValueError) as error:
+                raise CheckpointError(f"checkpoint {path}: the data stream cannot continue: "
+                                      f"{error}") from None
         step = saved["step"]
         states = saved.get("rng") or []
         if saved.get("world_size") == dist.world_size and len(states) == dist.world_size:
             rng.restore(states[dist.rank], dist.device)
         else:
             rng.seed_all(rng.process_seed(seed, dist.rank, step))
-            notes.append(f"the checkpoint's random generator states are for "
+            notes.append("the checkpoint holds no random generator states (imported weights): "
+                         "seeded from --seed and the step" if not states else
+                         f"the checkpoint's random generator states are for "
                          f"{saved.get('world_size')} process(es), this run has "
                          f"{dist.world_size}: reseeded (the data stream continues exactly; random "
                          f"draws of the method do not)")
