@@ -130,3 +130,16 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="name: expected one of"):
         with cpu_allocator.setting("jemalloc"):
             pass
+
+
+def test_the_operator_benchmark_runs_every_provider_under_each_setting():
+    from i2i_fast.bench import ops_bench
+
+    case = ops_bench.Case("adain", (1, 2, 8, 8), "relu", "test")
+    records = ops_bench.run([case], torch.float32, "cpu", [False], ["forward"],
+                            ["eager", "fused"], repeats=2, log=lambda line: None,
+                            allocators=("default", "caching"), after_churn=True)
+    assert sorted({(r["allocator"], r["provider"]) for r in records}) == [
+        ("caching", "eager"), ("caching", "fused"), ("default", "eager"), ("default", "fused")]
+    assert all(r["after_churn"] for r in records)
+    assert "| caching | adain |" in ops_bench.markdown_table(records)
