@@ -375,23 +375,18 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
 
-    wanted = args.cases.split(",")
-    unknown = sorted(set(wanted) - set(CASE_NAMES))
-    if unknown:
-        raise SystemExit(f"--cases: unknown {', '.join(unknown)}; expected some of "
-                         f"{', '.join(CASE_NAMES)}")
+    from i2i_fast.bench import arguments
+
+    arguments.device("--device", args.device)
+    wanted = arguments.listed("--cases", args.cases, CASE_NAMES)
     cases = [c for c in CASES if c.name in wanted and (not args.quick or c.name in QUICK_CASES)]
-    modes = args.modes.split(",")
+    modes = arguments.listed("--modes", args.modes, MODES)
     if args.providers:
-        providers = args.providers.split(",")
+        providers = arguments.listed("--providers", args.providers, PROVIDERS + BACKEND_PROVIDERS)
     elif args.device.startswith("cuda"):
         providers = list(PROVIDERS + BACKEND_PROVIDERS)
     else:
         providers = list(PROVIDERS)
-    unknown = sorted(set(providers) - set(PROVIDERS + BACKEND_PROVIDERS))
-    if unknown:
-        raise SystemExit(f"--providers: unknown {', '.join(unknown)}; expected some of "
-                         f"{', '.join(PROVIDERS + BACKEND_PROVIDERS)}")
     repeats = args.repeats or (10 if args.quick else 30)
     meta = ops_bench.machine_info(args.device)
     meta["clock"] = args.clock

@@ -32,8 +32,13 @@ PROVIDERS = ("eager_reference", "eager_torch_native", "compiled_reference", "fus
 def _batches(method, data: str, count: int, seed: int) -> list[dict]:
     from i2i_fast.data import ResumableLoader, open_dataset
 
+    from i2i_fast.train import TrainError
+
     kind = "unpaired" if method.data_kind == "unpaired" else method.data_kind
-    dataset = open_dataset(data, kind, resolution=method.config.image_size, seed=seed)
+    try:
+        dataset = open_dataset(data, kind, resolution=method.config.image_size, seed=seed)
+    except (ValueError, TypeError, OSError) as error:
+        raise TrainError(f"--data {data}: {error}") from None
     loader = ResumableLoader(dataset, method.config.batch_size, seed=seed)
     return [next(loader) for _ in range(count)]
 
@@ -56,9 +61,17 @@ class Runner:
             raise ValueError(f"provider: expected one of {', '.join(PROVIDERS)}, "
                              f"got {provider!r}")
         self.provider, self.precision, self.device = provider, precision, device
+        from i2i_fast.train import TrainError
+
         torch.manual_seed(seed)
-        context = RunContext(device=device, precision=precision, channels_last=channels_last)
-        self.method = create_method(name, config, overrides, context)
+        try:
+            context = RunContext(device=device, precision=precision, channels_last=channels_last)
+        except ValueError as error:
+            raise TrainError(f"--precision {precision} --device {device}: {error}") from None
+        try:
+            self.method = create_method(name, config, overrides, context)
+        except ValueError as error:  # a configuration value the method refuses (one line)
+            raise TrainError(str(error)) from None
         if provider in ("compiled_reference", "fused_compiled"):
             self.method.compile_networks()
         if provider == "eager_torch_native":
@@ -182,6 +195,12 @@ def default_data(name: str, config, overrides) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from i2i_fast.train.cli_commands import run_reporting_errors
+
+    return run_reporting_errors("bench method", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from i2i_fast.bench.ops_bench import default_out_dir, machine_info, save

@@ -622,13 +622,17 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
 
-    wanted_ops = set(args.ops.split(","))
-    cases = [c for c in (QUICK_CASES if args.quick else SHAPE_SETS[args.shapes])
-             if c.op in wanted_ops]
-    layouts = [{"contiguous": False, "channels_last": True}[s] for s in args.layouts.split(",")]
-    modes = args.modes.split(",")
+    from i2i_fast.bench import arguments
+
+    arguments.device("--device", args.device)
+    all_cases = QUICK_CASES if args.quick else SHAPE_SETS[args.shapes]
+    wanted_ops = set(arguments.listed("--ops", args.ops, sorted({c.op for c in all_cases})))
+    cases = [c for c in all_cases if c.op in wanted_ops]
+    layouts = [{"contiguous": False, "channels_last": True}[s] for s in
+               arguments.listed("--layouts", args.layouts, ("contiguous", "channels_last"))]
+    modes = arguments.listed("--modes", args.modes, MODES)
     if args.providers:
-        providers = args.providers.split(",")
+        providers = arguments.listed("--providers", args.providers, PROVIDERS + BACKEND_PROVIDERS)
     elif args.device.startswith("cuda"):
         providers = list(PROVIDERS + BACKEND_PROVIDERS)
     else:

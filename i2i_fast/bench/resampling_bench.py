@@ -115,13 +115,18 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
 
-    wanted = set(args.ops.split(","))
+    from i2i_fast.bench import arguments
+
+    wanted = set(arguments.listed("--ops", args.ops, sorted({c.op for c in CASES})))
     cases = [c for c in CASES if c.op in wanted]
-    layouts = [{"contiguous": False, "channels_last": True}[s] for s in args.layouts.split(",")]
+    layouts = [{"contiguous": False, "channels_last": True}[s] for s in
+               arguments.listed("--layouts", args.layouts, ("contiguous", "channels_last"))]
+    modes = arguments.listed("--modes", args.modes, MODES)
+    providers = arguments.listed("--providers", args.providers, PROVIDERS)
     meta = ops_bench.machine_info("cpu")
     print(f"# i2i-fast bench resampling: {meta.get('cpu')}, {meta['threads']} threads, torch "
           f"{meta['torch']}, float32, {args.repeats} repeats (median ms), cpu")
-    records = run(cases, layouts, args.modes.split(","), args.providers.split(","), args.repeats)
+    records = run(cases, layouts, modes, providers, args.repeats)
     if not args.no_save:
         out = Path(args.out) if args.out else ops_bench.default_out_dir()
         base = ops_bench.save(records, [], meta, out, kind="resampling")
