@@ -26,7 +26,6 @@
 
 #include "../common/activation.h"
 #include "../common/cpu_element.h"
-#include "../common/cpu_output_allocator.h"
 
 namespace i2i_fast::normalization::cpu {
 namespace {
@@ -922,7 +921,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
   const at::ScalarType acc = accumulate_type_of(x.scalar_type());
   const at::Tensor w = param_in_accumulate_type(weight, C, 1.0, acc);
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
-  at::Tensor y = i2i_fast::cpu::empty_output_like(x);
+  at::Tensor y = at::empty_strided(x.sizes(), x.strides(), x.options());
   const auto stat_options = x.options().dtype(acc);
   at::Tensor mean = spec.grouping == Grouping::kInstance ? at::empty({N, C}, stat_options)
                                                          : at::empty({N}, stat_options);
@@ -958,7 +957,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
   const at::Tensor mean_acc = mean.to(acc).contiguous();
   const at::Tensor rstd_acc = rstd.to(acc).contiguous();
-  at::Tensor dx = i2i_fast::cpu::empty_output_like(x);
+  at::Tensor dx = at::empty_strided(x.sizes(), x.strides(), x.options());
   // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n.
   at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {
