@@ -245,8 +245,11 @@ class Trainer:
             except ValueError as error:  # a config value the method refuses
                 raise TrainError(str(error)) from None
             try:
+                # A method may name its own data transform (``data_transform``: a preset name or
+                # an ImageTransform, e.g. BicycleGAN's load_size / no_flip options).
                 dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
                                        resolution=image_size, seed=opts.seed,
+                                       transform=getattr(method, "data_transform", None),
                                        skip_bad=opts.skip_bad_images)
             except (ValueError, TypeError, OSError) as error:
                 raise TrainError(f"--data {opts.data}: {error}") from None
