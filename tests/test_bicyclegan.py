@@ -95,7 +95,8 @@ def test_sizes_follow_the_image_size_and_bad_sizes_name_the_ones_that_work():
                                              r"\(64, 128, 256, 512, \.\.\.\)"):
             BicycleGAN(resolve_config(BicycleGAN, "tiny", {"image_size": size}))
     enc = VariationalResNetEncoder(3, 8, 4, n_blocks=3)
-    with pytest.raises(ValueError, match=r"x: expected \(N, C, 64, 64\).*8x8.*got \(1, 3, 32, 32\)"):
+    with pytest.raises(ValueError,
+                       match=r"x: expected \(N, C, 64, 64\).*8x8.*got \(1, 3, 32, 32\)"):
         enc(torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match="multiples of 64"):
         make().gen(torch.randn(1, 3, 48, 48), torch.randn(1, 8))
