@@ -9,11 +9,16 @@ from __future__ import annotations
 import contextlib
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 import i2i_fast.ops as ops
+import i2i_fast.train.trainer as trainer_module
+from i2i_fast.data import open_dataset
+from i2i_fast.data.transforms import to_tensor
 from i2i_fast.methods.bicyclegan import BicycleGAN, BicycleGANConfig
 from i2i_fast.methods.registry import resolve_config
 from i2i_fast.nn import LatentConv2d, LatentUNetGenerator, VariationalResNetEncoder
@@ -26,6 +31,7 @@ from i2i_fast.testing import (
     random_batch,
     train_losses,
 )
+from i2i_fast.train import TrainOptions, Trainer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -202,7 +208,7 @@ def test_discriminators_are_frozen_in_the_generator_update_and_d2_sees_the_other
     torch.testing.assert_close(real_d, batch["b"][1:])  # D2's real: B of the random half
 
 
-@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\(\)`")
+@pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
 def test_learning_rate_is_the_official_linear_decay_per_epoch():
     method = make()  # tiny: epoch_size 4, batch 2 (2 iterations an epoch), niter 2, decay 3
     cfg = method.config
@@ -343,3 +349,41 @@ def test_reference_and_fused_backends_agree():
     fused32, _ = train_losses(BicycleGAN, config, 2, "cpu", torch.float32)
     reference32, _ = train_losses(BicycleGAN, config, 2, "reference", torch.float32)
     assert not loss_differences(fused32, reference32, float32_tolerances(2))
+
+
+# ----- data -----
+
+def aligned_folder(root, count: int = 4, size: int = 64):
+    """root/train/ with `count` side-by-side A | B images, size x (2 size); returns root."""
+    folder = root / "train"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (size, 2 * size, 3), dtype=np.uint8)).save(
+            folder / f"{i}.png")
+    return root
+
+
+def test_the_trainer_reads_folders_with_the_methods_transform(tmp_path, monkeypatch):
+    data = aligned_folder(tmp_path / "data")
+    seen = {}
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return open_dataset(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "open_dataset", spy)
+    # (the registry of an environment installed before bicyclegan existed does not list it)
+    monkeypatch.setattr(trainer_module, "get_method_class", lambda name: BicycleGAN)
+    options = TrainOptions(method="bicyclegan", data=str(data), config="tiny",
+                           overrides=["max_iter=1", "no_flip=true", "load_size=64"],
+                           run_dir=str(tmp_path / "run"), device="cpu", workers=0,
+                           progress=False, sample_every=1, checkpoint_every=1, n_samples=2)
+    Trainer(options).run()
+    transform = seen["transform"]
+    assert (transform.size, transform.resize, transform.flip) == (64, 64, False)
+    # with load_size = crop size and no flip, the halves come through unchanged
+    item = open_dataset(data, "paired", transform=transform, resolution=64)[0]
+    image = Image.open(sorted((data / "train").iterdir())[0]).convert("RGB")
+    torch.testing.assert_close(item["a"], to_tensor(image.crop((0, 0, 64, 64))))
+    torch.testing.assert_close(item["b"], to_tensor(image.crop((64, 0, 128, 64))))
