@@ -24,7 +24,8 @@ One iteration (optimize_parameters: forward, the G and E update, then the D upda
         step); D2 likewise on (fake_rand, B_rand): its real is the *other* half's target.
 
 The losses are reported as the official code logs them, weights applied (g_gan, g_gan2, g_l1,
-z_l1, kl; d, d2) and g_total. Networks (i2i_fast.nn, counts at the defaults in the README):
+z_l1, kl; d, d2), and g_total, the sum of the five G and E terms (the official loss_G leaves
+z_l1 out). Networks (i2i_fast.nn, counts at the defaults in the README):
 G = LatentUNetGenerator, z injected by concatenation before every down convolution
 (where_add "all"); E = VariationalResNetEncoder (resnet_256: 4 PreActDownBlocks, 8x8 average
 pooling); D, D2 = two MultiScalePatchDiscriminators ("basic_256_multi": pix2pix PatchGANs at 2
