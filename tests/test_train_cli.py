@@ -203,7 +203,8 @@ def test_translate_reference_and_single_file(trained, images, tmp_path, capsys):
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--reference", "{night}", "--n-styles", "3"],
      ["--n-styles: with --reference", "got 3"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--target-domain", "2"],
-     ["toygan.translate: toygan: target_domain: expected None", "got 2"]),
+     ["toygan.translate: toygan: target_domain: expected an index in [0, 2) or one of "
+      "['a', 'b'], got 2"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--n-styles", "0"],
      ["--n-styles: expected an int >= 1, got 0"]),
     (["--checkpoint", "{ckpt}", "--input", "{empty}"], ["expected image files", "found none"]),
