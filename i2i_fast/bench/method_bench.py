@@ -164,7 +164,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--check-floors", action="store_true",
-                   help="exit 1 unless fused >= 1.25x eager_reference (CPU), or on a GPU >= 2x "
+                   help="exit 1 unless fused >= 1.3x eager_reference (CPU), or on a GPU >= 2x "
                         "eager_reference and >= 1.2x compiled_reference, under every allocator "
                         "setting measured")
     from i2i_fast.bench import allocation
@@ -185,24 +185,30 @@ def speedups(results: list[dict]) -> None:
                 print(f"fused x{base['fused'] / base[ref]:.2f} vs {ref} (no floor)")
 
 
+# fused >= this x the eager reference for a whole CPU training iteration (the method issues' floor)
+CPU_FLOOR = 1.3
+
+
 def floor_lines(results: list[dict], device: str) -> list[str]:
     """PASS/FAIL of the method floors, per allocator setting measured."""
+    from i2i_fast.bench.allocation import check_stability, describe
+
     lines = []
-    settings = list(dict.fromkeys(r.get("allocator", "default") for r in results))
+    settings = list(dict.fromkeys(describe(r) for r in results))
     for setting in settings:
-        by = {r["provider"]: r for r in results if r.get("allocator", "default") == setting}
+        by = {r["provider"]: r for r in results if describe(r) == setting}
         if "fused" not in by or "eager_reference" not in by:
             continue
         fused = by["fused"]["images_per_s"]
-        floors = [("eager_reference", 1.25 if device == "cpu" else 2.0)]
+        floors = [("eager_reference", CPU_FLOOR if device == "cpu" else 2.0)]
         if device != "cpu":
             floors.append(("compiled_reference", 1.2))
         for base, floor in floors:
             if base in by:
                 ratio = fused / by[base]["images_per_s"]
                 lines.append(f"{'PASS' if ratio >= floor else 'FAIL'} fused x{ratio:.2f} vs "
-                             f"{base} (floor {floor}) [allocator {setting}]")
-    return lines
+                             f"{base} (floor {floor}) [{setting}]")
+    return lines + check_stability(results, ("method",), unit="s")
 
 
 def default_data(name: str, config, overrides) -> str:
