@@ -13,9 +13,10 @@ the method contract (``data_kind`` and ``translate``, see ``i2i_fast.methods.bas
   with ``reference`` (N, 3, H, W), one reference image per input (output (N, 1, 3, H, W) each),
   references drawn at random from the target domain's test split; mode "encoded" (paired sets
   only): one call with ``reference`` = each input's own ground-truth target (BicycleGAN's
-  "encoded" output), one output per input. Default modes: "latent" for two-domain methods, plus
-  "encoded" for paired methods that declare ``reference_guided``; "latent" and "reference" for
-  multi-domain ones.
+  "encoded" output), one output per input. Default modes: "latent" for every method, plus
+  "reference" for multi-domain methods and for unpaired two-domain methods that declare
+  ``reference_guided`` (MUNIT: the style of a target-domain image), "encoded" for paired methods
+  that declare it.
 
 Per task: content IoU (input's ground-truth mask vs the shapes the learned segmenter finds in each
 output), target-domain accuracy (the domain classifier), diversity (mean over the K(K-1)/2 pairs
@@ -255,7 +256,7 @@ def evaluate(
 
 def _modes(data_kind: str, modes: Sequence[str] | None, reference_guided: bool) -> list[str]:
     if modes is None:
-        if data_kind == "multi_domain":
+        if data_kind == "multi_domain" or (data_kind == "unpaired" and reference_guided):
             return ["latent", "reference"]
         return ["latent", "encoded"] if data_kind == "paired" and reference_guided else ["latent"]
     modes = list(modes)
