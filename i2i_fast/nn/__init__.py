@@ -12,14 +12,21 @@ from .encoders import ContentEncoder, StyleEncoder
 from .filters import HighPass
 from .init import init_weights
 from .mlp import MLP
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
+from .norms import (
+    AdaptiveInstanceNorm,
+    ChannelAffineLayerNorm,
+    InstanceNorm,
+    MunitLayerNorm,
+    StyleAdaIN,
+)
 from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
 from .resampling import ReflectionPad, UpsampleNearest
 from .resblocks import AdaINResBlock, ResBlock
 
 __all__ = [
-    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
-    "ContentEncoder", "HighPass", "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
+    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm",
+    "ChannelAffineLayerNorm", "Conv2dBlock", "ContentEncoder", "HighPass", "InstanceNorm",
+    "LinearBlock", "MLP",
     "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad", "ResBlock",
     "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "init_weights", "make_padding", "split_adain_params",
 ]

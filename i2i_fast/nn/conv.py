@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm
+from .norms import AdaptiveInstanceNorm, ChannelAffineLayerNorm, InstanceNorm, MunitLayerNorm
 from .resampling import ReflectionPad
 
 NORMS = ("none", "in", "ln", "ln_standard", "adain")
@@ -41,7 +41,7 @@ class Conv2dBlock(nn.Module):
     """pad → Conv2d (with bias) → norm → activation.
 
     norm: "none", "in" (InstanceNorm, no affine), "ln" (MUNIT's LayerNorm), "ln_standard"
-    (F.layer_norm + affine), "adain" (modulation passed to forward as (weight, bias)).
+    (ChannelAffineLayerNorm: F.layer_norm + per-channel affine), "adain" (modulation passed to forward as (weight, bias)).
     activation: "relu", "lrelu" (slope 0.2), "tanh", "none".
     """
 
@@ -56,7 +56,7 @@ class Conv2dBlock(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=True)
         fused = norm != "none" and activation in _FUSABLE
         act = _FUSABLE[activation] if fused else None
-        norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": LayerNorm,
+        norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": ChannelAffineLayerNorm,
                     "adain": AdaptiveInstanceNorm}.get(norm)
         self.norm = (norm_cls(out_channels, activation=act, negative_slope=negative_slope)
                      if norm_cls else None)
