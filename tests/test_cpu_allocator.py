@@ -143,3 +143,29 @@ def test_the_operator_benchmark_runs_every_provider_under_each_setting():
         ("caching", "eager"), ("caching", "fused"), ("default", "eager"), ("default", "fused")]
     assert all(r["after_churn"] for r in records)
     assert "| caching | adain |" in ops_bench.markdown_table(records)
+
+
+def test_every_cpu_benchmark_measures_each_allocator_setting(capsys):
+    from i2i_fast import cli
+    from i2i_fast.bench import loss_bench, resampling_bench
+
+    case = next(c for c in loss_bench.CASES if c.name == "munit_g")
+    records = loss_bench.run([case], torch.float32, "cpu", ["forward"], ["eager", "fused"],
+                             repeats=2, log=lambda line: None,
+                             allocators=("default", "caching"))
+    assert {r["allocator"] for r in records} == {"default", "caching"}
+    assert "| caching | munit_g | forward | fused |" in loss_bench.markdown_table(records)
+    records = resampling_bench.run(resampling_bench.CASES[:1], [False], ["forward"],
+                                   ["eager", "fused"], 2, allocators=("default", "caching"))
+    assert {r["allocator"] for r in records} == {"default", "caching"}
+    threads = torch.get_num_threads()
+    try:
+        status = cli.main(["bench", "method", "munit", "--config", "tiny", "--providers",
+                           "fused,eager_reference", "--iterations", "1", "--warmup", "0",
+                           "--threads", "1", "--no-save"])
+    finally:
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "# allocator default" in out and "# allocator caching" in out
+    assert out.count("fused               fp32") == 2

@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -76,3 +76,22 @@ def churn(allocations: int = 4000, seed: int = 0, max_mib: int = 48) -> None:
         if len(alive) > 64:
             alive.pop(rng.randrange(len(alive)))
     alive.clear()
+
+
+def across_settings(settings: list[str] | tuple[str, ...], device: str,
+                    measure: Callable[[], list[dict]], after_churn: bool = False,
+                    rounds: int = 1, log: Callable[[str], None] = print) -> list[dict]:
+    """The records of ``measure()`` run under each allocator setting in turn (after churn if
+    asked), `rounds` times; each record tagged with allocator, after_churn and round."""
+    records = []
+    for round_index in range(rounds):
+        for name in settings:
+            with setting(name, device):
+                if after_churn:
+                    churn(seed=round_index)
+                log(f"# allocator {name}" + (", after churn" if after_churn else "")
+                    + (f", round {round_index + 1} of {rounds}" if rounds > 1 else ""))
+                for rec in measure():
+                    rec.update(allocator=name, after_churn=after_churn, round=round_index + 1)
+                    records.append(rec)
+    return records

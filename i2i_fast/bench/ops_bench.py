@@ -411,20 +411,10 @@ def run(cases, dtype: torch.dtype, device: str, layouts, modes, providers, repea
     within a setting, the providers of a case are timed in turn (interleaved)."""
     from i2i_fast.bench import allocation
 
-    records = []
-    for round_index in range(rounds):
-        for allocator in allocators:
-            with allocation.setting(allocator, device):
-                if after_churn:
-                    allocation.churn(seed=round_index)
-                log(f"# allocator {allocator}" + (", after churn" if after_churn else "")
-                    + (f", round {round_index + 1} of {rounds}" if rounds > 1 else ""))
-                for rec in _run_cases(cases, dtype, device, layouts, modes, providers, repeats,
-                                      log):
-                    rec.update(allocator=allocator, after_churn=after_churn,
-                               round=round_index + 1)
-                    records.append(rec)
-    return records
+    return allocation.across_settings(
+        allocators, device,
+        lambda: _run_cases(cases, dtype, device, layouts, modes, providers, repeats, log),
+        after_churn, rounds, log)
 
 
 def _run_cases(cases, dtype: torch.dtype, device: str, layouts, modes, providers, repeats: int,
