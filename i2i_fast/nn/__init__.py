@@ -13,17 +13,24 @@ from .filters import HighPass
 from .init import init_weights
 from .latent_injection import LatentConv2d, latent_conv2d
 from .mlp import MLP
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
+from .norms import (
+    AdaptiveInstanceNorm,
+    ChannelAffineLayerNorm,
+    InstanceNorm,
+    MunitLayerNorm,
+    StyleAdaIN,
+)
 from .preact_resblocks import AdaINPreActResBlock, PreActDownBlock, PreActResBlock
 from .resampling import ReflectionPad, UpsampleNearest
 from .resblocks import AdaINResBlock, ResBlock
 from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
-    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
-    "ContentEncoder", "HighPass", "InstanceNorm", "LatentConv2d", "LatentUNetGenerator",
-    "LatentUNetLevel", "LayerNorm", "LinearBlock", "MLP", "MultiScalePatchDiscriminator",
-    "MunitLayerNorm", "PreActDownBlock", "PreActResBlock", "ReflectionPad", "ResBlock",
-    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder", "init_weights",
-    "latent_conv2d", "make_padding", "split_adain_params",
+    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm",
+    "ChannelAffineLayerNorm", "Conv2dBlock", "ContentEncoder", "HighPass", "InstanceNorm",
+    "LatentConv2d", "LatentUNetGenerator", "LatentUNetLevel", "LinearBlock", "MLP",
+    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
+    "ReflectionPad", "ResBlock", "StyleAdaIN", "StyleEncoder", "UpsampleNearest",
+    "VariationalResNetEncoder", "init_weights", "latent_conv2d", "make_padding",
+    "split_adain_params",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm
+from .norms import AdaptiveInstanceNorm, ChannelAffineLayerNorm, InstanceNorm, MunitLayerNorm
 from .resampling import ReflectionPad
 
 NORMS = ("none", "in", "ln", "ln_standard", "adain")
@@ -43,7 +43,7 @@ class Conv2dBlock(nn.Module):
     pad_type: "reflect" and "replicate" pad first (reflect on the fused operator); "zero" is the
     convolution's own zero padding (no padded copy of the input).
     norm: "none", "in" (InstanceNorm, no affine), "ln" (MUNIT's LayerNorm), "ln_standard"
-    (F.layer_norm + affine), "adain" (modulation passed to forward as (weight, bias)).
+    (ChannelAffineLayerNorm: F.layer_norm + per-channel affine), "adain" (modulation passed to forward as (weight, bias)).
     activation: "relu", "lrelu" (slope 0.2), "tanh", "none".
     """
 
@@ -61,7 +61,7 @@ class Conv2dBlock(nn.Module):
                               bias=True)
         fused = norm != "none" and activation in _FUSABLE
         act = _FUSABLE[activation] if fused else None
-        norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": LayerNorm,
+        norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": ChannelAffineLayerNorm,
                     "adain": AdaptiveInstanceNorm}.get(norm)
         self.norm = (norm_cls(out_channels, activation=act, negative_slope=negative_slope)
                      if norm_cls else None)

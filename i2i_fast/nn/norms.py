@@ -55,8 +55,9 @@ class MunitLayerNorm(nn.Module):
         return f"{self.num_features}, eps={self.eps}, activation={self.activation}"
 
 
-class LayerNorm(nn.Module):
-    """F.layer_norm over (C, H, W) with a per-channel affine (weight 1, bias 0 at init): DRIT's."""
+class ChannelAffineLayerNorm(nn.Module):
+    """F.layer_norm over (C, H, W), then a per-channel affine (weight 1, bias 0 at init): DRIT's
+    LayerNorm. Not torch.nn.LayerNorm, whose affine has one weight per normalized element."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, activation: str | None = None,
                  negative_slope: float = 0.2):
