@@ -15,11 +15,12 @@ from .mlp import MLP
 from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
 from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
 from .resampling import ReflectionPad, UpsampleNearest
-from .resblocks import AdaINResBlock, ResBlock
+from .resblocks import AdaINResBlock, AdaINResBlocks, ResBlock
 
 __all__ = [
-    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
-    "ContentEncoder", "HighPass", "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
-    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad", "ResBlock",
-    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "init_weights", "make_padding", "split_adain_params",
+    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaINResBlocks",
+    "AdaptiveInstanceNorm", "Conv2dBlock", "ContentEncoder", "HighPass", "InstanceNorm",
+    "LayerNorm", "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm",
+    "PreActResBlock", "ReflectionPad", "ResBlock", "StyleAdaIN", "StyleEncoder", "UpsampleNearest",
+    "init_weights", "make_padding", "split_adain_params",
 ]
