@@ -8,19 +8,23 @@ plain-PyTorch reference definitions.
 from .conv import Conv2dBlock, LinearBlock, make_padding
 from .decoders import AdaINDecoder, split_adain_params
 from .discriminators import MultiScalePatchDiscriminator
-from .encoders import ContentEncoder, StyleEncoder
+from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .filters import HighPass
 from .init import init_weights
+from .latent_injection import LatentConv2d, latent_conv2d
 from .mlp import MLP
 from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
-from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
+from .preact_resblocks import AdaINPreActResBlock, PreActDownBlock, PreActResBlock
 from .resampling import ReflectionPad, UpsampleNearest
 from .resblocks import AdaINResBlock, AdaINResBlocks, ResBlock
+from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaINResBlocks",
     "AdaptiveInstanceNorm", "Conv2dBlock", "ContentEncoder", "HighPass", "InstanceNorm",
-    "LayerNorm", "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm",
-    "PreActResBlock", "ReflectionPad", "ResBlock", "StyleAdaIN", "StyleEncoder", "UpsampleNearest",
-    "init_weights", "make_padding", "split_adain_params",
+    "LatentConv2d", "LatentUNetGenerator", "LatentUNetLevel", "LayerNorm", "LinearBlock", "MLP",
+    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
+    "ReflectionPad", "ResBlock", "StyleAdaIN", "StyleEncoder", "UpsampleNearest",
+    "VariationalResNetEncoder", "init_weights", "latent_conv2d", "make_padding",
+    "split_adain_params",
 ]
