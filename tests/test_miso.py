@@ -217,7 +217,7 @@ def test_sample_visuals():
                                     torch.Generator().manual_seed(0))
     assert list(visuals) == ["x_a", "x_ab_random", "x_ab_reference", "x_aba", "x_b",
                              "x_ba_random", "x_ba_reference", "x_bab"]
-    assert all(v.shape == (2, 3, 32, 32) for v in visuals.values())
+    assert all(v.shape == (2, 3, 16, 16) for v in visuals.values())
 
 
 def test_named_configurations():

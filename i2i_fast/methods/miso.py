@@ -213,7 +213,7 @@ class MISO(Method):
         # The smallest networks of the structure, for tests and check_method.
         "tiny": {"gen": {"dim": 8, "mlp_dim": 16, "n_res": 1},
                  "dis": {"dim": 8, "n_layer": 2, "num_scales": 2},
-                 "image_size": 32, "batch_size": 2, "max_iter": 10},
+                 "image_size": 16, "batch_size": 2, "max_iter": 10},
     }
 
     reference_guided = True
