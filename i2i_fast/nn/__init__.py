@@ -22,13 +22,14 @@ from .norms import (
 )
 from .preact_resblocks import AdaINPreActResBlock, PreActDownBlock, PreActResBlock
 from .resampling import ReflectionPad, UpsampleNearest
-from .resblocks import AdaINResBlock, ResBlock
+from .resblocks import AdaINResBlock, AdaINResBlocks, ResBlock
 from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
-    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm",
-    "ChannelAffineLayerNorm", "Conv2dBlock", "ContentEncoder", "HighPass", "InstanceNorm",
-    "LatentConv2d", "LatentUNetGenerator", "LatentUNetLevel", "LinearBlock", "MLP",
+    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaINResBlocks",
+    "AdaptiveInstanceNorm", "ChannelAffineLayerNorm", "Conv2dBlock", "ContentEncoder",
+    "HighPass", "InstanceNorm", "LatentConv2d", "LatentUNetGenerator", "LatentUNetLevel",
+    "LinearBlock", "MLP",
     "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
     "ReflectionPad", "ResBlock", "StyleAdaIN", "StyleEncoder", "UpsampleNearest",
     "VariationalResNetEncoder", "init_weights", "latent_conv2d", "make_padding",

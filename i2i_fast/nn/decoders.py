@@ -7,25 +7,7 @@ from torch import nn
 
 from .conv import Conv2dBlock
 from .resampling import UpsampleNearest
-from .resblocks import AdaINResBlock
-
-
-def split_adain_params(params: torch.Tensor, channels: list[int]
-                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(N, 2 * sum(channels)) → one (weight, bias) per AdaIN layer, in order.
-
-    MUNIT's layout: for each layer, the first C values are the bias, the next C the weight.
-    """
-    expected = 2 * sum(channels)
-    if params.dim() != 2 or params.shape[1] != expected:
-        raise ValueError(f"adain_params: expected shape (N, {expected}), got {tuple(params.shape)}")
-    out, offset = [], 0
-    for c in channels:
-        bias = params[:, offset:offset + c]
-        weight = params[:, offset + c:offset + 2 * c]
-        out.append((weight, bias))
-        offset += 2 * c
-    return out
+from .resblocks import AdaINResBlocks, split_adain_params  # noqa: F401 - re-exported
 
 
 class AdaINDecoder(nn.Module):
@@ -38,8 +20,7 @@ class AdaINDecoder(nn.Module):
     def __init__(self, n_upsample: int, n_res: int, dim: int, out_channels: int,
                  activation: str = "relu", pad_type: str = "reflect"):
         super().__init__()
-        self.resblocks = nn.ModuleList(AdaINResBlock(dim, activation, pad_type)
-                                       for _ in range(n_res))
+        self.resblocks = AdaINResBlocks(n_res, dim, activation, pad_type)
         up = []
         for _ in range(n_upsample):
             up += [UpsampleNearest(2),
@@ -52,15 +33,11 @@ class AdaINDecoder(nn.Module):
 
     @property
     def adain_channels(self) -> list[int]:
-        return [block.dim for block in self.resblocks for _ in range(block.adain_layers)]
+        return self.resblocks.adain_channels
 
     @property
     def num_adain_params(self) -> int:
-        return 2 * sum(self.adain_channels)
+        return self.resblocks.num_adain_params
 
     def forward(self, content: torch.Tensor, adain_params: torch.Tensor) -> torch.Tensor:
-        pairs = split_adain_params(adain_params, self.adain_channels)
-        x = content
-        for i, block in enumerate(self.resblocks):
-            x = block(x, pairs[2 * i:2 * i + 2])
-        return self.upsample(x)
+        return self.upsample(self.resblocks(content, adain_params))

@@ -10,37 +10,74 @@ from torch import nn
 from .. import ops
 from .conv import Conv2dBlock
 from .preact_resblocks import PreActDownBlock
-from .resblocks import ResBlock
+from .resblocks import AdaINResBlocks, ResBlock
+
+RES_NORMS = ("same", "adain")
 
 
 class ContentEncoder(nn.Module):
     """7x7 conv, n_downsample 4x4 stride-2 convs doubling the width, n_res ResBlocks.
 
     (N, in, H, W) → (N, dim * 2**n_downsample, H / 2**n_downsample, W / 2**n_downsample).
+
+    res_norm: "same" (MUNIT: the ResBlocks use `norm`, forward(x)) or "adain" (MISO's conditional
+    content encoder: the ResBlocks are AdaIN ResBlocks, ``self.resblocks``, modulated by
+    ``forward(x, adain_params)`` with adain_params (N, num_adain_params) from a style MLP; the
+    convolutions before them keep `norm`). The parameters are the same either way (AdaIN and
+    MUNIT's IN have none of their own).
     """
 
     def __init__(self, n_downsample: int, n_res: int, in_channels: int, dim: int,
-                 norm: str = "in", activation: str = "relu", pad_type: str = "reflect"):
+                 norm: str = "in", activation: str = "relu", pad_type: str = "reflect",
+                 res_norm: str = "same"):
         super().__init__()
+        if res_norm not in RES_NORMS:
+            raise ValueError(f"ContentEncoder: res_norm: expected one of {RES_NORMS}, got "
+                             f"{res_norm!r}")
         layers = [Conv2dBlock(in_channels, dim, 7, 1, 3, norm, activation, pad_type)]
         for _ in range(n_downsample):
             layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, norm, activation, pad_type))
             dim *= 2
-        layers += [ResBlock(dim, norm, activation, pad_type) for _ in range(n_res)]
+        if res_norm == "adain":
+            self.resblocks = AdaINResBlocks(n_res, dim, activation, pad_type)
+        else:
+            layers += [ResBlock(dim, norm, activation, pad_type) for _ in range(n_res)]
+            self.resblocks = None
         self.model = nn.Sequential(*layers)
         self.out_channels = dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    @property
+    def num_adain_params(self) -> int:
+        """Length of the AdaIN parameter vector forward takes (0 without AdaIN ResBlocks)."""
+        return self.resblocks.num_adain_params if self.resblocks is not None else 0
+
+    def forward(self, x: torch.Tensor, adain_params: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.model(x)
+        if self.resblocks is None:
+            if adain_params is not None:
+                raise ValueError("ContentEncoder: adain_params: expected None (its ResBlocks "
+                                 "have no AdaIN; build it with res_norm='adain'), got a tensor")
+            return x
+        if adain_params is None:
+            raise ValueError(f"ContentEncoder(res_norm='adain'): adain_params: expected shape "
+                             f"(N, {self.num_adain_params}), got None")
+        return self.resblocks(x, adain_params)
 
 
 class StyleEncoder(nn.Module):
     """7x7 conv; two 4x4 stride-2 convs doubling the width; n_downsample - 2 more at that width;
-    global average pooling; 1x1 conv to style_dim. (N, in, H, W) → (N, style_dim, 1, 1)."""
+    global average pooling; 1x1 conv to style_dim. (N, in, H, W) → (N, style_dim, 1, 1).
+
+    gaussian=True (MISO's stochastic style encoder): the 1x1 conv gives 2 * style_dim channels,
+    and forward returns (mu, logvar), the first and second halves, each (N, style_dim, 1, 1): a
+    diagonal Gaussian over the style code (sampled with i2i_fast.losses.reparameterize).
+    """
 
     def __init__(self, n_downsample: int, in_channels: int, dim: int, style_dim: int,
-                 norm: str = "none", activation: str = "relu", pad_type: str = "reflect"):
+                 norm: str = "none", activation: str = "relu", pad_type: str = "reflect",
+                 gaussian: bool = False):
         super().__init__()
+        self.gaussian = bool(gaussian)
         if n_downsample < 2:
             raise ValueError(f"StyleEncoder: n_downsample: expected at least 2, got {n_downsample}")
         layers = [Conv2dBlock(in_channels, dim, 7, 1, 3, norm, activation, pad_type)]
@@ -49,12 +86,17 @@ class StyleEncoder(nn.Module):
             dim *= 2
         for _ in range(n_downsample - 2):
             layers.append(Conv2dBlock(dim, dim, 4, 2, 1, norm, activation, pad_type))
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, style_dim, 1, 1, 0)]
+        out = 2 * style_dim if self.gaussian else style_dim
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, out, 1, 1, 0)]
         self.model = nn.Sequential(*layers)
         self.out_channels = dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        out = self.model(x)
+        if self.gaussian:
+            mu, logvar = out.chunk(2, dim=1)
+            return mu, logvar
+        return out
 
 
 class VariationalResNetEncoder(nn.Module):
