@@ -5,21 +5,35 @@ Wrap any use in ``i2i_fast.ops.use_backend("reference")`` to run the same blocks
 plain-PyTorch reference definitions.
 """
 
-from .conv import Conv2dBlock, LinearBlock, make_padding
-from .decoders import AdaINDecoder, split_adain_params
-from .discriminators import MultiScalePatchDiscriminator
-from .encoders import ContentEncoder, StyleEncoder
+from .conv import Conv2dBlock, ConvTranspose2dBlock, LinearBlock, make_padding
+from .decoders import AdaINDecoder, ConcatLatentDecoder, FusionLatentDecoder, split_adain_params
+from .discriminators import ContentDiscriminator, MultiScalePatchDiscriminator
+from .disentangled import AttributeEncoders, AttributeGenerator, SharedContentEncoder
+from .encoders import ContentEncoder, StyleEncoder, VariationalEncoder
 from .filters import HighPass
 from .init import init_weights
+from .latent_injection import LatentConcatConv, broadcast_concat
 from .mlp import MLP
+from .noise import GaussianNoise
 from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
 from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
-from .resampling import ReflectionPad, UpsampleNearest
-from .resblocks import AdaINResBlock, ResBlock
+from .resampling import AvgPool, ReflectionPad, UpsampleNearest
+from .resblocks import (
+    AdaINResBlock,
+    LatentConcatResBlock,
+    LatentFusionResBlock,
+    ResBlock,
+    ResidualDownBlock,
+)
 
 __all__ = [
-    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
-    "ContentEncoder", "HighPass", "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
-    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad", "ResBlock",
-    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "init_weights", "make_padding", "split_adain_params",
+    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm",
+    "AttributeEncoders", "AttributeGenerator", "AvgPool", "ConcatLatentDecoder",
+    "ContentDiscriminator", "ContentEncoder", "Conv2dBlock", "ConvTranspose2dBlock",
+    "FusionLatentDecoder", "GaussianNoise", "HighPass", "InstanceNorm", "LatentConcatConv",
+    "LatentConcatResBlock", "LatentFusionResBlock", "LayerNorm", "LinearBlock", "MLP",
+    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad",
+    "ResBlock", "ResidualDownBlock", "SharedContentEncoder", "StyleAdaIN", "StyleEncoder",
+    "UpsampleNearest", "VariationalEncoder", "broadcast_concat", "init_weights", "make_padding",
+    "split_adain_params",
 ]

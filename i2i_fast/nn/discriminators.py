@@ -1,5 +1,10 @@
-"""Multi-scale PatchGAN discriminator (MUNIT's MsImageDis, BicycleGAN's D): one PatchGAN per
-scale on a pyramid made by AvgPool2d(3, stride 2, padding 1, count_include_pad=False)."""
+"""Patch discriminators.
+
+- ``MultiScalePatchDiscriminator`` (MUNIT's MsImageDis, DRIT's MultiScaleDis, BicycleGAN's D):
+  one PatchGAN per scale on a pyramid made by AvgPool2d(3, stride 2, padding 1,
+  count_include_pad=False).
+- ``ContentDiscriminator`` (DRIT's Dis_content): tells the content codes of two domains apart.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +20,21 @@ class MultiScalePatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, dim: int = 64, n_layer: int = 4,
                  num_scales: int = 3, norm: str = "none", activation: str = "lrelu",
-                 pad_type: str = "reflect"):
+                 pad_type: str = "reflect", negative_slope: float = 0.2):
         super().__init__()
         self.cnns = nn.ModuleList(self._make_net(in_channels, dim, n_layer, norm, activation,
-                                                 pad_type) for _ in range(num_scales))
+                                                 pad_type, negative_slope)
+                                  for _ in range(num_scales))
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
     @staticmethod
     def _make_net(in_channels: int, dim: int, n_layer: int, norm: str, activation: str,
-                  pad_type: str) -> nn.Sequential:
-        layers = [Conv2dBlock(in_channels, dim, 4, 2, 1, "none", activation, pad_type)]
+                  pad_type: str, negative_slope: float) -> nn.Sequential:
+        layers = [Conv2dBlock(in_channels, dim, 4, 2, 1, "none", activation, pad_type,
+                              negative_slope)]
         for _ in range(n_layer - 1):
-            layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, norm, activation, pad_type))
+            layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, norm, activation, pad_type,
+                                      negative_slope))
             dim *= 2
         layers.append(nn.Conv2d(dim, 1, 1, 1, 0))
         return nn.Sequential(*layers)
@@ -38,3 +46,39 @@ class MultiScalePatchDiscriminator(nn.Module):
                 x = self.downsample(x)
             outputs.append(cnn(x))
         return outputs
+
+
+class ContentDiscriminator(nn.Module):
+    """DRIT's Dis_content: n_down 7x7 stride-2 convs (reflection padding 1), a 4x4 conv
+    (no padding), all LeakyReLU (slope 0.01, no norm: the official blocks never insert the
+    instance norm their callers ask for), then a 1x1 conv to one logit.
+
+    forward(content (N, in, s, s)) → (N, 1, m, m) with m = ``output_size(s)``; the official
+    configuration (a 216 crop, content 54x54, n_down 3) gives m = 1.
+    """
+
+    def __init__(self, in_channels: int = 256, dim: int = 256, n_down: int = 3,
+                 negative_slope: float = 0.01):
+        super().__init__()
+        self.n_down = n_down
+        layers = []
+        for i in range(n_down):
+            layers.append(Conv2dBlock(in_channels if i == 0 else dim, dim, 7, 2, 1, "none",
+                                      "lrelu", "reflect", negative_slope))
+        layers.append(Conv2dBlock(dim if n_down else in_channels, dim, 4, 1, 0, "none", "lrelu",
+                                  "reflect", negative_slope))
+        layers.append(nn.Conv2d(dim, 1, 1, 1, 0))
+        self.model = nn.Sequential(*layers)
+
+    @staticmethod
+    def output_size(size: int, n_down: int = 3) -> int:
+        """Side of the logit map for a content map of side `size` (0: too small, the convs
+        cannot run: reflection padding needs a side > 1, a kernel a side >= its size)."""
+        for _ in range(n_down):
+            if size < 5:  # padding 1 on each side must reach the 7x7 kernel
+                return 0
+            size = (size + 2 - 7) // 2 + 1
+        return max(size - 3, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
