@@ -59,7 +59,7 @@ Quirks of the official code, reproduced:
 8. The ReLUINSConvTranspose2d blocks normalise with a LayerNorm (F.layer_norm over C, H, W, eps
    inside the square root), not an instance norm.
 9. D_content's output is flattened and compared with one target per image: it works only where
-   its map is 1×1, i.e. a 212-224 crop (216, official); at 256 (a 2×2 map) current PyTorch
+   its map is 1×1, i.e. a 212-240 crop (216, official); at 256 (a 2×2 map) current PyTorch
    refuses the loss. Here the loss is the mean BCE over the map, the same at 1×1, and a PatchGAN
    content discriminator elsewhere (the demo's 3×3); sizes whose map would be empty are refused
    when the method is built, naming the sizes that work.
@@ -91,6 +91,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
+import warnings
 from typing import Any
 
 import torch
@@ -224,6 +226,7 @@ class DRIT(Method):
     reference_guided = True
     demo_config = "demo"
     demo_data = "synthetic:shapes"
+    data_transform = "drit"  # resize to 256/216 of the crop (bicubic), random crop, flip
 
     @classmethod
     def check_config(cls, cfg: DRITConfig) -> None:
@@ -344,8 +347,14 @@ class DRIT(Method):
             f = self._forward(x_a, x_b)
             losses = self._dis_update(f)
             losses.update(self._eg_update(f))
-        for scheduler in self._schedulers.values():
-            scheduler.step()
+        with warnings.catch_warnings():
+            # In a content-only iteration seven optimizers do not step; their schedules are
+            # functions of the iteration, so stepping them skips nothing (PyTorch's warning
+            # about a scheduler stepped before its optimizer does not apply).
+            warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()`"
+                                                        " before"), UserWarning)
+            for scheduler in self._schedulers.values():
+                scheduler.step()
         return losses
 
     def _forward(self, x_a: torch.Tensor, x_b: torch.Tensor) -> dict[str, Any]:

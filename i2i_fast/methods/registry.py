@@ -35,6 +35,7 @@ DISTRIBUTION = "i2i-fast"
 # Used only when i2i_fast runs from a source tree that was never installed (no metadata to read);
 # tests/test_method_registry.py checks it equals the entry points declared in pyproject.toml.
 SOURCE_TREE_BUILTINS = {
+    "drit": "i2i_fast.methods.drit:DRIT",
     "munit": "i2i_fast.methods.munit:MUNIT",
     "stargan_v2": "i2i_fast.methods.stargan_v2:StarGANv2",
 }

@@ -247,6 +247,7 @@ class Trainer:
             try:
                 dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
                                        resolution=image_size, seed=opts.seed,
+                                       transform=getattr(method, "data_transform", None),
                                        skip_bad=opts.skip_bad_images)
             except (ValueError, TypeError, OSError) as error:
                 raise TrainError(f"--data {opts.data}: {error}") from None
