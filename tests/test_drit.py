@@ -536,3 +536,21 @@ def test_the_trainer_reads_folders_with_the_drit_transform(tmp_path, monkeypatch
     assert (transform.name, transform.resize, transform.size) == ("drit", 57, 48)
     assert transform.interpolation == "bicubic" and transform.crop and transform.flip
     assert result.step == 3
+
+
+def test_benchmarks_time_whole_cycles_of_the_d_iter_schedule(monkeypatch):
+    """`i2i-fast bench method` and `compare` time d_iter iterations at a time (2 content-only,
+    1 full), so their per-iteration figure is the mean over the schedule, not the median of the
+    cheap content-only iterations."""
+    import i2i_fast.methods as methods
+    from i2i_fast.bench import method_bench
+
+    def create(name, config, overrides, context):
+        return DRIT(resolve_config(DRIT, config, overrides), context)
+
+    monkeypatch.setattr(methods, "create_method", create)
+    runner = method_bench.Runner("drit", "tiny", ["d_iter=3", "iterations_per_epoch=100"],
+                                 "fused", "cpu", "fp32", False, "synthetic:shapes")
+    assert runner.method.iterations_per_cycle == 3
+    assert runner.step() > 0 and runner.step_index == 3
+    assert runner.method.optimizers["gen"].state  # the cycle's third iteration was a full one

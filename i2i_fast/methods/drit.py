@@ -328,6 +328,11 @@ class DRIT(Method):
 
     # ----- training -----
 
+    @property
+    def iterations_per_cycle(self) -> int:
+        """d_iter: d_iter − 1 content-only iterations and a full one (benchmarks time cycles)."""
+        return self.config.d_iter
+
     def content_only(self, step: int) -> bool:
         """Whether iteration `step` is a D_content-only iteration (the d_iter schedule)."""
         return content_only(step, self.config.iterations_per_epoch, self.config.d_iter)
