@@ -18,7 +18,8 @@ from .conv import make_padding
 
 
 def broadcast_concat(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """cat[x, z broadcast over H x W] along the channels: x (N, C, H, W), z (N, D) → (N, C+D, H, W)."""
+    """cat[x, z broadcast over H x W] along the channels: x (N, C, H, W), z (N, D) →
+    (N, C + D, H, W)."""
     if z.dim() != 2 or z.shape[0] != x.shape[0]:
         raise ValueError(f"broadcast_concat: z: expected shape ({x.shape[0]}, D), got "
                          f"{tuple(z.shape)}")
