@@ -89,6 +89,7 @@ Deliberate deviations, each with its reason:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
@@ -188,6 +189,18 @@ def content_discriminator_sizes(n_down: int, limit: int = 4096) -> tuple[int, in
     sizes = [s for s in range(4, limit + 1, 4) if ContentDiscriminator.output_size(s // 4, n_down)]
     ones = [s for s in sizes if ContentDiscriminator.output_size(s // 4, n_down) == 1]
     return (sizes[0] if sizes else 0, ones[0] if ones else 0, ones[-1] if ones else 0)
+
+
+def retainable_compiled_graphs() -> contextlib.AbstractContextManager:
+    """Scope in which torch.compile'd graphs are compiled so that their backward can run with
+    retain_graph=True (the EG backward, before the G-alone gradient): AOTAutograd's donated
+    buffers, which the first backward would free, are off (compile_networks, the compiled
+    providers of ``i2i-fast bench method``)."""
+    import torch._functorch.config as functorch_config
+
+    if hasattr(functorch_config, "donated_buffer"):
+        return functorch_config.patch(donated_buffer=False)
+    return contextlib.nullcontext()
 
 
 class DRIT(Method):
@@ -328,6 +341,14 @@ class DRIT(Method):
 
     # ----- training -----
 
+    def compile_networks(self, **options: Any) -> None:
+        """torch.compile the networks with static shapes by default: their calls take a few
+        fixed batch sizes (the four stacked translations, the single re-encoded ones), each
+        compiled once; with dynamic shapes inductor (torch 2.14) fails to compile the backward
+        of the generator ("Cannot convert expression to float")."""
+        options.setdefault("dynamic", False)
+        super().compile_networks(**options)
+
     @property
     def iterations_per_cycle(self) -> int:
         """d_iter: d_iter − 1 content-only iterations and a full one (benchmarks time cycles)."""
@@ -349,9 +370,10 @@ class DRIT(Method):
                 c_a, c_b = self.nets.enc_c.encode(x_a[:cfg.n_encoded], x_b[:cfg.n_encoded])
             losses = {"d_content": self._content_dis_update(c_a, c_b)}
         else:
-            f = self._forward(x_a, x_b)
-            losses = self._dis_update(f)
-            losses.update(self._eg_update(f))
+            with retainable_compiled_graphs():
+                f = self._forward(x_a, x_b)
+                losses = self._dis_update(f)
+                losses.update(self._eg_update(f))
         with warnings.catch_warnings():
             # In a content-only iteration seven optimizers do not step; their schedules are
             # functions of the iteration, so stepping them skips nothing (PyTorch's warning
