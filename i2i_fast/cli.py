@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -37,13 +38,13 @@ def _cmd_methods(args: argparse.Namespace) -> int:
     if not infos:
         print("no methods registered" + (f" matching {args.pattern!r}" if args.pattern else ""))
         return 0
-    width = max(len(i.name) for i in infos)
+    width = max(len(i.reachable_as) for i in infos)
     for info in infos:
         kind = "built-in" if info.builtin else "plugin"
-        print(f"{info.name:{width}s}  {info.status:9s}  {kind:8s}  {info.distribution} "
+        print(f"{info.reachable_as:{width}s}  {info.status:9s}  {kind:8s}  {info.distribution} "
               f"{info.version}  ({info.value})")
-        if info.error:
-            for line in info.error.rstrip().splitlines():
+        for text in (info.clash, info.error):
+            for line in (text or "").rstrip().splitlines():
                 print(f"{'':{width}s}    | {line}")
     return 0
 
@@ -61,6 +62,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from i2i_fast.bench.arguments import BenchArgumentError
+
+    try:
+        return _run_bench(args)
+    except BenchArgumentError as error:
+        print(f"i2i-fast bench {args.bench_command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_bench(args: argparse.Namespace) -> int:
     if args.bench_command == "method":
         from i2i_fast.bench import method_bench
 
@@ -94,10 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="versions, build state, operator x backend availability")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("methods", help="list the registered methods and their packages")
+    p = sub.add_parser("methods", help="list the registered methods and their packages; "
+                                       "imports each one to check that it loads")
     p.add_argument("pattern", nargs="?", default=None, help="fnmatch pattern, e.g. 'mu*'")
     p.add_argument("--no-check", action="store_true",
-                   help="read entry-point metadata only (do not import the methods)")
+                   help="read entry-point metadata only, as list_methods() does (import "
+                        "nothing)")
     p.set_defaults(func=_cmd_methods)
 
     p = sub.add_parser("demo", help="train MUNIT on the bundled synthetic set on the CPU, write "
@@ -127,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     train_commands.add_translate_arguments(p)
     p.set_defaults(func=train_commands.run_translate)
 
+    from i2i_fast.official import command as official_command
+
+    p = sub.add_parser("import-official", help="convert official MUNIT / StarGAN v2 checkpoints "
+                                               "into an i2i_fast checkpoint")
+    official_command.add_arguments(p)
+    p.set_defaults(func=official_command.run)
+
     p = sub.add_parser("bench", help="benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)
     from i2i_fast.bench import loss_bench, method_bench, ops_bench, resampling_bench
@@ -149,10 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line (no source location, no code line) on the command line."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    return f"i2i-fast: warning: {kind}{message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    return args.func(args)
+    previous = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    try:
+        return args.func(args)
+    finally:
+        warnings.formatwarning = previous
 
 
 if __name__ == "__main__":

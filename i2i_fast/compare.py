@@ -238,17 +238,16 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
 
 
 def figure(strips: dict[str, torch.Tensor], n_styles: int) -> Any:
-    """rows: (method, input) pairs; columns: the input and its styles; labelled."""
-    from i2i_fast.train.images import labelled_grid
+    """rows: (method, input) pairs; columns: the input (day) and its styles (night); labelled."""
+    from i2i_fast.train.images import grid
 
     rows, labels = [], []
     for name, cells in strips.items():
         for i in range(cells.shape[0]):
             rows.append(list(cells[i]))
-            labels.append(f"{name}, input {i + 1}")
-    columns = ["input (day)"] + [f"style {k + 1} ({FIGURE_TARGET_NAME})" for k in
-                                 range(n_styles)]
-    return labelled_grid(rows, labels, columns)
+            labels.append(f"{name}, input {i + 1} ->{FIGURE_TARGET_NAME}")
+    columns = ["input"] + [f"style {k + 1}" for k in range(n_styles)]
+    return grid(rows, column_labels=columns, row_labels=labels)
 
 
 def main(args: argparse.Namespace) -> int:

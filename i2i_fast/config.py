@@ -3,10 +3,18 @@
 Every method's configuration is a dataclass (nested dataclasses for sub-networks) whose defaults
 are the official configuration. Overrides are checked against the field types: an unknown key or
 a value of the wrong type is an error naming the key, what was expected and what came.
+
+Code references. A field that names code the method imports ("package.module:function", e.g.
+StarGAN v2's ``hpf_masks``) is declared with ``code_reference()``. Such a value is taken only from
+the command line (``--set``) or from the caller's Python code: a configuration file refuses it
+(``load_yaml`` callers use ``check_no_code_references``) and a configuration stored in a checkpoint
+is read without it (``without_code_references``), so opening a file never imports or calls code
+that the file names.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -18,6 +26,68 @@ import yaml
 
 class ConfigError(ValueError):
     """A configuration key or value is invalid."""
+
+
+CODE_REFERENCE = "i2i_fast.code_reference"  # dataclass field metadata key
+
+
+def code_reference(default: str = "") -> Any:
+    """A Config field holding a code reference ("package.module:function") that the method
+    imports: never read from a file or a checkpoint (see the module doc)."""
+    return dataclasses.field(default=default, metadata={CODE_REFERENCE: True})
+
+
+def code_reference_keys(cls: type, prefix: str = "") -> dict[str, Any]:
+    """{dotted key: default} of the code-reference fields of dataclass `cls`, nested ones
+    included."""
+    keys: dict[str, Any] = {}
+    hints = _field_types(cls)
+    for field in dataclasses.fields(cls):
+        if field.metadata.get(CODE_REFERENCE):
+            keys[prefix + field.name] = field.default
+        elif dataclasses.is_dataclass(hints[field.name]):
+            keys.update(code_reference_keys(hints[field.name], f"{prefix}{field.name}."))
+    return keys
+
+
+def _lookup(data: dict, key: str) -> tuple[bool, Any]:
+    node: Any = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def without_code_references(cls: type, data: dict) -> tuple[dict, dict[str, Any]]:
+    """(a copy of the configuration dict `data` of dataclass `cls` with every code reference set
+    back to its default, {dotted key: the value dropped} for those that held another value).
+
+    For configurations read from a file the library did not get from the command line, e.g. a
+    checkpoint's."""
+    cleaned = copy.deepcopy(data)
+    dropped: dict[str, Any] = {}
+    for key, default in code_reference_keys(cls).items():
+        present, value = _lookup(cleaned, key)
+        if present and value != default:
+            *parents, last = key.split(".")
+            node = cleaned
+            for part in parents:
+                node = node[part]
+            node[last] = default
+            dropped[key] = value
+    return cleaned, dropped
+
+
+def check_no_code_references(cls: type, data: dict, where: str) -> None:
+    """ConfigError when the configuration dict `data` read from `where` (a file) sets a code
+    reference; the message says how to give it instead."""
+    _, dropped = without_code_references(cls, data)
+    if dropped:
+        key, value = next(iter(dropped.items()))
+        raise ConfigError(f"{where}: {key}: a code reference ({value!r}) is not read from a file "
+                          f"(a file never names code for i2i_fast to import); give it on the "
+                          f"command line, --set {key}={value}, or in Python")
 
 
 def to_dict(config: Any) -> dict:

@@ -44,41 +44,66 @@ def _grid(method, run_dir: Path, n_inputs: int, n_styles: int) -> Path:
 
     test = open_dataset(DEMO_DATA, "unpaired", split="test",
                        resolution=method.config.image_size)
-    rows = []
+    rows, row_labels = [], []
     generator = torch.Generator(device=method.context.device).manual_seed(0)
+    names = dict(zip("ab", test.domain_names))
     for source, target in (("a", "b"), ("b", "a")):
         x = torch.stack([test[i][source] for i in range(n_inputs)])
         out = method.translate(x, n_styles=n_styles, target_domain=target, generator=generator)
         for i in range(n_inputs):
-            rows.append([x[i], None, *out[i].cpu()])
-    return images.save_png(images.grid(rows), run_dir / "demo_grid.png")
+            rows.append([x[i], *out[i].cpu()])
+            row_labels.append(f"{names[source]} -> {names[target]}")
+    columns = ["input"] + [f"style {k + 1}" for k in range(n_styles)]
+    return images.save_png(images.grid(rows, column_labels=columns, row_labels=row_labels),
+                           run_dir / "demo_grid.png")
 
 
 def main(args: argparse.Namespace) -> int:
-    from i2i_fast.bench import method_bench
-    from i2i_fast.train import TrainOptions, Trainer
+    from i2i_fast.train.cli_commands import run_reporting_errors
 
+    return run_reporting_errors("demo", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
+    from i2i_fast.bench import method_bench
+    from i2i_fast.train import RunDir, TrainError, TrainOptions, Trainer
+    from i2i_fast.train.trainer import Hints
+
+    for flag, value, least in (("--steps", args.steps, 1), ("--n-styles", args.n_styles, 1),
+                               ("--n-inputs", args.n_inputs, 1), ("--threads", args.threads, 1),
+                               ("--eval-inputs", args.eval_inputs, 0),
+                               ("--speed-iterations", args.speed_iterations, 0)):
+        if value is not None and value < least:
+            raise TrainError(f"{flag}: expected an int >= {least}, got {value}")
     if args.threads:
         torch.set_num_threads(args.threads)
     run_dir = Path(args.run_dir)
     overrides = [f"max_iter={args.steps}"] if args.steps else []
-    options = TrainOptions(method="munit", data=DEMO_DATA, config=None if args.resume else "demo",
+    # --resume continues the run's checkpoint (with its configuration), or starts one
+    resuming = args.resume and RunDir(run_dir).checkpoints().latest() is not None
+    options = TrainOptions(method="munit", data=DEMO_DATA, config=None if resuming else "demo",
                            overrides=overrides, run_dir=str(run_dir),
                            resume="auto" if args.resume else None, device="cpu",
                            log_every=50, sample_every=250, checkpoint_every=500, workers=1)
     _say(f"i2i-fast demo: MUNIT (config munit.demo) on {DEMO_DATA}, CPU, "
          f"{torch.get_num_threads()} threads; run folder {run_dir}")
     start = time.perf_counter()
-    trainer = Trainer(options)
-    result = trainer.run()
+    trainer = Trainer(options, hints=Hints(resume="--resume", more_steps="--steps N"))
+    try:
+        result = trainer.run()
+    except KeyboardInterrupt:
+        print(f"i2i-fast demo: interrupted at step {trainer.step}; last checkpoint written: "
+              f"{trainer.last_checkpoint or 'none'} (continue with --resume)", file=sys.stderr,
+              flush=True)
+        return 130
     method = trainer.method
     minutes = (time.perf_counter() - start) / 60
     _say(f"trained {result.step} iterations in {minutes:.1f} min; last losses: "
          + ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.losses.items())))
 
     grid = _grid(method, run_dir, args.n_inputs, args.n_styles)
-    _say(f"grid (held-out inputs, then {args.n_styles} random styles; day→night rows first, "
-         f"then night→day): {grid}")
+    _say(f"grid (rows: held-out inputs, day -> night then night -> day; columns: the input, "
+         f"then {args.n_styles} random styles): {grid}")
 
     if args.eval_inputs > 0:
         from i2i_fast.metrics import evaluate

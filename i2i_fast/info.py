@@ -49,8 +49,13 @@ def report() -> str:
         add(f"  NOT available: {st.error}")
     add(f"  build key {st.build_key}; {len(st.sources)} sources")
     if st.loaded:
+        from i2i_fast import cpu_allocator
+
         add(f"  CPU kernels: {torch.ops.i2i_fast.kernel_threads()} thread(s) per parallel loop "
             f"(torch.get_num_threads() = {torch.get_num_threads()})")
+        add(f"  caching CPU allocator (i2i_fast.cpu_allocator): "
+            f"{cpu_allocator.stats().describe()}; the training commands install it unless "
+            f"{cpu_allocator.ENV}=0")
     if st.cuda_built:
         add(f"  CUDA kernels: built for architectures {st.cuda_arch_list} with nvcc "
             f"{st.cuda.nvcc_version} ({st.cuda.home})")
@@ -67,21 +72,30 @@ def report() -> str:
         add(f"  {name:10s} {'available' if why is None else 'unavailable: ' + why}")
 
     add("")
-    add("operator x backend (for a float32 input on each device):")
+    add("operator x backend (for a float32 input on each device; operators with the same "
+        "backends are listed together):")
     for device in _devices():
         probe = torch.empty((1, 1, 1, 1), device=device)
         add(f"  [{device}]")
+        groups: dict[tuple[str, ...], list[str]] = {}  # the backends' statuses -> operators
         for op in ops.OPS:
-            add(f"    {op}:")
-            for name in ops.backend_names():
-                backend = ops.get_backend(name)
-                why = backend.reason(op, probe)
-                automatic = backend.automatic_reason(op, probe)
-                if why is not None:
-                    status = "unavailable: " + why
-                elif automatic is not None:
-                    status = "available when forced: " + automatic
-                else:
-                    status = "available"
+            groups.setdefault(tuple(_status(ops.get_backend(name), op, probe)
+                                    for name in ops.backend_names()), []).append(op)
+        for statuses, names in groups.items():
+            add(f"    {', '.join(names)}:")
+            for name, status in zip(ops.backend_names(), statuses):
                 add(f"      {name:10s} {status}")
     return "\n".join(lines)
+
+
+def _status(backend, op: str, probe: torch.Tensor) -> str:
+    """Whether `backend` runs `op` on a tensor like `probe`, and why not."""
+    why = backend.reason(op, probe)
+    if why is not None and why == backend.unavailable_reason():
+        return "unavailable (whole backend: see above)"
+    if why is not None:
+        return "unavailable: " + why
+    automatic = backend.automatic_reason(op, probe)
+    if automatic is not None:
+        return "available when forced: " + automatic
+    return "available"

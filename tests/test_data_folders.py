@@ -182,14 +182,63 @@ def corrupt_files(folder: Path) -> list[Path]:
 
 def test_corrupt_file_error_names_the_file(tmp_path):
     root = unpaired_root(tmp_path, n_a=2, n_b=2)
-    bad = corrupt_files(root / "trainA")
+    garbage, truncated = corrupt_files(root / "trainA")
+    # the headers are checked when the folder is opened: every unreadable one is named at once
+    another = root / "trainA" / "empty.png"
+    another.write_bytes(b"")
+    with pytest.raises(ImageReadError, match=rf"trainA: 2 unreadable image file\(s\): cannot read "
+                                             rf"image {another}: .*; cannot read image {garbage}: "
+                                             rf"UnidentifiedImageError"):
+        open_dataset(root, "unpaired", resolution=16)
+    garbage.unlink()
+    another.unlink()
+    # a file whose header reads but whose pixels do not is met when loaded, and named
     ds = open_dataset(root, "unpaired", resolution=16)
-    assert len(ds) == 4
-    files = ds.a.files
-    for path in bad:
-        i = files.index(path)
-        with pytest.raises(ImageReadError, match=rf"cannot read image {path}"):
-            ds[i]
+    assert len(ds) == 3
+    with pytest.raises(ImageReadError, match=rf"cannot read image {truncated}"):
+        ds[ds.a.files.index(truncated)]
+
+
+def test_many_unreadable_files_are_counted_and_the_first_named(tmp_path):
+    root = unpaired_root(tmp_path, n_a=1, n_b=2)
+    for i in range(13):
+        (root / "trainA" / f"bad{i:02d}.png").write_bytes(b"no")
+    with pytest.raises(ImageReadError, match=r"13 unreadable image file\(s\): .*bad09.png: "
+                                             r"[^;]*; and 3 more$"):
+        open_dataset(root, "unpaired", resolution=16)
+
+
+def test_checking_a_large_folder_shows_progress(tmp_path, monkeypatch, capsys):
+    from i2i_fast.data import folders
+
+    root = unpaired_root(tmp_path, n_a=20, n_b=2)
+    monkeypatch.setattr(folders, "PROGRESS_MIN_FILES", 16)
+    open_dataset(root, "unpaired", resolution=16, progress=True)
+    err = capsys.readouterr().err
+    assert f"checking {root / 'trainA'}" in err and "20/20" in err
+    assert "trainB" not in err  # 2 files: no bar
+    open_dataset(root, "unpaired", resolution=16)  # progress=False: quiet
+    assert capsys.readouterr().err == ""
+
+
+def test_a_file_unreadable_when_loaded_can_be_left_out(tmp_path):
+    root = unpaired_root(tmp_path, n_a=3, n_b=3)
+    _, truncated = corrupt_files(root / "trainA")
+    (root / "trainA" / "garbage.png").unlink()
+    ds = open_dataset(root, "unpaired", resolution=16, skip_bad=True)
+    index = ds.a.files.index(truncated)
+    with pytest.raises(ImageReadError) as caught:
+        ds[index]
+    # the message a DataLoader worker's error carries: a traceback, then the error
+    message = f"Caught ImageReadError in DataLoader worker process 0.\nTraceback ...\n" \
+              f"i2i_fast.data.folders.ImageReadError: {caught.value}"
+    bad = ds.exclude_unreadable(message)
+    assert bad.path == truncated and bad.reason == str(caught.value)
+    assert ds.exclude_unreadable(message) is None  # once
+    assert len(ds) == 4 and ds.skipped == [bad]
+    following = ds.a.files[(index + 1) % len(ds.a.files)]
+    assert torch.equal(ds[index]["a"], ds.a.load(ds.a.files.index(following),
+                                                 ds._rng("a", 0, index))["image"])
 
 
 def test_corrupt_file_found_while_opening_when_sizes_are_checked(tmp_path):
@@ -201,24 +250,38 @@ def test_corrupt_file_found_while_opening_when_sizes_are_checked(tmp_path):
 
 def test_skip_bad_skips_counts_and_warns(tmp_path):
     root = unpaired_root(tmp_path, n_a=2, n_b=2)
-    bad = corrupt_files(root / "trainA")
-    with pytest.warns(UserWarning, match=r"trainA: skipped 2 unreadable image\(s\) of 4 .* `skipped`"):
+    garbage, truncated = corrupt_files(root / "trainA")
+    # unreadable headers: left out when the folder is opened
+    with pytest.warns(UserWarning, match=r"trainA: skipped 1 unreadable image\(s\) of 4 .* `skipped`"):
         ds = open_dataset(root, "unpaired", resolution=16, skip_bad=True)
-    assert sorted(b.path for b in ds.skipped) == sorted(bad)
+    assert [b.path for b in ds.skipped] == [garbage]
+    # unreadable pixels: met when loaded, then left out (the trainer does this)
+    with pytest.raises(ImageReadError) as caught:
+        ds[ds.a.files.index(truncated)]
+    ds.exclude_unreadable(str(caught.value))
+    assert sorted(b.path for b in ds.skipped) == sorted([garbage, truncated])
     assert all("cannot read image" in b.reason for b in ds.skipped)
-    assert len(ds.a) == 2 and len(ds) == 2
+    assert len(ds.a) == 3 and len(ds) == 3  # the length stays (a resumed stream continues)
     for i in range(len(ds)):
-        ds[i]  # every remaining file loads
+        ds[i]  # every item loads
     assert "2 skipped" in ds.describe()
 
 
 def test_skip_bad_with_nothing_left(tmp_path):
     root = unpaired_root(tmp_path, n_a=0, n_b=2)
-    corrupt_files(root / "trainA")
+    garbage, truncated = corrupt_files(root / "trainA")
+    truncated.unlink()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match=r"trainA: expected readable images, all 2 were unreadable"):
+        with pytest.raises(ValueError, match=r"trainA: expected readable images, all 1 were unreadable"):
             open_dataset(root, "unpaired", resolution=16, skip_bad=True)
+    corrupt_files(root / "trainA")
+    garbage.unlink()
+    ds = open_dataset(root, "unpaired", resolution=16, skip_bad=True)
+    with pytest.raises(ImageReadError) as caught:
+        ds[0]
+    with pytest.raises(ValueError, match=r"trainA: expected readable images, all 1 were unreadable"):
+        ds.exclude_unreadable(str(caught.value))
 
 
 def test_empty_and_missing_folders(tmp_path):

@@ -136,15 +136,17 @@ def test_gan_loss_node_sees_inplace_changes_of_its_outputs():
         loss.backward()
 
 
-def test_forward_mode_ad_is_refused_naming_the_operator():
+def test_forward_mode_ad_gives_the_reference_tangent():
+    """(It was refused before; tests/test_ops_forward_mode_ad.py covers every case.)"""
     import torch.autograd.forward_ad as fwAD
 
-    x = make_outputs(2, [(1, 3, 3)], torch.float32)[0].requires_grad_()
+    x = make_outputs(2, [(1, 3, 3)], torch.float64)[0].requires_grad_()
+    t = make_outputs(2, [(1, 3, 3)], torch.float64, seed=1)[0]
+    _, expected = torch.func.jvp(lambda z: ops.reference.gan_loss(z, "real", "lsgan"), (x,), (t,))
     with fwAD.dual_level():
-        dual = fwAD.make_dual(x, torch.ones_like(x))
-        with pytest.raises(RuntimeError, match="gan_loss: forward-mode automatic differentiation "
-                                               "is not implemented"):
-            ops.gan_loss(dual, "real", "lsgan")
+        loss = ops.gan_loss(fwAD.make_dual(x, t), "real", "lsgan")
+        tangent = fwAD.unpack_dual(loss).tangent
+    assert close(tangent, expected) < 1e-12
 
 
 @pytest.mark.parametrize("compiler", ["eager", "inductor"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 
 from i2i_fast.methods import registry
 
@@ -25,6 +27,12 @@ def run(code: str, *plugin_dirs: str, env: dict | None = None) -> subprocess.Com
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
+
+
+def builtin_names() -> list[str]:
+    """The built-ins of this environment: the entry points of the installed i2i-fast (those of
+    pyproject.toml once it is reinstalled), or SOURCE_TREE_BUILTINS for an uninstalled tree."""
+    return sorted(i.name for i in registry.list_methods() if i.builtin)
 
 
 def cli(*args: str, plugin_dirs: tuple[str, ...] = (), env: dict | None = None):
@@ -47,7 +55,8 @@ def test_listing_does_not_import_methods():
                  "'i2i_fast.ops' in sys.modules)", "good")
     assert result.returncode == 0, result.stderr
     names, imported = result.stdout.strip().splitlines()
-    assert names == "['munit', 'stargan_v2', 'toy']"
+    assert {"munit", "stargan_v2"} <= set(builtin_names())
+    assert names == str(sorted(builtin_names() + ["toy"]))
     assert imported == "False False False"
 
 
@@ -97,30 +106,109 @@ print(type(m.create_method("toy")).__name__)
     assert lines[4] == "ToyTranslator"
 
 
-def test_duplicate_names_are_an_error_naming_both_sources():
+def test_a_plugin_declaring_a_builtin_name_never_disables_the_builtin(tmp_path):
     code = """
+import warnings
 import i2i_fast.methods as m
-dups = [i for i in m.list_methods() if i.name == "munit"]
-print(len(dups), {i.status for i in dups})
-try:
+infos = [i for i in m.list_methods(check=True) if i.name == "munit"]
+print([(i.reachable_as, i.status, i.builtin) for i in infos])
+print(infos[0].clash == infos[1].clash, infos[0].clash)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    print(m.get_method_class("munit").__name__, m.create_method("munit", "demo").name)
     m.get_method_class("munit")
-except m.DuplicateMethodError as e:
-    print(e)
+print(len(caught), caught[0].message)
+print(m.get_method_class("i2i-fast-duplicate-plugin:munit").__name__,
+      m.get_method_class("I2I_Fast_Duplicate_Plugin:munit").__name__,
+      m.get_method_class("i2i-fast:munit").__name__)
+print(m.method_names())
 """
     result = run(code, "duplicate")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
-    assert lines[0] == "2 {'duplicate'}"
-    assert "method name 'munit' is declared twice" in lines[1]
-    assert "i2i-fast " in lines[1] and "i2i-fast-duplicate-plugin 0.3.0 (i2i_fast_dup:OtherMUNIT)" \
-        in lines[1]
+    assert lines[0] == ("[('munit', 'ok', True), "
+                        "('i2i-fast-duplicate-plugin:munit', 'ok', False)]")
+    assert lines[1].startswith("True method name 'munit' is declared by 2 distributions: i2i-fast ")
+    assert "as 'munit'; i2i-fast-duplicate-plugin 0.3.0 (i2i_fast_dup:OtherMUNIT) as " \
+           "'i2i-fast-duplicate-plugin:munit'" in lines[1]
+    assert lines[2] == "MUNIT munit"  # the built-in, under its own name
+    assert lines[3].startswith("1 method name 'munit' is declared by 2 distributions")  # once
+    assert lines[3].endswith("using 'munit'")
+    assert lines[4] == "OtherMUNIT OtherMUNIT MUNIT"
+    names = ast.literal_eval(lines[5])  # every built-in the checkout registers, plus the plugin's
+    assert names == sorted(names) and names.count("munit") == 1
+    assert "i2i-fast-duplicate-plugin:munit" in names and "stargan_v2" in names
+    # the command line: the built-in trains, the clash is one warning line naming both sources
+    out = tmp_path / "run"
+    result = cli("train", "munit", "--config", "demo", "--data", "synthetic:shapes",
+                 "--set", "image_size=16", "--set", "max_iter=1", "--set", "batch_size=1",
+                 "--device", "cpu", "--workers", "0", "--no-progress", "--run-dir", str(out),
+                 plugin_dirs=("duplicate",))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    warning = [line for line in result.stderr.splitlines() if "declared by 2" in line]
+    assert len(warning) == 1 and warning[0].startswith("i2i-fast: warning: method name 'munit'")
+    assert torch.load(out / "checkpoints" / "step_000000001.pt",
+                      weights_only=True)["method"] == "munit"
+    listing = cli("methods", plugin_dirs=("duplicate",)).stdout
+    assert "i2i-fast-duplicate-plugin:munit" in listing and "declared by 2" in listing
+
+
+def test_a_plugin_reached_by_its_qualified_name_keeps_it_in_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    args = ("train", "i2i-fast-duplicate-plugin:munit", "--config", "demo", "--data",
+            "synthetic:shapes", "--set", "image_size=16", "--set", "max_iter=1", "--set",
+            "batch_size=1", "--device", "cpu", "--workers", "0", "--no-progress", "--run-dir",
+            str(out))
+    result = cli(*args, plugin_dirs=("duplicate",))
+    assert result.returncode == 0, result.stderr
+    path = out / "checkpoints" / "step_000000001.pt"
+    assert torch.load(path, weights_only=True)["method"] == "i2i-fast-duplicate-plugin:munit"
+    code = f"""
+import warnings
+warnings.simplefilter("ignore")
+from i2i_fast.train import load_method
+print(type(load_method({str(path)!r})).__name__)
+"""
+    result = run(code, "duplicate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "OtherMUNIT"
+    # resuming it under the built-in's name would mix two methods
+    result = cli(*args[:1], "munit", *args[2:], "--resume", "auto", "--set", "max_iter=2",
+                 plugin_dirs=("duplicate",))
+    assert result.returncode == 2
+    assert "trained method 'i2i-fast-duplicate-plugin:munit', not 'munit'" in result.stderr
+
+
+def test_two_plugins_declaring_one_name_are_reached_by_qualified_names_only():
+    code = """
+import warnings
+warnings.simplefilter("ignore")
+import i2i_fast.methods as m
+print(sorted(i.reachable_as for i in m.list_methods() if i.name == "toy"))
+try:
+    m.get_method_class("toy")
+except m.DuplicateMethodError as e:
+    print(e)
+print(m.get_method_class("i2i-fast-clash-plugin:toy").__name__,
+      m.get_method_class("i2i-fast-toy-plugin:toy").__name__)
+"""
+    result = run(code, "good", "clash")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "['i2i-fast-clash-plugin:toy', 'i2i-fast-toy-plugin:toy']"
+    assert "method name 'toy' is declared by 2 distributions" in lines[1]
+    assert "i2i-fast-toy-plugin 0.1.0 (i2i_fast_toy:ToyTranslator)" in lines[1]
+    assert "i2i-fast-clash-plugin 0.4.0 (i2i_fast_clash:OtherToy)" in lines[1]
+    assert "the plain name 'toy' reaches none of them" in lines[1]
+    assert lines[2] == "OtherToy ToyTranslator"
 
 
 def test_disable_plugins_lists_builtins_only():
     result = run("import i2i_fast.methods as m; print(sorted(i.name for i in m.list_methods()))",
                  "good", "broken", env={registry.DISABLE_ENV: "1"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "['munit', 'stargan_v2']"
+    assert result.stdout.strip() == str(builtin_names())
 
 
 def test_cli_methods_shows_sources_and_broken_plugins():

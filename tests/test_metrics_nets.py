@@ -138,3 +138,16 @@ def test_bad_arguments(classifier, segmenter):
         domain_classifier(("day",), R)
     with pytest.raises(ValueError, match=r"predicted, target: expected the same shape"):
         mask_iou(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 5))
+
+
+def test_training_shows_progress(tmp_path, capsys):
+    domain_classifier(STYLES, 16, settings=TINY_CLASSIFIER, cache_dir=tmp_path / "c", log=quiet)
+    shape_segmenter(STYLES, 16, settings=TINY_SEGMENTER, cache_dir=tmp_path / "s", log=quiet)
+    err = capsys.readouterr().err
+    for what in ("domain classifier", "shape segmenter"):
+        assert f"training the {what}: 100%" in err and "3/3" in err and "loss=" in err
+    # loaded from the cache: nothing to show; progress=False: no bar
+    domain_classifier(STYLES, 16, settings=TINY_CLASSIFIER, cache_dir=tmp_path / "c", log=quiet)
+    domain_classifier(STYLES, 16, settings=TINY_CLASSIFIER, cache_dir=tmp_path / "q", log=quiet,
+                      progress=False)
+    assert capsys.readouterr().err == ""

@@ -41,6 +41,33 @@ def test_official_shapes():
         assert gen.decode(content, style).shape == (1, 3, 64, 64)
 
 
+def test_named_configs_have_the_official_display_size():
+    """configs/edges2shoes_folder.yaml and summer2winter_yosemite256_folder.yaml both set
+    display_size 16 (the fixed styles of the sample grids, display_style_a/b)."""
+    for name, recon_x_cyc_w in (("edges2shoes", 0.0), ("summer2winter", 10.0)):
+        method = create_method("munit", config=name, overrides={"gen": {"dim": 8, "mlp_dim": 16},
+                                                                "dis": {"dim": 8}})
+        assert method.config.display_size == 16
+        assert method.config.recon_x_cyc_w == recon_x_cyc_w
+        assert method.display_style_a.shape == method.display_style_b.shape == (16, 8, 1, 1)
+    assert MUNITConfig().display_size == 16
+
+
+def test_checkpoints_of_the_former_display_size_default_still_load():
+    """Checkpoints store the resolved config, so one written with the former default
+    (display_size 8) rebuilds its (8, style_dim, 1, 1) display styles and loads."""
+    from i2i_fast.config import to_dict
+    from i2i_fast.train.translate import method_from_checkpoint
+
+    small = {"gen": {"dim": 8, "mlp_dim": 16}, "dis": {"dim": 8}, "display_size": 8}
+    old = create_method("munit", overrides=small)
+    saved = {"method": "munit", "method_config": to_dict(old.config),
+             "training_state": old.training_state()}
+    loaded = method_from_checkpoint(saved, "old.pt")
+    assert loaded.display_style_a.shape == (8, 8, 1, 1)
+    torch.testing.assert_close(loaded.display_style_b, old.display_style_b, rtol=0, atol=0)
+
+
 def test_learning_rate_schedule_matches_the_official_loop():
     """train.py steps the scheduler before each iteration: iteration i uses lr*0.5^((i+1)//100k)."""
     assert step_decay(0, 100_000, 0.5) == 1.0

@@ -1,5 +1,5 @@
-"""DRIT's blocks on the fused ops equal their stock-PyTorch construction (the official code's), and
-the latent-injection seam computes what the fused latent-convolution operator will."""
+"""DRIT's blocks on the fused ops equal their stock-PyTorch construction (the official code's).
+The latent convolutions themselves are tested in test_latent_injection.py."""
 
 from __future__ import annotations
 
@@ -13,82 +13,49 @@ from i2i_fast.nn import (
     ContentEncoder,
     ConvTranspose2dBlock,
     GaussianNoise,
-    LatentConcatConv,
     LatentConcatResBlock,
     LatentFusionResBlock,
-    ResidualDownBlock,
-    VariationalEncoder,
+    PreActDownBlock,
+    VariationalResNetEncoder,
     broadcast_concat,
     init_weights,
 )
 
 
-def test_broadcast_concat_and_latent_concat_conv_equal_cat_then_conv():
-    x, z = torch.randn(2, 5, 6, 7), torch.randn(2, 3)
-    xz = broadcast_concat(x, z)
-    assert xz.shape == (2, 8, 6, 7)
-    torch.testing.assert_close(xz[:, 5:], z[:, :, None, None].expand(2, 3, 6, 7))
-    conv = LatentConcatConv(5, 3, 4, 3, 1, 1, "reflect")
-    expected = F.conv2d(F.pad(xz, (1, 1, 1, 1), mode="reflect"), conv.conv.weight,
-                        conv.conv.bias)
-    torch.testing.assert_close(conv(x, z), expected)
-    up = LatentConcatConv(5, 3, 4, 3, 2, 1, transposed=True, output_padding=1)
-    torch.testing.assert_close(up(x, z), F.conv_transpose2d(xz, up.conv.weight, up.conv.bias, 2,
-                                                            1, 1))
-    with pytest.raises(ValueError, match=r"broadcast_concat: z: expected shape \(2, D\), got "
-                                         r"\(3, 3\)"):
-        broadcast_concat(x, torch.randn(3, 3))
-    with pytest.raises(ValueError, match="LatentConcatConv: expected x with 5 channels"):
-        conv(torch.randn(2, 4, 6, 7), z)
-
-
-def test_the_code_term_of_a_reflection_padded_latent_conv_is_a_per_sample_bias():
-    """The identity the fused operator uses: with reflection padding the broadcast code's channels
-    are constant over the padded map, so conv(pad(cat[x, z])) = conv(pad(x), W_x) + b + (Σ over
-    the kernel taps of W_z) · z, exactly; with zero padding only the valid taps count at the
-    border (and a 1x1 conv is always the per-sample bias)."""
-    torch.manual_seed(0)
-    x, z = torch.randn(2, 4, 5, 6, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
-    conv = LatentConcatConv(4, 3, 6, 3, 2, 1, "reflect").double()
-    w_x, w_z = conv.conv.weight[:, :4], conv.conv.weight[:, 4:]
-    split = (F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), w_x, conv.conv.bias, 2)
-             + (z @ w_z.sum(dim=(2, 3)).t())[:, :, None, None])
-    torch.testing.assert_close(conv(x, z), split, rtol=1e-12, atol=1e-12)
-    zero = LatentConcatConv(4, 3, 6, 3, 1, 1, "zero").double()
-    w_x, w_z = zero.conv.weight[:, :4], zero.conv.weight[:, 4:]
-    ones = torch.ones(1, 1, 5, 6, dtype=torch.float64)
-    taps = F.conv2d(F.pad(ones, (1, 1, 1, 1)), torch.ones(1, 1, 3, 3, dtype=torch.float64))
-    assert taps[0, 0, 0, 0] == 4 and taps[0, 0, 2, 2] == 9  # corner, interior
-    border_aware = F.conv2d(F.pad(broadcast_concat(x, z), (1, 1, 1, 1)), zero.conv.weight,
-                            zero.conv.bias)
-    torch.testing.assert_close(zero(x, z), border_aware)
-
-
-def test_residual_down_block_is_drits_basic_block():
+def test_preact_down_block_with_reflection_padding_is_drits_basic_block():
     """BasicBlock (norm None): conv = [LReLU, RP1, conv3x3, LReLU, RP1, conv3x3, AvgPool2],
     shortcut = [AvgPool2, conv1x1]."""
     torch.manual_seed(0)
-    block = ResidualDownBlock(4, 6, "none", "reflect", 0.2)
+    block = PreActDownBlock(4, 6, normalize=False, pad_type="reflect")
     x = torch.randn(2, 4, 9, 8)
     h = F.leaky_relu(x, 0.2)
-    h = F.conv2d(F.pad(h, (1,) * 4, mode="reflect"), block.conv1.conv.weight, block.conv1.conv.bias)
+    h = F.conv2d(F.pad(h, (1,) * 4, mode="reflect"), block.conv1.weight, block.conv1.bias)
     h = F.leaky_relu(h, 0.2)
-    h = F.conv2d(F.pad(h, (1,) * 4, mode="reflect"), block.conv2.conv.weight, block.conv2.conv.bias)
-    expected = F.avg_pool2d(h, 2) + block.shortcut(F.avg_pool2d(x, 2))
+    h = F.conv2d(F.pad(h, (1,) * 4, mode="reflect"), block.conv2.weight, block.conv2.bias)
+    expected = F.avg_pool2d(h, 2) + block.conv1x1(F.avg_pool2d(x, 2))
     torch.testing.assert_close(block(x), expected)
     assert block(x).shape == (2, 6, 4, 4)
-    with_norm = ResidualDownBlock(4, 6, "in", "zero")
-    assert with_norm(x).shape == (2, 6, 4, 4)
-    with pytest.raises(ValueError, match="ResidualDownBlock: norm: expected 'none' or 'in'"):
-        ResidualDownBlock(4, 6, "ln")
+    zero = PreActDownBlock(4, 6, normalize=False)  # BicycleGAN's padding, unchanged
+    zero.load_state_dict(block.state_dict())
+    assert zero.conv1.padding == (1, 1) and block.conv1.padding == (0, 0)
+    assert not torch.allclose(zero(x), block(x))
 
 
-def test_variational_encoder_widths_and_heads():
-    enc = VariationalEncoder(3, 8, dim=64)
-    widths = [m.conv2.conv.out_channels for m in enc.conv if isinstance(m, ResidualDownBlock)]
-    assert widths == [128, 192, 256]
-    mu, logvar = enc(torch.randn(2, 3, 32, 40))
+def test_drits_attribute_encoder_widths_reflection_padding_and_global_pooling():
+    """E_attr_concat: RP1 + 4x4 s2 conv, BasicBlocks 64 → 128 → 192 → 256, LReLU, global average
+    pooling (any input size), fc / fcVar."""
+    torch.manual_seed(0)
+    enc = VariationalResNetEncoder(3, 8, 64, n_blocks=4, max_mult=4, normalize=False, pool=None,
+                                   pad_type="reflect")
+    assert [b.conv2.out_channels for b in enc.blocks] == [128, 192, 256]
+    assert enc.input_size is None and enc.conv.padding == (0, 0)
+    x = torch.randn(2, 3, 32, 40)
+    mu, logvar = enc(x)
     assert mu.shape == logvar.shape == (2, 8)
+    h = F.leaky_relu(enc.blocks(enc.conv(F.pad(x, (1,) * 4, mode="reflect"))), 0.2)
+    h = F.adaptive_avg_pool2d(h, 1).flatten(1)
+    torch.testing.assert_close(mu, enc.fc(h))
+    torch.testing.assert_close(logvar, enc.fc_var(h))
 
 
 def test_drit_content_branch_options():
@@ -123,7 +90,7 @@ def test_latent_resblocks_are_the_official_ones():
     res = LatentConcatResBlock(6, 3)
     xz = broadcast_concat(x, z)
     h = F.relu(F.instance_norm(F.conv2d(F.pad(xz, (1,) * 4, mode="reflect"),
-                                        res.conv1.conv.weight, res.conv1.conv.bias)))
+                                        res.conv1.weight, res.conv1.bias)))
     h = F.instance_norm(F.conv2d(F.pad(h, (1,) * 4, mode="reflect"), res.conv2.conv.weight,
                                  res.conv2.conv.bias))
     torch.testing.assert_close(res(x, z), xz + h, rtol=1e-5, atol=1e-5)
@@ -135,7 +102,8 @@ def test_latent_resblocks_are_the_official_ones():
                                         block.conv.bias))
 
     def fuse(conv1, conv2, t):
-        return F.relu(conv2.conv(F.relu(conv1.conv(broadcast_concat(t, code)))))
+        return F.relu(conv2.conv(F.relu(F.conv2d(broadcast_concat(t, code), conv1.weight,
+                                                 conv1.bias))))
 
     o2 = fuse(mis.fuse1, mis.out1, conv_in(mis.conv1, x))
     expected = fuse(mis.fuse2, mis.out2, conv_in(mis.conv2, o2)) + x
@@ -176,7 +144,7 @@ def test_init_weights_can_leave_linears_and_biases_alone():
 def test_blocks_agree_on_the_reference_backend():
     torch.manual_seed(0)
     x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
-    blocks = [ResidualDownBlock(4, 6, "in", "zero").double(),
+    blocks = [PreActDownBlock(4, 6, pad_type="reflect").double(),
               ConvTranspose2dBlock(4, 2, 3, 2, 1, 1, "ln_standard", "relu").double()]
     for block in blocks:
         fused = block(x)

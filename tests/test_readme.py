@@ -40,3 +40,22 @@ def test_writing_a_method_shows_the_tested_plugin_verbatim():
                     / "entry_points.txt").read_text()
     assert "toy = i2i_fast_toy:ToyTranslator" in entry_points
     assert 'toy = "i2i_fast_toy:ToyTranslator"' in section
+
+
+def test_the_run_folder_is_described_as_the_trainer_writes_it():
+    from i2i_fast.train.run_dir import RunDir
+
+    text = (ROOT / "README.md").read_text()
+    bullet = text.split("- **Run folder**", 1)[1].split("\n- **", 1)[0]
+    run = RunDir("run")
+    written = {run.checkpoint_dir.name, run.sample_dir.name, run.tensorboard_dir.name}
+    assert f"`{run.config_path.name}`" in bullet
+    contents = bullet.split(f"`{run.config_path.name}`", 1)[1]  # after the --run-dir default
+    named = set(re.findall(r"`([A-Za-z_]+)/", contents))
+    assert named == written, bullet
+
+
+def test_the_readme_says_which_listing_imports_the_methods():
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "`list_methods()` reads entry-point metadata only and imports nothing" in text
+    assert "`i2i-fast methods` (like `list_methods(check=True)`) also imports every method" in text

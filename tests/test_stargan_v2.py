@@ -119,9 +119,45 @@ def test_high_pass_filter():
     kernel = torch.tensor([[-1.0, -1, -1], [-1, 8, -1], [-1, -1, -1]]) / 2.0
     expected = torch.nn.functional.conv2d(x, kernel.expand(3, 1, 3, 3), padding=1, groups=3)
     torch.testing.assert_close(hpf(x), expected)
-    assert dict(hpf.state_dict()) == {}
     with pytest.raises(ValueError, match="w_hpf: expected a positive weight, got 0"):
         HighPass(0.0)
+
+
+def test_high_pass_filter_is_the_official_persistent_buffer():
+    """The official HighPass registers its kernel as the persistent buffer `filter`: an official
+    generator state dict holds hpf.filter, and ours loads it strictly."""
+    hpf = HighPass(2.0)
+    kernel = torch.tensor([[-1.0, -1, -1], [-1, 8, -1], [-1, -1, -1]]) / 2.0
+    assert list(hpf.state_dict()) == ["filter"]
+    torch.testing.assert_close(hpf.state_dict()["filter"], kernel, rtol=0, atol=0)
+    gen = Generator(32, 8, 16, w_hpf=1.0, dim_in=8, hpf_resolutions=(16, 32))
+    official = {k: v.clone() for k, v in gen.state_dict().items()}
+    assert "hpf.filter" in official
+    Generator(32, 8, 16, w_hpf=1.0, dim_in=8, hpf_resolutions=(16, 32)).load_state_dict(official)
+    # a filter made for another w_hpf belongs to another configuration
+    other = dict(official, **{"hpf.filter": kernel})
+    with pytest.raises(RuntimeError, match=r"hpf.filter: expected the high-pass kernel / w_hpf "
+                                           r"for w_hpf = 1, got a filter for w_hpf = 2"):
+        gen.load_state_dict(other)
+
+
+def test_state_dicts_written_before_the_filter_was_persistent_still_load():
+    """i2i_fast checkpoints written while the filter was not persistent have no hpf.filter key:
+    they load strictly (the filter is the kernel of w_hpf) and translate as before."""
+    method = make(HPF, seed=1)
+    older = {k: v for k, v in method.training_state()["networks"].items()
+             if not k.endswith("hpf.filter")}
+    assert len(older) == len(method.state_dict()) - 2  # generator and generator_ema
+    fresh = make(HPF, seed=2)
+    fresh.load_state_dict(older)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    masks = half_masks(x)
+    for ema in (True, False):
+        a = method.translate(x, target_domain=1, masks=masks, ema=ema,
+                             generator=torch.Generator().manual_seed(0))
+        b = fresh.translate(x, target_domain=1, masks=masks, ema=ema,
+                            generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 HPF = {**TINY, "w_hpf": 1.0, "num_domains": 2, "hpf_resolutions": [16, 32]}

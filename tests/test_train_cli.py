@@ -152,8 +152,15 @@ def test_a_user_error_in_a_fresh_process_has_no_traceback(tmp_path, toy_plugin):
                           capture_output=True, text=True, env=subprocess_env(toy_plugin),
                           cwd=TESTS.parent, timeout=300)
     assert done.returncode == 2
+    # the methods that environment registers (the built-ins of the installed package, or of a
+    # source tree's metadata, and the toy plugin)
+    listed = subprocess.run([sys.executable, "-c", "from i2i_fast.methods.registry import "
+                             "method_names; print(', '.join(method_names()))"],
+                            capture_output=True, text=True, env=subprocess_env(toy_plugin),
+                            cwd=TESTS.parent, timeout=300).stdout.strip()
+    assert {"munit", "stargan_v2", "toygan"} <= set(listed.split(", "))
     assert done.stderr.strip().splitlines() == [
-        "i2i-fast train: error: unknown method 'nope'; registered: munit, stargan_v2, toygan"]
+        f"i2i-fast train: error: unknown method 'nope'; registered: {listed}"]
 
 
 def test_translate_random_styles(trained, images, tmp_path, capsys):
@@ -196,7 +203,8 @@ def test_translate_reference_and_single_file(trained, images, tmp_path, capsys):
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--reference", "{night}", "--n-styles", "3"],
      ["--n-styles: with --reference", "got 3"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--target-domain", "2"],
-     ["toygan.translate: toygan: target_domain: expected None", "got 2"]),
+     ["toygan.translate: toygan: target_domain: expected an index in [0, 2) or one of "
+      "['a', 'b'], got 2"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--n-styles", "0"],
      ["--n-styles: expected an int >= 1, got 0"]),
     (["--checkpoint", "{ckpt}", "--input", "{empty}"], ["expected image files", "found none"]),
@@ -236,14 +244,74 @@ def image_folder_with_a_corrupt_file(root):
     return bad
 
 
+def truncated_image(path):
+    """A PNG whose header reads and whose pixels do not (a copy cut short)."""
+    Image.new("RGB", (20, 20), (90, 20, 20)).save(path)
+    path.write_bytes(path.read_bytes()[:60])
+    return path
+
+
 def test_train_on_a_folder_with_a_corrupt_image(tmp_path, toy_plugin, capsys):
     bad = image_folder_with_a_corrupt_file(tmp_path / "data")
     args = ["train", "toygan", *FAST_ARGS[2:], "--data", str(tmp_path / "data"),
             "--set", "max_iter=2", "--set", "batch_size=2"]
     status, _, err = run_cli([*args, "--run-dir", str(tmp_path / "strict")], capsys)
-    assert status != 0 and "Traceback" not in err
-    assert str(bad) in err
+    # found before training, from the files' headers: one line, naming it, saying what to do
+    assert_user_error(status, err, str(bad), "1 unreadable image file(s)", "--skip-bad-images")
+    assert not (tmp_path / "strict" / "checkpoints").exists()
     status, _, err = run_cli([*args, "--run-dir", str(tmp_path / "skip"), "--skip-bad-images"],
                              capsys)
     assert status == 0, err
-    assert f"--skip-bad-images: 1 unreadable image file(s) left out: {bad}" in err
+    lines = [line for line in err.splitlines() if str(bad) in line]
+    assert lines == [f"--skip-bad-images: left out {bad} (UnidentifiedImageError: cannot identify "
+                     f"image file '{bad}')"]  # once, one line, no warning
+    assert (tmp_path / "skip" / "skipped_images.txt").read_text().startswith(f"{bad}\t")
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_file_unreadable_when_loaded_is_left_out_once(tmp_path, toy_plugin, capsys, workers):
+    root = tmp_path / "data"
+    (image_folder_with_a_corrupt_file(root)).unlink()
+    bad = truncated_image(root / "trainA" / "3.png")
+    args = ["train", "toygan", *FAST_ARGS[2:], "--data", str(root), "--workers", workers,
+            "--set", "max_iter=6", "--set", "batch_size=2", "--run-dir", str(tmp_path / "run"),
+            "--skip-bad-images"]
+    status, _, err = run_cli(args, capsys)  # 4 items, 2 per step: every item thrice
+    assert status == 0, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if str(bad) in line]
+    assert len(lines) == 1 and lines[0].startswith(f"--skip-bad-images: left out {bad} (")
+    assert (tmp_path / "run" / "checkpoints" / "step_000000006.pt").is_file()
+
+
+def test_an_error_during_training_saves_the_last_whole_step_first(tmp_path, toy_plugin, capsys):
+    root = tmp_path / "data"
+    (image_folder_with_a_corrupt_file(root)).unlink()
+    bad = truncated_image(root / "trainA" / "3.png")
+    bad = truncated_image(bad.rename(root / "trainA" / "0a.png"))  # item 1: loaded at step 4
+    run = tmp_path / "run"
+    args = ["train", "toygan", *FAST_ARGS[2:], "--data", str(root), "--set", "max_iter=8",
+            "--set", "batch_size=1", "--checkpoint-every", "100", "--run-dir", str(run)]
+    status, _, err = run_cli(args, capsys)
+    # met when loaded, after some steps: what was trained is saved, then the error, one line
+    assert_user_error(status, err, f"cannot read image {bad}", "--skip-bad-images",
+                      "the run's latest checkpoint is")
+    saved = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert saved == ["step_000000003.pt"]
+    step = 3
+    assert f"stopping at step 3 (ImageReadError: " in err
+    # and the run goes on from there, leaving the file out
+    status, _, err = run_cli(["train", "toygan", "--run-dir", str(run), "--resume", "auto",
+                              "--skip-bad-images", "--no-progress"], capsys)
+    assert status == 0, err
+    assert f"resumed from {run / 'checkpoints' / saved[0]} at step {step}" in err
+    assert (run / "checkpoints" / "step_000000008.pt").is_file()
+
+
+def test_translate_says_when_it_resizes(trained, images, tmp_path, capsys):
+    status, _, err = run_cli(["translate", "--checkpoint", str(trained), "--input", str(images),
+                              "--out", str(tmp_path / "out")], capsys)
+    assert status == 0, err
+    # the toy method has no size rule: it runs at its image_size, and that is said
+    assert ("i2i-fast translate: note: 3 image(s) resized (shorter side) and centre-cropped to "
+            "16x16: toygan runs at the size it was trained at") in err

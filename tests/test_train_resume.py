@@ -155,3 +155,136 @@ def test_a_nan_loss_stops_the_run_without_saving(tmp_path, toy_plugin, monkeypat
     assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3]
     with pytest.raises(DivergedError, match="step 5: mean loss g=nan"):
         train(tmp_path / "run1", log_every=1)
+
+
+def test_a_resumed_run_shows_every_step_once_in_tensorboard(tmp_path, toy_plugin):
+    """A run killed after step 5 whose last checkpoint is step 3 resumes there: TensorBoard drops
+    what the killed process logged after step 3 (steps 4, 5: logged again), and keeps step 3's
+    scalars and sample grid, which the checkpoint's run logged and the resumed run does not."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # checkpoints at 3 and 5; removing 5 leaves what a run killed after logging step 5 leaves
+    first = train(tmp_path / "run", log_every=1, overrides=["max_iter=5"])
+    (first.run_dir / "checkpoints" / "step_000000005.pt").unlink()
+    resumed = train(tmp_path / "run", resume="auto", log_every=1, overrides=["max_iter=6"])
+    assert resumed.result.resumed_from.name == "step_000000003.pt"
+    events = EventAccumulator(str(first.run_dir / "tensorboard"),
+                              size_guidance={"scalars": 0, "images": 0}).Reload()
+    assert [e.step for e in events.Scalars("loss/g")] == [1, 2, 3, 4, 5, 6]
+    values = {e.step: e.value for e in events.Scalars("loss/g")}
+    assert values[3] == pytest.approx(first.losses[3]["g"])
+    assert values[4] == pytest.approx(resumed.losses[4]["g"])
+    tag = next(t for t in events.Tags()["images"] if t.startswith("samples/"))
+    assert [e.step for e in events.Images(tag)] == [3, 6]  # the killed run's 5 dropped
+
+
+def test_leftovers_of_a_killed_checkpoint_write_are_removed_at_the_next_start(tmp_path,
+                                                                             toy_plugin):
+    first = train(tmp_path / "run", overrides=["max_iter=3"])
+    folder = first.run_dir / "checkpoints"
+    # what a process killed inside save_atomic leaves: its temporary file, never renamed
+    leftover = folder / ".step_000000006.pt.k1ll3d.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    other = folder / "notes.txt"  # not the trainer's: left alone
+    other.write_text("mine")
+    assert CheckpointFolder(folder).steps() == [3]
+    resumed = train(tmp_path / "run", resume="auto", overrides=["max_iter=6"])
+    assert not leftover.exists() and other.exists()
+    assert f"removed 1 temporary file(s) of an interrupted checkpoint write: {leftover.name}" \
+        in resumed.log
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "step_000000003.pt",
+                                                        "step_000000006.pt"]
+
+
+def test_resume_auto_falls_back_to_the_newest_readable_checkpoint(tmp_path, toy_plugin):
+    straight = train(tmp_path / "straight")  # checkpoints at 3 and 6
+    run = train(tmp_path / "run", overrides=["max_iter=5"], checkpoint_every=2)  # 2, 4, 5
+    folder = run.run_dir / "checkpoints"
+    latest = folder / "step_000000005.pt"
+    latest.write_bytes(latest.read_bytes()[:4000])  # truncated (a disk that filled up)
+    resumed = train(tmp_path / "run", resume="auto", overrides=["max_iter=6"])
+    assert resumed.result.resumed_from.name == "step_000000004.pt"
+    assert (f"checkpoint {latest}: cannot be read with torch.load(weights_only=True)"
+            in resumed.log)
+    assert f"resuming from the newest readable one, {folder / 'step_000000004.pt'}" \
+        in resumed.log
+    assert sorted(resumed.losses) == [5, 6]
+    assert resumed.losses[6] == straight.losses[6]
+    # the unreadable file is left as it was (the resumed run wrote 6, not 5)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        checkpoint_lib.load(latest)
+    # a checkpoint given by its path is never replaced by another
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        train(tmp_path / "run", resume=str(latest), overrides=["max_iter=8"])
+    # nothing readable at all: an error naming every file
+    for path in folder.glob("step_*.pt"):
+        path.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match=r"no readable checkpoint in .*checkpoints: "
+                                              r"step_000000006.pt .*step_000000002.pt"):
+        train(tmp_path / "run", resume="auto", overrides=["max_iter=8"])
+
+
+def test_an_error_after_a_whole_step_saves_it_before_stopping(tmp_path, toy_plugin, monkeypatch):
+    from i2i_fast.train.samples import SampleSheet
+
+    straight = train(tmp_path / "straight")
+    real_render = SampleSheet.render
+
+    def fails_at_step_4(self, method):
+        if len(self.columns) and any(p.name == "step_000000002.png"
+                                     for p in (tmp_path / "run" / "samples").iterdir()):
+            raise RuntimeError("disk quota exceeded")
+        return real_render(self, method)
+
+    monkeypatch.setattr(SampleSheet, "render", fails_at_step_4)
+    with pytest.raises(RuntimeError, match="disk quota exceeded"):
+        train(tmp_path / "run", sample_every=2)  # samples at 2, then 4: fails
+    monkeypatch.undo()
+    assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3, 4]
+    resumed = train(tmp_path / "run", resume="auto")
+    assert sorted(resumed.losses) == [5, 6]
+    assert all(resumed.losses[s] == straight.losses[s] for s in (5, 6))  # the exact state
+
+
+def test_an_error_inside_a_step_saves_nothing_more(tmp_path, toy_plugin, monkeypatch):
+    import train_toy
+
+    real_step = train_toy.ToyGAN.train_step
+
+    def fails_in_step_5(self, batch, step):
+        if step == 4:
+            self.optimizers["dis"].step()  # half an iteration done: not a state to keep
+            raise RuntimeError("CUDA error: an illegal memory access")
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(train_toy.ToyGAN, "train_step", fails_in_step_5)
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        train(tmp_path / "run")
+    assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3]
+
+
+def test_ctrl_c_inside_a_step_finishes_it_and_saves(tmp_path, toy_plugin, monkeypatch):
+    import os
+    import signal
+
+    import train_toy
+
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    straight = train(tmp_path / "straight")
+    real_step = train_toy.ToyGAN.train_step
+
+    def interrupted_in_step_5(self, batch, step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C
+        return real_step(self, batch, step)
+
+    monkeypatch.setattr(train_toy.ToyGAN, "train_step", interrupted_in_step_5)
+    stream_log = []
+    with pytest.raises(KeyboardInterrupt):
+        train(tmp_path / "run", on_step=lambda step, losses: stream_log.append(step))
+    monkeypatch.undo()
+    assert stream_log == [1, 2, 3, 4, 5]  # step 5 was finished
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert CheckpointFolder(tmp_path / "run" / "checkpoints").steps() == [3, 5]
+    resumed = train(tmp_path / "run", resume="auto")
+    assert resumed.losses[6] == straight.losses[6]

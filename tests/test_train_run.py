@@ -88,6 +88,20 @@ def test_progress_bar_shows_rate_and_eta():
     assert "<" in text  # elapsed<remaining (the ETA)
 
 
+def test_without_the_bar_losses_are_plain_lines_every_log_interval(tmp_path, toy_plugin):
+    run = train(tmp_path / "run", progress=False, log_every=2)  # 6 steps
+    lines = [line for line in run.log.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["2/6", "4/6", "6/6"]
+    for line, step in zip(lines, (2, 4, 6)):
+        assert "it/s" in line and "ETA" in line
+        means = {k: (run.losses[step - 1][k] + run.losses[step][k]) / 2 for k in ("d", "g")}
+        assert f"d={means['d']:.4g} g={means['g']:.4g}" in line
+    # with the bar, the losses go next to it, not in lines of their own
+    direct = Progress(total=4, initial=0, show_bar=True, stream=io.StringIO())
+    direct.step({"g": 1.0})
+    assert not direct.stream.getvalue().startswith("step ")
+
+
 def test_bf16_autocast(tmp_path, toy_plugin):
     fp32 = train(tmp_path / "fp32", overrides=["max_iter=3"])
     bf16 = train(tmp_path / "bf16", overrides=["max_iter=3"], precision="bf16")
@@ -171,3 +185,20 @@ def test_loss_meter():
     with pytest.raises(TypeError, match="loss 'g': expected a float or a one-element tensor, "
                                         "got str"):
         meter.add({"g": "1.0"})
+
+
+def test_grid_labels_and_cells_of_different_sizes():
+    from i2i_fast.train.images import grid
+
+    small, large = torch.zeros(3, 4, 6), torch.ones(3, 8, 10)
+    plain = grid([[small, large], [large, None]], gap=2)
+    assert plain.shape == (2 * 8 + 2, 2 * 10 + 2, 3)
+    assert (plain[2:6, 2:8] == 128).all()  # the small image centred in its 8 x 10 cell
+    labelled = grid([[small, large], [large, None]], gap=2, column_labels=["a", "b"],
+                    row_labels=["first row", "second"])
+    top, left = labelled.shape[0] - plain.shape[0], labelled.shape[1] - plain.shape[1]
+    assert top > 0 and left > 0
+    assert (labelled[top:, left:] == plain).all()  # the images as without labels
+    assert (labelled[:top] < 128).any() and (labelled[:, :left] < 128).any()  # the text
+    with pytest.raises(ValueError, match="column_labels: expected 2, got 1"):
+        grid([[small, large]], column_labels=["a"])

@@ -18,6 +18,11 @@
 // whose backward is written with differentiable operators, so gradgradcheck passes.
 // gan_loss_backward is not differentiable (no double backward through gan_loss; asking for it
 // raises an error naming the operator).
+//
+// Forward mode (torch.func.jvp, torch.autograd.forward_ad; common/forward_ad.h): the autograd
+// kernels of gan_loss, r1_penalty and r1_penalty_backward attach the derivative of their result
+// along the inputs' tangents (gan_loss's from its backward kernel; the others are quadratic or
+// bilinear, with closed forms).
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -33,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/forward_ad.h"
 #include "common.h"
 
 namespace i2i_fast {
@@ -214,17 +220,15 @@ struct GanLossBackward : public torch::autograd::Node {
   }
 };
 
-Tensor gan_loss_autograd(at::TensorList outputs, c10::string_view mode, c10::string_view target,
-                         double label, const OptTensor& domain, c10::string_view reduction) {
+// gan_loss's value and its autograd node.
+Tensor gan_loss_with_history(at::TensorList outputs, c10::string_view mode,
+                             c10::string_view target, double label, const OptTensor& domain,
+                             c10::string_view reduction) {
   const bool differentiable = at::GradMode::is_enabled() && any_requires_grad(outputs);
   if (differentiable) {
     // What torch::autograd::Function refuses, refused here too.
     if (const auto& functorch_tls = at::functorch::functorchTLSAccessor()) {
       functorch_tls->checkSupportsCppAutogradFunction();
-    }
-    for (const Tensor& x : outputs) {
-      TORCH_CHECK(!x._fw_grad(/*level=*/0).defined(),
-                  "gan_loss: forward-mode automatic differentiation is not implemented");
     }
   }
   Tensor loss;
@@ -249,7 +253,56 @@ Tensor gan_loss_autograd(at::TensorList outputs, c10::string_view mode, c10::str
   return loss;
 }
 
+// sum(a * b) in `dtype`, per sample ((N,), a and b being (N, ...)) or over everything (a scalar).
+Tensor inner_product(const Tensor& a, const Tensor& b, at::ScalarType dtype, bool per_sample) {
+  const Tensor product = a.to(dtype) * b.to(dtype);
+  return per_sample ? product.reshape({a.size(0), -1}).sum(1) : product.sum();
+}
+
+Tensor gan_loss_autograd(at::TensorList outputs, c10::string_view mode, c10::string_view target,
+                         double label, const OptTensor& domain, c10::string_view reduction) {
+  bool has_tangent = false;
+  for (const Tensor& x : outputs) has_tangent = has_tangent || forward_tangent(x).defined();
+  if (!has_tangent) return gan_loss_with_history(outputs, mode, target, label, domain, reduction);
+  // Forward mode: the loss is a sum of per-element terms, each a function of one element, so its
+  // derivative along the tangents t is sum_i g_i t_i, g the gradient of the loss (per sample with
+  // reduction "none", where each element enters its own sample's loss only): the backward
+  // kernel's output for a gradient of ones.
+  std::vector<Tensor> primals;
+  primals.reserve(outputs.size());
+  for (const Tensor& x : outputs) primals.push_back(forward_primal(x));
+  const Tensor loss = gan_loss_op().call(primals, mode, target, label, domain, reduction);
+  const std::vector<Tensor> g = call_gan_loss_backward(at::ones_like(loss), primals, mode, target,
+                                                       label, domain, reduction);
+  Tensor tangent;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor t = forward_tangent(outputs[i]);
+    if (!t.defined()) continue;
+    const Tensor term = inner_product(g[i], t, loss.scalar_type(), loss.dim() == 1);
+    tangent = tangent.defined() ? tangent + term : term;
+  }
+  return with_forward_tangent(loss, tangent);
+}
+
 // ----- r1_penalty -----
+
+// 2 * weight * <grads[n], other[n]>, reduced over the samples like the loss, in the loss's dtype:
+// the derivative of r1_penalty(grads) along `other`, and that of r1_penalty_backward with respect
+// to grad_loss. Differentiable operators, so higher derivatives exist too.
+Tensor r1_directional(const Tensor& grads, const Tensor& other, double weight,
+                      c10::string_view reduction) {
+  const Tensor per_sample =
+      inner_product(grads, other, loss_dtype_of(grads.scalar_type()), true) * (2.0 * weight);
+  switch (parse_reduction("r1_penalty", reduction)) {
+    case Reduction::kNone:
+      return per_sample;
+    case Reduction::kSum:
+      return per_sample.sum();
+    case Reduction::kMean:
+      break;
+  }
+  return per_sample.sum() / static_cast<double>(grads.size(0));
+}
 
 class R1Function : public torch::autograd::Function<R1Function> {
  public:
@@ -303,22 +356,22 @@ class R1BackwardFunction : public torch::autograd::Function<R1BackwardFunction> 
     }
     if (ctx->needs_input_grad(0)) {
       // d out / d grad_loss: 2 * weight * <grads[n], upstream[n]> per sample, reduced like the
-      // loss. Differentiable operators, so higher derivatives exist too.
-      const auto acc = loss_dtype_of(grads.scalar_type());
-      const int64_t n = grads.size(0);
-      Tensor per_sample =
-          (grads.to(acc) * upstream.to(acc)).reshape({n, -1}).sum(1) * (2.0 * weight);
-      const Reduction red = parse_reduction("r1_penalty", reduction);
-      Tensor dg = red == Reduction::kNone  ? per_sample
-                  : red == Reduction::kSum ? per_sample.sum()
-                                           : per_sample.sum() / static_cast<double>(n);
-      result[0] = dg.to(grad_loss.scalar_type());
+      // loss.
+      result[0] = r1_directional(grads, upstream, weight, reduction).to(grad_loss.scalar_type());
     }
     return result;
   }
 };
 
+// Forward mode: r1_penalty's derivative along the tangent t of grads is r1_directional(grads,
+// t); r1_penalty_backward is linear in grad_loss and in grads, so its derivative is the sum of
+// the operator applied with one of them replaced by its tangent.
 Tensor r1_penalty_autograd(const Tensor& grads, double weight, c10::string_view reduction) {
+  if (const Tensor tangent = forward_tangent(grads); tangent.defined()) {
+    const Tensor primal = forward_primal(grads);
+    return with_forward_tangent(r1_penalty_op().call(primal, weight, reduction),
+                                r1_directional(primal, tangent, weight, reduction));
+  }
   if (!at::GradMode::is_enabled() || !grads.requires_grad()) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return r1_penalty_op().call(grads, weight, reduction);
@@ -328,6 +381,20 @@ Tensor r1_penalty_autograd(const Tensor& grads, double weight, c10::string_view 
 
 Tensor r1_penalty_backward_autograd(const Tensor& grad_loss, const Tensor& grads, double weight,
                                     c10::string_view reduction) {
+  const Tensor loss_tangent = forward_tangent(grad_loss);
+  const Tensor grads_tangent = forward_tangent(grads);
+  if (loss_tangent.defined() || grads_tangent.defined()) {
+    const auto& op = r1_penalty_backward_op();
+    const Tensor loss_primal = forward_primal(grad_loss);
+    const Tensor grads_primal = forward_primal(grads);
+    Tensor tangent;
+    if (loss_tangent.defined()) tangent = op.call(loss_tangent, grads_primal, weight, reduction);
+    if (grads_tangent.defined()) {
+      const Tensor term = op.call(loss_primal, grads_tangent, weight, reduction);
+      tangent = tangent.defined() ? tangent + term : term;
+    }
+    return with_forward_tangent(op.call(loss_primal, grads_primal, weight, reduction), tangent);
+  }
   if (!at::GradMode::is_enabled() || !(grad_loss.requires_grad() || grads.requires_grad())) {
     // An ordinary backward pass (no create_graph): no graph to record.
     at::AutoDispatchBelowADInplaceOrView guard;

@@ -11,11 +11,15 @@
 // call of its partner through the dispatcher: in an ordinary backward pass (grad mode off) it runs
 // the kernel directly; under create_graph=True it records the partner's autograd node, so the
 // operators are differentiable any number of times (StarGAN v2's R1 penalty differentiates the
-// discriminator's average pooling twice). Fake implementations: i2i_fast/ops/resampling/fake.py.
+// discriminator's average pooling twice). Forward mode (torch.func.jvp, torch.autograd.forward_ad)
+// applies the operator to the input's tangent (common/forward_ad.h). Fake implementations:
+// i2i_fast/ops/resampling/fake.py.
 #include <torch/autograd.h>
 #include <torch/library.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
+
+#include "../common/forward_ad.h"
 
 namespace i2i_fast {
 namespace {
@@ -115,8 +119,15 @@ class ReflectionFunction : public torch::autograd::Function<ReflectionFunction<k
   }
 };
 
+// The autograd kernels. Each operator is linear, so its forward-mode derivative is the operator
+// itself applied to x's tangent (called through the dispatcher: differentiable in turn).
 Tensor block_repeat_autograd(const Tensor& x, int64_t factor, double divisor, int64_t out_h,
                              int64_t out_w) {
+  if (const Tensor tangent = forward_tangent(x); tangent.defined()) {
+    const auto& op = block_repeat_op();
+    return with_forward_tangent(op.call(forward_primal(x), factor, divisor, out_h, out_w),
+                                op.call(tangent, factor, divisor, out_h, out_w));
+  }
   if (!recording(x)) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return block_repeat_op().call(x, factor, divisor, out_h, out_w);
@@ -125,6 +136,11 @@ Tensor block_repeat_autograd(const Tensor& x, int64_t factor, double divisor, in
 }
 
 Tensor block_sum_autograd(const Tensor& x, int64_t factor, double divisor) {
+  if (const Tensor tangent = forward_tangent(x); tangent.defined()) {
+    const auto& op = block_sum_op();
+    return with_forward_tangent(op.call(forward_primal(x), factor, divisor),
+                                op.call(tangent, factor, divisor));
+  }
   if (!recording(x)) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return block_sum_op().call(x, factor, divisor);
@@ -132,20 +148,17 @@ Tensor block_sum_autograd(const Tensor& x, int64_t factor, double divisor) {
   return BlockSumFunction::apply(x, factor, divisor);
 }
 
-Tensor reflection_pad_autograd(const Tensor& x, int64_t pad) {
+template <bool kPad>
+Tensor reflection_autograd(const Tensor& x, int64_t pad) {
+  const auto& op = kPad ? reflection_pad_op() : reflection_pad_backward_op();
+  if (const Tensor tangent = forward_tangent(x); tangent.defined()) {
+    return with_forward_tangent(op.call(forward_primal(x), pad), op.call(tangent, pad));
+  }
   if (!recording(x)) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    return reflection_pad_op().call(x, pad);
+    return op.call(x, pad);
   }
-  return ReflectionFunction<true>::apply(x, pad);
-}
-
-Tensor reflection_pad_backward_autograd(const Tensor& grad, int64_t pad) {
-  if (!recording(grad)) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return reflection_pad_backward_op().call(grad, pad);
-  }
-  return ReflectionFunction<false>::apply(grad, pad);
+  return ReflectionFunction<kPad>::apply(x, pad);
 }
 
 }  // namespace
@@ -162,6 +175,6 @@ TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
 TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("block_repeat", &i2i_fast::block_repeat_autograd);
   m.impl("block_sum", &i2i_fast::block_sum_autograd);
-  m.impl("reflection_pad", &i2i_fast::reflection_pad_autograd);
-  m.impl("reflection_pad_backward", &i2i_fast::reflection_pad_backward_autograd);
+  m.impl("reflection_pad", &i2i_fast::reflection_autograd<true>);
+  m.impl("reflection_pad_backward", &i2i_fast::reflection_autograd<false>);
 }

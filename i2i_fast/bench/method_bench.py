@@ -35,8 +35,13 @@ PROVIDERS = ("eager_reference", "eager_torch_native", "compiled_reference", "fus
 def _batches(method, data: str, count: int, seed: int) -> list[dict]:
     from i2i_fast.data import ResumableLoader, open_dataset
 
+    from i2i_fast.train import TrainError
+
     kind = "unpaired" if method.data_kind == "unpaired" else method.data_kind
-    dataset = open_dataset(data, kind, resolution=method.config.image_size, seed=seed)
+    try:
+        dataset = open_dataset(data, kind, resolution=method.config.image_size, seed=seed)
+    except (ValueError, TypeError, OSError) as error:
+        raise TrainError(f"--data {data}: {error}") from None
     loader = ResumableLoader(dataset, method.config.batch_size, seed=seed)
     return [next(loader) for _ in range(count)]
 
@@ -59,9 +64,17 @@ class Runner:
             raise ValueError(f"provider: expected one of {', '.join(PROVIDERS)}, "
                              f"got {provider!r}")
         self.provider, self.precision, self.device = provider, precision, device
+        from i2i_fast.train import TrainError
+
         torch.manual_seed(seed)
-        context = RunContext(device=device, precision=precision, channels_last=channels_last)
-        self.method = create_method(name, config, overrides, context)
+        try:
+            context = RunContext(device=device, precision=precision, channels_last=channels_last)
+        except ValueError as error:
+            raise TrainError(f"--precision {precision} --device {device}: {error}") from None
+        try:
+            self.method = create_method(name, config, overrides, context)
+        except ValueError as error:  # a configuration value the method refuses (one line)
+            raise TrainError(str(error)) from None
         if provider in ("compiled_reference", "fused_compiled"):
             self.method.compile_networks()
         if provider == "eager_torch_native":
@@ -159,23 +172,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--check-floors", action="store_true",
                    help="exit 1 unless fused >= 1.25x eager_reference (CPU), or on a GPU >= 2x "
-                        "eager_reference and >= 1.2x compiled_reference")
+                        "eager_reference and >= 1.2x compiled_reference, under every allocator "
+                        "setting measured")
+    from i2i_fast.bench import allocation
+
+    allocation.add_arguments(p)
+
+
+def speedups(results: list[dict]) -> None:
+    """Adds speedup_vs_<provider> to each result of one setting; prints fused's (no floor)."""
+    base = {r["provider"]: r["images_per_s"] for r in results}
+    for r in results:
+        for ref in ("eager_reference", "eager_torch_native", "compiled_reference"):
+            if ref in base:
+                r[f"speedup_vs_{ref}"] = r["images_per_s"] / base[ref]
+    if "fused" in base:
+        for ref in ("eager_torch_native", "compiled_reference"):
+            if ref in base:
+                print(f"fused x{base['fused'] / base[ref]:.2f} vs {ref} (no floor)")
 
 
 def floor_lines(results: list[dict], device: str) -> list[str]:
-    by = {r["provider"]: r for r in results}
-    if "fused" not in by or "eager_reference" not in by:
-        return []
-    fused = by["fused"]["images_per_s"]
-    floors = [("eager_reference", 1.25 if device == "cpu" else 2.0)]
-    if device != "cpu":
-        floors.append(("compiled_reference", 1.2))
+    """PASS/FAIL of the method floors, per allocator setting measured."""
     lines = []
-    for base, floor in floors:
-        if base in by:
-            ratio = fused / by[base]["images_per_s"]
-            lines.append(f"{'PASS' if ratio >= floor else 'FAIL'} fused x{ratio:.2f} vs {base} "
-                         f"(floor {floor})")
+    settings = list(dict.fromkeys(r.get("allocator", "default") for r in results))
+    for setting in settings:
+        by = {r["provider"]: r for r in results if r.get("allocator", "default") == setting}
+        if "fused" not in by or "eager_reference" not in by:
+            continue
+        fused = by["fused"]["images_per_s"]
+        floors = [("eager_reference", 1.25 if device == "cpu" else 2.0)]
+        if device != "cpu":
+            floors.append(("compiled_reference", 1.2))
+        for base, floor in floors:
+            if base in by:
+                ratio = fused / by[base]["images_per_s"]
+                lines.append(f"{'PASS' if ratio >= floor else 'FAIL'} fused x{ratio:.2f} vs "
+                             f"{base} (floor {floor}) [allocator {setting}]")
     return lines
 
 
@@ -189,6 +222,12 @@ def default_data(name: str, config, overrides) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from i2i_fast.train.cli_commands import run_reporting_errors
+
+    return run_reporting_errors("bench method", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from i2i_fast.bench.ops_bench import default_out_dir, machine_info, save
@@ -201,29 +240,29 @@ def main(args: argparse.Namespace) -> int:
           f" {args.precision}{', channels_last' if args.channels_last else ''}")
     data = args.data or default_data(args.method, args.config, args.overrides)
     print(f"# data {data}")
-    runners = []
-    for provider in args.providers.split(","):
-        precision = (args.reference_precision or args.precision) \
-            if provider == "eager_reference" else args.precision
-        runners.append(Runner(args.method, args.config, args.overrides, provider, args.device,
-                               precision, args.channels_last, data))
-    results = measure_interleaved(runners, args.iterations, args.warmup)
-    for r in results:
-        provider, precision = r["provider"], r["precision"]
-        r.update(method=args.method, config=str(args.config), overrides=" ".join(args.overrides),
-                 data=data, channels_last=args.channels_last)
-        print(f"{provider:19s} {precision:5s} {r['median_s'] * 1e3:9.1f} ms/iteration  "
-              f"{r['images_per_s']:8.2f} images/s  (p20 {r['p20_s'] * 1e3:.1f}, p80 "
-              f"{r['p80_s'] * 1e3:.1f} ms)", flush=True)
-    base = {r["provider"]: r["images_per_s"] for r in results}
-    for r in results:
-        for ref in ("eager_reference", "eager_torch_native", "compiled_reference"):
-            if ref in base:
-                r[f"speedup_vs_{ref}"] = r["images_per_s"] / base[ref]
-    if "fused" in base:
-        for ref in ("eager_torch_native", "compiled_reference"):
-            if ref in base:
-                print(f"fused x{base['fused'] / base[ref]:.2f} vs {ref} (no floor)")
+    from i2i_fast.bench import allocation
+
+    def measure_setting() -> list[dict]:
+        runners = []
+        for provider in args.providers.split(","):
+            precision = (args.reference_precision or args.precision) \
+                if provider == "eager_reference" else args.precision
+            runners.append(Runner(args.method, args.config, args.overrides, provider,
+                                  args.device, precision, args.channels_last, data))
+        results = measure_interleaved(runners, args.iterations, args.warmup)
+        for r in results:
+            r.update(method=args.method, config=str(args.config),
+                     overrides=" ".join(args.overrides), data=data,
+                     channels_last=args.channels_last)
+            print(f"{r['provider']:19s} {r['precision']:5s} {r['median_s'] * 1e3:9.1f} "
+                  f"ms/iteration  {r['images_per_s']:8.2f} images/s  (p20 "
+                  f"{r['p20_s'] * 1e3:.1f}, p80 {r['p80_s'] * 1e3:.1f} ms)", flush=True)
+        speedups(results)
+        return results
+
+    results = allocation.across_settings(
+        allocation.settings_of(args, args.device.split(":")[0]), args.device.split(":")[0],
+        measure_setting, args.after_churn)
     lines = floor_lines(results, args.device.split(":")[0])
     for line in lines:
         print(line)

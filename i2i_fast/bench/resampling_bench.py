@@ -66,7 +66,18 @@ def step_fn(fn: Callable, x: torch.Tensor, amount: int, mode: str) -> Callable[[
     return fwd_bwd
 
 
-def run(cases, layouts, modes, providers, repeats: int) -> list[dict]:
+def run(cases, layouts, modes, providers, repeats: int, allocators=("default",),
+        after_churn: bool = False) -> list[dict]:
+    """Every case under every allocator setting (i2i_fast.bench.allocation); within a setting
+    the providers of a case are timed in turn."""
+    from i2i_fast.bench import allocation
+
+    return allocation.across_settings(
+        allocators, "cpu", lambda: _run_cases(cases, layouts, modes, providers, repeats),
+        after_churn, log=lambda line: print(line, flush=True))
+
+
+def _run_cases(cases, layouts, modes, providers, repeats: int) -> list[dict]:
     records = []
     for case in cases:
         for channels_last in layouts:
@@ -106,6 +117,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
     p.add_argument("--no-save", action="store_true")
+    from i2i_fast.bench import allocation
+
+    allocation.add_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -115,13 +129,21 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
 
-    wanted = set(args.ops.split(","))
+    from i2i_fast.bench import arguments
+
+    wanted = set(arguments.listed("--ops", args.ops, sorted({c.op for c in CASES})))
     cases = [c for c in CASES if c.op in wanted]
-    layouts = [{"contiguous": False, "channels_last": True}[s] for s in args.layouts.split(",")]
+    layouts = [{"contiguous": False, "channels_last": True}[s] for s in
+               arguments.listed("--layouts", args.layouts, ("contiguous", "channels_last"))]
+    modes = arguments.listed("--modes", args.modes, MODES)
+    providers = arguments.listed("--providers", args.providers, PROVIDERS)
     meta = ops_bench.machine_info("cpu")
     print(f"# i2i-fast bench resampling: {meta.get('cpu')}, {meta['threads']} threads, torch "
           f"{meta['torch']}, float32, {args.repeats} repeats (median ms), cpu")
-    records = run(cases, layouts, args.modes.split(","), args.providers.split(","), args.repeats)
+    from i2i_fast.bench import allocation
+
+    records = run(cases, layouts, modes, providers, args.repeats,
+                  allocation.settings_of(args, "cpu"), args.after_churn)
     if not args.no_save:
         out = Path(args.out) if args.out else ops_bench.default_out_dir()
         base = ops_bench.save(records, [], meta, out, kind="resampling")

@@ -100,6 +100,7 @@ def open_dataset(
     balanced: bool | None = None,
     size: int | None = None,
     skip_bad: bool = False,
+    progress: bool = False,
 ) -> Dataset:
     """Open a dataset for a method.
 
@@ -121,7 +122,10 @@ def open_dataset(
             epoch; default True for split "train".
         size: synthetic sets: images per domain (default 10000 for "train", 500 otherwise).
         skip_bad: folders: leave unreadable images out (listed in ``dataset.skipped``, counted in
-            a warning) instead of raising an error naming them.
+            a warning) instead of raising an error naming them (see ``folders``: every header is
+            checked here; files that fail later are left out with ``exclude_unreadable``).
+        progress: folders: a progress bar on stderr while the files of a large folder are
+            checked.
     Returns:
         A ``Dataset`` (``len()``, ``dataset[i]`` or ``dataset[(epoch, i)]``, ``describe()``).
     """
@@ -141,7 +145,8 @@ def open_dataset(
     if size is not None:
         raise ValueError(f"open_dataset: size: only synthetic sets take a size, got {size!r} for {spec}")
     tf = _transform(transform, kind, resolution, augment)
-    return _open_folders(Path(spec).expanduser(), kind, split, tf, seed, domains, balanced, skip_bad)
+    return _open_folders(Path(spec).expanduser(), kind, split, tf, seed, domains, balanced, skip_bad,
+                         progress)
 
 
 def _transform(
@@ -230,7 +235,7 @@ def _open_synthetic(
 
 def _open_folders(
     root: Path, kind: str, split: str, transform: ImageTransform, seed: int,
-    domains: int | Sequence[str] | None, balanced: bool, skip_bad: bool,
+    domains: int | Sequence[str] | None, balanced: bool, skip_bad: bool, progress: bool,
 ) -> Dataset:
     origin = f"{root} (split {split!r})"
     if kind == "paired":
@@ -242,7 +247,7 @@ def _open_folders(
                 f"dataset root {root}: expected {split}/ holding side-by-side A|B images "
                 f"(paired layout), {folder} does not exist"
             )
-        return PairedDataset(AlignedFolder(folder, transform, skip_bad), seed, origin)
+        return PairedDataset(AlignedFolder(folder, transform, skip_bad, progress), seed, origin)
     found = find_domains(root, split)
     if domains is not None:
         if isinstance(domains, (str, int)) or not all(isinstance(d, str) for d in domains):
@@ -262,7 +267,8 @@ def _open_folders(
             f"open_dataset: kind 'unpaired' needs two domains, {root} has {len(found)} for split "
             f"{split!r} ({[n for n, _ in found]}); pass domains=[name_a, name_b]"
         )
-    sources = [FolderDomain(path, transform, skip_bad, name=name) for name, path in found]
+    sources = [FolderDomain(path, transform, skip_bad, name=name, progress=progress)
+               for name, path in found]
     if kind == "unpaired":
         return UnpairedDataset(sources[0], sources[1], seed, origin)
     cls = MULTI_DOMAIN_CLASSES[kind]

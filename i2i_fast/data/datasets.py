@@ -123,6 +123,23 @@ class Dataset(torch.utils.data.Dataset):
         """Files left out by ``skip_bad=True`` (``folders.BadImage``: path, reason)."""
         return [bad for source in self.sources for bad in getattr(source, "skipped", [])]
 
+    def exclude_unreadable(self, message: str) -> Any:
+        """Leave out the file of one of the sources that an ImageReadError `message` names (as
+        raised in a DataLoader worker too: the message then holds the worker's traceback); its
+        items take the next readable file of its folder. The ``folders.BadImage`` left out, or
+        None when the message names none of the files not left out already."""
+        candidates = []
+        for source in self.sources:
+            for path in getattr(source, "files", ()):
+                if str(path) in message:
+                    candidates.append((len(str(path)), source, path))
+        if not candidates:
+            return None
+        _, source, path = max(candidates, key=lambda c: c[0])  # a.png.png before a.png
+        from .folders import read_error_line
+
+        return source.exclude(path, read_error_line(message))
+
     def __len__(self) -> int:
         raise NotImplementedError
 

@@ -13,17 +13,22 @@ Listing: files with extensions .jpg .jpeg .png .bmp .webp (any case) found recur
 their path relative to the folder; names starting with "." (hidden files, macOS "._" files) are
 ignored. Reading: PIL, converted to RGB.
 
-Bad files: by default a file that cannot be read raises ``ImageReadError`` naming it when it is
-loaded (or while the folder is opened, if the transform needs the image sizes to check them).
-With ``skip_bad=True`` every file is decoded once while the folder is opened (a full pass over
-the data, in threads), unreadable ones are left out, listed in ``skipped`` and counted in a
-warning. An empty folder, or one left empty, and an image smaller than a crop that no resize
+Bad files. Every file's header is read when the folder is opened (in threads; a progress bar on
+stderr for folders of ``PROGRESS_MIN_FILES`` files or more when ``progress=True``): by default
+unreadable files (not an image, an unknown format, an empty or clipped header) are listed, all of
+them, in one ``ImageReadError`` and nothing is opened; with ``skip_bad=True`` they are left out,
+listed in ``skipped`` and counted in one warning. A file whose header reads but whose pixels do
+not (e.g. truncated) is met when loaded: ``ImageReadError`` naming it; with ``skip_bad=True`` the
+caller (the trainer) leaves it out with ``exclude`` and its items take the next readable file of
+the folder, so the dataset keeps its length and its items stay the same wherever the file was
+found. An empty folder, or one left empty, and an image smaller than a crop that no resize
 enlarges are errors naming the folder or file.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +37,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from .transforms import ImageTransform
 
@@ -84,22 +90,45 @@ def _image_size(path: Path) -> tuple[int, int]:
         raise ImageReadError(f"cannot read image {path}: {type(error).__name__}: {error}") from error
 
 
-def _probe(path: Path, decode: bool) -> tuple[int, int] | str:
-    """Size of a readable image, or the reason it is not readable."""
+PROGRESS_MIN_FILES = 2000  # folders this large show a progress bar while their files are checked
+MAX_LISTED = 10  # unreadable files named in an error message (all are counted)
+
+
+def _probe(path: Path) -> tuple[int, int] | str:
+    """(width, height) from a readable header, or the reason the file is not readable."""
     try:
-        if decode:
-            return read_image(path).size
         return _image_size(path)
     except ImageReadError as error:
         return str(error)
 
 
-def _scan(paths: list[Path], decode: bool) -> list[tuple[int, int] | str]:
-    """`_probe` of every path, in threads (PIL releases the GIL while decoding)."""
+def _scan(paths: list[Path], label: str | None = None) -> list[tuple[int, int] | str]:
+    """`_probe` of every path, in threads; a progress bar titled `label` for large folders."""
     if len(paths) < 16:
-        return [_probe(p, decode) for p in paths]
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        return list(pool.map(lambda p: _probe(p, decode), paths))
+        return [_probe(p) for p in paths]
+    show = label is not None and len(paths) >= PROGRESS_MIN_FILES
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool, \
+            tqdm(total=len(paths), desc=label, unit="file", disable=not show,
+                 file=sys.stderr) as bar:
+        results = []
+        for result in pool.map(_probe, paths):
+            results.append(result)
+            bar.update(1)
+        return results
+
+
+def read_error_line(message: str) -> str:
+    """The ImageReadError's own message out of `message`, which, for an error raised in a
+    DataLoader worker, also holds the worker's traceback (the error is its last line)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1].split("ImageReadError: ", 1)[-1] if lines else message
+
+
+def unreadable_message(what: str, bad: list[BadImage]) -> str:
+    """One line naming the unreadable files of `what` (the first MAX_LISTED) and counting all."""
+    shown = "; ".join(b.reason for b in bad[:MAX_LISTED])
+    more = f"; and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
+    return f"{what}: {len(bad)} unreadable image file(s): {shown}{more}"
 
 
 class _ImageFolder:
@@ -108,28 +137,30 @@ class _ImageFolder:
     Subclasses say what part of a file is transformed (``_transformed_size``) and load items.
     """
 
-    def __init__(self, folder: str | os.PathLike, transform: ImageTransform, skip_bad: bool = False):
+    def __init__(self, folder: str | os.PathLike, transform: ImageTransform, skip_bad: bool = False,
+                 progress: bool = False):
         self.folder = Path(folder)
         self.transform = transform
         self.skipped: list[BadImage] = []
+        self._excluded: set[int] = set()  # indices of files found unreadable while loading
         files = list_images(self.folder)
         if not files:
             raise FileNotFoundError(
                 f"image folder {self.folder}: expected image files "
                 f"({', '.join(IMAGE_EXTENSIONS)}, any case, in it or its subfolders), found none"
             )
-        if skip_bad or transform.needs_input_size:
-            results = _scan(files, decode=skip_bad)
-            kept = []
-            for path, result in zip(files, results):
-                if isinstance(result, str):
-                    if not skip_bad:
-                        raise ImageReadError(result)
-                    self.skipped.append(BadImage(path, result))
-                    continue
+        results = _scan(files, f"checking {self.folder}" if progress else None)
+        bad = [BadImage(path, result) for path, result in zip(files, results)
+               if isinstance(result, str)]
+        if bad and not skip_bad:
+            raise ImageReadError(unreadable_message(f"image folder {self.folder}", bad))
+        self.skipped = bad
+        kept = []
+        for path, result in zip(files, results):
+            if not isinstance(result, str):
                 self._check_size(path, *result)
                 kept.append(path)
-            files = kept
+        files = kept
         if self.skipped:
             warnings.warn(
                 f"image folder {self.folder}: skipped {len(self.skipped)} unreadable image(s) of "
@@ -143,6 +174,30 @@ class _ImageFolder:
                     f"{len(self.skipped)} were unreadable (skipped)"
                 )
         self.files = files
+
+    def exclude(self, path: Path, reason: str) -> BadImage | None:
+        """Leave out a file found unreadable while loading (for ``skip_bad``): its items take the
+        next readable file of the folder (the length stays the same). None when `path` is not
+        one of this folder's files or was left out already; ValueError when none is left."""
+        try:
+            index = self.files.index(path)
+        except ValueError:
+            return None
+        if index in self._excluded:
+            return None
+        self._excluded.add(index)
+        bad = BadImage(path, reason)
+        self.skipped.append(bad)
+        if len(self._excluded) == len(self.files):
+            raise ValueError(f"image folder {self.folder}: expected readable images, all "
+                             f"{len(self.skipped)} were unreadable (skipped)")
+        return bad
+
+    def _file(self, index: int) -> Path:
+        """The file of item `index`: the next readable one if that file was excluded."""
+        while index in self._excluded:
+            index = (index + 1) % len(self.files)
+        return self.files[index]
 
     def _transformed_size(self, path: Path, width: int, height: int) -> tuple[int, int]:
         """Size of what the transform receives from a file of width x height."""
@@ -183,13 +238,13 @@ class FolderDomain(_ImageFolder):
 
     def __init__(
         self, folder: str | os.PathLike, transform: ImageTransform, skip_bad: bool = False,
-        name: str | None = None,
+        name: str | None = None, progress: bool = False,
     ):
-        super().__init__(folder, transform, skip_bad)
+        super().__init__(folder, transform, skip_bad, progress)
         self.name = name if name is not None else self.folder.name
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        path = self.files[index]
+        path = self._file(index)
         image = read_image(path)
         return {"image": self.transform.apply(image, self._draw(path, image, rng))}
 
@@ -219,7 +274,7 @@ class AlignedFolder(_ImageFolder):
         return f"each half of image {path}"
 
     def load(self, index: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        path = self.files[index]
+        path = self._file(index)
         image = read_image(path)
         params = self._draw(path, image, rng)
         half = image.width // 2

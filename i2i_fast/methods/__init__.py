@@ -4,6 +4,7 @@ Importing this package imports no method: each is imported when it is asked for.
 """
 
 from .base import DATA_KINDS, PRECISIONS, Method, MethodConfig, RunContext, frozen, unwrap
+from .errors import MethodUsageError
 from .registry import (
     DISABLE_ENV,
     GROUP,
@@ -31,6 +32,7 @@ __all__ = [
     "MethodError",
     "MethodImportError",
     "MethodInfo",
+    "MethodUsageError",
     "NetworkRoles",
     "RunContext",
     "UnknownMethodError",

@@ -44,6 +44,8 @@ from ..nn.init import INITS, init_weights
 from ..optim import constant, lr_scheduler, step_decay
 from .base import Method, MethodConfig, RunContext
 from .roles import NetworkRoles
+from . import sizes
+from .sizes import SizeRule
 
 
 @dataclasses.dataclass
@@ -96,7 +98,7 @@ class MUNITConfig(MethodConfig):
     vgg_w: float = 0.0
     # data: resize the shorter side to image_size, random crop image_size (new_size = crop = 256)
     image_size: int = 256
-    display_size: int = 8  # images (and fixed styles) in sample grids
+    display_size: int = 16  # fixed styles of the sample grids (both official configs: 16)
 
 
 class AdaINGen(EntryPoints):
@@ -125,6 +127,46 @@ class AdaINGen(EntryPoints):
         return self.dec(content, self.mlp(style))
 
 
+_SIZE_RULES: dict[str, SizeRule] = {}
+
+
+def size_rule(cfg: MUNITConfig) -> SizeRule:
+    """The image sides MUNIT's networks take: multiples of 2**n_downsample from the smallest at
+    which both auto-encoders give back their input's size and the discriminators run.
+
+    Found by trying the architecture at one channel per layer (widths do not change which sizes
+    get through its pads, convolutions and pools), on the CPU; kept per architecture."""
+    key = repr((cfg.gen, cfg.dis, cfg.input_dim_a, cfg.input_dim_b))
+    if key not in _SIZE_RULES:
+        with torch.random.fork_rng(devices=[]):  # building them draws; the caller's seed stays
+            _SIZE_RULES[key] = _find_size_rule(cfg)
+    return _SIZE_RULES[key]
+
+
+def _find_size_rule(cfg: MUNITConfig) -> SizeRule:
+    narrow = dataclasses.replace(cfg.gen, dim=1, mlp_dim=1, style_dim=1)
+    d = cfg.dis
+    nets = [(AdaINGen(c, narrow), MultiScalePatchDiscriminator(c, 1, d.n_layer, d.num_scales,
+                                                               d.norm, d.activ, d.pad_type), c)
+            for c in {cfg.input_dim_a, cfg.input_dim_b}]
+
+    def works(side: int) -> bool:
+        def run() -> None:
+            with torch.no_grad():
+                for gen, dis, channels in nets:
+                    x = torch.zeros(1, channels, side, side)
+                    if gen.decode(*gen.encode(x)).shape != x.shape:
+                        raise ValueError("the output's size differs from the input's")
+                    dis(x)
+
+        return sizes.runs(run)
+
+    rule = sizes.probe_multiple(works, 2 ** max(cfg.gen.n_downsample, 0))
+    if rule is None:
+        raise ValueError(f"munit: these networks run at no image size up to {sizes.LIMIT}")
+    return rule
+
+
 class MUNIT(Method):
     name = "munit"
     Config = MUNITConfig
@@ -136,7 +178,7 @@ class MUNIT(Method):
         # configs/edges2shoes_folder.yaml (the defaults)
         "edges2shoes": {},
         # configs/summer2winter_yosemite256_folder.yaml
-        "summer2winter": {"recon_x_cyc_w": 10.0, "display_size": 16},
+        "summer2winter": {"recon_x_cyc_w": 10.0},
         # The CPU demo: the official architecture scaled down (widths /4, 2 residual blocks,
         # 2 discriminator scales, 64x64 images, batch 4, 800 iterations at lr 4e-4); same
         # losses, weights and optimiser. At 800 iterations on synthetic:shapes the translations
@@ -167,11 +209,14 @@ class MUNIT(Method):
                              f"{cfg.lr_policy!r}")
         if cfg.init not in INITS:
             raise ValueError(f"munit: init: expected one of {', '.join(INITS)}, got {cfg.init!r}")
+        size_rule(cfg).check("munit", "image_size", cfg.image_size,
+                             "the sides these networks take, found by trying them")
 
     def __init__(self, config: MUNITConfig, context: RunContext | None = None):
         super().__init__(config, context)
         cfg = config
         self.check_config(cfg)
+        self.size_rule = size_rule(cfg)  # the image sides these networks take
         self.gen_a = init_weights(AdaINGen(cfg.input_dim_a, cfg.gen), cfg.init)
         self.gen_b = init_weights(AdaINGen(cfg.input_dim_b, cfg.gen), cfg.init)
         self.dis_a = init_weights(self._discriminator(cfg.input_dim_a), "gaussian")

@@ -6,11 +6,19 @@ A package adds a method by declaring, in its pyproject.toml,
     my_method = "my_package.my_method:MyMethod"
 
 exactly as i2i_fast declares its own. ``list_methods()`` reads that metadata without importing
-anything; ``create_method(name)`` imports the one method asked for. A plugin that fails to import
-is reported (distribution, version, traceback) by ``list_methods(check=True)`` and by
-``i2i-fast methods``, and raised, chained, by ``create_method``; it never breaks
-``import i2i_fast`` or the other methods. Two entry points with the same name are an error naming
-both sources, raised when that name is asked for and shown when listing.
+anything (``i2i-fast methods --no-check`` prints it); ``list_methods(check=True)`` and
+``i2i-fast methods`` also import every method to say whether it loads; ``create_method(name)``
+imports the one method asked for. A plugin that fails to import is reported (distribution,
+version, traceback) by ``list_methods(check=True)`` and by ``i2i-fast methods``, and raised,
+chained, by ``create_method``; it never breaks ``import i2i_fast`` or the other methods.
+
+Names. Every method is reachable as ``distribution:name`` (e.g. ``i2i-fast:munit``,
+``my-package:my_method``; the distribution's name in any spelling pip accepts). The plain name
+reaches it too, unless another distribution declares the same name: a built-in always keeps its
+plain name (a plugin never disables or replaces it), and two plugins declaring one name share
+none (the plain name is then an error naming both). A clash is reported, naming both sources, by
+``list_methods`` (``MethodInfo.clash``), ``i2i-fast methods`` and, once, by a warning when a
+clashing name is used. A run trained under a qualified name stores that name in its checkpoints.
 ``I2I_FAST_DISABLE_PLUGINS=1`` lists built-ins only.
 """
 
@@ -22,6 +30,7 @@ import importlib
 import importlib.metadata as metadata
 import os
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +44,7 @@ DISTRIBUTION = "i2i-fast"
 # Used only when i2i_fast runs from a source tree that was never installed (no metadata to read);
 # tests/test_method_registry.py checks it equals the entry points declared in pyproject.toml.
 SOURCE_TREE_BUILTINS = {
+    "bicyclegan": "i2i_fast.methods.bicyclegan:BicycleGAN",
     "drit": "i2i_fast.methods.drit:DRIT",
     "munit": "i2i_fast.methods.munit:MUNIT",
     "stargan_v2": "i2i_fast.methods.stargan_v2:StarGANv2",
@@ -59,19 +69,35 @@ class MethodImportError(MethodError):
 
 @dataclasses.dataclass
 class MethodInfo:
-    """One entry point of the group, as listed."""
+    """One entry point of the group, as listed.
+
+    name: the name it declares; reachable_as: the name that reaches it (``name`` or, after a
+    clash, ``qualified_name``); clash: None, or the clash with another distribution's entry of
+    the same name, naming both sources.
+    """
 
     name: str
     value: str  # "module:attribute"
     distribution: str
     version: str
     builtin: bool
-    status: str = "unchecked"  # unchecked | ok | broken | duplicate
+    status: str = "unchecked"  # unchecked | ok | broken
     error: str | None = None
+    clash: str | None = None
+    plain_name: bool = True  # whether the plain name reaches this entry
 
     @property
     def source(self) -> str:
         return f"{self.distribution} {self.version} ({self.value})"
+
+    @property
+    def qualified_name(self) -> str:
+        """distribution:name (the distribution name normalised: lower case, '-')."""
+        return f"{_normalize(self.distribution.split(' (')[0])}:{self.name}"
+
+    @property
+    def reachable_as(self) -> str:
+        return self.name if self.plain_name else self.qualified_name
 
 
 def _normalize(name: str) -> str:
@@ -105,10 +131,15 @@ def _entry_infos() -> list[MethodInfo]:
         by_name.setdefault(info.name, []).append(info)
     for name, same in by_name.items():
         if len(same) > 1:
-            sources = " and ".join(i.source for i in same)
+            # a built-in keeps its plain name; plugins sharing a name share no plain name
+            builtin = next((i for i in same if i.builtin), None)
             for info in same:
-                info.status = "duplicate"
-                info.error = f"method name {name!r} is declared twice: by {sources}"
+                info.plain_name = info is builtin
+            clash = (f"method name {name!r} is declared by {len(same)} distributions: "
+                     + "; ".join(f"{i.source} as {i.reachable_as!r}" for i in
+                                 sorted(same, key=lambda i: (not i.builtin, i.distribution))))
+            for info in same:
+                info.clash = clash
     return sorted(infos, key=lambda i: (not i.builtin, i.name, i.distribution))
 
 
@@ -131,11 +162,10 @@ def list_methods(pattern: str | None = None, check: bool = False) -> list[Method
     Reads entry-point metadata only. With check=True, also imports each method and reports
     status "ok" or "broken" (with the traceback in `error`).
     """
-    infos = [i for i in _entry_infos() if pattern is None or fnmatch.fnmatch(i.name, pattern)]
+    infos = [i for i in _entry_infos() if pattern is None or fnmatch.fnmatch(i.name, pattern)
+             or fnmatch.fnmatch(i.qualified_name, pattern)]
     if check:
         for info in infos:
-            if info.status == "duplicate":
-                continue
             try:
                 _load(info)
                 info.status = "ok"
@@ -146,18 +176,44 @@ def list_methods(pattern: str | None = None, check: bool = False) -> list[Method
 
 
 def method_names() -> list[str]:
-    return sorted({i.name for i in _entry_infos()})
+    """The names that reach the registered methods (``MethodInfo.reachable_as``)."""
+    return sorted({i.reachable_as for i in _entry_infos()})
+
+
+_warned_clashes: set[str] = set()
+
+
+def find_method(name: str) -> MethodInfo:
+    """The entry that `name` (plain or ``distribution:name``) reaches, without importing it.
+
+    UnknownMethodError when none does; DuplicateMethodError for a plain name that several
+    plugins declare (it names their qualified names). Using a plain name that clashes warns
+    once per process, naming both sources.
+    """
+    infos = _entry_infos()
+    if ":" in name:
+        distribution, _, short = name.partition(":")
+        found = [i for i in infos if i.name == short
+                 and i.qualified_name == f"{_normalize(distribution)}:{short}"]
+    else:
+        same = [i for i in infos if i.name == name]
+        found = [i for i in same if i.plain_name]
+        if same and not found:
+            raise DuplicateMethodError(f"{same[0].clash}; the plain name {name!r} reaches none "
+                                       f"of them: ask for one by its qualified name")
+    if not found:
+        available = ", ".join(method_names()) or "none"
+        raise UnknownMethodError(f"unknown method {name!r}; registered: {available}")
+    info = found[0]
+    if info.clash and info.reachable_as not in _warned_clashes:
+        _warned_clashes.add(info.reachable_as)
+        warnings.warn(f"{info.clash}; using {info.reachable_as!r}", stacklevel=3)
+    return info
 
 
 def get_method_class(name: str) -> type[Method]:
-    """Import and return the class registered as `name`."""
-    infos = [i for i in _entry_infos() if i.name == name]
-    if not infos:
-        available = ", ".join(method_names()) or "none"
-        raise UnknownMethodError(f"unknown method {name!r}; registered: {available}")
-    if len(infos) > 1:
-        raise DuplicateMethodError(infos[0].error)
-    info = infos[0]
+    """Import and return the class that `name` (plain or ``distribution:name``) reaches."""
+    info = find_method(name)
     try:
         return _load(info)
     except Exception as error:
@@ -171,7 +227,8 @@ def resolve_config(cls: type[Method], config: Any = None,
     """The method's Config: defaults, then `config`, then `overrides`.
 
     config: None (official defaults), a Config instance, a dict of overrides, the name of one of
-    the method's named configurations (``cls.configs``), or a path to a YAML file.
+    the method's named configurations (``cls.configs``), or a path to a YAML file (which may not
+    set a code reference: see ``i2i_fast.config``).
     overrides: ["a.b=c", ...] (as given to --set) or a nested dict.
     """
     if isinstance(config, cls.Config):
@@ -186,7 +243,9 @@ def resolve_config(cls: type[Method], config: Any = None,
             if short in cls.configs:
                 resolved = config_lib.merge(resolved, cls.configs[short])
             elif Path(text).is_file():
-                resolved = config_lib.merge(resolved, config_lib.load_yaml(text))
+                data = config_lib.load_yaml(text)
+                config_lib.check_no_code_references(cls.Config, data, text)
+                resolved = config_lib.merge(resolved, data)
             else:
                 names = ", ".join(f"{cls.name}.{n}" for n in cls.configs) or "none"
                 raise MethodError(f"config: {text!r} is neither a named configuration of "

@@ -77,6 +77,7 @@ import torch
 from torch import nn
 
 from .. import ops
+from ..config import code_reference
 from ..losses import l1
 from ..nn import init_weights
 from ..nn.generators import Masks, PreActStyleGenerator, check_masks
@@ -89,6 +90,8 @@ from ..nn.multi_domain import (
 from ..optim import MovingAverage, linear_decay
 from .base import Method, MethodConfig, RunContext
 from .roles import NetworkRoles
+from . import sizes
+from .errors import MethodUsageError
 
 MaskFn = Callable[[torch.Tensor], Masks]
 EMA_INITS = ("pytorch_default", "copy")
@@ -108,7 +111,9 @@ class StarGANv2Config(MethodConfig):
     max_conv_dim: int = 512
     w_hpf: float = 1.0  # weight of the high-pass skips; 0 turns them off (AFHQ)
     hpf_resolutions: tuple[int, ...] = (32, 64, 128)  # where the skips are added (mask_a at min)
-    hpf_masks: str = ""  # "package.module:function" giving masks(x) -> (mask_a, mask_b)
+    # "package.module:function" giving masks(x) -> (mask_a, mask_b); a code reference: never
+    # read from a file or a checkpoint (i2i_fast.config)
+    hpf_masks: str = code_reference("")
     domain_names: tuple[str, ...] = ()  # names accepted as a target_domain (e.g. "cat")
     # loss weights
     lambda_reg: float = 1.0  # R1
@@ -133,6 +138,39 @@ class StarGANv2Config(MethodConfig):
 
 def _power_of_two_log(n: int) -> int | None:
     return int(math.log2(n)) if n > 0 and n & (n - 1) == 0 else None
+
+
+_SMALLEST_SIZES: dict[tuple, int] = {}
+
+
+def smallest_image_size(cfg: StarGANv2Config) -> int:
+    """The smallest power of two at which G, E and D built for that size run (G giving back its
+    input's size): tried with one channel per layer (widths do not change which sizes get through
+    the architecture), on the CPU; kept per architecture."""
+    key = (cfg.w_hpf > 0, tuple(cfg.hpf_resolutions))
+
+    def works(side: int) -> bool:
+        def run() -> None:
+            x = torch.zeros(1, 3, side, side)
+            y = torch.zeros(1, dtype=torch.int64)
+            masks = (torch.ones(1, 1, side, side),) * 2 if cfg.w_hpf > 0 else None
+            generator = PreActStyleGenerator(side, 1, 1, cfg.w_hpf, 1, cfg.hpf_resolutions)
+            with torch.no_grad():
+                if generator(x, torch.zeros(1, 1), masks).shape != x.shape:
+                    raise ValueError("the output's size differs from the input's")
+                MultiHeadStyleEncoder(side, 1, 1, 1, 1)(x, y)
+                MultiHeadDiscriminator(side, 1, 1, 1)(x)
+
+        return sizes.runs(run)
+
+    if key not in _SMALLEST_SIZES:
+        with torch.random.fork_rng(devices=[]):  # building them draws; the caller's seed stays
+            smallest = sizes.smallest_power_of_two(works)
+        if smallest is None:
+            raise ValueError(f"stargan_v2: these networks run at no image size up to "
+                             f"{sizes.LIMIT}")
+        _SMALLEST_SIZES[key] = smallest
+    return _SMALLEST_SIZES[key]
 
 
 def import_mask_fn(path: str) -> MaskFn:
@@ -237,9 +275,6 @@ class StarGANv2(Method):
         def fail(key: str, expected: str, got: object) -> None:
             raise ValueError(f"stargan_v2: {key}: expected {expected}, got {got!r}")
 
-        log = _power_of_two_log(cfg.image_size)
-        if log is None or log - 4 + (1 if cfg.w_hpf > 0 else 0) < 1:
-            fail("image_size", "a power of two >= 32 (>= 16 with w_hpf > 0)", cfg.image_size)
         for key in ("num_domains", "latent_dim", "hidden_dim", "style_dim", "max_conv_dim",
                     "ds_iter", "batch_size", "n_sample_domains"):
             if getattr(cfg, key) < 1:
@@ -265,6 +300,10 @@ class StarGANv2(Method):
                     "weight_decay"):
             if not getattr(cfg, key) >= 0:
                 fail(key, "a value >= 0", getattr(cfg, key))
+        smallest = smallest_image_size(cfg)  # from the networks, after the checks they rely on
+        if _power_of_two_log(cfg.image_size) is None or cfg.image_size < smallest:
+            fail("image_size", f"a power of two >= {smallest} (the sides these networks are built "
+                 f"for, found by trying them)", cfg.image_size)
 
     # ----- masks -----
 
@@ -284,7 +323,7 @@ class StarGANv2(Method):
         self._mask_fn = fn
 
     def _no_masks_error(self, where: str) -> ValueError:
-        return ValueError(
+        return MethodUsageError(
             f"stargan_v2: {where}: w_hpf = {self.config.w_hpf} needs the masks of the high-pass "
             f"skips (the official code computes them with a face-landmark network whose weights "
             f"are not bundled). Provide them by setting config hpf_masks='package.module:"

@@ -107,7 +107,7 @@ class TrainedClassifier:
 
 
 def _train(styles: Sequence[str], resolution: int, s: ClassifierSettings,
-           log) -> tuple[dict, dict]:
+           log, progress: bool = True) -> tuple[dict, dict]:
     net = training.seeded_init(lambda: DomainClassifier(len(styles), resolution), s.seed)
     log(f"i2i_fast.metrics: training the domain classifier for {', '.join(styles)} at "
         f"{resolution}x{resolution} ({s.steps} steps; cached afterwards)")
@@ -118,7 +118,8 @@ def _train(styles: Sequence[str], resolution: int, s: ClassifierSettings,
         return F.cross_entropy(model.forward_work(images), labels)
 
     losses = training.fit(net, lambda g: pool.sample(s.batch_size, g), loss_fn,
-                          s.steps, s.lr, s.seed)
+                          s.steps, s.lr, s.seed,
+                          progress="training the domain classifier" if progress else None)
     correct = torch.zeros(len(styles))
     total = torch.zeros(len(styles))
     with torch.no_grad():
@@ -145,9 +146,11 @@ def domain_classifier(
     settings: ClassifierSettings | None = None,
     cache_dir: str | os.PathLike | None = None,
     log=None,
+    progress: bool = True,
 ) -> TrainedClassifier:
     """The classifier of the set whose domains are `styles` (label = position) at `resolution`:
-    loaded from the cache, or trained (and cached) first."""
+    loaded from the cache, or trained (and cached) first. log(message): what is done (default:
+    stderr); progress: a progress bar on stderr while it trains."""
     styles = tuple(styles)
     if len(styles) < 2:
         raise ValueError(f"domain_classifier: styles: expected at least 2 domains, got {styles}")
@@ -155,6 +158,6 @@ def domain_classifier(
     log = log or (lambda msg: print(msg, file=sys.stderr))
     net, info, trained_now, path = training.cached_network(
         "domain_classifier", "classifier", styles, resolution, s, SOURCES,
-        lambda: _train(styles, resolution, s, log),
+        lambda: _train(styles, resolution, s, log, progress),
         lambda: DomainClassifier(len(styles), resolution), cache_dir)
     return TrainedClassifier(net, styles, resolution, info, trained_now, path)

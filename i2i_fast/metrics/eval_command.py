@@ -1,7 +1,7 @@
 """``i2i-fast eval``: evaluate a checkpoint (or a stand-in baseline) on a synthetic set.
 
     i2i-fast eval --checkpoint CKPT [--data synthetic:NAME] [--n-inputs N] [--n-styles K]
-                  [--seed S] [--mode latent|reference ...] [--direction a2b|b2a ...]
+                  [--seed S] [--mode latent|reference|encoded ...] [--direction a2b|b2a ...]
                   [--resolution R] [--lpips-weights PATH] [--inception-weights PATH]
                   [--device DEV] [--batch-size B] [--out FILE.json] [--cache-dir DIR]
     i2i-fast eval --baseline identity|oracle|oracle-wrong-scene|random --data synthetic:NAME
@@ -37,9 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-inputs", type=int, default=50, help="test inputs per source domain (50)")
     p.add_argument("--n-styles", type=int, default=10, help="outputs per input and target (10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the styles and references (0)")
-    p.add_argument("--mode", action="append", choices=("latent", "reference"),
-                   help="latent and/or reference (repeat; default: latent for two-domain "
-                        "methods, both for multi-domain ones)")
+    p.add_argument("--mode", action="append", choices=("latent", "reference", "encoded"),
+                   help="latent, reference and/or encoded (repeat; default: latent for "
+                        "two-domain methods, plus encoded - the ground-truth target's code, "
+                        "with L1/LPIPS to it - for paired reference-guided ones such as "
+                        "bicyclegan; latent and reference for multi-domain ones)")
     p.add_argument("--direction", action="append", choices=("a2b", "b2a"),
                    help="two-domain methods: a2b and/or b2a (default: both when supported)")
     p.add_argument("--resolution", type=int, help="image side (default: the method's image_size)")
@@ -54,19 +56,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="write the JSON report here")
     p.add_argument("--cache-dir", help="where the metric networks are cached "
                                        "(default ~/.cache/i2i_fast/metrics)")
+    from i2i_fast.train.cli_commands import add_code_arguments
+
+    add_code_arguments(p)
 
 
-def load_checkpoint(path: str | os.PathLike, device: str):
-    """(method, data spec or None) from a checkpoint written by the trainer."""
+def load_checkpoint(path: str | os.PathLike, device: str, code: list[str] | None = None):
+    """(method, data spec or None) from a checkpoint written by the trainer; `code`: its code
+    references (``--set``; a checkpoint never supplies them)."""
+    from i2i_fast.config import ConfigError
     from i2i_fast.train import checkpoint as checkpoint_lib
-    from i2i_fast.train.errors import CheckpointError
+    from i2i_fast.train.cli_commands import note_printer
+    from i2i_fast.train.errors import CheckpointError, TrainError
     from i2i_fast.train.translate import method_from_checkpoint
 
     try:
         saved = checkpoint_lib.load(Path(path).expanduser(), map_location="cpu")
-        method = method_from_checkpoint(saved, path, device)
+        method = method_from_checkpoint(saved, path, device, code, note_printer("eval"))
     except CheckpointError as error:
         raise UserError(f"--checkpoint: {error}") from None
+    except (TrainError, ConfigError) as error:
+        raise UserError(str(error)) from None
     options = saved.get("train_options")
     data = options.get("data") if isinstance(options, dict) else None
     return method, data if isinstance(data, str) else None
@@ -105,7 +115,7 @@ def _run(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device: {args.device} asked for, but CUDA is not available")
     if args.checkpoint:
-        method, stored_data = load_checkpoint(args.checkpoint, args.device)
+        method, stored_data = load_checkpoint(args.checkpoint, args.device, args.code)
         method.to(device)
         data = args.data or stored_data
         if data is None:

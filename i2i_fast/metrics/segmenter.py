@@ -117,7 +117,8 @@ class TrainedSegmenter:
         return self
 
 
-def _train(styles: Sequence[str], resolution: int, s: SegmenterSettings, log) -> tuple[dict, dict]:
+def _train(styles: Sequence[str], resolution: int, s: SegmenterSettings, log,
+           progress: bool = True) -> tuple[dict, dict]:
     from i2i_fast.data import segment_shapes
 
     net = training.seeded_init(lambda: ShapeSegmenter(resolution), s.seed)
@@ -130,7 +131,8 @@ def _train(styles: Sequence[str], resolution: int, s: SegmenterSettings, log) ->
         return F.binary_cross_entropy_with_logits(model.forward_work(images), masks)
 
     losses = training.fit(net, lambda g: pool.sample(s.batch_size, g), loss_fn,
-                          s.steps, s.lr, s.seed)
+                          s.steps, s.lr, s.seed,
+                          progress="training the shape segmenter" if progress else None)
     learned = {name: [] for name in styles}
     rule = {name: [] for name in styles}
     with torch.no_grad():
@@ -165,9 +167,11 @@ def shape_segmenter(
     settings: SegmenterSettings | None = None,
     cache_dir: str | os.PathLike | None = None,
     log=None,
+    progress: bool = True,
 ) -> TrainedSegmenter:
     """The segmenter of the set whose domains are `styles` at `resolution`: loaded from the
-    cache, or trained (and cached) first."""
+    cache, or trained (and cached) first. log(message): what is done (default: stderr);
+    progress: a progress bar on stderr while it trains."""
     styles = tuple(styles)
     if not styles:
         raise ValueError("shape_segmenter: styles: expected at least one domain, got none")
@@ -175,5 +179,6 @@ def shape_segmenter(
     log = log or (lambda msg: print(msg, file=sys.stderr))
     net, info, trained_now, path = training.cached_network(
         "shape_segmenter", "segmenter", styles, resolution, s, SOURCES,
-        lambda: _train(styles, resolution, s, log), lambda: ShapeSegmenter(resolution), cache_dir)
+        lambda: _train(styles, resolution, s, log, progress), lambda: ShapeSegmenter(resolution),
+        cache_dir)
     return TrainedSegmenter(net, styles, resolution, info, trained_now, path)

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .real_images import domain_at, load_images
 
@@ -131,9 +133,11 @@ def fit(
     steps: int,
     lr: float,
     seed: int,
+    progress: str | None = None,
 ) -> list[float]:
     """Train `model` for `steps` Adam steps (cosine schedule to 0) on batches from
     `sample_batch(generator)`; `loss_fn(model, *batch)` gives the loss. Returns the losses.
+    progress: the title of a progress bar on stderr (steps, rate, ETA, loss), or None.
 
     Deterministic given the seed (single process; CPU kernels may differ in the last bits
     between thread counts)."""
@@ -142,14 +146,19 @@ def fit(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     model.train()
     losses = []
-    for _ in range(steps):
-        batch = sample_batch(generator)
-        loss = loss_fn(model, *batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
+    with tqdm(total=steps, desc=progress, unit="step", file=sys.stderr,
+              disable=progress is None, mininterval=0.5) as bar:
+        for step in range(steps):
+            batch = sample_batch(generator)
+            loss = loss_fn(model, *batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            losses.append(float(loss.detach()))
+            if step % 10 == 0 or step == steps - 1:
+                bar.set_postfix_str(f"loss={losses[-1]:.3g}", refresh=False)
+            bar.update(1)
     model.eval()
     return losses
 

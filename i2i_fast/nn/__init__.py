@@ -9,31 +9,33 @@ from .conv import Conv2dBlock, ConvTranspose2dBlock, LinearBlock, make_padding
 from .decoders import AdaINDecoder, ConcatLatentDecoder, FusionLatentDecoder, split_adain_params
 from .discriminators import ContentDiscriminator, MultiScalePatchDiscriminator
 from .disentangled import AttributeEncoders, AttributeGenerator, SharedContentEncoder
-from .encoders import ContentEncoder, StyleEncoder, VariationalEncoder
+from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .filters import HighPass
 from .init import init_weights
-from .latent_injection import LatentConcatConv, broadcast_concat
+from .latent_injection import (
+    LatentConv2d,
+    LatentConvTranspose2d,
+    broadcast_concat,
+    latent_conv2d,
+    latent_conv_transpose2d,
+)
 from .mlp import MLP
 from .noise import GaussianNoise
 from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
-from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
-from .resampling import AvgPool, ReflectionPad, UpsampleNearest
-from .resblocks import (
-    AdaINResBlock,
-    LatentConcatResBlock,
-    LatentFusionResBlock,
-    ResBlock,
-    ResidualDownBlock,
-)
+from .preact_resblocks import AdaINPreActResBlock, PreActDownBlock, PreActResBlock
+from .resampling import ReflectionPad, UpsampleNearest
+from .resblocks import AdaINResBlock, LatentConcatResBlock, LatentFusionResBlock, ResBlock
+from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm",
-    "AttributeEncoders", "AttributeGenerator", "AvgPool", "ConcatLatentDecoder",
-    "ContentDiscriminator", "ContentEncoder", "Conv2dBlock", "ConvTranspose2dBlock",
-    "FusionLatentDecoder", "GaussianNoise", "HighPass", "InstanceNorm", "LatentConcatConv",
-    "LatentConcatResBlock", "LatentFusionResBlock", "LayerNorm", "LinearBlock", "MLP",
-    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad",
-    "ResBlock", "ResidualDownBlock", "SharedContentEncoder", "StyleAdaIN", "StyleEncoder",
-    "UpsampleNearest", "VariationalEncoder", "broadcast_concat", "init_weights", "make_padding",
-    "split_adain_params",
+    "AttributeEncoders", "AttributeGenerator", "ConcatLatentDecoder", "ContentDiscriminator",
+    "ContentEncoder", "Conv2dBlock", "ConvTranspose2dBlock", "FusionLatentDecoder",
+    "GaussianNoise", "HighPass", "InstanceNorm", "LatentConcatResBlock", "LatentConv2d",
+    "LatentConvTranspose2d", "LatentFusionResBlock", "LatentUNetGenerator", "LatentUNetLevel",
+    "LayerNorm", "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm",
+    "PreActDownBlock", "PreActResBlock", "ReflectionPad", "ResBlock", "SharedContentEncoder",
+    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder",
+    "broadcast_concat", "init_weights", "latent_conv2d", "latent_conv_transpose2d",
+    "make_padding", "split_adain_params",
 ]

@@ -55,6 +55,8 @@ def make_norm_activation(norm: str, activation: str, channels: int,
 class Conv2dBlock(nn.Module):
     """pad → Conv2d (with bias) → norm → activation.
 
+    pad_type: "reflect" and "replicate" pad first (reflect on the fused operator); "zero" is the
+    convolution's own zero padding (no padded copy of the input).
     norm: "none", "in" (InstanceNorm, no affine), "ln" (MUNIT's LayerNorm), "ln_standard"
     (F.layer_norm + affine), "adain" (modulation passed to forward as (weight, bias)).
     activation: "relu", "lrelu" (slope 0.2), "tanh", "none".
@@ -65,8 +67,11 @@ class Conv2dBlock(nn.Module):
                  pad_type: str = "zero", negative_slope: float = 0.2):
         super().__init__()
         self.norm_kind = norm
-        self.pad = make_padding(pad_type, padding)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=True)
+        _check("pad_type", pad_type, PAD_TYPES)
+        own_padding = padding if pad_type == "zero" else 0
+        self.pad = make_padding(pad_type, padding - own_padding)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, own_padding,
+                              bias=True)
         self.norm, self.activation = make_norm_activation(norm, activation, out_channels,
                                                           negative_slope)
 

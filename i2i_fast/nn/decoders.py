@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .conv import Conv2dBlock, ConvTranspose2dBlock
-from .latent_injection import LatentConcatConv
+from .latent_injection import LatentConvTranspose2d
 from .mlp import MLP
 from .norms import LayerNorm
 from .resampling import UpsampleNearest
@@ -92,14 +92,12 @@ class ConcatLatentDecoder(nn.Module):
         self.res_rest = nn.Sequential(*(ResBlock(width, "in", "relu", "reflect")
                                         for _ in range(n_res - 1)))
         up1 = (width + latent_dim) // 2
-        self.up1 = LatentConcatConv(width, latent_dim, up1, 3, 2, 1, transposed=True,
-                                    output_padding=1)
+        self.up1 = LatentConvTranspose2d(width, latent_dim, up1, 3, 2, 1, output_padding=1)
         self.norm1 = LayerNorm(up1, activation="relu")
         up2 = (up1 + latent_dim) // 2
-        self.up2 = LatentConcatConv(up1, latent_dim, up2, 3, 2, 1, transposed=True,
-                                    output_padding=1)
+        self.up2 = LatentConvTranspose2d(up1, latent_dim, up2, 3, 2, 1, output_padding=1)
         self.norm2 = LayerNorm(up2, activation="relu")
-        self.to_image = LatentConcatConv(up2, latent_dim, out_channels, 1, transposed=True)
+        self.to_image = LatentConvTranspose2d(up2, latent_dim, out_channels, 1)
 
     def forward(self, content: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         x = self.res_rest(self.res_first(content, z))

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .decoders import ConcatLatentDecoder, FusionLatentDecoder
-from .encoders import ContentEncoder, StyleEncoder, VariationalEncoder
+from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .entry_points import EntryPoints
 from .noise import GaussianNoise
 from .resblocks import ResBlock
@@ -57,9 +57,10 @@ class SharedContentEncoder(EntryPoints):
 class AttributeEncoders(EntryPoints):
     """DRIT's attribute encoders, one per domain (``enc_a``, ``enc_b``).
 
-    variational (``--concat 1``, E_attr_concat): VariationalEncoder (ResNet, LeakyReLU 0.2, no
-    norm) → (mu, logvar). Deterministic (``--concat 0``, E_attr): 7x7 conv, four 4x4 stride-2
-    convs (64 → 128 → 256 → 256 → 256), ReLU, no norm, global pooling, 1x1 conv → (z, None).
+    variational (``--concat 1``, E_attr_concat): VariationalResNetEncoder (4 blocks, LeakyReLU
+    0.2, no norm, reflection padding, global average pooling) → (mu, logvar). Deterministic
+    (``--concat 0``, E_attr): 7x7 conv, four 4x4 stride-2 convs (64 → 128 → 256 → 256 → 256),
+    ReLU, no norm, global pooling, 1x1 conv → (z, None).
 
     Entry point ``encode(x_a, x_b)`` → ((mu_a, logvar_a), (mu_b, logvar_b)); ``encode_a(x)``,
     ``encode_b(x)`` → (mu, logvar) for one domain; logvar is None for the deterministic encoder.
@@ -74,8 +75,9 @@ class AttributeEncoders(EntryPoints):
 
         def branch(in_channels: int) -> nn.Module:
             if variational:
-                return VariationalEncoder(in_channels, latent_dim, dim, 4, 4, "none", "reflect",
-                                          0.2)
+                return VariationalResNetEncoder(in_channels, latent_dim, dim, n_blocks=4,
+                                                max_mult=4, normalize=False, pool=None,
+                                                pad_type="reflect")
             return StyleEncoder(4, in_channels, dim, latent_dim, "none", "relu", "reflect")
 
         self.enc_a, self.enc_b = branch(in_a), branch(in_b)

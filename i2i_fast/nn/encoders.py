@@ -1,13 +1,16 @@
 """Content and style encoders (MUNIT's, used by the methods that disentangle content and style),
-and the variational ResNet encoder of DRIT and BicycleGAN."""
+and the variational ResNet encoder of BicycleGAN and DRIT."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .. import ops
 from .conv import Conv2dBlock, make_padding
-from .resblocks import ResBlock, ResidualDownBlock
+from .preact_resblocks import PreActDownBlock
+from .resblocks import ResBlock
 
 
 class ContentEncoder(nn.Module):
@@ -65,33 +68,49 @@ class StyleEncoder(nn.Module):
         return self.model(x)
 
 
-class VariationalEncoder(nn.Module):
-    """A ResNet encoder predicting a diagonal Gaussian (DRIT's E_attr_concat per domain,
-    BicycleGAN's E_ResNet): 4x4 stride-2 conv (padding 1 of `pad_type`) to dim; n_blocks - 1
-    ResidualDownBlocks, block n from dim · min(max_mult, n) to dim · min(max_mult, n + 1)
-    channels; LeakyReLU; global average pooling; two Linear heads, ``fc`` (mu) and ``fc_var``
-    (logvar). DRIT: dim 64, 4 blocks, max_mult 4 (64 → 128 → 192 → 256), no norm, reflection
-    padding, slope 0.2.
+class VariationalResNetEncoder(nn.Module):
+    """A Gaussian posterior (mu, logvar) over a latent code: BicycleGAN's E_ResNet (vaeLike) and
+    DRIT's E_attr_concat (one per domain).
+
+    4x4 stride-2 conv (in → dim, padding 1 of `pad_type`); n_blocks - 1 PreActDownBlocks, block n
+    (1-based) from dim * min(max_mult, n) to dim * min(max_mult, n + 1) channels, each halving the
+    size; LeakyReLU(0.2); average pooling; two Linear heads (``fc``: mu, ``fc_var``: logvar).
+
+    BicycleGAN: zero padding, ``normalize`` (IN), average pooling over the last pool x pool map:
+    the official resnet_256 is n_blocks 5 (256 → 8 x 8 before the pooling), resnet_128 is 4, and
+    the input side must be pool * 2**n_blocks (``input_size``). DRIT: reflection padding, no
+    norm, n_blocks 4, ``pool=None``: global average pooling (AdaptiveAvgPool2d(1)) of any size
+    (``input_size`` None).
 
     forward(x (N, in, H, W)) → (mu, logvar), each (N, latent_dim).
     """
 
-    def __init__(self, in_channels: int, latent_dim: int, dim: int = 64, n_blocks: int = 4,
-                 max_mult: int = 4, norm: str = "none", pad_type: str = "reflect",
-                 negative_slope: float = 0.2):
+    def __init__(self, in_channels: int, latent_dim: int, dim: int = 64, n_blocks: int = 5,
+                 max_mult: int = 4, normalize: bool = True, pool: int | None = 8,
+                 pad_type: str = "zero"):
         super().__init__()
-        if n_blocks < 2:
-            raise ValueError(f"VariationalEncoder: n_blocks: expected at least 2, got {n_blocks}")
-        layers = [make_padding(pad_type, 1), nn.Conv2d(in_channels, dim, 4, 2, 0, bias=True)]
-        for n in range(1, n_blocks):
-            layers.append(ResidualDownBlock(dim * min(max_mult, n), dim * min(max_mult, n + 1),
-                                            norm, pad_type, negative_slope))
-        layers += [nn.LeakyReLU(negative_slope), nn.AdaptiveAvgPool2d(1)]
-        self.conv = nn.Sequential(*layers)
-        self.out_channels = dim * min(max_mult, n_blocks)
+        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 1:
+            raise ValueError(f"VariationalResNetEncoder: n_blocks: expected an int >= 1, got "
+                             f"{n_blocks!r}")
+        self.pool = pool
+        self.input_size = None if pool is None else pool * 2 ** n_blocks
+        own_padding = 1 if pad_type == "zero" else 0
+        self.pad = make_padding(pad_type, 1 - own_padding)
+        self.conv = nn.Conv2d(in_channels, dim, 4, 2, own_padding)
+        widths = [dim * min(max_mult, n) for n in range(1, n_blocks + 1)]
+        self.blocks = nn.Sequential(*(PreActDownBlock(widths[i], widths[i + 1], normalize,
+                                                      pad_type=pad_type)
+                                      for i in range(n_blocks - 1)))
+        self.out_channels = widths[-1]
         self.fc = nn.Linear(self.out_channels, latent_dim)
         self.fc_var = nn.Linear(self.out_channels, latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.conv(x).flatten(1)
+        if self.input_size is not None and (x.dim() != 4 or x.shape[2] != self.input_size
+                                            or x.shape[3] != self.input_size):
+            raise ValueError(f"VariationalResNetEncoder: x: expected (N, C, {self.input_size}, "
+                             f"{self.input_size}) (its last map is pooled over "
+                             f"{self.pool}x{self.pool}), got {tuple(x.shape)}")
+        h = F.leaky_relu(self.blocks(self.conv(self.pad(x))), 0.2)
+        h = (h.mean((2, 3)) if self.pool is None else ops.avg_pool(h, self.pool).flatten(1))
         return self.fc(h), self.fc_var(h)

@@ -1,6 +1,5 @@
-"""Reflection padding, nearest upsampling and average pooling as modules on the fused operators
-(drop-in for nn.ReflectionPad2d, nn.Upsample(scale_factor=f) and nn.AvgPool2d(f); no parameters,
-so state dicts are unchanged)."""
+"""Reflection padding and nearest upsampling as modules on the fused operators (drop-in for
+nn.ReflectionPad2d and nn.Upsample(scale_factor=f); no parameters, so state dicts are unchanged)."""
 
 from __future__ import annotations
 
@@ -33,21 +32,6 @@ class UpsampleNearest(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ops.upsample_nearest(x, self.factor)
-
-    def extra_repr(self) -> str:
-        return f"factor={self.factor}"
-
-
-class AvgPool(nn.Module):
-    """nn.AvgPool2d(factor) (kernel = stride = factor, a remainder dropped) on the fused
-    avg_pool operator."""
-
-    def __init__(self, factor: int = 2):
-        super().__init__()
-        self.factor = factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.avg_pool(x, self.factor)
 
     def extra_repr(self) -> str:
         return f"factor={self.factor}"

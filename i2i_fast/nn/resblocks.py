@@ -1,5 +1,5 @@
-"""Residual blocks: x + conv-norm-act-conv-norm(x), with instance norm or AdaIN; a block that
-halves the resolution; blocks that inject a latent code by concatenation (DRIT)."""
+"""Residual blocks: x + conv-norm-act-conv-norm(x), with instance norm or AdaIN; blocks that
+inject a latent code by concatenation (DRIT)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import torch
 from torch import nn
 
 from .conv import Conv2dBlock
-from .latent_injection import LatentConcatConv, broadcast_concat
+from .latent_injection import LatentConv2d, broadcast_concat
 from .norms import InstanceNorm
-from .resampling import AvgPool
 
 
 class ResBlock(nn.Module):
@@ -48,49 +47,17 @@ class AdaINResBlock(nn.Module):
         return x + self.conv2(self.conv1(x, adain[0]), adain[1])
 
 
-class ResidualDownBlock(nn.Module):
-    """A residual block that halves the resolution (DRIT's and BicycleGAN's BasicBlock):
-    [norm] → LeakyReLU → 3x3 conv (in → in) → [norm] → LeakyReLU → 3x3 conv (in → out) → 2x2
-    average pool, plus the shortcut 2x2 average pool → 1x1 conv (in → out).
-
-    norm "none" (DRIT) or "in" (BicycleGAN; fused with the LeakyReLU); pad_type of the 3x3 convs
-    ("reflect": DRIT, "zero": BicycleGAN). (N, in, H, W) → (N, out, H // 2, W // 2).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, norm: str = "none",
-                 pad_type: str = "reflect", negative_slope: float = 0.2):
-        super().__init__()
-        if norm not in ("none", "in"):
-            raise ValueError(f"ResidualDownBlock: norm: expected 'none' or 'in', got {norm!r}")
-        self.act1 = self._norm_activation(norm, in_channels, negative_slope)
-        self.conv1 = Conv2dBlock(in_channels, in_channels, 3, 1, 1, "none", "none", pad_type)
-        self.act2 = self._norm_activation(norm, in_channels, negative_slope)
-        self.conv2 = Conv2dBlock(in_channels, out_channels, 3, 1, 1, "none", "none", pad_type)
-        self.pool = AvgPool(2)
-        self.shortcut = nn.Conv2d(in_channels, out_channels, 1, 1, 0)
-
-    @staticmethod
-    def _norm_activation(norm: str, channels: int, negative_slope: float) -> nn.Module:
-        if norm == "in":
-            return InstanceNorm(channels, activation="leaky_relu", negative_slope=negative_slope)
-        return nn.LeakyReLU(negative_slope)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.pool(self.conv2(self.act2(self.conv1(self.act1(x)))))
-        return out + self.shortcut(self.pool(x))
-
-
 class LatentConcatResBlock(nn.Module):
     """ResBlock on cat[x, z broadcast] (the first decoder block of DRIT's G_concat):
     h = cat[x, z]; out = h + IN(conv(ReLU(IN(conv(h))))), 3x3 convs of dim + latent_dim channels,
-    reflection padding. The first conv is a LatentConcatConv (the latent-injection seam); the
+    reflection padding. The first conv is a LatentConv2d (the latent-injection seam); the
     skip adds the concatenation itself. forward(x (N, dim, H, W), z (N, latent_dim)) →
     (N, dim + latent_dim, H, W)."""
 
     def __init__(self, dim: int, latent_dim: int):
         super().__init__()
         width = dim + latent_dim
-        self.conv1 = LatentConcatConv(dim, latent_dim, width, 3, 1, 1, "reflect")
+        self.conv1 = LatentConv2d(dim, latent_dim, width, 3, 1, 1, padding_mode="reflect")
         self.norm1 = InstanceNorm(width, activation="relu")
         self.conv2 = Conv2dBlock(width, width, 3, 1, 1, norm="in", activation="none",
                                  pad_type="reflect")
@@ -111,11 +78,11 @@ class LatentFusionResBlock(nn.Module):
         width = dim + latent_dim
         self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm="in", activation="none",
                                  pad_type="reflect")
-        self.fuse1 = LatentConcatConv(dim, latent_dim, width, 1)
+        self.fuse1 = LatentConv2d(dim, latent_dim, width, 1)
         self.out1 = Conv2dBlock(width, dim, 1, 1, 0, norm="none", activation="relu")
         self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm="in", activation="none",
                                  pad_type="reflect")
-        self.fuse2 = LatentConcatConv(dim, latent_dim, width, 1)
+        self.fuse2 = LatentConv2d(dim, latent_dim, width, 1)
         self.out2 = Conv2dBlock(width, dim, 1, 1, 0, norm="none", activation="relu")
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,13 @@ Each backend says why it cannot run a given call (not built, wrong device,
 unsupported dtype, operator missing); the dispatcher takes the first backend in priority order that
 can. Forcing a backend (``I2I_FAST_BACKEND=name`` or ``with use_backend(name):``) never falls back
 silently: a forced backend that cannot run a call raises an error saying why.
+
+Forward-mode automatic differentiation (``torch.func.jvp``, ``torch.autograd.forward_ad``): an
+implementation computes the derivative along its inputs' tangents only if it says so
+(``implement(..., forward_ad=True)``; every reference implementation does, PyTorch derives it).
+While forward mode is in use, a call whose inputs carry tangents on any other implementation is
+refused with an error naming the operator and the backend, so no operator, present or future,
+returns a tangent of zero silently.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ import os
 from collections.abc import Callable, Iterator
 
 import torch
+
+# Its _current_level is the innermost open dual level (-1: none), as forward_ad itself reads it.
+from torch.autograd import forward_ad as _forward_ad
 
 BACKEND_ENV = "I2I_FAST_BACKEND"
 
@@ -39,6 +49,8 @@ class Backend:
 
     def __init__(self) -> None:
         self.ops: dict[str, Callable] = {}
+        # The operators whose implementation here computes forward-mode derivatives itself.
+        self.forward_ad_ops: set[str] = set()
 
     def unavailable_reason(self) -> str | None:
         return None
@@ -54,6 +66,13 @@ class Backend:
         if op not in self.ops:
             return f"the {self.name} backend has no {op} implementation"
         return self.unsupported_reason(x)
+
+    def forward_ad_reason(self, op: str) -> str | None:
+        """Why this backend's implementation of `op` cannot take inputs that carry forward-mode
+        tangents, or None if it computes their derivative."""
+        if op in self.forward_ad_ops:
+            return None
+        return f"the {self.name} backend does not implement it"
 
     def automatic_reason(self, op: str, x: torch.Tensor) -> str | None:
         """Why automatic selection passes over this backend for this call (None: it may take
@@ -82,9 +101,20 @@ def register_backend(backend: Backend, priority: int) -> None:
     _PRIORITY.sort(key=lambda b: b.priority)
 
 
-def implement(backend: str, op: str, fn: Callable) -> None:
-    """Make `fn` the implementation of operator `op` on `backend`."""
-    get_backend(backend).ops[op] = fn
+def implement(backend: str, op: str, fn: Callable, *, forward_ad: bool = False) -> None:
+    """Make `fn` the implementation of operator `op` on `backend`.
+
+    forward_ad: `fn` computes the forward-mode derivative along its inputs' tangents
+    (torch.func.jvp, torch.autograd.forward_ad). Without it, a call whose inputs carry tangents
+    is refused (see ``select``); a backend may also declare it for all its implementations
+    (``Backend.forward_ad_reason``).
+    """
+    b = get_backend(backend)
+    b.ops[op] = fn
+    if forward_ad:
+        b.forward_ad_ops.add(op)
+    else:
+        b.forward_ad_ops.discard(op)
     _forget_automatic_choices()
 
 
@@ -163,13 +193,46 @@ def select(op: str, x: torch.Tensor) -> Callable:
     """The implementation of `op` that runs this call.
 
     Called on every operator call: with no backend forced, a CPU or CUDA tensor whose (op, dtype,
-    device) was seen before costs one dict lookup.
+    device) was seen before costs one dict lookup. While forward-mode AD is in use (a dual level
+    is open: torch.autograd.forward_ad.dual_level, torch.func.jvp), an implementation that does
+    not compute forward-mode derivatives comes wrapped in a check that refuses tangents.
     """
+    if _forward_ad._current_level >= 0:
+        return _with_forward_ad_check(op, _select_backend(op, x))
     if not _forced_stack and _env_forced is None:
         impl = _automatic_impl.get((op, x.dtype, x.device))
         if impl is not None:
             return impl
     return _select_backend(op, x).ops[op]
+
+
+def _with_forward_ad_check(op: str, backend: Backend) -> Callable:
+    """`backend`'s implementation of `op`, refusing inputs with forward-mode tangents unless it
+    computes their derivative."""
+    impl = backend.ops[op]
+    why = backend.forward_ad_reason(op)
+    if why is None:
+        return impl
+
+    def refusing_tangents(*args, **kwargs):
+        if _has_tangent(args) or _has_tangent(tuple(kwargs.values())):
+            raise NotImplementedError(
+                f"{op}: forward-mode automatic differentiation (torch.func.jvp, "
+                f"torch.autograd.forward_ad) is not supported here: {why}; the reference backend "
+                f"computes it (with i2i_fast.ops.use_backend('reference'): ...)")
+        return impl(*args, **kwargs)
+
+    return refusing_tangents
+
+
+def _has_tangent(arg: object) -> bool:
+    """Whether `arg` (a tensor, a list or tuple of tensors, or anything else) carries a
+    forward-mode tangent."""
+    if isinstance(arg, torch.Tensor):
+        return _forward_ad.unpack_dual(arg).tangent is not None
+    if isinstance(arg, (list, tuple)):
+        return any(_has_tangent(a) for a in arg)
+    return False
 
 
 def chosen_backend(op: str, x: torch.Tensor) -> str:

@@ -20,6 +20,9 @@ class ReferenceBackend(Backend):
     name = "reference"
     description = "plain PyTorch definitions (i2i_fast.ops.reference), any device and dtype"
 
+    def forward_ad_reason(self, op: str) -> str | None:
+        return None  # plain PyTorch: autograd computes forward-mode derivatives too
+
 
 class ExtensionBackend(Backend):
     """The fused kernels of the compiled extension, for tensors on one device type.

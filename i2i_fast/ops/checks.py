@@ -6,13 +6,14 @@ backend is chosen, so every backend (the reference included) sees only valid cal
 
 from __future__ import annotations
 
-import math
+import sys
 
 import torch
 
 FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 ACTIVATIONS = {None: "none", "none": "none", "relu": "relu", "leaky_relu": "leaky_relu"}
+LARGEST_FLOAT = sys.float_info.max
 
 
 def tensor(op: str, name: str, t: object) -> torch.Tensor:
@@ -76,7 +77,11 @@ def activation(op: str, value: object) -> str:
 def eps(op: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{op}: eps: expected a number, got {type(value).__name__}")
-    if not (value >= 0 and math.isfinite(value)):
+    # Comparisons rather than math.isfinite: under torch.compile a number argument may be a
+    # symbolic float (once it has changed between calls, or with dynamic=True), whose comparisons
+    # become guards, while math.isfinite cannot be traced. NaN is tested first (value == value):
+    # comparing a symbolic float that is NaN fails inside torch.compile. (finite_number too.)
+    if not (value == value and 0 <= value <= LARGEST_FLOAT):
         raise ValueError(f"{op}: eps: expected a finite non-negative number, got {value}")
     return float(value)
 
@@ -98,7 +103,7 @@ def choice(op: str, name: str, value: object, allowed: tuple[str, ...]) -> str:
 def finite_number(op: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{op}: {name}: expected a number, got {type(value).__name__}")
-    if not math.isfinite(value):
+    if not (value == value and -LARGEST_FLOAT <= value <= LARGEST_FLOAT):  # see eps
         raise ValueError(f"{op}: {name}: expected a finite number, got {value}")
     return float(value)
 

@@ -16,19 +16,21 @@ from collections.abc import Callable
 
 from ..config import ConfigError
 from ..methods.base import PRECISIONS
+from ..methods.errors import MethodUsageError
 from ..methods.registry import MethodError
 from .errors import TrainError
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    errors: tuple[type[Exception], ...] = (TrainError, MethodError, ConfigError)
+    errors: tuple[type[Exception], ...] = (TrainError, MethodError, ConfigError, MethodUsageError)
     # A BackendError (a forced backend that cannot run a call) can only come from an imported
     # i2i_fast.ops; importing it here just to name the class would build the kernels.
     backends = sys.modules.get("i2i_fast.ops.backends")
     return errors + ((backends.BackendError,) if backends is not None else ())
 
 
-def _run_reporting_errors(command: str, body: Callable[[], int]) -> int:
+def run_reporting_errors(command: str, body: Callable[[], int]) -> int:
+    """body(), with the user errors it raises printed as ``i2i-fast <command>: error: ...``."""
     try:
         return body()
     except _user_errors() as error:
@@ -81,10 +83,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="DataLoader worker processes (default 2)")
     parser.add_argument("--n-samples", type=int, help="images in the sample grid (default 8)")
     parser.add_argument("--skip-bad-images", action="store_true", default=None,
-                        help="folder datasets: leave unreadable image files out (listed and "
-                        "counted) instead of stopping with an error naming the file")
+                        help="folder datasets: leave unreadable image files out (each named "
+                        "once, all listed in <run>/skipped_images.txt) instead of stopping with "
+                        "an error naming them")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
-                        help="no progress bar")
+                        help="no progress bar: the losses as plain lines every --log-every "
+                        "steps instead (for log files)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -112,7 +116,7 @@ def run_train(args: argparse.Namespace) -> int:
             return 130
         return 0
 
-    return _run_reporting_errors("train", body)
+    return run_reporting_errors("train", body)
 
 
 # ----- translate -----
@@ -131,6 +135,20 @@ def add_translate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random styles (default 0)")
     parser.add_argument("--batch-size", type=int, default=8, help="inputs per forward pass")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    add_code_arguments(parser)
+
+
+def add_code_arguments(parser: argparse.ArgumentParser) -> None:
+    """--set for the code references of a method rebuilt from a checkpoint (translate, eval)."""
+    parser.add_argument("--set", dest="code", action="append", default=[],
+                        metavar="KEY=package.module:function",
+                        help="a code reference of the method's configuration (e.g. StarGAN v2's "
+                        "hpf_masks); a checkpoint never supplies one (repeatable)")
+
+
+def note_printer(command: str) -> Callable[[str], None]:
+    """report(line) for library calls: ``i2i-fast <command>: note: line`` on stderr."""
+    return lambda line: print(f"i2i-fast {command}: note: {line}", file=sys.stderr, flush=True)
 
 
 def run_translate(args: argparse.Namespace) -> int:
@@ -148,12 +166,14 @@ def run_translate(args: argparse.Namespace) -> int:
             reference = Path(args.reference)
             if not reference.is_file():
                 raise TrainError(f"--reference {reference}: no such file")
-        method = load_method(args.checkpoint, device)
+        method = load_method(args.checkpoint, device, args.code, note_printer("translate"))
         result = translate_files(method, inputs, args.out, n_styles=args.n_styles,
                                  reference=reference, target_domain=parse_domain(args.target_domain),
                                  seed=args.seed, batch_size=args.batch_size)
+        for note in result.notes:
+            note_printer("translate")(note)
         print(f"{len(result.outputs)} images from {len(inputs)} input(s) in {args.out}; "
               f"grid {result.grid}")
         return 0
 
-    return _run_reporting_errors("translate", body)
+    return run_reporting_errors("translate", body)

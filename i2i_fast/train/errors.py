@@ -18,6 +18,11 @@ class CheckpointError(TrainError):
     """A checkpoint that is missing, unreadable, of another format, or that cannot be resumed."""
 
 
+class UnreadableCheckpointError(CheckpointError):
+    """A checkpoint file that cannot be read or is not a checkpoint at all (truncated, corrupt,
+    another kind of file); ``--resume auto`` falls back to an older checkpoint past it."""
+
+
 class DivergedError(TrainError):
     """A loss became NaN or infinite; nothing is saved after that step."""
 

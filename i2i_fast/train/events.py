@@ -10,8 +10,10 @@ import numpy as np
 class EventLog:
     """A TensorBoard SummaryWriter, or nothing at all on ranks other than 0.
 
-    purge_step: when a run resumes from step k, events the interrupted process logged after step k
-    are dropped from the view (TensorBoard's purge_step), so every curve shows one run.
+    purge_step: the first step whose earlier events TensorBoard drops from the view. A run that
+    resumes from the checkpoint of step k passes k + 1: what the interrupted process logged after
+    step k is dropped (the resumed run logs those steps again), step k itself is kept (the
+    resumed run starts at k + 1), so every step shows once.
     """
 
     def __init__(self, folder: str | os.PathLike, enabled: bool = True,

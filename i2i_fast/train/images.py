@@ -27,71 +27,57 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
     return pixels.permute(1, 2, 0).cpu().numpy()
 
 
-def grid(rows: Sequence[Sequence[torch.Tensor | None]], gap: int = 2, fill: int = 255) -> np.ndarray:
+def grid(rows: Sequence[Sequence[torch.Tensor | None]], gap: int = 2, fill: int = 255,
+         column_labels: Sequence[str] | None = None,
+         row_labels: Sequence[str] | None = None) -> np.ndarray:
     """Rows of (3, H, W) images as one (H', W', 3) uint8 picture; None leaves a cell blank.
 
-    Every image must have the same size; rows may have different lengths.
+    Rows may have different lengths; images of different sizes are centred in cells of the
+    largest height and width. column_labels (one per column) are written above the columns and
+    row_labels (one per row) left of the rows, in black.
     """
     cells = [c for row in rows for c in row if c is not None]
     if not cells:
         raise ValueError("grid: rows: expected at least one image, got none")
-    h, w = cells[0].shape[-2:]
     for c in cells:
-        if tuple(c.shape) != (3, h, w):
-            raise ValueError(f"grid: expected every image of shape (3, {h}, {w}), got "
-                             f"{tuple(c.shape)}")
+        if c.dim() != 3 or c.shape[0] != 3:
+            raise ValueError(f"grid: expected every image of shape (3, H, W), got {tuple(c.shape)}")
+    h = max(c.shape[1] for c in cells)
+    w = max(c.shape[2] for c in cells)
     columns = max(len(row) for row in rows)
-    sheet = np.full(((h + gap) * len(rows) - gap, (w + gap) * columns - gap, 3), fill, np.uint8)
+    for name, labels, count in (("column_labels", column_labels, columns),
+                                ("row_labels", row_labels, len(rows))):
+        if labels is not None and len(labels) != count:
+            raise ValueError(f"grid: {name}: expected {count}, got {len(labels)}")
+    font = ImageFont.load_default() if column_labels or row_labels else None
+    top = _label_size(column_labels, font)[1] + gap if column_labels else 0
+    left = _label_size(row_labels, font)[0] + gap if row_labels else 0
+    sheet = np.full((top + (h + gap) * len(rows) - gap, left + (w + gap) * columns - gap, 3),
+                    fill, np.uint8)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
             if image is not None:
-                y, x = r * (h + gap), c * (w + gap)
-                sheet[y:y + h, x:x + w] = to_uint8(image)
-    return sheet
+                y = top + r * (h + gap) + (h - image.shape[1]) // 2
+                x = left + c * (w + gap) + (w - image.shape[2]) // 2
+                sheet[y:y + image.shape[1], x:x + image.shape[2]] = to_uint8(image)
+    if font is None:
+        return sheet
+    picture = Image.fromarray(sheet)
+    draw = ImageDraw.Draw(picture)
+    for c, label in enumerate(column_labels or ()):
+        draw.text((left + c * (w + gap) + w // 2, top // 2), label, fill=(0, 0, 0), font=font,
+                  anchor="mm")
+    for r, label in enumerate(row_labels or ()):
+        draw.text((0, top + r * (h + gap) + h // 2), label, fill=(0, 0, 0), font=font,
+                  anchor="lm")
+    return np.asarray(picture).copy()
 
 
-def _wrapped(draw: ImageDraw.ImageDraw, text: str, width: int, font) -> list[str]:
-    """`text` in lines no wider than `width` pixels (words are not split)."""
-    lines: list[str] = []
-    for word in text.split():
-        candidate = f"{lines[-1]} {word}" if lines else word
-        if lines and draw.textlength(candidate, font=font) <= width:
-            lines[-1] = candidate
-        else:
-            lines.append(word)
-    return lines or [""]
-
-
-def labelled_grid(rows: Sequence[Sequence[torch.Tensor | None]], row_labels: Sequence[str],
-                  column_labels: Sequence[str], gap: int = 2, fill: int = 255) -> np.ndarray:
-    """``grid(rows)`` with a label left of every row and above every column (words wrapped to
-    the column's width)."""
-    if len(row_labels) != len(rows):
-        raise ValueError(f"labelled_grid: row_labels: expected {len(rows)}, got "
-                         f"{len(row_labels)}")
-    columns = max(len(row) for row in rows)
-    if len(column_labels) != columns:
-        raise ValueError(f"labelled_grid: column_labels: expected {columns}, got "
-                         f"{len(column_labels)}")
-    body = grid(rows, gap, fill)
-    h, w = next(c for row in rows for c in row if c is not None).shape[-2:]
-    font = ImageFont.load_default()
-    scratch = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    line_height = int(scratch.textbbox((0, 0), "Ag", font=font)[3]) + 2
-    wrapped = [_wrapped(scratch, label, w - 4, font) for label in column_labels]
-    top = max(len(lines) for lines in wrapped) * line_height + 4
-    left = int(max(scratch.textlength(label, font=font) for label in row_labels)) + 8
-    sheet = Image.new("RGB", (left + body.shape[1], top + body.shape[0]), (fill,) * 3)
-    sheet.paste(Image.fromarray(body), (left, top))
-    draw = ImageDraw.Draw(sheet)
-    for c, lines in enumerate(wrapped):
-        for k, line in enumerate(lines):
-            draw.text((left + c * (w + gap), 2 + k * line_height), line, fill=(0, 0, 0),
-                      font=font)
-    for r, label in enumerate(row_labels):
-        y = top + r * (h + gap) + (h - line_height) // 2
-        draw.text((4, y), label, fill=(0, 0, 0), font=font)
-    return np.asarray(sheet)
+def _label_size(labels: Sequence[str], font) -> tuple[int, int]:
+    """(width, height) of the largest of `labels` written in `font`."""
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    boxes = [draw.textbbox((0, 0), label, font=font) for label in labels] or [(0, 0, 0, 0)]
+    return max(b[2] - b[0] for b in boxes), max(b[3] - b[1] for b in boxes) + 2
 
 
 def save_png(pixels: np.ndarray, path: str | os.PathLike) -> Path:
@@ -114,6 +100,23 @@ def input_paths(path: str | os.PathLike, what: str = "--input") -> list[Path]:
     if not path.exists():
         raise TrainError(f"{what} {path}: no such file or folder")
     return [path]
+
+
+def read_input(path: str | os.PathLike, what: str = "--input") -> torch.Tensor:
+    """An image file as (3, H, W) float32 in [-1, 1], at its own size."""
+    try:
+        image = read_image(Path(path))
+    except OSError as error:
+        raise TrainError(f"{what}: {error}") from error
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy())
+    return pixels.permute(2, 0, 1).float() / 127.5 - 1
+
+
+def centre_crop(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """The centred height x width part of a (3, H, W) image."""
+    top = (image.shape[1] - height) // 2
+    left = (image.shape[2] - width) // 2
+    return image[:, top:top + height, left:left + width]
 
 
 def load_image(path: str | os.PathLike, size: int, what: str = "--input") -> torch.Tensor:

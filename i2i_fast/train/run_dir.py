@@ -5,6 +5,7 @@
     <run>/checkpoints/         step_N.pt (see checkpoint.py), the newest few kept
     <run>/samples/             step_N.png: sample grids from the fixed batch
     <run>/tensorboard/         TensorBoard event files (scalars, sample grids)
+    <run>/skipped_images.txt   with --skip-bad-images: each file left out, and why (tab-separated)
 
 Several runs must not share a folder: a new run refuses a folder that already holds checkpoints
 (resume it, or choose another folder).

@@ -8,7 +8,8 @@ and runs the Python checks only to explain a call the kernels refused (``_fast_p
 gan_loss is differentiable in every output tensor (once: its backward is not differentiable
 again). r1_penalty is differentiable twice: its input is a gradient taken with
 ``create_graph=True``, and its backward carries the gradient on into that graph (to D's
-parameters).
+parameters). Forward mode (torch.func.jvp, torch.autograd.forward_ad): both are differentiable
+on every backend but Triton, which refuses inputs with tangents (see ``backends``).
 
 dtypes: float16, bfloat16, float32, float64 inputs; the loss is float32 (float64 for float64)
 with float32 accumulation of blocks folded in float64; gradients have the dtype of their input.
@@ -170,9 +171,10 @@ if extension.state().loaded:
     _fused_gan_loss = torch.ops.i2i_fast.gan_loss.default
     # The same operators on both devices: the dispatcher runs the CPU or the CUDA kernel by the
     # device of the inputs (the cuda backend is available only when the library has CUDA kernels).
+    # Their autograd computes forward-mode derivatives too (csrc/gan_loss/ops.cpp).
     for _backend in ("cpu", "cuda"):
-        implement(_backend, "gan_loss", _fused_gan_loss)
-        implement(_backend, "r1_penalty", torch.ops.i2i_fast.r1_penalty.default)
+        implement(_backend, "gan_loss", _fused_gan_loss, forward_ad=True)
+        implement(_backend, "r1_penalty", torch.ops.i2i_fast.r1_penalty.default, forward_ad=True)
 if triton_support.state().unavailable_reason is None:
     from . import triton as _triton
 

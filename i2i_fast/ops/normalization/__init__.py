@@ -1,7 +1,9 @@
 """The normalization operators: AdaIN, InstanceNorm, LayerNorm (MUNIT and standard styles).
 
 Each checks its arguments, picks a backend (see ``backends``) and runs it. Every backend computes
-the function defined in ``reference`` and is differentiable in x, weight and bias.
+the function defined in ``reference`` and is differentiable in x, weight and bias. Forward-mode
+derivatives (torch.func.jvp, torch.autograd.forward_ad) come from the reference backend only: the
+fused backends refuse inputs with tangents with an error naming the operator (see ``backends``).
 
 Shapes: x is (N, C, L), (N, C, H, W) or (N, C, D, H, W), contiguous, channels-last or any other
 strides (the output keeps x's memory format: contiguous or channels-last; other strides give a

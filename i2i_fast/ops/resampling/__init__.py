@@ -3,7 +3,8 @@ integer amounts, the data movement around the convolutions of MUNIT and StarGAN 
 
 Each checks its arguments, picks a backend (see ``backends``) and runs it. Every backend computes
 the PyTorch function given in ``reference`` and is differentiable any number of times (the
-operators are linear; StarGAN v2's R1 penalty differentiates the discriminator's pooling twice).
+operators are linear; StarGAN v2's R1 penalty differentiates the discriminator's pooling twice),
+in reverse and in forward mode (torch.func.jvp, torch.autograd.forward_ad).
 
 Backends: "cpu" (csrc/resampling/cpu.cpp: one gather pass, no zero fill, no layout round trip,
 contiguous and channels-last) and "reference" (PyTorch's own kernels, used for CUDA tensors: this
@@ -90,6 +91,7 @@ if extension.state().loaded:
     from . import fake as _fake
 
     _fake.register()
-    implement("cpu", "upsample_nearest", _upsample_nearest_kernel)
-    implement("cpu", "avg_pool", _avg_pool_kernel)
-    implement("cpu", "reflection_pad", torch.ops.i2i_fast.reflection_pad)
+    # The kernels' autograd computes forward-mode derivatives too (csrc/resampling/ops.cpp).
+    implement("cpu", "upsample_nearest", _upsample_nearest_kernel, forward_ad=True)
+    implement("cpu", "avg_pool", _avg_pool_kernel, forward_ad=True)
+    implement("cpu", "reflection_pad", torch.ops.i2i_fast.reflection_pad, forward_ad=True)

@@ -8,7 +8,9 @@ import torch.nn.functional as F
 
 def upsample_nearest(x: torch.Tensor, factor: int) -> torch.Tensor:
     """``nn.Upsample(scale_factor=factor)`` (mode "nearest"): out[h, w] = x[h // f, w // f]."""
-    return F.interpolate(x, scale_factor=factor, mode="nearest")
+    # float(): the same result, and torch.compile traces it when the factor is symbolic (a
+    # symbolic int as scale_factor fails there).
+    return F.interpolate(x, scale_factor=float(factor), mode="nearest")
 
 
 def avg_pool(x: torch.Tensor, factor: int) -> torch.Tensor:

@@ -1,0 +1,36 @@
+"""Checks of the benchmarks' command-line arguments: a bad one is one line (``i2i-fast bench
+<name>: error: ...``, exit status 2), before anything is measured."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+class BenchArgumentError(ValueError):
+    """A bad benchmark argument; the message names the flag, what was expected and what came."""
+
+
+def listed(flag: str, text: str, allowed: Sequence[str]) -> list[str]:
+    """The comma-separated names of `text`, each one of `allowed`."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        got = ", ".join(unknown) if unknown else "nothing"
+        raise BenchArgumentError(f"{flag}: expected some of {', '.join(allowed)} "
+                                 f"(comma-separated), got {got}")
+    return names
+
+
+def device(flag: str, text: str) -> str:
+    """A device string torch reads and this machine has."""
+    try:
+        parsed = torch.device(text)
+    except RuntimeError:
+        raise BenchArgumentError(f"{flag}: expected cpu, cuda or cuda:N, got {text!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise BenchArgumentError(f"{flag}: {text} asked for, but CUDA is not available here")
+    if parsed.type not in ("cpu", "cuda"):
+        raise BenchArgumentError(f"{flag}: expected cpu, cuda or cuda:N, got {text!r}")
+    return text
