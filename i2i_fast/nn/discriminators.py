@@ -32,7 +32,7 @@ def munit_patch_net(in_channels: int, dim: int, n_layer: int, norm: str, activat
 
 
 def pix2pix_patch_net(in_channels: int, dim: int, n_layer: int, norm: str, activation: str,
-                      pad_type: str) -> nn.Sequential:
+                      pad_type: str, negative_slope: float = 0.2) -> nn.Sequential:
     """pix2pix's N-layer PatchGAN (BicycleGAN's get_layers): 4x4 stride-2 conv (no norm), n_layer
     - 1 more (with `norm`), the width doubling up to 8 * dim; a 4x4 stride-1 conv (with `norm`)
     to min(2**n_layer, 8) * dim; a 4x4 stride-1 conv to one logit map. Padding 1 everywhere,
