@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -519,7 +520,10 @@ def test_the_trainer_reads_folders_with_the_drit_transform(tmp_path, monkeypatch
         for i in range(3):
             pixels = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "data" / folder / f"{i}.png")
+    # (the registry of an environment installed before drit existed does not list it)
     monkeypatch.setattr(trainer_module, "get_method_class", lambda name: DRIT)
+    monkeypatch.setattr(trainer_module, "find_method",
+                        lambda name: types.SimpleNamespace(reachable_as="drit"))
     opened = []
     open_dataset = trainer_module.open_dataset
 
