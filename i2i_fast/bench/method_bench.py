@@ -13,7 +13,10 @@ so that a background load that changes during the run affects them alike):
   fused_compiled      the fused kernels inside torch.compile'd networks
 
 A training iteration is whatever the method's ``train_step`` does (MUNIT: one D update and one G
-update). Data loading is excluded: a few batches are drawn once and cycled.
+update). A method whose iterations follow a cycle of different kinds (DRIT: d_iter − 1
+content-discriminator-only iterations, then a full one) is timed a whole cycle at a time
+(``Method.iterations_per_cycle``), each time divided by the cycle's length. Data loading is
+excluded: a few batches are drawn once and cycled.
 """
 
 from __future__ import annotations
@@ -87,20 +90,24 @@ class Runner:
         self.times: list[float] = []
 
     def step(self) -> float:
+        """Seconds per training iteration over one cycle of the method's schedule
+        (``method.iterations_per_cycle`` iterations: 1, or DRIT's d_iter, whose iterations differ
+        in cost)."""
         cuda = self.device.startswith("cuda")
-        batch = next(self.batches)
+        cycle = self.method.iterations_per_cycle
         with self.guard():
             if cuda:
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            losses = self.method.train_step(batch, self.step_index)
-            self.method.context.end_iteration()
+            for _ in range(cycle):
+                losses = self.method.train_step(next(self.batches), self.step_index)
+                self.method.context.end_iteration()
+                self.step_index += 1
             float(next(iter(losses.values())))  # the step is done when its losses are
             if cuda:
                 torch.cuda.synchronize()
             elapsed = time.perf_counter() - start
-        self.step_index += 1
-        return elapsed
+        return elapsed / cycle
 
     def result(self) -> dict:
         times = sorted(self.times)

@@ -1,6 +1,6 @@
 """Loss terms of the methods, on the fused operators of i2i_fast.ops."""
 
-from .gan import discriminator_loss, generator_loss
+from .gan import discriminator_loss, generator_loss, sigmoid_bce_loss
 from .latent import (
     gaussian_nll,
     kl_standard_normal,
@@ -11,4 +11,4 @@ from .latent import (
 from .reconstruction import l1
 
 __all__ = ["discriminator_loss", "gaussian_nll", "generator_loss", "kl_standard_normal", "l1",
-           "latent_regression", "mode_seeking", "reparameterize"]
+           "latent_regression", "mode_seeking", "reparameterize", "sigmoid_bce_loss"]

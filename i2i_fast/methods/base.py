@@ -406,6 +406,13 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     # ----- domains -----
 
     @property
+    def iterations_per_cycle(self) -> int:
+        """Training iterations that make up one period of the method's schedule when its
+        iterations differ in kind (DRIT: d_iter − 1 content-discriminator-only iterations and a
+        full one); 1 otherwise. Benchmarks time whole cycles."""
+        return 1
+
+    @property
     def domains(self) -> Domains:
         """The domains this method translates between (names, count, default target)."""
         return Domains.of(self)

@@ -1,13 +1,20 @@
-"""The AdaIN decoder: AdaIN ResBlocks, then upsampling convs with LayerNorm, then the output conv."""
+"""Decoders from a content code and a style / attribute code: MUNIT's AdaIN decoder (AdaIN
+ResBlocks, upsampling convs with LayerNorm, the output conv) and DRIT's two (the code injected by
+concatenation: before four convs, or through fused residual blocks)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .conv import Conv2dBlock
+from .conv import Conv2dBlock, ConvTranspose2dBlock
+from .latent_injection import LatentConvTranspose2d
+from .mlp import MLP
+from .norms import ChannelAffineLayerNorm
 from .resampling import UpsampleNearest
-from .resblocks import AdaINResBlocks, split_adain_params  # noqa: F401 - re-exported
+from .resblocks import (  # noqa: F401 - split_adain_params re-exported
+    AdaINResBlocks, LatentConcatResBlock, LatentFusionResBlock, ResBlock, split_adain_params,
+)
 
 
 class AdaINDecoder(nn.Module):
@@ -41,3 +48,70 @@ class AdaINDecoder(nn.Module):
 
     def forward(self, content: torch.Tensor, adain_params: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.resblocks(content, adain_params))
+
+
+class ConcatLatentDecoder(nn.Module):
+    """One domain's decoder of DRIT's G_concat (``--concat 1``): the latent code z (N, latent_dim)
+    is concatenated, broadcast over H x W, before each of four convs.
+
+    cat z → n_res ResBlocks at dim + latent_dim (the first a LatentConcatResBlock) → cat z →
+    ConvTranspose 3x3 stride 2 to half the channels, LayerNorm (F.layer_norm over C, H, W,
+    per-channel affine), ReLU → cat z → the same again → cat z → ConvTranspose 1x1 to
+    out_channels → tanh. 256 + 8 channels: 264 → 272 → 136, 144 → 72, 80 → 3.
+
+    forward(content (N, dim, h, w), z (N, latent_dim)) → (N, out_channels, 4h, 4w).
+    """
+
+    def __init__(self, dim: int, latent_dim: int, out_channels: int, n_res: int = 3):
+        super().__init__()
+        if n_res < 1:
+            raise ValueError(f"ConcatLatentDecoder: n_res: expected at least 1, got {n_res}")
+        width = dim + latent_dim
+        self.res_first = LatentConcatResBlock(dim, latent_dim)
+        self.res_rest = nn.Sequential(*(ResBlock(width, "in", "relu", "reflect")
+                                        for _ in range(n_res - 1)))
+        up1 = (width + latent_dim) // 2
+        self.up1 = LatentConvTranspose2d(width, latent_dim, up1, 3, 2, 1, output_padding=1)
+        self.norm1 = ChannelAffineLayerNorm(up1, activation="relu")
+        up2 = (up1 + latent_dim) // 2
+        self.up2 = LatentConvTranspose2d(up1, latent_dim, up2, 3, 2, 1, output_padding=1)
+        self.norm2 = ChannelAffineLayerNorm(up2, activation="relu")
+        self.to_image = LatentConvTranspose2d(up2, latent_dim, out_channels, 1)
+
+    def forward(self, content: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        x = self.res_rest(self.res_first(content, z))
+        x = self.norm1(self.up1(x, z))
+        x = self.norm2(self.up2(x, z))
+        return torch.tanh(self.to_image(x, z))
+
+
+class FusionLatentDecoder(nn.Module):
+    """One domain's decoder of DRIT's G (``--concat 0``, the "feature-wise transform"): an MLP maps
+    z (N, latent_dim) to n_blocks codes of dim values; n_blocks LatentFusionResBlocks (MisINS),
+    block i fused with code i; two ConvTranspose 3x3 stride 2 + LayerNorm + ReLU halving the
+    channels; ConvTranspose 1x1 to out_channels; tanh. Official: 4 blocks, MLP 8 → 256 → 256 →
+    1024.
+
+    forward(content (N, dim, h, w), z (N, latent_dim)) → (N, out_channels, 4h, 4w).
+    """
+
+    def __init__(self, dim: int, latent_dim: int, out_channels: int, n_blocks: int = 4,
+                 mlp_dim: int = 256):
+        super().__init__()
+        self.dim = dim
+        self.mlp = MLP(latent_dim, n_blocks * dim, mlp_dim, 3, "relu")
+        self.blocks = nn.ModuleList(LatentFusionResBlock(dim, dim) for _ in range(n_blocks))
+        self.up = nn.Sequential(
+            ConvTranspose2dBlock(dim, dim // 2, 3, 2, 1, 1, norm="ln_standard",
+                                 activation="relu"),
+            ConvTranspose2dBlock(dim // 2, dim // 4, 3, 2, 1, 1, norm="ln_standard",
+                                 activation="relu"),
+            ConvTranspose2dBlock(dim // 4, out_channels, 1, 1, 0, 0, norm="none",
+                                 activation="tanh"))
+
+    def forward(self, content: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        codes = self.mlp(z).split(self.dim, dim=1)
+        x = content
+        for block, code in zip(self.blocks, codes):
+            x = block(x, code)
+        return self.up(x)

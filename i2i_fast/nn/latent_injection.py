@@ -1,5 +1,6 @@
 """Latent injection: a convolution over a feature map with a latent code broadcast over H x W
-concatenated to its channels (BicycleGAN's U-Net at all its levels, DRIT's generator).
+concatenated to its channels (BicycleGAN's U-Net at all its levels; DRIT's G_concat before four
+of its convolutions, two of them transposed, and its MisINS blocks' 1x1 fusions).
 
 ``latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)`` is the reference definition
 of the future fused operator ``ops.latent_conv2d`` (same signature):
@@ -21,9 +22,21 @@ that constant minus a border correction that depends on (i, j) only near the edg
 operator computes exactly this (tests/test_latent_injection.py checks the decomposition), without
 materialising the concatenation (N, C_x + C_z, H, W).
 
-``LatentConv2d`` is the module every network uses (a Conv2d subclass: its weight, bias, init and
-state-dict keys are those of the Conv2d over the concatenation); its forward is the one line that
-will call the fused operator.
+The transposed variant ``latent_conv_transpose2d(x, z, weight, bias, stride, padding,
+output_padding)`` (the reference of the future ``ops.latent_conv_transpose2d``; DRIT's G_concat)
+is ``conv_transpose2d(cat[x, z broadcast], weight, bias, stride, padding, output_padding)`` with
+``weight`` (C_x + C_z, C_out, k_h, k_w) = ``[W_x; W_z]``. Its z term is
+``conv_transpose2d(z broadcast, W_z)``: the output position (i, j) receives the taps (u, v) with
+(i + padding − u) and (j + padding − v) multiples of stride whose input position lies inside
+the H x W map, so it is ``sum_c z[n, c] * sum_{those taps} W_z[c, o, u, v]``: per sample and
+output channel a constant for a 1x1 stride-1 kernel (DRIT's last layer: a per-sample bias
+``W_z[:, :, 0, 0].T @ z``), and for DRIT's 3x3 stride-2 (padding 1, output_padding 1) one of
+four constants chosen by the parity of (i, j), less the taps that fall outside at the last row
+and column.
+
+``LatentConv2d`` and ``LatentConvTranspose2d`` are the modules every network uses (Conv2d and
+ConvTranspose2d subclasses: their weight, bias, init and state-dict keys are those of the layer
+over the concatenation); their forward is the one line that will call the fused operator.
 """
 
 from __future__ import annotations
@@ -35,9 +48,20 @@ from torch import nn
 PADDING_MODES = ("zeros", "reflect")
 
 
+def broadcast_concat(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """cat[x, z broadcast over H x W] along the channels, z cast to x's dtype: x (N, C_x, H, W),
+    z (N, C_z) → (N, C_x + C_z, H, W) (the input the latent convolutions stand for; DRIT's
+    LatentConcatResBlock also adds it as its skip)."""
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != x.shape[0]:
+        raise ValueError(f"broadcast_concat: z: expected shape ({x.shape[0]}, C_z) (one code per "
+                         f"sample of x), got {tuple(getattr(z, 'shape', ())) or type(z).__name__}")
+    n, _, h, w = x.shape
+    return torch.cat([x, z.to(x.dtype)[:, :, None, None].expand(n, z.shape[1], h, w)], dim=1)
+
+
 def _check(x: object, z: object, weight: object, bias: object, stride: object, padding: object,
-           padding_mode: object) -> None:
-    op = "latent_conv2d"
+           padding_mode: object, transposed: bool = False, output_padding: object = 0) -> None:
+    op = "latent_conv_transpose2d" if transposed else "latent_conv2d"
     for name, t in (("x", x), ("z", z), ("weight", weight)):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
             raise TypeError(f"{op}: {name}: expected a floating point tensor, got "
@@ -48,14 +72,21 @@ def _check(x: object, z: object, weight: object, bias: object, stride: object, p
         raise ValueError(f"{op}: z: expected shape ({x.shape[0]}, C_z) (one code per sample of "
                          f"x), got {tuple(z.shape)}")
     expected_in = x.shape[1] + z.shape[1]
-    if weight.dim() != 4 or weight.shape[1] != expected_in:
-        raise ValueError(f"{op}: weight: expected shape (C_out, {expected_in}, k_h, k_w) "
-                         f"(C_x {x.shape[1]} + C_z {z.shape[1]} input channels), got "
-                         f"{tuple(weight.shape)}")
+    in_dim, out_dim = (0, 1) if transposed else (1, 0)
+    if weight.dim() != 4 or weight.shape[in_dim] != expected_in:
+        layout = (f"({expected_in}, C_out, k_h, k_w)" if transposed
+                  else f"(C_out, {expected_in}, k_h, k_w)")
+        raise ValueError(f"{op}: weight: expected shape {layout} (C_x {x.shape[1]} + C_z "
+                         f"{z.shape[1]} input channels), got {tuple(weight.shape)}")
+    out_channels = weight.shape[out_dim]
     if bias is not None and (not isinstance(bias, torch.Tensor)
-                             or tuple(bias.shape) != (weight.shape[0],)):
-        raise ValueError(f"{op}: bias: expected None or shape ({weight.shape[0]},), got "
+                             or tuple(bias.shape) != (out_channels,)):
+        raise ValueError(f"{op}: bias: expected None or shape ({out_channels},), got "
                          f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else bias!r}")
+    if transposed and (isinstance(output_padding, bool) or not isinstance(output_padding, int)
+                       or not 0 <= output_padding < stride):
+        raise ValueError(f"{op}: output_padding: expected an int in [0, stride {stride}), got "
+                         f"{output_padding!r}")
     for name, value, minimum in (("stride", stride, 1), ("padding", padding, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{op}: {name}: expected an int >= {minimum}, got {value!r}")
@@ -78,13 +109,27 @@ def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
     (N, C_out, H_out, W_out) as F.conv2d.
     """
     _check(x, z, weight, bias, stride, padding, padding_mode)
-    n, _, h, w = x.shape
-    z_map = z.to(x.dtype)[:, :, None, None].expand(n, z.shape[1], h, w)
-    xz = torch.cat([x, z_map], dim=1)
+    xz = broadcast_concat(x, z)
     if padding_mode == "reflect" and padding > 0:
         xz = F.pad(xz, (padding, padding, padding, padding), mode="reflect")
         padding = 0
     return F.conv2d(xz, weight, bias, stride, padding)
+
+
+def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                            bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
+                            output_padding: int = 0) -> torch.Tensor:
+    """conv_transpose2d(cat[x, z broadcast over H x W], weight, bias, stride, padding,
+    output_padding), the concatenation materialised: the reference definition of
+    ops.latent_conv_transpose2d (see the module docstring).
+
+    x (N, C_x, H, W); z (N, C_z), cast to x's dtype; weight (C_x + C_z, C_out, k_h, k_w); bias
+    (C_out,) or None; 0 <= output_padding < stride. Returns (N, C_out, H_out, W_out) as
+    F.conv_transpose2d.
+    """
+    _check(x, z, weight, bias, stride, padding, "zeros", True, output_padding)
+    return F.conv_transpose2d(broadcast_concat(x, z), weight, bias, stride, padding,
+                              output_padding)
 
 
 class LatentConv2d(nn.Conv2d):
@@ -107,6 +152,29 @@ class LatentConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return latent_conv2d(x, z, self.weight, self.bias, self.stride[0], self.padding[0],
                              self.padding_mode)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, latent_channels={self.latent_channels}"
+
+
+class LatentConvTranspose2d(nn.ConvTranspose2d):
+    """A ConvTranspose2d over cat[x, z broadcast over H x W]: forward(x (N, C_x, H, W),
+    z (N, C_z)).
+
+    Its parameters are those of ``nn.ConvTranspose2d(in_channels + latent_channels,
+    out_channels, ...)`` (same shapes, init and state-dict keys).
+    """
+
+    def __init__(self, in_channels: int, latent_channels: int, out_channels: int,
+                 kernel_size: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
+                 bias: bool = True):
+        super().__init__(in_channels + latent_channels, out_channels, kernel_size, stride,
+                         padding, output_padding, bias=bias)
+        self.latent_channels = latent_channels
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return latent_conv_transpose2d(x, z, self.weight, self.bias, self.stride[0],
+                                       self.padding[0], self.output_padding[0])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, latent_channels={self.latent_channels}"

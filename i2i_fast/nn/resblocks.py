@@ -1,6 +1,6 @@
 """Residual blocks: x + conv-norm-act-conv-norm(x), with instance norm or AdaIN; a stack of AdaIN
 blocks modulated by one flat parameter vector (MUNIT's decoder, MISO's conditional content
-encoder)."""
+encoder); blocks that inject a latent code by concatenation (DRIT)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import torch
 from torch import nn
 
 from .conv import Conv2dBlock
+from .latent_injection import LatentConv2d, broadcast_concat
+from .norms import InstanceNorm
 
 
 class ResBlock(nn.Module):
@@ -91,3 +93,46 @@ class AdaINResBlocks(nn.ModuleList):
         for i, block in enumerate(self):
             x = block(x, pairs[layers * i:layers * (i + 1)])
         return x
+
+
+class LatentConcatResBlock(nn.Module):
+    """ResBlock on cat[x, z broadcast] (the first decoder block of DRIT's G_concat):
+    h = cat[x, z]; out = h + IN(conv(ReLU(IN(conv(h))))), 3x3 convs of dim + latent_dim channels,
+    reflection padding. The first conv is a LatentConv2d (the latent-injection seam); the
+    skip adds the concatenation itself. forward(x (N, dim, H, W), z (N, latent_dim)) →
+    (N, dim + latent_dim, H, W)."""
+
+    def __init__(self, dim: int, latent_dim: int):
+        super().__init__()
+        width = dim + latent_dim
+        self.conv1 = LatentConv2d(dim, latent_dim, width, 3, 1, 1, padding_mode="reflect")
+        self.norm1 = InstanceNorm(width, activation="relu")
+        self.conv2 = Conv2dBlock(width, width, 3, 1, 1, norm="in", activation="none",
+                                 pad_type="reflect")
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return broadcast_concat(x, z) + self.conv2(self.norm1(self.conv1(x, z)))
+
+
+class LatentFusionResBlock(nn.Module):
+    """DRIT's MisINSResBlock (its "feature-wise transform", concat = 0): injection by
+    concatenation and 1x1-conv fusion, not AdaIN. With z (N, latent_dim) broadcast over H x W:
+    o1 = IN(conv3x3(x)); o2 = ReLU(1x1(ReLU(1x1(cat[o1, z])))); o3 = IN(conv3x3(o2));
+    out = ReLU(1x1(ReLU(1x1(cat[o3, z])))) + x. The 1x1 convs map dim + latent_dim →
+    dim + latent_dim → dim; the 3x3 convs are reflection padded."""
+
+    def __init__(self, dim: int, latent_dim: int):
+        super().__init__()
+        width = dim + latent_dim
+        self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm="in", activation="none",
+                                 pad_type="reflect")
+        self.fuse1 = LatentConv2d(dim, latent_dim, width, 1)
+        self.out1 = Conv2dBlock(width, dim, 1, 1, 0, norm="none", activation="relu")
+        self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm="in", activation="none",
+                                 pad_type="reflect")
+        self.fuse2 = LatentConv2d(dim, latent_dim, width, 1)
+        self.out2 = Conv2dBlock(width, dim, 1, 1, 0, norm="none", activation="relu")
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        o2 = self.out1(torch.relu(self.fuse1(self.conv1(x), z)))
+        return self.out2(torch.relu(self.fuse2(self.conv2(o2), z))) + x
