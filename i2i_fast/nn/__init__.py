@@ -10,16 +10,26 @@ from .decoders import AdaINDecoder, split_adain_params
 from .discriminators import MultiScalePatchDiscriminator
 from .encoders import ContentEncoder, StyleEncoder
 from .filters import HighPass
+from .guiding import GuidingNetwork
 from .init import init_weights
 from .mlp import MLP
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
-from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
+from .norms import (
+    AdaptiveInstanceNorm,
+    FilterResponseNorm,
+    InstanceNorm,
+    LayerNorm,
+    MunitLayerNorm,
+    StyleAdaIN,
+    filter_response_norm,
+)
+from .preact_resblocks import AdaINPreActResBlock, FRNPreActResBlock, PreActResBlock
 from .resampling import ReflectionPad, UpsampleNearest
 from .resblocks import AdaINResBlock, ResBlock
 
 __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
-    "ContentEncoder", "HighPass", "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
+    "ContentEncoder", "FRNPreActResBlock", "FilterResponseNorm", "GuidingNetwork", "HighPass",
+    "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
     "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad", "ResBlock",
-    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "init_weights", "make_padding", "split_adain_params",
+    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "filter_response_norm", "init_weights", "make_padding", "split_adain_params",
 ]

@@ -10,19 +10,22 @@ from .resblocks import ResBlock
 
 
 class ContentEncoder(nn.Module):
-    """7x7 conv, n_downsample 4x4 stride-2 convs doubling the width, n_res ResBlocks.
+    """7x7 conv, n_downsample 4x4 stride-2 convs doubling the width, n_res ResBlocks (their
+    residual branch scaled by ``residual_scale``: 1 in MUNIT, 0.1 in TUNIT).
 
     (N, in, H, W) → (N, dim * 2**n_downsample, H / 2**n_downsample, W / 2**n_downsample).
     """
 
     def __init__(self, n_downsample: int, n_res: int, in_channels: int, dim: int,
-                 norm: str = "in", activation: str = "relu", pad_type: str = "reflect"):
+                 norm: str = "in", activation: str = "relu", pad_type: str = "reflect",
+                 residual_scale: float = 1.0):
         super().__init__()
         layers = [Conv2dBlock(in_channels, dim, 7, 1, 3, norm, activation, pad_type)]
         for _ in range(n_downsample):
             layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, norm, activation, pad_type))
             dim *= 2
-        layers += [ResBlock(dim, norm, activation, pad_type) for _ in range(n_res)]
+        layers += [ResBlock(dim, norm, activation, pad_type, residual_scale)
+                   for _ in range(n_res)]
         self.model = nn.Sequential(*layers)
         self.out_channels = dim
 

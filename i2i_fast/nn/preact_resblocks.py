@@ -1,4 +1,5 @@
-"""Pre-activation residual blocks with LeakyReLU (StarGAN v2's ResBlk and AdainResBlk).
+"""Pre-activation residual blocks: StarGAN v2's ResBlk and AdainResBlk (LeakyReLU), and TUNIT's
+ActFirstResBlk (FRN + TLU).
 
 Both put the normalization and the activation *before* each convolution, so every
 "norm → LeakyReLU" pair runs as one fused operator (instance norm with affine, or AdaIN with
@@ -16,7 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from .norms import InstanceNorm, StyleAdaIN
+from .norms import FilterResponseNorm, InstanceNorm, StyleAdaIN
+
+# TUNIT scales its sums by torch.rsqrt(torch.tensor(2.0)), a float32 tensor: 0.70710677 (not
+# 1/√2 to float64 precision), in every dtype.
+FLOAT32_RSQRT2 = float(torch.rsqrt(torch.tensor(2.0, dtype=torch.float32)))
 
 
 class PreActResBlock(nn.Module):
@@ -118,3 +123,24 @@ class AdaINPreActResBlock(nn.Module):
         if self.use_shortcut:
             out = (out + self.shortcut(x)) / math.sqrt(2)
         return out
+
+
+class FRNPreActResBlock(PreActResBlock):
+    """TUNIT's ActFirstResBlk: ``rsqrt(2) · (shortcut(x) + residual(x))``, with rsqrt(2) in
+    float32 (``FLOAT32_RSQRT2``, the official constant).
+
+    residual: FRN + TLU → 3x3 conv (dim_in → dim_in) → [avgpool 2] → FRN + TLU → 3x3 conv
+    (dim_in → dim_out); the thresholded FRN is the only nonlinearity. shortcut: as
+    ``PreActResBlock``'s (1x1 conv without bias when dim_in != dim_out, then [avgpool 2]).
+    """
+
+    def __init__(self, dim_in: int, dim_out: int, downsample: bool = False):
+        super().__init__(dim_in, dim_out, normalize=False, downsample=downsample)
+        self.norm1 = FilterResponseNorm(dim_in)
+        self.norm2 = FilterResponseNorm(dim_in)
+
+    def _norm_act(self, x: torch.Tensor, norm: str) -> torch.Tensor:
+        return getattr(self, norm)(x)  # FRN + TLU
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return FLOAT32_RSQRT2 * (self.shortcut(x) + self.residual(x))
