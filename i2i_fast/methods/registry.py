@@ -46,6 +46,7 @@ DISTRIBUTION = "i2i-fast"
 SOURCE_TREE_BUILTINS = {
     "munit": "i2i_fast.methods.munit:MUNIT",
     "stargan_v2": "i2i_fast.methods.stargan_v2:StarGANv2",
+    "tunit": "i2i_fast.methods.tunit:TUNIT",
 }
 
 

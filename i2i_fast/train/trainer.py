@@ -374,7 +374,8 @@ class Trainer:
                     dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
                                            resolution=image_size, seed=opts.seed,
                                            skip_bad=opts.skip_bad_images,
-                                           progress=dist.is_main and opts.progress)
+                                           progress=dist.is_main and opts.progress,
+                                           **method.dataset_options())
             except ImageReadError as error:
                 raise TrainError(f"--data {opts.data}: {error} (checked before training; pass "
                                  f"--skip-bad-images to leave unreadable files out)") from None
