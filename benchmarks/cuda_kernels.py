@@ -89,7 +89,10 @@ def exercise() -> int:
     """Run every kernel variant once (both paths, every pack width and layout); the inputs are
     finite, so every output and gradient must be too (values are the tests' business)."""
     failures = 0
-    shapes = [(2, 3, 5, 7), (1, 2, 67, 45), (2, 16, 32, 32), (2, 24, 8, 8), (2, 5, 17)]
+    # (3, 11, 32, 32) and (3, 11, 599): several teams per block with idle teams in the last one
+    # (16-byte and scalar loads), for racecheck and synccheck.
+    shapes = [(2, 3, 5, 7), (1, 2, 67, 45), (2, 16, 32, 32), (2, 24, 8, 8), (2, 5, 17),
+              (3, 11, 32, 32), (3, 11, 599)]
     dtypes = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
     for path in ("fused", "split"):
         os.environ[PATH_ENV] = path

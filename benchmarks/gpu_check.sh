@@ -7,9 +7,13 @@
 # Phases:
 #   build         compile the CPU + CUDA kernels for this GPU (TORCH_CUDA_ARCH_LIST = its
 #                 compute capability unless set), then `i2i-fast info`
-#   test          the CUDA and GPU Triton tests (tests/test_cuda_*.py, the GAN-loss Triton tests on
-#                 CUDA tensors) and the compile test, then the whole suite
-#   sanitize      compute-sanitizer memcheck and racecheck over every kernel variant (if present)
+#   test          first the GPU regression tests of issue 23 (tests/test_gpu_kernel_regressions.py:
+#                 multi-team blocks, idle teams, constant samples, a second GPU if present; and
+#                 the Triton normalization's constant-sample tests on CUDA tensors), then the CUDA
+#                 and GPU Triton tests (tests/test_cuda_*.py, the GAN-loss Triton tests on CUDA
+#                 tensors) and the compile test, then the whole suite
+#   sanitize      compute-sanitizer memcheck, racecheck and synccheck (barriers every thread of
+#                 a block reaches) over every kernel variant (if present)
 #   bench-large   `i2i-fast bench ops --device cuda --shapes large`, bfloat16 and float32, with the
 #                 issue's GPU floors checked (copy-bandwidth fraction, vs eager, vs compile)
 #   bench-method  the same at the methods' shapes
@@ -108,6 +112,10 @@ for phase in "${phases[@]}"; do
       ;;
     test)
       ensure_built || continue
+      run_phase "test (GPU regressions, issue 23)" "$OUT/test.log" \
+        $PY -m pytest tests/test_gpu_kernel_regressions.py tests/test_triton_normalization.py \
+        -k "test_gpu_kernel_regressions or constant or tiny_spread" -q -ra -p no:cacheprovider
+      grep -E "passed|failed" "$OUT/test.log" | tail -1 | sed 's/^/    /' >>"$SUMMARY"
       run_phase "test (CUDA)" "$OUT/test.log" \
         $PY -m pytest tests/test_cuda_normalization.py tests/test_cuda_gan_loss.py \
         tests/test_triton_gan_loss.py tests/test_cuda_build.py -q -ra -p no:cacheprovider
@@ -118,7 +126,7 @@ for phase in "${phases[@]}"; do
     sanitize)
       ensure_built || continue
       if command -v compute-sanitizer >/dev/null; then
-        for tool in memcheck racecheck; do
+        for tool in memcheck racecheck synccheck; do
           run_phase "sanitize ($tool)" "$OUT/sanitize.log" compute-sanitizer --tool "$tool" \
             --error-exitcode 1 --target-processes all $PY benchmarks/cuda_kernels.py exercise
         done

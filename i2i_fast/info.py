@@ -49,8 +49,13 @@ def report() -> str:
         add(f"  NOT available: {st.error}")
     add(f"  build key {st.build_key}; {len(st.sources)} sources")
     if st.loaded:
+        from i2i_fast import cpu_allocator
+
         add(f"  CPU kernels: {torch.ops.i2i_fast.kernel_threads()} thread(s) per parallel loop "
             f"(torch.get_num_threads() = {torch.get_num_threads()})")
+        add(f"  caching CPU allocator (i2i_fast.cpu_allocator): "
+            f"{cpu_allocator.stats().describe()}; the training commands install it unless "
+            f"{cpu_allocator.ENV}=0")
     if st.cuda_built:
         add(f"  CUDA kernels: built for architectures {st.cuda_arch_list} with nvcc "
             f"{st.cuda.nvcc_version} ({st.cuda.home})")

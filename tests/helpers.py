@@ -17,6 +17,15 @@ TOLERANCE = {
 NORM_OPS = ("adain", "instance_norm", "layer_norm/munit", "layer_norm/standard")
 
 
+def poison_allocator(nbytes: int, copies: int = 4, device="cuda") -> None:
+    """Fill freed blocks of the caching allocator with NaN bits (0xFF bytes are NaN in every
+    float dtype), so that the outputs allocated next start as NaN: an element a kernel forgets to
+    write then fails the comparison."""
+    blocks = [torch.full((max(nbytes, 512),), 255, dtype=torch.uint8, device=device)
+              for _ in range(copies)]
+    del blocks
+
+
 def channels_last(x: torch.Tensor) -> torch.Tensor:
     """Same values, memory order (N, spatial..., C), for any rank."""
     perm = [0, *range(2, x.dim()), 1]
@@ -94,3 +103,41 @@ def fused_with_grads(op, x, w, b, activation, grad_out, layout="contiguous"):
     y = call(op, xr, wr, br, activation)
     gx, gw, gb = torch.autograd.grad(y, (xr, wr, br), grad_out)
     return y.detach(), gx, gw, gb, xr
+
+
+# Constants whose sums over the test groups are exact in every dtype: a group filled with one of
+# them has exactly that mean and zero variance in every backend and in the reference.
+EXACT_CONSTANTS = (0.0, 0.75, -2.5)
+
+
+def with_constant_groups(x: torch.Tensor, value: float) -> torch.Tensor:
+    """A copy of x (N >= 2, same layout) whose sample 0 and channel 0 of sample 1 hold `value`:
+    constant groups for every normalization (instance rows, and sample 0 for layer statistics)
+    next to non-constant ones."""
+    x = x.clone()
+    x[0] = value
+    x[1, 0] = value
+    return x
+
+
+def check_against_reference(op, x, w, b, activation, grad_out, tol, backend=None) -> None:
+    """Output and gradients of x, weight and bias from `backend` (the automatic choice if None)
+    against the float64 reference: finite where the reference is, and within tol. On a GPU the
+    outputs are allocated from memory poisoned with NaN."""
+    xr = x.detach().clone().requires_grad_()
+    wr, br = (t.detach().clone().requires_grad_() for t in (w, b))
+    if x.is_cuda:
+        poison_allocator(x.numel() * x.element_size(), device=x.device)
+    if backend is None:
+        y = call(op, xr, wr, br, activation)
+    else:
+        with ops.use_backend(backend):
+            y = call(op, xr, wr, br, activation)
+    grads = torch.autograd.grad(y, (xr, wr, br), grad_out)
+    expected = reference_with_grads(op, x, w, b, activation, grad_out)
+    for name, actual, ref in zip(("out", "grad_x", "grad_weight", "grad_bias"),
+                                 (y.detach(), *grads), expected):
+        assert torch.equal(torch.isfinite(actual.double()), torch.isfinite(ref)), (
+            f"{op} {tuple(x.shape)} {x.dtype}: {name} is not finite where the reference is")
+        err = rel_err(actual, ref)
+        assert err <= tol, f"{op} {tuple(x.shape)} {x.dtype} {activation}: {name} error {err:.2e}"

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import i2i_fast.ops as ops
-from helpers import channels_last, strided_view
+from helpers import channels_last, poison_allocator, strided_view
 from loss_helpers import (
     GRAD_TOLERANCE,
     HEAD_SETS,
@@ -45,14 +45,6 @@ lib = torch.ops.i2i_fast
 
 def _mt_id(mt):
     return f"{mt[0]}-{mt[1]}"
-
-
-def poison_allocator(nbytes: int, copies: int = 4) -> None:
-    """Fill freed blocks of the caching allocator with NaN bits (0xFF bytes are NaN in every
-    float dtype), so that the outputs allocated next start as NaN."""
-    blocks = [torch.full((max(nbytes, 512),), 255, dtype=torch.uint8, device="cuda")
-              for _ in range(copies)]
-    del blocks
 
 
 def _cuda(tensors):

@@ -28,6 +28,7 @@ from helpers import (
     channels_last,
     in_layout,
     make_args,
+    poison_allocator,
     rel_err,
 )
 
@@ -68,14 +69,6 @@ def path(request, monkeypatch):
     else:
         monkeypatch.setenv(PATH_ENV, value)
     return value
-
-
-def poison_allocator(nbytes: int, copies: int = 4) -> None:
-    """Fill freed blocks of the caching allocator with NaN bits, so that outputs allocated next
-    start as NaN (0xFF bytes are NaN in every float dtype)."""
-    blocks = [torch.full((max(nbytes, 512),), 255, dtype=torch.uint8, device="cuda")
-              for _ in range(copies)]
-    del blocks
 
 
 def cuda_args(op, shape, dtype, param_dtype=None, seed=0):

@@ -14,7 +14,7 @@ from i2i_fast.metrics import (
     RandomBaseline,
     evaluate,
 )
-from i2i_fast.metrics.engine import EvaluationError, _tasks
+from i2i_fast.metrics.engine import EvaluationError, _modes, _tasks
 
 R = 32
 DATA = "synthetic:shapes"  # day (A) and night (B)
@@ -98,6 +98,14 @@ def test_multi_domain_latent_and_reference(metrics_cache):
         assert t.content_iou > 0.85 and t.target_accuracy > 0.9 and t.diversity_l1 > 0.05
     for t in identity.tasks:
         assert t.content_iou > 0.85 and t.target_accuracy < 0.1 and t.diversity_l1 == 0.0
+
+
+def test_default_modes_follow_the_data_kind_and_reference_guidance():
+    assert _modes("unpaired", None, False) == ["latent"]
+    assert _modes("unpaired", None, True) == ["latent", "reference"]  # MUNIT, a target's style
+    assert _modes("multi_domain", None, False) == ["latent", "reference"]
+    assert _modes("paired", None, False) == ["latent"]
+    assert _modes("paired", None, True) == ["latent", "encoded"]  # BicycleGAN's E(target)
 
 
 def test_every_ordered_pair_of_domains_is_a_task():

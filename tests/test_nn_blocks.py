@@ -12,6 +12,8 @@ from i2i_fast.nn import (
     Conv2dBlock,
     MultiScalePatchDiscriminator,
     MunitLayerNorm,
+    PreActDownBlock,
+    VariationalResNetEncoder,
     init_weights,
     split_adain_params,
 )
@@ -128,3 +130,61 @@ def test_block_arguments_are_checked():
         Conv2dBlock(3, 4, 3, 1, 1, pad_type="circular")
     with pytest.raises(ValueError, match=r"adain: expected \(weight, bias\)"):
         Conv2dBlock(3, 4, 3, 1, 1, norm="adain")(torch.randn(1, 3, 4, 4))
+
+
+def test_conv2d_block_zero_padding_is_the_convolutions_own():
+    torch.manual_seed(0)
+    block = Conv2dBlock(3, 5, 4, 2, 1, norm="in", activation="lrelu", pad_type="zero")
+    assert isinstance(block.pad, torch.nn.Identity) and block.conv.padding == (1, 1)
+    x = torch.randn(2, 3, 9, 8)
+    expected = F.leaky_relu(F.instance_norm(F.conv2d(F.pad(x, (1, 1, 1, 1)), block.conv.weight,
+                                                     block.conv.bias, 2)), 0.2)
+    torch.testing.assert_close(block(x), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_pix2pix_multiscale_discriminator_halves_the_width_per_scale():
+    d = MultiScalePatchDiscriminator(3, 8, n_layer=3, num_scales=2, norm="in", pad_type="zero",
+                                     patch="pix2pix", scale_width="halved")
+    convs = [[(b.conv.in_channels, b.conv.out_channels, b.conv.stride[0]) for b in cnn]
+             for cnn in d.cnns]
+    assert convs == [[(3, 8, 2), (8, 16, 2), (16, 32, 2), (32, 64, 1), (64, 1, 1)],
+                     [(3, 4, 2), (4, 8, 2), (8, 16, 2), (16, 32, 1), (32, 1, 1)]]
+    assert [b.norm_kind for b in d.cnns[0]] == ["none", "in", "in", "in", "none"]
+    assert d.cnns[0][-1].activation is None
+    outs = d(torch.randn(1, 3, 64, 64))
+    assert [tuple(o.shape) for o in outs] == [(1, 1, 6, 6), (1, 1, 2, 2)]
+    with pytest.raises(ValueError, match="patch: expected one of munit, pix2pix"):
+        MultiScalePatchDiscriminator(patch="nlayers")
+    with pytest.raises(ValueError, match="scale_width: expected one of same, halved"):
+        MultiScalePatchDiscriminator(scale_width="double")
+
+
+def test_preact_down_block_is_bicyclegans_basic_block():
+    torch.manual_seed(0)
+    block = PreActDownBlock(4, 6)
+    x = torch.randn(2, 4, 8, 6)
+
+    def norm_act(t):
+        return F.leaky_relu(F.instance_norm(t), 0.2)
+
+    residual = F.avg_pool2d(block.conv2(norm_act(block.conv1(norm_act(x)))), 2)
+    shortcut = block.conv1x1(F.avg_pool2d(x, 2))
+    torch.testing.assert_close(block(x), residual + shortcut, rtol=1e-4, atol=1e-5)
+    plain = PreActDownBlock(4, 6, normalize=False)
+    assert not hasattr(plain, "norm1") and plain(x).shape == (2, 6, 4, 3)
+
+
+def test_variational_encoder_pools_its_last_8x8_map():
+    enc = VariationalResNetEncoder(3, 8, dim=4, n_blocks=3)
+    assert enc.input_size == 64 and enc.out_channels == 12  # widths 4, 8, 12
+    mu, logvar = enc(torch.randn(2, 3, 64, 64))
+    assert mu.shape == logvar.shape == (2, 8)
+
+
+def test_init_weights_gain():
+    torch.manual_seed(0)
+    conv = init_weights(torch.nn.Conv2d(64, 64, 4), "xavier", gain=0.02)
+    expected = 0.02 * (2.0 / (2 * 64 * 16)) ** 0.5
+    assert abs(conv.weight.std().item() / expected - 1) < 0.05
+    with pytest.raises(ValueError, match="kaiming init takes no gain"):
+        init_weights(conv, "kaiming", gain=0.5)

@@ -7,14 +7,17 @@ import torch
 
 import i2i_fast.ops as ops
 from helpers import (
+    EXACT_CONSTANTS,
     NORM_OPS,
     TOLERANCE,
     channels_last,
+    check_against_reference,
     fused_with_grads,
     in_layout,
     make_args,
     reference_with_grads,
     rel_err,
+    with_constant_groups,
 )
 
 SHAPES = [
@@ -106,6 +109,56 @@ def test_single_value_munit_is_nan():
     y = ops.layer_norm(x, style="munit")
     y_ref = ops.reference.layer_norm(x, style="munit")
     assert torch.isnan(y).all() and torch.isnan(y_ref).all()
+
+
+@pytest.mark.parametrize("op", NORM_OPS)
+@pytest.mark.parametrize("value", EXACT_CONSTANTS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_constant_groups(op, value, dtype, layout):
+    """Constant samples and channels: finite values and gradients, equal to the reference (whose
+    std backward takes the gradient through a zero std as 0). MUNIT's LayerNorm backward was
+    0/0 = NaN there (issue 23)."""
+    for shape in ((2, 3, 4, 4), (3, 4, 37, 41)):
+        x, w, b = make_args(op, shape, dtype)
+        x = with_constant_groups(in_layout(x, layout), value)
+        grad_out = torch.randn(shape, generator=torch.Generator().manual_seed(2),
+                               dtype=torch.float64).to(dtype)
+        check_against_reference(op, x, w, b, "leaky_relu", grad_out, TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("fill", [0.0, 0.1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_munit_layer_norm_of_a_constant_tensor_backpropagates(fill, dtype):
+    """The reproduction of issue 23: a constant x through MUNIT's LayerNorm, .sum().backward().
+    0.1 is not a sum-exact constant: the CPU kernels' statistics still find its exact mean (the
+    forward's M2 once came out negative for it: a NaN std)."""
+    x = torch.full((2, 3, 4, 4), fill, dtype=dtype, requires_grad=True)
+    w = torch.rand(3, dtype=dtype, generator=torch.Generator().manual_seed(0)) + 0.5
+    b = torch.randn(3, dtype=dtype, generator=torch.Generator().manual_seed(1))
+    y = ops.layer_norm(x, w, b, style="munit")
+    y.sum().backward()
+    x64 = x.detach().double().requires_grad_()
+    y64 = ops.reference.layer_norm(x64, w.double(), b.double(), style="munit")
+    y64.sum().backward()
+    assert torch.isfinite(y).all() and torch.isfinite(x.grad).all()
+    assert rel_err(y, y64) <= TOLERANCE[dtype]
+    assert rel_err(x.grad, x64.grad) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("spread", [1e-3, 1e-9, 1e-13, 1e-15])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_munit_layer_norm_of_a_tiny_spread(spread, dtype):
+    """Samples whose std is far below eps: the backward rebuilds the std from rstd, whose
+    rounding leaves nothing (or a sign) of it below ~6e-8 eps; the gradient through the std is
+    then negligible and the result still matches the reference (it was inf at 1e-13)."""
+    shape = (2, 3, 5, 6)
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(shape, generator=g, dtype=torch.float64) * spread).to(dtype)
+    w = (torch.rand(3, generator=g, dtype=torch.float64) + 0.5).to(dtype)
+    b = torch.randn(3, generator=g, dtype=torch.float64).to(dtype)
+    grad_out = torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+    check_against_reference("layer_norm/munit", x, w, b, None, grad_out, TOLERANCE[dtype])
 
 
 def test_instance_norm_without_affine_and_partial_affine():

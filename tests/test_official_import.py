@@ -568,7 +568,7 @@ def test_the_command_line(narrow_files, tmp_path, capsys):
     image = tmp_path / "input.png"
     from i2i_fast.train.images import save_png, to_uint8
 
-    save_png(to_uint8(images(1, 32, 5)[0]), image)
+    save_png(to_uint8(images(1, 64, 5)[0]), image)  # 64: the smallest side MUNIT takes
     assert cli_main(["translate", "--checkpoint", str(out), "--input", str(image), "--out",
                      str(tmp_path / "translations"), "--n-styles", "2"]) == 0
     assert (tmp_path / "translations" / "input_style2.png").exists()

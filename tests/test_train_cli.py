@@ -152,8 +152,15 @@ def test_a_user_error_in_a_fresh_process_has_no_traceback(tmp_path, toy_plugin):
                           capture_output=True, text=True, env=subprocess_env(toy_plugin),
                           cwd=TESTS.parent, timeout=300)
     assert done.returncode == 2
+    # the methods that environment registers (the built-ins of the installed package, or of a
+    # source tree's metadata, and the toy plugin)
+    listed = subprocess.run([sys.executable, "-c", "from i2i_fast.methods.registry import "
+                             "method_names; print(', '.join(method_names()))"],
+                            capture_output=True, text=True, env=subprocess_env(toy_plugin),
+                            cwd=TESTS.parent, timeout=300).stdout.strip()
+    assert {"munit", "stargan_v2", "toygan"} <= set(listed.split(", "))
     assert done.stderr.strip().splitlines() == [
-        "i2i-fast train: error: unknown method 'nope'; registered: munit, stargan_v2, toygan"]
+        f"i2i-fast train: error: unknown method 'nope'; registered: {listed}"]
 
 
 def test_translate_random_styles(trained, images, tmp_path, capsys):
@@ -196,7 +203,8 @@ def test_translate_reference_and_single_file(trained, images, tmp_path, capsys):
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--reference", "{night}", "--n-styles", "3"],
      ["--n-styles: with --reference", "got 3"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--target-domain", "2"],
-     ["toygan.translate: toygan: target_domain: expected None", "got 2"]),
+     ["toygan.translate: toygan: target_domain: expected an index in [0, 2) or one of "
+      "['a', 'b'], got 2"]),
     (["--checkpoint", "{ckpt}", "--input", "{images}", "--n-styles", "0"],
      ["--n-styles: expected an int >= 1, got 0"]),
     (["--checkpoint", "{ckpt}", "--input", "{empty}"], ["expected image files", "found none"]),

@@ -444,4 +444,4 @@ def test_loss_benchmark_runs_the_triton_provider_and_skips_missing_backends(monk
     assert any("cuda skipped (" in line for line in logged), logged
     triton_row = next(r for r in records if r["provider"] == "triton")
     assert triton_row["speedup_vs_eager"] > 0
-    assert "| munit_g | forward_backward | triton |" in loss_bench.markdown_table(records)
+    assert "| default | munit_g | forward_backward | triton |" in loss_bench.markdown_table(records)

@@ -22,14 +22,17 @@ import torch
 
 import i2i_fast.ops as ops
 from helpers import (
+    EXACT_CONSTANTS,
     NORM_OPS,
     TOLERANCE,
     call,
     channels_last,
+    check_against_reference,
     in_layout,
     make_args,
     reference_with_grads,
     rel_err,
+    with_constant_groups,
 )
 from i2i_fast.ops import triton_support as ts
 
@@ -175,6 +178,39 @@ def test_test_shapes_take_every_kernel_path(small_tiles, monkeypatch):
                         "_partial_moments_kernel", "_merge_partial_moments_kernel",
                         "_normalize_kernel", "_partial_grad_sums_kernel", "_input_grad_kernel"}
     assert one_chunk == {True, False}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", NORM_OPS)
+@pytest.mark.parametrize("value", EXACT_CONSTANTS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_constant_groups(device, op, value, dtype, layout):
+    """Constant samples and channels: finite values and gradients, equal to the reference (MUNIT's
+    LayerNorm backward was 0/0 = NaN there, issue 23)."""
+    shape = (2, 3, 5, 7)
+    x, w, b = (t.to(device) for t in make_args(op, shape, dtype))
+    x = with_constant_groups(in_layout(x, layout), value)
+    grad_out = torch.randn(shape, generator=torch.Generator().manual_seed(2),
+                           dtype=torch.float64).to(device=device, dtype=dtype)
+    check_against_reference(op, x, w, b, "leaky_relu", grad_out, TOLERANCE[dtype], "triton")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("spread", [1e-3, 1e-13, 1e-15])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_munit_layer_norm_of_a_tiny_spread(device, spread, dtype):
+    """A std far below eps: the gradient through it is negligible and still finite (it was inf
+    at 1e-13 in float32)."""
+    shape = (2, 3, 5, 6)
+    g = torch.Generator().manual_seed(3)
+    x, w, b, grad_out = ((torch.randn(shape, generator=g, dtype=torch.float64) * spread),
+                         torch.rand(3, generator=g, dtype=torch.float64) + 0.5,
+                         torch.randn(3, generator=g, dtype=torch.float64),
+                         torch.randn(shape, generator=g, dtype=torch.float64))
+    x, w, b, grad_out = (t.to(device=device, dtype=dtype) for t in (x, w, b, grad_out))
+    check_against_reference("layer_norm/munit", x, w, b, None, grad_out, TOLERANCE[dtype],
+                            "triton")
 
 
 @pytest.mark.parametrize("device", DEVICES)

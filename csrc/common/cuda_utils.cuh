@@ -16,10 +16,11 @@
 #include <cstdint>
 
 #include "accumulate.h"
+#include "team_layout.h"
 
 namespace i2i_fast::cuda {
 
-constexpr int kWarpSize = 32;
+constexpr int kWarpSize = kTeamWarpSize;
 constexpr unsigned kFullWarpMask = 0xffffffffu;
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -73,18 +74,20 @@ __device__ __forceinline__ V warp_sum(V v) {
   return v;
 }
 
-// Sum over a team of `team` consecutive threads (a power of two >= 32). A team larger than a warp
-// must be the whole block (all its threads call this). `scratch` holds blockDim.x / 32 values.
-// Every thread of the team gets the same total.
+// Sum over a team of `team` consecutive threads (a power of two >= 32 dividing blockDim.x; see
+// team_layout.h). A block may hold several teams: each team adds its own warps' partials. Teams
+// larger than a warp synchronise the whole block, so every thread of the block must call this,
+// with the same `team`, including the threads of idle teams (predicate their work, never return
+// early). `scratch` holds blockDim.x / 32 values. Every thread of a team gets the same total.
 template <typename V>
 __device__ __forceinline__ V team_sum(V v, int team, V* scratch) {
   v = warp_sum(v);
   if (team <= kWarpSize) return v;
-  const int warp = threadIdx.x / kWarpSize;
-  if (threadIdx.x % kWarpSize == 0) scratch[warp] = v;
+  if (threadIdx.x % kWarpSize == 0) scratch[threadIdx.x / kWarpSize] = v;
   __syncthreads();
-  V total = scratch[0];
-  for (int w = 1; w < team / kWarpSize; ++w) total += scratch[w];
+  const TeamWarps warps = team_warps(threadIdx.x, team);
+  V total = scratch[warps.first];
+  for (int w = 1; w < warps.count; ++w) total += scratch[warps.first + w];
   __syncthreads();  // scratch may be reused right after
   return total;
 }

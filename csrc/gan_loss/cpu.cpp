@@ -24,7 +24,6 @@
 #include <vector>
 
 #include "../common/cpu_element.h"
-#include "../common/cpu_output_allocator.h"
 
 namespace i2i_fast::gan_loss::cpu {
 namespace {
@@ -65,16 +64,10 @@ void run_tasks(const std::vector<Task>& tasks, int64_t total_elements, const Bod
 
 // An uninitialised contiguous CPU tensor for a kernel to fill (every element of it). A loss and
 // the gradients of a discriminator's outputs are small, and a kernel call on them is mostly host
-// overhead: small tensors come straight from at::detail::empty_cpu (what at::empty runs on the
-// CPU) without a trip through the dispatcher; large ones from empty_output (huge pages, see
-// cpu_output_allocator.h).
+// overhead: they come straight from at::detail::empty_cpu (what at::empty runs on the CPU, with
+// the process's CPU allocator) without a trip through the dispatcher.
 at::Tensor new_output(at::IntArrayRef sizes, at::ScalarType dtype) {
-  const size_t nbytes =
-      static_cast<size_t>(c10::multiply_integers(sizes)) * c10::elementSize(dtype);
-  if (nbytes < i2i_fast::cpu::kHugePageOutputMinBytes) {
-    return at::detail::empty_cpu(sizes, dtype, /*pin_memory=*/false, std::nullopt);
-  }
-  return i2i_fast::cpu::empty_output(sizes, at::TensorOptions().dtype(dtype));
+  return at::detail::empty_cpu(sizes, dtype, /*pin_memory=*/false, std::nullopt);
 }
 
 // Values of a 0-d or 1-d floating tensor (any strides, an expanded one included) as doubles.
@@ -414,7 +407,7 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
                                                       : g[0];
     factor[i] = 2.0 * weight * gi;
   }
-  at::Tensor dx = i2i_fast::cpu::empty_output_like(x);
+  at::Tensor dx = at::empty_like(x, at::MemoryFormat::Preserve);
   const std::vector<Task> tasks = sample_tasks(n, per_sample);
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, x.scalar_type(), "r1_penalty_backward", [&] {

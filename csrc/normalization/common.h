@@ -64,8 +64,15 @@ C10_HOST_DEVICE inline InputGradTerms input_grad_terms(double sum_dxhat, double 
   if (kind == StdKind::kBiasedVar) {
     c2 = rstd * sum_dxhat_xhat / static_cast<double>(count);
   } else {
+    // MUNIT: the gradient through the unbiased std sigma = 1/rstd - eps. Where sigma is 0 (a
+    // constant group) torch's std backward defines that gradient as 0, and so does this (instead
+    // of 0/0 = NaN). A NaN rstd still gives NaN terms (k_x = -rstd * 0).
+    // Accuracy: rstd is rounded to the accumulation type, so sigma has an absolute error of about
+    // 6e-8 * (sigma + eps) in float32; the term it scales, k_x * (x - mean), is about sigma / eps
+    // times the main term rstd * w * g, so its error stays at float rounding of the gradient, and
+    // where the rounding leaves sigma <= 0 (sigma below ~6e-8 * eps) the dropped term is below it.
     const double sigma = 1.0 / rstd - eps;
-    c2 = sum_dxhat_xhat / (static_cast<double>(count - 1) * sigma);
+    c2 = sigma > 0 ? sum_dxhat_xhat / (static_cast<double>(count - 1) * sigma) : 0.0;
   }
   return {-rstd * c2, -rstd * m1};
 }

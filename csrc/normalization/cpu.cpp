@@ -26,7 +26,6 @@
 
 #include "../common/activation.h"
 #include "../common/cpu_element.h"
-#include "../common/cpu_output_allocator.h"
 
 namespace i2i_fast::normalization::cpu {
 namespace {
@@ -54,6 +53,16 @@ int64_t grain_for(int64_t elements_per_task) {
 // ---------------------------------------------------------------------------------------------
 // Contiguous span primitives.
 
+// Merges a block of nb values into m from the sums of their deviations d = x - center and d * d,
+// where center approximates the block's mean (from a first pass): the block's mean is
+// center + sum_d / nb and its M2 is sum_d2 - sum_d^2 / nb. Both come from the deviations, not from
+// the first pass's rounded sum, so a constant block gets exactly its value as mean and M2 = 0;
+// M2 is clamped at 0 against rounding (a negative M2 made MUNIT's std NaN for constant samples).
+inline void merge_block(Moments& m, double nb, double center, double sum_d, double sum_d2) {
+  const double offset = sum_d / nb;
+  m.merge(nb, center + offset, std::max(0.0, sum_d2 - sum_d * offset));
+}
+
 // Moments of a contiguous span: exact two-pass per L1 block, blocks merged in double.
 template <typename T, typename A>
 Moments span_moments(const T* p, int64_t n) {
@@ -64,17 +73,15 @@ Moments span_moments(const T* p, int64_t n) {
 #pragma omp simd reduction(+ : s)
     for (int64_t i = b; i < e; ++i) s += static_cast<A>(widen(p[i]));
     const double nb = static_cast<double>(e - b);
-    const double block_mean = static_cast<double>(s) / nb;
-    const A center = static_cast<A>(block_mean);
-    A q = 0;
-#pragma omp simd reduction(+ : q)
+    const A center = static_cast<A>(static_cast<double>(s) / nb);
+    A sd = 0, q = 0;
+#pragma omp simd reduction(+ : sd, q)
     for (int64_t i = b; i < e; ++i) {
       const A d = static_cast<A>(widen(p[i])) - center;
+      sd += d;
       q += d * d;
     }
-    // q is about `center`; move it to the exact block mean.
-    const double shift = block_mean - static_cast<double>(center);
-    m.merge(nb, block_mean, static_cast<double>(q) - nb * shift * shift);
+    merge_block(m, nb, center, sd, q);
   }
   return m;
 }
@@ -167,7 +174,8 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
     A acc[kMaxPeriodLength];
     A center[kMaxPeriodLength];
     A sum[kMaxPeriodLength];
-    A sq[kMaxPeriodLength];
+    A dev[kMaxPeriodLength];  // sums of x - center
+    A sq[kMaxPeriodLength];   // sums of (x - center)^2
     for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
       const int64_t r1 = std::min(rows, r0 + block_rows);
       const int64_t runs = (r1 - r0) / m;
@@ -194,7 +202,7 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
       }
       repeat_columns(center, cw, L, acc);  // acc holds the repeated centers for this pass
       for (int64_t j0 = 0; j0 < L; j0 += kLanes) {
-        A q[kLanes] = {};
+        A sd[kLanes] = {}, q[kLanes] = {};
         A ctr[kLanes];
         std::copy(acc + j0, acc + j0 + kLanes, ctr);
         for (int64_t k = 0; k < runs; ++k) {
@@ -202,29 +210,30 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
 #pragma omp simd
           for (int64_t j = 0; j < kLanes; ++j) {
             const A d = static_cast<A>(widen(v[j])) - ctr[j];
+            sd[j] += d;
             q[j] += d * d;
           }
         }
+        std::copy(sd, sd + kLanes, dev + j0);
         std::copy(q, q + kLanes, sq + j0);
       }
+      fold_columns(dev + cw, cw, L - cw, dev);
       fold_columns(sq + cw, cw, L - cw, sq);
       for (int64_t r = 0; r < tail_rows; ++r) {
         for (int64_t c = 0; c < cw; ++c) {
           const A d = static_cast<A>(widen(tail[r * cw + c])) - center[c];
+          dev[c] += d;
           sq[c] += d * d;
         }
       }
-      for (int64_t c = 0; c < cw; ++c) {
-        const double block_mean = static_cast<double>(sum[c]) / nb;
-        const double shift = block_mean - static_cast<double>(center[c]);
-        moments[c].merge(nb, block_mean, static_cast<double>(sq[c]) - nb * shift * shift);
-      }
+      for (int64_t c = 0; c < cw; ++c) merge_block(moments[c], nb, center[c], dev[c], sq[c]);
     }
     return;
   }
   A sum[kColumnBlock];
   A center[kColumnBlock];
-  A sq[kColumnBlock];
+  A dev[kColumnBlock];  // sums of x - center
+  A sq[kColumnBlock];   // sums of (x - center)^2
   for (int64_t c0 = 0; c0 < cw; c0 += kColumnBlock) {
     const int64_t w = std::min(cw - c0, kColumnBlock);
     const int64_t block_rows =
@@ -239,20 +248,18 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
         for (int64_t c = 0; c < w; ++c) sum[c] += static_cast<A>(widen(row[c]));
       }
       for (int64_t c = 0; c < w; ++c) center[c] = static_cast<A>(static_cast<double>(sum[c]) / nb);
+      std::fill(dev, dev + w, A(0));
       std::fill(sq, sq + w, A(0));
       for (int64_t r = r0; r < r1; ++r) {
         const T* row = x + r * ld + c0;
 #pragma omp simd
         for (int64_t c = 0; c < w; ++c) {
           const A d = static_cast<A>(widen(row[c])) - center[c];
+          dev[c] += d;
           sq[c] += d * d;
         }
       }
-      for (int64_t c = 0; c < w; ++c) {
-        const double block_mean = static_cast<double>(sum[c]) / nb;
-        const double shift = block_mean - static_cast<double>(center[c]);
-        moments[c0 + c].merge(nb, block_mean, static_cast<double>(sq[c]) - nb * shift * shift);
-      }
+      for (int64_t c = 0; c < w; ++c) merge_block(moments[c0 + c], nb, center[c], dev[c], sq[c]);
     }
   }
 }
@@ -914,7 +921,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
   const at::ScalarType acc = accumulate_type_of(x.scalar_type());
   const at::Tensor w = param_in_accumulate_type(weight, C, 1.0, acc);
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
-  at::Tensor y = i2i_fast::cpu::empty_output_like(x);
+  at::Tensor y = at::empty_strided(x.sizes(), x.strides(), x.options());
   const auto stat_options = x.options().dtype(acc);
   at::Tensor mean = spec.grouping == Grouping::kInstance ? at::empty({N, C}, stat_options)
                                                          : at::empty({N}, stat_options);
@@ -950,7 +957,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
   const at::Tensor mean_acc = mean.to(acc).contiguous();
   const at::Tensor rstd_acc = rstd.to(acc).contiguous();
-  at::Tensor dx = i2i_fast::cpu::empty_output_like(x);
+  at::Tensor dx = at::empty_strided(x.sizes(), x.strides(), x.options());
   // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n.
   at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {

@@ -53,6 +53,7 @@
 #include "../common/activation.h"
 #include "../common/cuda_utils.cuh"
 #include "common.h"
+#include "row_tiling.h"
 
 namespace i2i_fast::normalization::cuda {
 namespace {
@@ -66,16 +67,28 @@ using i2i_fast::cuda::Pack;
 using i2i_fast::cuda::store_pack;
 using i2i_fast::cuda::team_sum;
 using i2i_fast::cuda::warp_sum;
+// The row kernels' tiling (row_tiling.h).
+using row_tiling::fused_row_fits;
+using row_tiling::fused_row_tiling;
+using row_tiling::kBlock;  // also the block of the column kernels and of the merges
+using row_tiling::kMaxFusedTeamBackward;
+using row_tiling::kMaxFusedTeamForward;
+using row_tiling::kMaxSplitTeam;
+using row_tiling::pack_offset;
+using row_tiling::row_elems_per_thread;
+using row_tiling::RowChunk;
+using row_tiling::RowTiling;
+using row_tiling::split_row_tiling;
 
-// Elements each thread holds in registers per tile (per tensor read).
-constexpr int kElemsPerThread = 16;
-// Threads per block of the channels-last kernels, of the warp-team kernels and of the merges.
-constexpr int kBlock = 256;
-// Largest team of the fused kernels: rows of up to team * kElemsPerThread elements fit.
-constexpr int kMaxFusedTeamForward = 1024;  // x only in registers
-constexpr int kMaxFusedTeamBackward = 512;  // x and dy in registers
-// Largest team of the split row kernels (chunk = team * kElemsPerThread elements).
-constexpr int kMaxSplitTeam = 256;
+// Elements each thread of a column tile holds in registers (per tensor read).
+constexpr int kColumnElemsPerThread = 16;
+
+// Elements, and packs of VEC elements, each thread of a row team holds in registers (per tensor
+// read).
+template <typename T, int VEC>
+constexpr int kRowElems = row_elems_per_thread(static_cast<int>(sizeof(T)), VEC);
+template <typename T, int VEC>
+constexpr int kRowItems = kRowElems<T, VEC> / VEC;
 
 // ---------------------------------------------------------------------------------------------
 // Per-element math.
@@ -156,44 +169,20 @@ __device__ __forceinline__ A grad_after_activation(const NormMath<A>& m, const C
 }
 
 // ---------------------------------------------------------------------------------------------
-// Row tiles (NCS): a team of `team` consecutive threads takes elements [start, start + length)
-// of one row. Thread `rank` of the team holds the packs rank, rank + team, rank + 2 * team, ...
-// (consecutive threads read consecutive 16-byte packs). A team of 32 is a warp and a block holds
-// kBlock / 32 of them; a larger team is the whole block.
+// Row tiles (NCS), as row_tiling.h describes them: a team of `team` consecutive threads takes
+// elements [start, start + length) of one row.
 
-struct RowChunk {
-  int64_t row;
-  int64_t start;
-  int64_t length;
-  int rank;
-  bool active;  // false only for a warp team past the last tile
-};
-
-__device__ __forceinline__ RowChunk row_chunk(int team, int64_t chunk, int64_t chunks,
-                                              int64_t rows, int64_t S) {
-  const int teams_per_block = blockDim.x / team;
-  const int64_t tile =
-      static_cast<int64_t>(blockIdx.x) * teams_per_block + threadIdx.x / team;
-  RowChunk rc;
-  rc.rank = threadIdx.x % team;
-  rc.active = tile < rows * chunks;
-  rc.row = tile / chunks;
-  rc.start = (tile - rc.row * chunks) * chunk;
-  rc.length = min(chunk, S - rc.start);
-  return rc;
-}
-
-template <int VEC>
-__device__ __forceinline__ int64_t pack_offset(int rank, int i, int team) {
-  return static_cast<int64_t>(rank + i * team) * VEC;
+__device__ __forceinline__ RowChunk this_row_chunk(int team, int64_t chunk, int64_t chunks,
+                                                   int64_t rows, int64_t S) {
+  return row_tiling::row_chunk(blockIdx.x, threadIdx.x, blockDim.x, team, chunk, chunks, rows, S);
 }
 
 template <typename T, int VEC, int ITEMS>
-__device__ __forceinline__ void load_row_packs(const T* base, int64_t length, int rank, int team,
+__device__ __forceinline__ void load_row_packs(const T* base, int length, int rank, int team,
                                                Pack<T, VEC> (&packs)[ITEMS]) {
 #pragma unroll
   for (int i = 0; i < ITEMS; ++i) {
-    const int64_t e = pack_offset<VEC>(rank, i, team);
+    const int e = pack_offset<VEC>(rank, i, team);
     if (e < length) packs[i] = load_pack<T, VEC>(base + e);
   }
 }
@@ -201,7 +190,7 @@ __device__ __forceinline__ void load_row_packs(const T* base, int64_t length, in
 // Mean and sum of squared deviations of the `length` values the team holds (two passes over
 // registers: the exact mean first, then the deviations from it).
 template <typename A, typename T, int VEC, int ITEMS>
-__device__ __forceinline__ void team_moments(const Pack<T, VEC> (&packs)[ITEMS], int64_t length,
+__device__ __forceinline__ void team_moments(const Pack<T, VEC> (&packs)[ITEMS], int length,
                                              int rank, int team, A* scratch, A& mean, A& m2) {
   A sum = 0;
 #pragma unroll
@@ -229,7 +218,7 @@ __device__ __forceinline__ void team_moments(const Pack<T, VEC> (&packs)[ITEMS],
 // Sums of g and g * xhat over the values the team holds.
 template <typename A, typename T, int VEC, int ITEMS>
 __device__ __forceinline__ void team_grad_sums(const Pack<T, VEC> (&xs)[ITEMS],
-                                               const Pack<T, VEC> (&dys)[ITEMS], int64_t length,
+                                               const Pack<T, VEC> (&dys)[ITEMS], int length,
                                                int rank, int team, const NormMath<A>& math,
                                                const Coefficients<A>& k, A* scratch, A& sum_g,
                                                A& sum_gx) {
@@ -252,12 +241,12 @@ __device__ __forceinline__ void team_grad_sums(const Pack<T, VEC> (&xs)[ITEMS],
 
 template <typename A, typename T, int VEC, int ITEMS>
 __device__ __forceinline__ void team_write_normalized(const Pack<T, VEC> (&xs)[ITEMS], T* out,
-                                                      int64_t length, int rank, int team,
+                                                      int length, int rank, int team,
                                                       const NormMath<A>& math,
                                                       const Coefficients<A>& k) {
 #pragma unroll
   for (int i = 0; i < ITEMS; ++i) {
-    const int64_t e = pack_offset<VEC>(rank, i, team);
+    const int e = pack_offset<VEC>(rank, i, team);
     if (e < length) {
       Pack<T, VEC> o;
 #pragma unroll
@@ -272,12 +261,12 @@ __device__ __forceinline__ void team_write_normalized(const Pack<T, VEC> (&xs)[I
 template <typename A, typename T, int VEC, int ITEMS>
 __device__ __forceinline__ void team_write_input_grad(const Pack<T, VEC> (&xs)[ITEMS],
                                                       const Pack<T, VEC> (&dys)[ITEMS], T* dx,
-                                                      int64_t length, int rank, int team,
+                                                      int length, int rank, int team,
                                                       const NormMath<A>& math,
                                                       const Coefficients<A>& k, A k_x, A k_0) {
 #pragma unroll
   for (int i = 0; i < ITEMS; ++i) {
-    const int64_t e = pack_offset<VEC>(rank, i, team);
+    const int e = pack_offset<VEC>(rank, i, team);
     if (e < length) {
       Pack<T, VEC> o;
 #pragma unroll
@@ -292,29 +281,31 @@ __device__ __forceinline__ void team_write_input_grad(const Pack<T, VEC> (&xs)[I
 }
 
 // ----- fused row kernels (NCS, instance statistics, one row per team) -----
+// These and the partial kernels below reduce with team_sum, whose block barriers every thread of
+// the block must reach: an idle team (past the last row, length 0) goes through the same steps
+// holding nothing, and only the writes are predicated on rc.active.
 
 template <typename T, typename A, int VEC>
 __global__ void __launch_bounds__(kMaxFusedTeamForward)
     rows_fused_forward(const T* __restrict__ x, T* __restrict__ y, A* __restrict__ mean_out,
                        A* __restrict__ rstd_out, int64_t rows, int64_t C, int64_t S, int team,
                        Modulation<A> mod, NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kRowItems<T, VEC>;
   __shared__ A scratch[kMaxFusedTeamForward / kWarpSize];
-  const RowChunk rc = row_chunk(team, S, 1, rows, S);
-  if (!rc.active) return;  // warp teams only: no block barrier follows
+  const RowChunk rc = this_row_chunk(team, S, 1, rows, S);  // active: rc.length == S
   const int64_t offset = rc.row * S;
   Pack<T, VEC> xs[ITEMS];
-  load_row_packs(x + offset, S, rc.rank, team, xs);
+  load_row_packs(x + offset, rc.length, rc.rank, team, xs);
   A mean, m2;
-  team_moments(xs, S, rc.rank, team, scratch, mean, m2);
+  team_moments(xs, rc.length, rc.rank, team, scratch, mean, m2);
   const A rstd = static_cast<A>(rstd_from_m2(static_cast<double>(m2), S, math.std_kind, math.eps));
-  if (rc.rank == 0) {
+  if (rc.active && rc.rank == 0) {
     mean_out[rc.row] = mean;
     rstd_out[rc.row] = rstd;
   }
   const int64_t n = rc.row / C;
   const Coefficients<A> k = mod.with_stats(n, rc.row - n * C, mean, rstd);
-  team_write_normalized(xs, y + offset, S, rc.rank, team, math, k);
+  team_write_normalized(xs, y + offset, rc.length, rc.rank, team, math, k);
 }
 
 // Also writes the per-(n, c) sums of g (sums[row]) and g * xhat (sums[plane + row]).
@@ -323,28 +314,27 @@ __global__ void __launch_bounds__(kMaxFusedTeamBackward)
     rows_fused_backward(const T* __restrict__ x, const T* __restrict__ dy, T* __restrict__ dx,
                         double* __restrict__ sums, int64_t plane, int64_t rows, int64_t C,
                         int64_t S, int team, Modulation<A> mod, NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kRowItems<T, VEC>;
   __shared__ A scratch[kMaxFusedTeamBackward / kWarpSize];
-  const RowChunk rc = row_chunk(team, S, 1, rows, S);
-  if (!rc.active) return;  // warp teams only: no block barrier follows
+  const RowChunk rc = this_row_chunk(team, S, 1, rows, S);  // active: rc.length == S
   const int64_t offset = rc.row * S;
   Pack<T, VEC> xs[ITEMS];
   Pack<T, VEC> dys[ITEMS];
-  load_row_packs(x + offset, S, rc.rank, team, xs);
-  load_row_packs(dy + offset, S, rc.rank, team, dys);
+  load_row_packs(x + offset, rc.length, rc.rank, team, xs);
+  load_row_packs(dy + offset, rc.length, rc.rank, team, dys);
   const int64_t n = rc.row / C;
   const int64_t c = rc.row - n * C;
   const Coefficients<A> k = mod.at(n, c);
   A sum_g, sum_gx;
-  team_grad_sums(xs, dys, S, rc.rank, team, math, k, scratch, sum_g, sum_gx);
+  team_grad_sums(xs, dys, rc.length, rc.rank, team, math, k, scratch, sum_g, sum_gx);
   const double w = static_cast<double>(mod.weight_at(n, c));
   const InputGradTerms terms = input_grad_terms(w * sum_g, w * sum_gx, S, k.rstd, math.std_kind,
                                                 math.eps);
-  if (rc.rank == 0) {
+  if (rc.active && rc.rank == 0) {
     sums[rc.row] = sum_g;
     sums[plane + rc.row] = sum_gx;
   }
-  team_write_input_grad(xs, dys, dx + offset, S, rc.rank, team, math, k,
+  team_write_input_grad(xs, dys, dx + offset, rc.length, rc.rank, team, math, k,
                         static_cast<A>(terms.k_x), static_cast<A>(terms.k_0));
 }
 
@@ -355,15 +345,14 @@ __global__ void __launch_bounds__(kMaxSplitTeam)
     rows_partial_moments(const T* __restrict__ x, A* __restrict__ part_mean,
                          A* __restrict__ part_m2, int64_t rows, int64_t S, int team,
                          int64_t chunk, int64_t chunks) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kRowItems<T, VEC>;
   __shared__ A scratch[kMaxSplitTeam / kWarpSize];
-  const RowChunk rc = row_chunk(team, chunk, chunks, rows, S);
-  if (!rc.active) return;
+  const RowChunk rc = this_row_chunk(team, chunk, chunks, rows, S);
   Pack<T, VEC> xs[ITEMS];
   load_row_packs(x + rc.row * S + rc.start, rc.length, rc.rank, team, xs);
   A mean, m2;
   team_moments(xs, rc.length, rc.rank, team, scratch, mean, m2);
-  if (rc.rank == 0) {
+  if (rc.active && rc.rank == 0) {
     const int64_t p = rc.row * chunks + rc.start / chunk;
     part_mean[p] = mean;
     part_m2[p] = m2;
@@ -376,10 +365,9 @@ __global__ void __launch_bounds__(kMaxSplitTeam)
                            A* __restrict__ part_g, A* __restrict__ part_gx, int64_t rows,
                            int64_t C, int64_t S, int team, int64_t chunk, int64_t chunks,
                            Modulation<A> mod, NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kRowItems<T, VEC>;
   __shared__ A scratch[kMaxSplitTeam / kWarpSize];
-  const RowChunk rc = row_chunk(team, chunk, chunks, rows, S);
-  if (!rc.active) return;
+  const RowChunk rc = this_row_chunk(team, chunk, chunks, rows, S);
   const int64_t offset = rc.row * S + rc.start;
   Pack<T, VEC> xs[ITEMS];
   Pack<T, VEC> dys[ITEMS];
@@ -389,7 +377,7 @@ __global__ void __launch_bounds__(kMaxSplitTeam)
   const Coefficients<A> k = mod.at(n, rc.row - n * C);
   A sum_g, sum_gx;
   team_grad_sums(xs, dys, rc.length, rc.rank, team, math, k, scratch, sum_g, sum_gx);
-  if (rc.rank == 0) {
+  if (rc.active && rc.rank == 0) {
     const int64_t p = rc.row * chunks + rc.start / chunk;
     part_g[p] = sum_g;
     part_gx[p] = sum_gx;
@@ -401,9 +389,9 @@ __global__ void __launch_bounds__(kMaxSplitTeam)
     rows_apply_forward(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t C,
                        int64_t S, int team, int64_t chunk, int64_t chunks, Modulation<A> mod,
                        NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
-  const RowChunk rc = row_chunk(team, chunk, chunks, rows, S);
-  if (!rc.active) return;
+  constexpr int ITEMS = kRowItems<T, VEC>;
+  const RowChunk rc = this_row_chunk(team, chunk, chunks, rows, S);
+  if (!rc.active) return;  // no block barrier in this kernel
   const int64_t offset = rc.row * S + rc.start;
   Pack<T, VEC> xs[ITEMS];
   load_row_packs(x + offset, rc.length, rc.rank, team, xs);
@@ -419,9 +407,9 @@ __global__ void __launch_bounds__(kMaxSplitTeam)
                         const A* __restrict__ terms, int64_t terms_plane, int64_t rows,
                         int64_t C, int64_t S, int team, int64_t chunk, int64_t chunks,
                         Modulation<A> mod, NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
-  const RowChunk rc = row_chunk(team, chunk, chunks, rows, S);
-  if (!rc.active) return;
+  constexpr int ITEMS = kRowItems<T, VEC>;
+  const RowChunk rc = this_row_chunk(team, chunk, chunks, rows, S);
+  if (!rc.active) return;  // no block barrier in this kernel
   const int64_t offset = rc.row * S + rc.start;
   Pack<T, VEC> xs[ITEMS];
   Pack<T, VEC> dys[ITEMS];
@@ -514,7 +502,7 @@ __global__ void __launch_bounds__(kBlock)
     cols_partial_moments(const T* __restrict__ x, A* __restrict__ part_mean,
                          A* __restrict__ part_m2, int64_t C, int64_t S, int tx_count,
                          int64_t ctiles, int64_t chunks, int64_t rows_per_tile) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kColumnElemsPerThread / VEC;
   __shared__ A red[VEC * kBlock];
   const int ty_count = kBlock / tx_count;
   const ColTile t = col_tile(tx_count, ctiles, chunks, rows_per_tile, C, S, VEC);
@@ -564,7 +552,7 @@ __global__ void __launch_bounds__(kBlock)
                            A* __restrict__ part_g, A* __restrict__ part_gx, int64_t C, int64_t S,
                            int tx_count, int64_t ctiles, int64_t chunks, int64_t rows_per_tile,
                            Modulation<A> mod, NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kColumnElemsPerThread / VEC;
   __shared__ A red[2 * VEC * kBlock];
   const int ty_count = kBlock / tx_count;
   const ColTile t = col_tile(tx_count, ctiles, chunks, rows_per_tile, C, S, VEC);
@@ -606,7 +594,7 @@ __global__ void __launch_bounds__(kBlock)
     cols_apply_forward(const T* __restrict__ x, T* __restrict__ y, int64_t C, int64_t S,
                        int tx_count, int64_t ctiles, int64_t chunks, int64_t rows_per_tile,
                        Modulation<A> mod, NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kColumnElemsPerThread / VEC;
   const int ty_count = kBlock / tx_count;
   const ColTile t = col_tile(tx_count, ctiles, chunks, rows_per_tile, C, S, VEC);
   if (!t.channels_valid) return;  // no block barrier in this kernel
@@ -635,7 +623,7 @@ __global__ void __launch_bounds__(kBlock)
                         const A* __restrict__ terms, int64_t terms_plane, int64_t C, int64_t S,
                         int tx_count, int64_t ctiles, int64_t chunks, int64_t rows_per_tile,
                         Modulation<A> mod, NormMath<A> math) {
-  constexpr int ITEMS = kElemsPerThread / VEC;
+  constexpr int ITEMS = kColumnElemsPerThread / VEC;
   const int ty_count = kBlock / tx_count;
   const ColTile t = col_tile(tx_count, ctiles, chunks, rows_per_tile, C, S, VEC);
   if (!t.channels_valid) return;  // no block barrier in this kernel
@@ -860,33 +848,6 @@ std::optional<Path> forced_path() {
   return std::nullopt;
 }
 
-// Threads of a team that holds `length` elements at kElemsPerThread each (a power of two >= 32).
-int team_for(int64_t length, int max_team) {
-  const int64_t wanted = i2i_fast::cuda::next_power_of_two(ceil_div(length, kElemsPerThread));
-  return static_cast<int>(std::clamp<int64_t>(wanted, kWarpSize, max_team));
-}
-
-struct RowTiling {
-  int team;
-  int64_t chunk;   // elements per tile (the whole row for the fused kernels)
-  int64_t chunks;  // tiles per row
-  int64_t rows;
-
-  int threads() const { return std::max(team, kBlock); }
-  int64_t blocks() const { return ceil_div(rows * chunks, threads() / team); }
-};
-
-RowTiling fused_row_tiling(int64_t rows, int64_t S, int max_team) {
-  const int team = team_for(S, max_team);
-  return {team, S, 1, rows};
-}
-
-RowTiling split_row_tiling(int64_t rows, int64_t S) {
-  const int team = team_for(S, kMaxSplitTeam);
-  const int64_t chunk = static_cast<int64_t>(team) * kElemsPerThread;
-  return {team, chunk, ceil_div(S, chunk), rows};
-}
-
 template <int VEC>
 struct ColTiling {
   int tx_count;
@@ -899,7 +860,7 @@ struct ColTiling {
     const int64_t packs = ceil_div(C, VEC);
     tx_count = static_cast<int>(std::min<int64_t>(kWarpSize, i2i_fast::cuda::next_power_of_two(packs)));
     ctiles = ceil_div(C, static_cast<int64_t>(tx_count) * VEC);
-    rows_per_tile = static_cast<int64_t>(kBlock / tx_count) * (kElemsPerThread / VEC);
+    rows_per_tile = static_cast<int64_t>(kBlock / tx_count) * (kColumnElemsPerThread / VEC);
     chunks = ceil_div(S, rows_per_tile);
   }
   int64_t blocks() const { return N * chunks * ctiles; }
@@ -953,13 +914,13 @@ struct Problem {
 };
 
 // Whether the fused kernel takes this call (contiguous x, instance statistics, a row fits).
-template <typename T, typename A>
+template <typename T, typename A, int VEC>
 bool use_fused(const Problem<T, A>& p, int max_team, int device) {
   if (p.layout != Layout::kNCS || p.grouping != Grouping::kInstance) return false;
-  if (p.S > static_cast<int64_t>(max_team) * kElemsPerThread) return false;
+  if (!fused_row_fits(p.S, kRowElems<T, VEC>, max_team)) return false;
   if (const auto forced = forced_path()) return *forced == Path::kFused;
   // Enough rows to give every SM a block, or so little data that one launch beats three.
-  const RowTiling t = fused_row_tiling(p.N * p.C, p.S, max_team);
+  const RowTiling t = fused_row_tiling(p.N * p.C, p.S, kRowElems<T, VEC>, max_team);
   const int64_t bytes = p.N * p.C * p.S * static_cast<int64_t>(sizeof(T));
   return t.blocks() >= i2i_fast::cuda::multiprocessor_count(device) || bytes <= (int64_t(1) << 22);
 }
@@ -976,7 +937,7 @@ void forward_split(const Problem<T, A>& p, cudaStream_t stream, A* part_mean, A*
   const bool instance = p.grouping == Grouping::kInstance;
   PartialLayout layout;
   if (p.layout == Layout::kNCS) {
-    const RowTiling t = split_row_tiling(p.N * p.C, p.S);
+    const RowTiling t = split_row_tiling(p.N * p.C, p.S, kRowElems<T, VEC>);
     rows_partial_moments<T, A, VEC><<<grid(t.blocks()), t.threads(), 0, stream>>>(
         p.x, part_mean, part_m2, t.rows, p.S, t.team, t.chunk, t.chunks);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -1000,7 +961,7 @@ void forward_split(const Problem<T, A>& p, cudaStream_t stream, A* part_mean, A*
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   if (p.layout == Layout::kNCS) {
-    const RowTiling t = split_row_tiling(p.N * p.C, p.S);
+    const RowTiling t = split_row_tiling(p.N * p.C, p.S, kRowElems<T, VEC>);
     rows_apply_forward<T, A, VEC><<<grid(t.blocks()), t.threads(), 0, stream>>>(
         p.x, p.out, t.rows, p.C, p.S, t.team, t.chunk, t.chunks, p.mod, p.math);
   } else {
@@ -1017,7 +978,7 @@ void backward_split(const Problem<T, A>& p, cudaStream_t stream, A* part_g, A* p
   const bool instance = p.grouping == Grouping::kInstance;
   PartialLayout layout;
   if (p.layout == Layout::kNCS) {
-    const RowTiling t = split_row_tiling(p.N * p.C, p.S);
+    const RowTiling t = split_row_tiling(p.N * p.C, p.S, kRowElems<T, VEC>);
     rows_partial_grad_sums<T, A, VEC><<<grid(t.blocks()), t.threads(), 0, stream>>>(
         p.x, p.dy, part_g, part_gx, t.rows, p.C, p.S, t.team, t.chunk, t.chunks, p.mod, p.math);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -1042,7 +1003,7 @@ void backward_split(const Problem<T, A>& p, cudaStream_t stream, A* part_g, A* p
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   if (p.layout == Layout::kNCS) {
-    const RowTiling t = split_row_tiling(p.N * p.C, p.S);
+    const RowTiling t = split_row_tiling(p.N * p.C, p.S, kRowElems<T, VEC>);
     rows_apply_backward<T, A, VEC><<<grid(t.blocks()), t.threads(), 0, stream>>>(
         p.x, p.dy, p.out, terms, terms_plane, t.rows, p.C, p.S, t.team, t.chunk, t.chunks, p.mod,
         p.math);
@@ -1056,9 +1017,11 @@ void backward_split(const Problem<T, A>& p, cudaStream_t stream, A* part_g, A* p
 }
 
 // Number of partial results per (n, c) of the split path for one batch of `batch` samples.
-template <int VEC>
+template <typename T, int VEC>
 int64_t partials_per_batch(Layout layout, int64_t batch, int64_t C, int64_t S) {
-  if (layout == Layout::kNCS) return batch * C * split_row_tiling(batch * C, S).chunks;
+  if (layout == Layout::kNCS) {
+    return batch * C * split_row_tiling(batch * C, S, kRowElems<T, VEC>).chunks;
+  }
   return batch * C * ColTiling<VEC>(batch, C, S).chunks;
 }
 
@@ -1152,8 +1115,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
                     0};
     dispatch_pack_width<T>({p.x, p.out}, contiguous_extent(layout, C, S), [&](auto vec_c) {
       constexpr int VEC = decltype(vec_c)::value;
-      if (use_fused(p, kMaxFusedTeamForward, device)) {
-        const RowTiling t = fused_row_tiling(N * C, S, kMaxFusedTeamForward);
+      if (use_fused<T, A, VEC>(p, kMaxFusedTeamForward, device)) {
+        const RowTiling t = fused_row_tiling(N * C, S, kRowElems<T, VEC>, kMaxFusedTeamForward);
         rows_fused_forward<T, A, VEC><<<grid(t.blocks()), t.threads(), 0, stream>>>(
             p.x, p.out, p.mean_out, p.rstd_out, t.rows, C, S, t.team, p.mod, p.math);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -1161,7 +1124,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
       }
       const int64_t per_batch =
           samples_per_batch(N, C * S * static_cast<int64_t>(sizeof(T)), device);
-      const int64_t parts = partials_per_batch<VEC>(layout, per_batch, C, S);
+      const int64_t parts = partials_per_batch<T, VEC>(layout, per_batch, C, S);
       const at::Tensor partials = at::empty({2, parts}, stat_options);
       const at::Tensor nc_moments = spec.grouping == Grouping::kLayer
                                         ? at::empty({2, per_batch * C}, x.options().dtype(at::kDouble))
@@ -1216,8 +1179,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
                     N * C};
     dispatch_pack_width<T>({p.x, p.dy, p.out}, contiguous_extent(layout, C, S), [&](auto vec_c) {
       constexpr int VEC = decltype(vec_c)::value;
-      if (use_fused(p, kMaxFusedTeamBackward, device)) {
-        const RowTiling t = fused_row_tiling(N * C, S, kMaxFusedTeamBackward);
+      if (use_fused<T, A, VEC>(p, kMaxFusedTeamBackward, device)) {
+        const RowTiling t = fused_row_tiling(N * C, S, kRowElems<T, VEC>, kMaxFusedTeamBackward);
         rows_fused_backward<T, A, VEC><<<grid(t.blocks()), t.threads(), 0, stream>>>(
             p.x, p.dy, p.out, p.sums, p.sums_plane, t.rows, C, S, t.team, p.mod, p.math);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -1225,7 +1188,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
       }
       const int64_t per_batch =
           samples_per_batch(N, 2 * C * S * static_cast<int64_t>(sizeof(T)), device);
-      const int64_t parts = partials_per_batch<VEC>(layout, per_batch, C, S);
+      const int64_t parts = partials_per_batch<T, VEC>(layout, per_batch, C, S);
       const int64_t groups_per_batch =
           spec.grouping == Grouping::kInstance ? per_batch * C : per_batch;
       const at::Tensor partials = at::empty({2, parts}, x.options().dtype(acc));

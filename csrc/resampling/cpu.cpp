@@ -65,10 +65,7 @@ Input dense_input(const char* op, const Tensor& x) {
   return in;
 }
 
-// torch's CPU allocator, not the huge-page one of the normalizations (common/
-// cpu_output_allocator.h): these outputs are mostly under a few MiB, which the allocator reuses
-// without page faults, where fresh huge pages cost a 2 MiB clear each (measured: the resampling
-// share of a MUNIT demo iteration is 30 ms with this allocator, 43 ms with huge pages).
+// An uninitialised output in the input's layout, from the process's CPU allocator.
 Tensor empty_output(const Input& in, int64_t H, int64_t W) {
   const int64_t C = in.C;
   const std::array<int64_t, 4> sizes{in.N, C, H, W};

@@ -256,7 +256,20 @@ def host_overhead_us(calls: int = 2000, rounds: int = 5) -> list[dict]:
 
 
 def run(cases, dtype: torch.dtype, device: str, modes, providers, repeats: int,
-        clock: str = "wall", log=print) -> list[dict]:
+        clock: str = "wall", log=print, allocators=("default",), after_churn: bool = False,
+        rounds: int = 1) -> list[dict]:
+    """Every case under every allocator setting (i2i_fast.bench.allocation); within a setting
+    the providers of a case are timed in turn."""
+    from i2i_fast.bench import allocation
+
+    return allocation.across_settings(
+        allocators, device,
+        lambda: _run_cases(cases, dtype, device, modes, providers, repeats, clock, log),
+        after_churn, rounds, log)
+
+
+def _run_cases(cases, dtype: torch.dtype, device: str, modes, providers, repeats: int,
+               clock: str, log) -> list[dict]:
     records = []
     for case in cases:
         tensors = make_inputs(case, dtype, device)
@@ -308,33 +321,45 @@ def format_case_line(case: LossCase, mode: str, by_provider: dict) -> str:
 
 
 def check_floors(records: list[dict]) -> list[str]:
-    """One line per floor: PASS/FAIL with the measured ratios."""
+    """One line per floor and allocator setting (and round): PASS/FAIL with the measured
+    ratios."""
     lines = []
     for (case, mode), floors in FLOORS.items():
-        rec = next((r for r in records if r["case"] == case and r["mode"] == mode
-                    and r["provider"] == "fused" and r["dtype"] == "float32"), None)
-        if rec is None or any(f"speedup_vs_{base}" not in rec for base in floors):
-            continue
-        ok = all(rec[f"speedup_vs_{base}"] >= floor for base, floor in floors.items())
-        measured = ", ".join(f"x{rec[f'speedup_vs_{base}']:.2f} vs {base} (floor {floor})"
-                             for base, floor in floors.items())
-        lines.append(f"{'PASS' if ok else 'FAIL'} {case} {mode}: {measured}")
+        for rec in records:
+            if not (rec["case"] == case and rec["mode"] == mode and rec["provider"] == "fused"
+                    and rec["dtype"] == "float32"):
+                continue
+            if any(f"speedup_vs_{base}" not in rec for base in floors):
+                continue
+            ok = all(rec[f"speedup_vs_{base}"] >= floor for base, floor in floors.items())
+            measured = ", ".join(f"x{rec[f'speedup_vs_{base}']:.2f} vs {base} (floor {floor})"
+                                 for base, floor in floors.items())
+            lines.append(f"{'PASS' if ok else 'FAIL'} {case} {mode} [{_setting(rec)}]: "
+                         f"{measured}")
     return lines
+
+
+def _setting(rec: dict) -> str:
+    from i2i_fast.bench.allocation import describe
+
+    return describe(rec)
 
 
 def markdown_table(records: list[dict]) -> str:
     """One row per (case, mode, fused kernel provider): fused, and cuda / triton where run."""
-    head = ("| case | mode | provider | eager ms | compile ms | ms | GB/s | of copy | vs eager | "
-            "vs compile |\n|---|---|---|---|---|---|---|---|---|---|")
-    index = {(r["case"], r["mode"], r["provider"]): r for r in records}
+    head = ("| allocator | case | mode | provider | eager ms | compile ms | ms | GB/s | of copy "
+            "| vs eager | vs compile |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    index = {(_setting(r), r["case"], r["mode"], r["provider"]): r for r in records}
     rows = []
-    for (case, mode, provider), r in index.items():
+    for (setting, case, mode, provider), r in index.items():
         if provider not in ("fused", *BACKEND_PROVIDERS):
             continue
-        e, c = index.get((case, mode, "eager")), index.get((case, mode, "compile"))
+        e = index.get((setting, case, mode, "eager"))
+        c = index.get((setting, case, mode, "compile"))
         cell = lambda rec: f"{rec['median_ms']:.4f}" if rec else "-"  # noqa: E731
         ratio = lambda key: f"{r[key]:.2f}x" if key in r else "-"  # noqa: E731
-        rows.append(f"| {case} | {mode} | {provider} | {cell(e)} | {cell(c)} | "
+        rows.append(f"| {setting[len('allocator '):]} | {case} | {mode} | {provider} | "
+                    f"{cell(e)} | {cell(c)} | "
                     f"{r['median_ms']:.4f} | {r['gbps']:.1f} | {r['of_copy']:.2f} | "
                     f"{ratio('speedup_vs_eager')} | {ratio('speedup_vs_compile')} |")
     return "\n".join([head, *rows])
@@ -368,6 +393,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-overhead", action="store_true", help="skip the host-overhead table")
     p.add_argument("--check-floors", action="store_true",
                    help="exit 1 unless every floor of the issue is met")
+    p.add_argument("--rounds", type=int, default=1, help="measure everything this many times")
+    from i2i_fast.bench import allocation
+
+    allocation.add_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -394,8 +423,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"# i2i-fast bench losses: {meta.get('gpu') or meta.get('cpu')}, {meta['threads']} "
           f"threads, torch {meta['torch']}, {args.dtype}, {repeats} repeats (median), "
           f"{args.clock} clock, load average {meta['loadavg_before']}")
+    from i2i_fast.bench import allocation
+
     records = run(cases, ops_bench.DTYPES[args.dtype], args.device, modes, providers, repeats,
-                  args.clock)
+                  args.clock, allocators=allocation.settings_of(args, args.device.split(":")[0]),
+                  after_churn=args.after_churn, rounds=args.rounds)
     meta["loadavg_after"] = _loadavg()
     overhead = [] if args.no_overhead else host_overhead_us()
     print(f"\n(load average after: {meta['loadavg_after']})")
@@ -413,7 +445,8 @@ def main(args: argparse.Namespace) -> int:
                               kind="losses")
         print(f"\nresults: {base}.json / .csv")
     if args.check_floors:
-        lines = check_floors(records)
+        lines = check_floors(records) + allocation.check_stability(
+            records, ("case", "mode", "dtype"))
         print("\n" + "\n".join(lines) if lines else "\nno floor case was measured")
         if not lines or any(line.startswith("FAIL") for line in lines):
             return 1

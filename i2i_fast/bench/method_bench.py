@@ -165,25 +165,51 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--check-floors", action="store_true",
-                   help="exit 1 unless fused >= 1.25x eager_reference (CPU), or on a GPU >= 2x "
-                        "eager_reference and >= 1.2x compiled_reference")
+                   help="exit 1 unless fused >= 1.3x eager_reference (CPU), or on a GPU >= 2x "
+                        "eager_reference and >= 1.2x compiled_reference, under every allocator "
+                        "setting measured")
+    from i2i_fast.bench import allocation
+
+    allocation.add_arguments(p)
+
+
+def speedups(results: list[dict]) -> None:
+    """Adds speedup_vs_<provider> to each result of one setting; prints fused's (no floor)."""
+    base = {r["provider"]: r["images_per_s"] for r in results}
+    for r in results:
+        for ref in ("eager_reference", "eager_torch_native", "compiled_reference"):
+            if ref in base:
+                r[f"speedup_vs_{ref}"] = r["images_per_s"] / base[ref]
+    if "fused" in base:
+        for ref in ("eager_torch_native", "compiled_reference"):
+            if ref in base:
+                print(f"fused x{base['fused'] / base[ref]:.2f} vs {ref} (no floor)")
+
+
+# fused >= this x the eager reference for a whole CPU training iteration (the method issues' floor)
+CPU_FLOOR = 1.3
 
 
 def floor_lines(results: list[dict], device: str) -> list[str]:
-    by = {r["provider"]: r for r in results}
-    if "fused" not in by or "eager_reference" not in by:
-        return []
-    fused = by["fused"]["images_per_s"]
-    floors = [("eager_reference", 1.25 if device == "cpu" else 2.0)]
-    if device != "cpu":
-        floors.append(("compiled_reference", 1.2))
+    """PASS/FAIL of the method floors, per allocator setting measured."""
+    from i2i_fast.bench.allocation import check_stability, describe
+
     lines = []
-    for base, floor in floors:
-        if base in by:
-            ratio = fused / by[base]["images_per_s"]
-            lines.append(f"{'PASS' if ratio >= floor else 'FAIL'} fused x{ratio:.2f} vs {base} "
-                         f"(floor {floor})")
-    return lines
+    settings = list(dict.fromkeys(describe(r) for r in results))
+    for setting in settings:
+        by = {r["provider"]: r for r in results if describe(r) == setting}
+        if "fused" not in by or "eager_reference" not in by:
+            continue
+        fused = by["fused"]["images_per_s"]
+        floors = [("eager_reference", CPU_FLOOR if device == "cpu" else 2.0)]
+        if device != "cpu":
+            floors.append(("compiled_reference", 1.2))
+        for base, floor in floors:
+            if base in by:
+                ratio = fused / by[base]["images_per_s"]
+                lines.append(f"{'PASS' if ratio >= floor else 'FAIL'} fused x{ratio:.2f} vs "
+                             f"{base} (floor {floor}) [{setting}]")
+    return lines + check_stability(results, ("method",), unit="s")
 
 
 def default_data(name: str, config, overrides) -> str:
@@ -214,29 +240,29 @@ def _main(args: argparse.Namespace) -> int:
           f" {args.precision}{', channels_last' if args.channels_last else ''}")
     data = args.data or default_data(args.method, args.config, args.overrides)
     print(f"# data {data}")
-    runners = []
-    for provider in args.providers.split(","):
-        precision = (args.reference_precision or args.precision) \
-            if provider == "eager_reference" else args.precision
-        runners.append(Runner(args.method, args.config, args.overrides, provider, args.device,
-                               precision, args.channels_last, data))
-    results = measure_interleaved(runners, args.iterations, args.warmup)
-    for r in results:
-        provider, precision = r["provider"], r["precision"]
-        r.update(method=args.method, config=str(args.config), overrides=" ".join(args.overrides),
-                 data=data, channels_last=args.channels_last)
-        print(f"{provider:19s} {precision:5s} {r['median_s'] * 1e3:9.1f} ms/iteration  "
-              f"{r['images_per_s']:8.2f} images/s  (p20 {r['p20_s'] * 1e3:.1f}, p80 "
-              f"{r['p80_s'] * 1e3:.1f} ms)", flush=True)
-    base = {r["provider"]: r["images_per_s"] for r in results}
-    for r in results:
-        for ref in ("eager_reference", "eager_torch_native", "compiled_reference"):
-            if ref in base:
-                r[f"speedup_vs_{ref}"] = r["images_per_s"] / base[ref]
-    if "fused" in base:
-        for ref in ("eager_torch_native", "compiled_reference"):
-            if ref in base:
-                print(f"fused x{base['fused'] / base[ref]:.2f} vs {ref} (no floor)")
+    from i2i_fast.bench import allocation
+
+    def measure_setting() -> list[dict]:
+        runners = []
+        for provider in args.providers.split(","):
+            precision = (args.reference_precision or args.precision) \
+                if provider == "eager_reference" else args.precision
+            runners.append(Runner(args.method, args.config, args.overrides, provider,
+                                  args.device, precision, args.channels_last, data))
+        results = measure_interleaved(runners, args.iterations, args.warmup)
+        for r in results:
+            r.update(method=args.method, config=str(args.config),
+                     overrides=" ".join(args.overrides), data=data,
+                     channels_last=args.channels_last)
+            print(f"{r['provider']:19s} {r['precision']:5s} {r['median_s'] * 1e3:9.1f} "
+                  f"ms/iteration  {r['images_per_s']:8.2f} images/s  (p20 "
+                  f"{r['p20_s'] * 1e3:.1f}, p80 {r['p80_s'] * 1e3:.1f} ms)", flush=True)
+        speedups(results)
+        return results
+
+    results = allocation.across_settings(
+        allocation.settings_of(args, args.device.split(":")[0]), args.device.split(":")[0],
+        measure_setting, args.after_churn)
     lines = floor_lines(results, args.device.split(":")[0])
     for line in lines:
         print(line)

@@ -76,14 +76,23 @@ METHOD_CASES = (
     Case("layer_norm", (8, 136, 108, 108), "relu", "DRIT generator LN", style="standard"),
 )
 
-# The issue's floors (CPU, 2 threads, float32): fused over eager and over compile.
+# The CPU floors (2 threads, float32) at three shapes, per allocator setting (see
+# i2i_fast.bench.allocation): fused over eager and over compile, and the fraction of the copy
+# bandwidth of the same setting. "caching": every provider under the caching allocator;
+# "default": torch's allocator, measured after churn (--after-churn), in every round.
+FLOOR_SHAPES = (("adain", (8, 256, 64, 64)), ("instance_norm", (8, 64, 128, 128)),
+                ("layer_norm", (8, 128, 128, 128)))
 FLOORS = {
-    ("adain", (8, 256, 64, 64)): {"forward": (5.0, 1.5), "forward_backward": (3.0, 1.5)},
-    ("instance_norm", (8, 64, 128, 128)): {"forward": (5.0, 1.5), "forward_backward": (3.0, 1.5)},
-    ("layer_norm", (8, 128, 128, 128)): {"forward": (5.0, 1.5), "forward_backward": (3.0, 1.5)},
+    "caching": {"forward": {"vs_eager": 5.0, "vs_compile": 1.4, "of_copy": 0.8},
+                "forward_backward": {"vs_eager": 3.0, "vs_compile": 1.5, "of_copy": 0.5}},
+    "default": {"forward": {"vs_eager": 5.0, "vs_compile": 2.0},
+                "forward_backward": {"vs_eager": 3.0, "vs_compile": 1.3}},
 }
-QUICK_CASES = tuple(c for c in METHOD_CASES if (c.op, c.shape) in FLOORS and c.style == "munit"
-                    and not (c.op == "adain" and c.activation != "relu"))
+QUICK_CASES = tuple(c for c in METHOD_CASES if (c.op, c.shape) in FLOOR_SHAPES
+                    and c.style == "munit" and not (c.op == "adain" and c.activation != "relu"))
+
+# What identifies one case in the "after churn" stability check (i2i_fast.bench.allocation).
+STABILITY_KEYS = ("op", "style", "shape", "dtype", "layout", "mode")
 
 # The issue's large shapes (GPU floors), every operator.
 LARGE_SHAPES = ((32, 256, 64, 64), (8, 64, 256, 256))
@@ -374,7 +383,7 @@ def machine_info(device: str) -> dict:
         "threads": torch.get_num_threads(),
         "device": device,
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
-        "I2I_FAST_HUGE_PAGE_OUTPUTS": os.environ.get("I2I_FAST_HUGE_PAGE_OUTPUTS", ""),
+        "I2I_FAST_CPU_CACHE": os.environ.get("I2I_FAST_CPU_CACHE", ""),
     }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -399,7 +408,20 @@ def machine_info(device: str) -> dict:
 
 
 def run(cases, dtype: torch.dtype, device: str, layouts, modes, providers, repeats: int,
-        log=print) -> list[dict]:
+        log=print, allocators=("default",), after_churn: bool = False,
+        rounds: int = 1) -> list[dict]:
+    """Every case under every allocator setting (i2i_fast.bench.allocation), `rounds` times;
+    within a setting, the providers of a case are timed in turn (interleaved)."""
+    from i2i_fast.bench import allocation
+
+    return allocation.across_settings(
+        allocators, device,
+        lambda: _run_cases(cases, dtype, device, layouts, modes, providers, repeats, log),
+        after_churn, rounds, log)
+
+
+def _run_cases(cases, dtype: torch.dtype, device: str, layouts, modes, providers, repeats: int,
+               log) -> list[dict]:
     records = []
     for case in cases:
         for channels_last in layouts:
@@ -407,19 +429,19 @@ def run(cases, dtype: torch.dtype, device: str, layouts, modes, providers, repea
             numel = inputs["x"].numel()
             copy_gbps = copy_bandwidth_gbps(numel, dtype, device, repeats)
             for mode in modes:
-                by_provider = {}
+                steps = {}
                 for provider in providers:
                     why = backend_skip_reason(provider, case, inputs["x"])
                     if why is not None:
                         log(f"  {provider}: skipped ({why})")
                         continue
                     fn = provider_fn(case, provider)
-                    if fn is None:
-                        continue
-                    stats = summarize(time_step(step_fn(fn, inputs, mode), device, repeats))
-                    by_provider[provider] = stats
-                    if provider == "compile":
-                        torch._dynamo.reset()
+                    if fn is not None:
+                        steps[provider] = step_fn(fn, inputs, mode)
+                times = time_steps_interleaved(steps, device, repeats)
+                by_provider = {provider: summarize(t) for provider, t in times.items()}
+                if "compile" in steps:
+                    torch._dynamo.reset()
                 for provider, stats in by_provider.items():
                     nbytes = bytes_moved(case, dtype, mode)
                     gbps = nbytes / (stats["median_ms"] * 1e-3) / 1e9
@@ -480,46 +502,57 @@ def check_gpu_floors(records: list[dict]) -> list[str]:
 
 
 def check_floors(records: list[dict]) -> list[str]:
-    """One line per floor: PASS/FAIL with the measured ratios."""
+    """One line per floor case, allocator setting, layout and round: PASS/FAIL with the measured
+    ratios (the floors of FLOORS for that setting)."""
     lines = []
-    for (op, shape), per_mode in FLOORS.items():
-        key = "x".join(map(str, shape))
-        for mode, (min_eager, min_compile) in per_mode.items():
-            for layout in ("contiguous", "channels_last"):
-                rec = next((r for r in records if r["op"] == op and r["shape"] == key
-                            and r["mode"] == mode and r["provider"] == "fused"
-                            and r["layout"] == layout and r["dtype"] == "float32"), None)
-                if rec is None or "speedup_vs_eager" not in rec or "speedup_vs_compile" not in rec:
-                    continue
-                ok = (rec["speedup_vs_eager"] >= min_eager
-                      and rec["speedup_vs_compile"] >= min_compile)
-                lines.append(
-                    f"{'PASS' if ok else 'FAIL'} {op} {key} {layout} {mode}: "
-                    f"x{rec['speedup_vs_eager']:.2f} vs eager (floor {min_eager}), "
-                    f"x{rec['speedup_vs_compile']:.2f} vs compile (floor {min_compile})")
+    names = {"vs_eager": "vs eager", "vs_compile": "vs compile", "of_copy": "of copy"}
+    for rec in records:
+        if rec["provider"] != "fused" or rec["dtype"] != "float32":
+            continue
+        if (rec["op"], tuple(int(v) for v in rec["shape"].split("x"))) not in FLOOR_SHAPES:
+            continue
+        if rec.get("style") == "standard":
+            continue
+        floors = FLOORS.get(rec.get("allocator", "default"), {}).get(rec["mode"])
+        if not floors:
+            continue
+        values = {"vs_eager": rec.get("speedup_vs_eager"),
+                  "vs_compile": rec.get("speedup_vs_compile"), "of_copy": rec["of_copy"]}
+        checks = [(key, values[key], floor) for key, floor in floors.items()
+                  if values[key] is not None]
+        ok = all(value >= floor for _, value, floor in checks)
+        detail = ", ".join(f"{value:.2f} {names[key]} (floor {floor})"
+                           for key, value, floor in checks)
+        from i2i_fast.bench.allocation import describe
+
+        where = describe(rec)
+        lines.append(f"{'PASS' if ok else 'FAIL'} {rec['op']} {rec['shape']} {rec['layout']} "
+                     f"{rec['mode']} [{where}]: {detail}")
     return lines
 
 
 def markdown_table(records: list[dict]) -> str:
-    head = ("| op | shape | layout | mode | provider | eager ms | compile ms | ms | GB/s "
-            "| of copy | vs eager | vs compile |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| allocator | op | shape | layout | mode | provider | eager ms | compile ms | ms "
+            "| GB/s | of copy | vs eager | vs compile |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
-    index = {(r["op"], r["style"], r["shape"], r["layout"], r["mode"], r["provider"]): r
-             for r in records}
-    for (op, style, shape, layout, mode, provider), r in index.items():
+    index = {(r.get("allocator", "default"), r.get("round", 1), r["op"], r["style"], r["shape"],
+              r["layout"], r["mode"], r["provider"]): r for r in records}
+    for (alloc, rnd, op, style, shape, layout, mode, provider), r in index.items():
         if provider not in ("fused", *BACKEND_PROVIDERS):
             continue
-        get = lambda p: index.get((op, style, shape, layout, mode, p))  # noqa: E731
+        get = lambda p: index.get((alloc, rnd, op, style, shape, layout, mode, p))  # noqa: E731
         e, c = get("eager"), get("compile")
         name = f"{op}/{style}" if style else op
+        setting = alloc + (" (fresh)" if rnd == 0 else f" (round {rnd})" if rnd > 1 else "")
         rows.append(
-            f"| {name} | {shape} | {layout} | {mode} | {provider} | "
+            f"| {setting} | {name} | {shape} | {layout} | {mode} | {provider} | "
             f"{e['median_ms']:.2f} | {c['median_ms']:.2f} | {r['median_ms']:.2f} | "
             f"{r['gbps']:.1f} | {r['of_copy']:.0%} | "
             f"{r.get('speedup_vs_eager', float('nan')):.1f}x | "
             f"{r.get('speedup_vs_compile', float('nan')):.2f}x |"
             if e and c else
-            f"| {name} | {shape} | {layout} | {mode} | {provider} | - | - | "
+            f"| {setting} | {name} | {shape} | {layout} | {mode} | {provider} | - | - | "
             f"{r['median_ms']:.2f} | {r['gbps']:.1f} | {r['of_copy']:.0%} | - | - |")
     return "\n".join([head, *rows])
 
@@ -568,8 +601,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--no-overhead", action="store_true", help="skip the host-overhead table")
     p.add_argument("--check-floors", action="store_true",
-                   help="exit 1 unless every floor of the issue is met (the CPU floors on the CPU, "
-                        "the GPU floors at the large shapes on a GPU)")
+                   help="exit 1 unless every floor is met (the CPU floors of each allocator "
+                        "setting on the CPU, the GPU floors at the large shapes on a GPU)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure everything this many times (floors must hold in every round)")
+    from i2i_fast.bench import allocation
+
+    allocation.add_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -596,7 +634,11 @@ def main(args: argparse.Namespace) -> int:
     meta = machine_info(args.device)
     print(f"# i2i-fast bench ops: {meta.get('gpu') or meta.get('cpu')}, {meta['threads']} threads,"
           f" torch {meta['torch']}, {args.dtype}, {repeats} repeats (median)")
-    records = run(cases, DTYPES[args.dtype], args.device, layouts, modes, providers, repeats)
+    from i2i_fast.bench import allocation
+
+    allocators = allocation.settings_of(args, args.device.split(":")[0])
+    records = run(cases, DTYPES[args.dtype], args.device, layouts, modes, providers, repeats,
+                  allocators=allocators, after_churn=args.after_churn, rounds=args.rounds)
     overhead = [] if args.no_overhead else host_overhead_us(device=args.device)
     print()
     print(markdown_table(records))
@@ -614,6 +656,7 @@ def main(args: argparse.Namespace) -> int:
     if args.check_floors:
         on_gpu = args.device.startswith("cuda")
         lines = check_gpu_floors(records) if on_gpu else check_floors(records)
+        lines += allocation.check_stability(records, STABILITY_KEYS)
         print("\n" + "\n".join(lines) if lines else "\nno floor case was measured")
         if not lines or any(line.startswith("FAIL") for line in lines):
             return 1

@@ -66,7 +66,18 @@ def step_fn(fn: Callable, x: torch.Tensor, amount: int, mode: str) -> Callable[[
     return fwd_bwd
 
 
-def run(cases, layouts, modes, providers, repeats: int) -> list[dict]:
+def run(cases, layouts, modes, providers, repeats: int, allocators=("default",),
+        after_churn: bool = False) -> list[dict]:
+    """Every case under every allocator setting (i2i_fast.bench.allocation); within a setting
+    the providers of a case are timed in turn."""
+    from i2i_fast.bench import allocation
+
+    return allocation.across_settings(
+        allocators, "cpu", lambda: _run_cases(cases, layouts, modes, providers, repeats),
+        after_churn, log=lambda line: print(line, flush=True))
+
+
+def _run_cases(cases, layouts, modes, providers, repeats: int) -> list[dict]:
     records = []
     for case in cases:
         for channels_last in layouts:
@@ -106,6 +117,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
     p.add_argument("--no-save", action="store_true")
+    from i2i_fast.bench import allocation
+
+    allocation.add_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -126,7 +140,13 @@ def main(args: argparse.Namespace) -> int:
     meta = ops_bench.machine_info("cpu")
     print(f"# i2i-fast bench resampling: {meta.get('cpu')}, {meta['threads']} threads, torch "
           f"{meta['torch']}, float32, {args.repeats} repeats (median ms), cpu")
-    records = run(cases, layouts, modes, providers, args.repeats)
+    from i2i_fast.bench import allocation
+
+    records = run(cases, layouts, modes, providers, args.repeats,
+                  allocation.settings_of(args, "cpu"), args.after_churn)
+    stability = allocation.check_stability(records, ("op", "amount", "shape", "layout", "mode"))
+    if stability:
+        print("\n" + "\n".join(stability))
     if not args.no_save:
         out = Path(args.out) if args.out else ops_bench.default_out_dir()
         base = ops_bench.save(records, [], meta, out, kind="resampling")

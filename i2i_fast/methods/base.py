@@ -295,6 +295,9 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     reference_guided: ClassVar[bool] = False
     demo_config: ClassVar[str | None] = None
     demo_data: ClassVar[str | None] = None
+    # The transform the trainer applies to folder data (a preset name of i2i_fast.data.transforms
+    # or an ImageTransform; None: the data kind's default); a property where the config decides.
+    data_transform: ClassVar[Any] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -44,6 +44,7 @@ DISTRIBUTION = "i2i-fast"
 # Used only when i2i_fast runs from a source tree that was never installed (no metadata to read);
 # tests/test_method_registry.py checks it equals the entry points declared in pyproject.toml.
 SOURCE_TREE_BUILTINS = {
+    "bicyclegan": "i2i_fast.methods.bicyclegan:BicycleGAN",
     "munit": "i2i_fast.methods.munit:MUNIT",
     "stargan_v2": "i2i_fast.methods.stargan_v2:StarGANv2",
     "tunit": "i2i_fast.methods.tunit:TUNIT",

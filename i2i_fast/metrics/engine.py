@@ -11,8 +11,12 @@ the method contract (``data_kind`` and ``translate``, see ``i2i_fast.methods.bas
   inputs of the source, K outputs per input and target (``target_domain`` = the target's label).
 - mode "latent": K random styles from one call with ``n_styles=K``; mode "reference": K calls
   with ``reference`` (N, 3, H, W), one reference image per input (output (N, 1, 3, H, W) each),
-  references drawn at random from the target domain's test split. Default modes: "latent" for
-  two-domain methods, "latent" and "reference" for multi-domain ones.
+  references drawn at random from the target domain's test split; mode "encoded" (paired sets
+  only): one call with ``reference`` = each input's own ground-truth target (BicycleGAN's
+  "encoded" output), one output per input. Default modes: "latent" for every method, plus
+  "reference" for multi-domain methods and for unpaired two-domain methods that declare
+  ``reference_guided`` (MUNIT: the style of a target-domain image), "encoded" for paired methods
+  that declare it.
 - methods trained without labels (``data_kind`` "unlabelled", TUNIT): their domains are clusters,
   not the set's domains, so they are evaluated by reference only (``target_domain`` None: the
   reference gives the style), on every (source, target) pair of the set's domains. A method
@@ -23,7 +27,9 @@ the method contract (``data_kind`` and ``translate``, see ``i2i_fast.methods.bas
 Per task: content IoU (input's ground-truth mask vs the shapes the learned segmenter finds in each
 output), target-domain accuracy (the domain classifier), diversity (mean over the K(K-1)/2 pairs
 per input of pixel L1, and of LPIPS when backbone weights are given), FID when Inception weights
-are given (outputs vs as many real images of the target domain from the train split).
+are given (outputs vs as many real images of the target domain from the train split); mode
+"encoded" also: L1 and (with backbone weights) LPIPS between each output and its ground-truth
+target.
 Outputs are clamped to [-1, 1] (as when saved as images) and must be finite.
 
 Deterministic by seed: every task draws its styles from a ``torch.Generator`` seeded from
@@ -55,7 +61,7 @@ from .lpips_distance import LPIPSDistance
 from .report import EvalReport, TaskResult
 from .segmenter import SegmenterSettings, TrainedSegmenter, shape_segmenter
 
-MODES = ("latent", "reference")
+MODES = ("latent", "reference", "encoded")
 DIRECTIONS = ("a2b", "b2a")
 
 
@@ -221,7 +227,7 @@ def evaluate(
                                   "its clusters, not to the set's domains: expected 'reference' "
                                   "only, got 'latent'")
         modes = ["reference"]
-    modes = _modes(data_kind, modes)
+    modes = _modes(data_kind, modes, bool(getattr(method, "reference_guided", False)))
     directions = _directions(data_kind, directions)
     if n_styles < 2:
         notes.append("K = 1: diversity needs at least 2 outputs per input")
@@ -293,13 +299,19 @@ def clustering_scores(method: Any, test: real_images.SetDomains, device: torch.d
     }
 
 
-def _modes(data_kind: str, modes: Sequence[str] | None) -> list[str]:
+def _modes(data_kind: str, modes: Sequence[str] | None, reference_guided: bool
+           ) -> list[str]:
     if modes is None:
-        return ["latent", "reference"] if data_kind == "multi_domain" else ["latent"]
+        if data_kind == "multi_domain" or (data_kind == "unpaired" and reference_guided):
+            return ["latent", "reference"]
+        return ["latent", "encoded"] if data_kind == "paired" and reference_guided else ["latent"]
     modes = list(modes)
     if not modes or any(m not in MODES for m in modes) or len(set(modes)) != len(modes):
         raise EvaluationError(f"evaluate: modes: expected distinct values among {MODES}, "
                               f"got {modes}")
+    if "encoded" in modes and data_kind != "paired":
+        raise EvaluationError(f"evaluate: modes: 'encoded' needs ground-truth pairs (a paired "
+                              f"method and set), got a {data_kind!r} method")
     return modes
 
 
@@ -388,7 +400,8 @@ class _Runner:
         ref_index = seeding.rng(*keys, "references").integers(0, len(target_domain),
                                                               size=(self.n, self.k))
         images, masks = self.inputs(task.source)
-        ious, hits, l1, lp, features = [], [], [], [], []
+        k = 1 if task.mode == "encoded" else self.k
+        ious, hits, l1, lp, features, target_l1, target_lp = [], [], [], [], [], [], []
         for begin_i in range(0, self.n, self.batch_size):
             end_i = min(begin_i + self.batch_size, self.n)
             x = images[begin_i:end_i].to(self.device)
@@ -396,6 +409,13 @@ class _Runner:
             if task.mode == "latent":
                 y = _check_outputs(self.translate(x, task, generator, self.k, None),
                                    n, self.k, self.test.resolution, f"{task.mode}, {name}")
+            elif task.mode == "encoded":
+                truth = real_images.load_targets(self.test, range(begin_i, end_i)).to(self.device)
+                y = _check_outputs(self.translate(x, task, generator, 1, truth), n, 1,
+                                   self.test.resolution, f"{task.mode}, {name}")
+                target_l1.append(l1_distance(y[:, 0], truth).cpu())
+                if self.lpips is not None:
+                    target_lp.append(self.lpips(y[:, 0], truth).float().cpu())
             else:
                 columns = []
                 for j in range(self.k):
@@ -407,10 +427,10 @@ class _Runner:
             flat = y.flatten(0, 1)
             with torch.no_grad():
                 found = self.segmenter.segment(flat)
-                truth = masks[begin_i:end_i].to(self.device).repeat_interleave(self.k, dim=0)
-                ious.append(mask_iou(found, truth).cpu())
+                truth_masks = masks[begin_i:end_i].to(self.device).repeat_interleave(k, dim=0)
+                ious.append(mask_iou(found, truth_masks).cpu())
                 hits.append((self.classifier.predict(flat) == task.target).float().cpu())
-            if self.k >= 2:
+            if k >= 2:
                 l1.append(pairwise_mean(y, l1_distance))
                 if self.lpips is not None:
                     lp.append(pairwise_mean(y, self.lpips))
@@ -426,15 +446,17 @@ class _Runner:
             target=styles[task.target],
             direction=task.direction,
             n_inputs=self.n,
-            n_styles=self.k,
+            n_styles=k,
             content_iou=float(iou.mean()),
             content_iou_std=float(iou.std()) if iou.numel() > 1 else 0.0,
             target_accuracy=float(torch.cat(hits).mean()),
             diversity_l1=float(torch.cat(l1).mean()) if l1 else None,
             diversity_lpips=float(torch.cat(lp).mean()) if lp else None,
             fid=fid_value,
-            pairs_per_input=len(pairs(self.k)) if self.k >= 2 else 0,
+            pairs_per_input=len(pairs(k)) if k >= 2 else 0,
             seconds=time.perf_counter() - begin,
+            target_l1=float(torch.cat(target_l1).mean()) if target_l1 else None,
+            target_lpips=float(torch.cat(target_lp).mean()) if target_lp else None,
         )
 
     def real_features(self, label: int) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """``i2i-fast eval``: evaluate a checkpoint (or a stand-in baseline) on a synthetic set.
 
     i2i-fast eval --checkpoint CKPT [--data synthetic:NAME] [--n-inputs N] [--n-styles K]
-                  [--seed S] [--mode latent|reference ...] [--direction a2b|b2a ...]
+                  [--seed S] [--mode latent|reference|encoded ...] [--direction a2b|b2a ...]
                   [--resolution R] [--lpips-weights PATH] [--inception-weights PATH]
                   [--device DEV] [--batch-size B] [--out FILE.json] [--cache-dir DIR]
     i2i-fast eval --baseline identity|oracle|oracle-wrong-scene|random --data synthetic:NAME
@@ -37,9 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-inputs", type=int, default=50, help="test inputs per source domain (50)")
     p.add_argument("--n-styles", type=int, default=10, help="outputs per input and target (10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the styles and references (0)")
-    p.add_argument("--mode", action="append", choices=("latent", "reference"),
-                   help="latent and/or reference (repeat; default: latent for two-domain "
-                        "methods, both for multi-domain ones)")
+    p.add_argument("--mode", action="append", choices=("latent", "reference", "encoded"),
+                   help="latent, reference and/or encoded (repeat; default: latent for "
+                        "two-domain methods, plus encoded - the ground-truth target's code, "
+                        "with L1/LPIPS to it - for paired reference-guided ones such as "
+                        "bicyclegan; latent and reference for multi-domain ones)")
     p.add_argument("--direction", action="append", choices=("a2b", "b2a"),
                    help="two-domain methods: a2b and/or b2a (default: both when supported)")
     p.add_argument("--resolution", type=int, help="image side (default: the method's image_size)")

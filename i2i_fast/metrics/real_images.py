@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from i2i_fast.data import SYNTHETIC_NAMES, open_dataset
-from i2i_fast.data.synthetic import SyntheticDomain
+from i2i_fast.data.synthetic import SyntheticDomain, SyntheticPairs
 
 SYNTHETIC_PREFIX = "synthetic:"
 
@@ -30,7 +30,8 @@ class SetDomains:
     """The domains of one split of a synthetic set, in label order.
 
     spec: "synthetic:<name>"; styles: style names (the domain names, label = position);
-    domains: one ``SyntheticDomain`` per style; resolution: image side.
+    domains: one ``SyntheticDomain`` per style; resolution: image side; pairs: for a paired
+    set, its ``SyntheticPairs`` (image i of domain A with its ground-truth target), else None.
     """
 
     spec: str
@@ -39,6 +40,7 @@ class SetDomains:
     seed: int
     styles: tuple[str, ...]
     domains: tuple[SyntheticDomain, ...]
+    pairs: SyntheticPairs | None = None
 
 
 def check_synthetic_spec(spec: object, owner: str = "evaluate") -> str:
@@ -67,8 +69,9 @@ def open_domains(
     dataset = open_dataset(
         spec, KIND_OF_METHOD[data_kind], split=split, resolution=resolution, seed=seed, size=None
     )
-    if data_kind == "paired":
-        sources: Sequence = [dataset.pairs.domain_a, dataset.pairs.domain_b]
+    pairs = dataset.pairs if data_kind == "paired" else None
+    if pairs is not None:
+        sources: Sequence = [pairs.domain_a, pairs.domain_b]
     else:
         sources = dataset.sources
     domains = tuple(sources)
@@ -82,6 +85,7 @@ def open_domains(
         seed=seed,
         styles=tuple(d.style.name for d in domains),
         domains=domains,
+        pairs=pairs,
     )
 
 
@@ -95,6 +99,16 @@ def load_images(
         return torch.empty(0, 3, r, r), torch.empty(0, 1, r, r)
     items = [domain.load(int(i)) for i in indices]
     return torch.stack([it["image"] for it in items]), torch.stack([it["mask"] for it in items])
+
+
+def load_targets(test: SetDomains, indices: Sequence[int]) -> torch.Tensor:
+    """The ground-truth targets (domain B) of inputs `indices` of domain A of a paired set:
+    (n, 3, R, R) float32 in [-1, 1] (image i of domain A is the input of pair i)."""
+    if test.pairs is None:
+        raise ValueError(f"evaluate: {test.spec} opened for an unpaired method has no "
+                         f"ground-truth pairs")
+    items = [test.pairs.load(int(i)) for i in indices]
+    return torch.stack([it["b"] for it in items])
 
 
 def domain_at(styles: Sequence[str], split: str, resolution: int, seed: int, label: int,

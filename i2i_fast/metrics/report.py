@@ -21,6 +21,9 @@ class TaskResult:
         pairs of its outputs (None when K < 2; LPIPS None when unavailable).
     fid: FID between the N x K outputs and real images of the target domain (None when
         unavailable).
+    target_l1 / target_lpips: mode "encoded" (paired sets): mean over inputs of the distance
+        between the output and the input's ground-truth target (pixel L1 of images in [-1, 1];
+        LPIPS None when unavailable); None in the other modes.
     """
 
     mode: str
@@ -37,6 +40,8 @@ class TaskResult:
     fid: float | None
     pairs_per_input: int
     seconds: float
+    target_l1: float | None = None
+    target_lpips: float | None = None
 
     @property
     def name(self) -> str:
@@ -44,7 +49,8 @@ class TaskResult:
         return f"{arrow} ({self.direction})" if self.direction else arrow
 
 
-METRICS = ("content_iou", "target_accuracy", "diversity_l1", "diversity_lpips", "fid")
+METRICS = ("content_iou", "target_accuracy", "diversity_l1", "diversity_lpips", "fid",
+           "target_l1", "target_lpips")
 
 
 @dataclass
@@ -95,19 +101,26 @@ class EvalReport:
     def table(self) -> str:
         """A plain-text table of the tasks, the per-mode means, the settings and sanity lines."""
         head = ["mode", "task", "N", "K", "content IoU", "target acc", "div L1", "div LPIPS", "FID"]
+        # the distances to ground-truth targets (mode "encoded") only where some task has them
+        to_target = any(t.target_l1 is not None for t in self.tasks)
+        if to_target:
+            head += ["L1 to target", "LPIPS to target"]
         rows = []
         for t in self.tasks:
             rows.append([t.mode, t.name, str(t.n_inputs), str(t.n_styles),
                          f"{t.content_iou:.3f} ± {t.content_iou_std:.3f}",
                          _fmt(t.target_accuracy), _fmt(t.diversity_l1), _fmt(t.diversity_lpips),
-                         _fmt(t.fid, 2)])
+                         _fmt(t.fid, 2)]
+                        + ([_fmt(t.target_l1), _fmt(t.target_lpips)] if to_target else []))
         summary = self.summary()
         if len(self.tasks) > len(self.modes):
             for mode, means in summary.items():
                 n = sum(t.mode == mode for t in self.tasks)
                 rows.append([mode, f"mean of {n} tasks", "", "", _fmt(means["content_iou"]),
                              _fmt(means["target_accuracy"]), _fmt(means["diversity_l1"]),
-                             _fmt(means["diversity_lpips"]), _fmt(means["fid"], 2)])
+                             _fmt(means["diversity_lpips"]), _fmt(means["fid"], 2)]
+                            + ([_fmt(means["target_l1"]), _fmt(means["target_lpips"])]
+                               if to_target else []))
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
         lines = [
             f"evaluation of {self.method} on {self.data} ({', '.join(self.styles)}) at "

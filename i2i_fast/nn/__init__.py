@@ -8,10 +8,11 @@ plain-PyTorch reference definitions.
 from .conv import Conv2dBlock, LinearBlock, make_padding
 from .decoders import AdaINDecoder, split_adain_params
 from .discriminators import MultiScalePatchDiscriminator
-from .encoders import ContentEncoder, StyleEncoder
+from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .filters import HighPass
 from .guiding import GuidingNetwork
 from .init import init_weights
+from .latent_injection import LatentConv2d, latent_conv2d
 from .mlp import MLP
 from .norms import (
     AdaptiveInstanceNorm,
@@ -22,14 +23,22 @@ from .norms import (
     StyleAdaIN,
     filter_response_norm,
 )
-from .preact_resblocks import AdaINPreActResBlock, FRNPreActResBlock, PreActResBlock
+from .preact_resblocks import (
+    AdaINPreActResBlock,
+    FRNPreActResBlock,
+    PreActDownBlock,
+    PreActResBlock,
+)
 from .resampling import ReflectionPad, UpsampleNearest
 from .resblocks import AdaINResBlock, ResBlock
+from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
     "ContentEncoder", "FRNPreActResBlock", "FilterResponseNorm", "GuidingNetwork", "HighPass",
-    "InstanceNorm", "LayerNorm", "LinearBlock", "MLP",
-    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActResBlock", "ReflectionPad", "ResBlock",
-    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "filter_response_norm", "init_weights", "make_padding", "split_adain_params",
+    "InstanceNorm", "LatentConv2d", "LatentUNetGenerator", "LatentUNetLevel", "LayerNorm",
+    "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock",
+    "PreActResBlock", "ReflectionPad", "ResBlock", "StyleAdaIN", "StyleEncoder",
+    "UpsampleNearest", "VariationalResNetEncoder", "filter_response_norm", "init_weights",
+    "latent_conv2d", "make_padding", "split_adain_params",
 ]

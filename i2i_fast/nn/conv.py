@@ -40,6 +40,8 @@ def make_activation(activation: str, negative_slope: float = 0.2) -> nn.Module |
 class Conv2dBlock(nn.Module):
     """pad → Conv2d (with bias) → norm → activation.
 
+    pad_type: "reflect" and "replicate" pad first (reflect on the fused operator); "zero" is the
+    convolution's own zero padding (no padded copy of the input).
     norm: "none", "in" (InstanceNorm, no affine), "ln" (MUNIT's LayerNorm), "ln_standard"
     (F.layer_norm + affine), "adain" (modulation passed to forward as (weight, bias)).
     activation: "relu", "lrelu" (slope 0.2), "tanh", "none".
@@ -52,8 +54,11 @@ class Conv2dBlock(nn.Module):
         _check("norm", norm, NORMS)
         _check("activation", activation, ACTIVATIONS)
         self.norm_kind = norm
-        self.pad = make_padding(pad_type, padding)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, bias=True)
+        _check("pad_type", pad_type, PAD_TYPES)
+        own_padding = padding if pad_type == "zero" else 0
+        self.pad = make_padding(pad_type, padding - own_padding)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, own_padding,
+                              bias=True)
         fused = norm != "none" and activation in _FUSABLE
         act = _FUSABLE[activation] if fused else None
         norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": LayerNorm,

@@ -1,5 +1,6 @@
-"""Multi-scale PatchGAN discriminator (MUNIT's MsImageDis, BicycleGAN's D): one PatchGAN per
-scale on a pyramid made by AvgPool2d(3, stride 2, padding 1, count_include_pad=False)."""
+"""Multi-scale PatchGAN discriminators (MUNIT's MsImageDis, BicycleGAN's D_NLayersMulti): one
+PatchGAN per scale on a pyramid made by AvgPool2d(3, stride 2, padding 1,
+count_include_pad=False)."""
 
 from __future__ import annotations
 
@@ -8,28 +9,64 @@ from torch import nn
 
 from .conv import Conv2dBlock
 
+PATCHES = ("munit", "pix2pix")
+SCALE_WIDTHS = ("same", "halved")
+
+
+def munit_patch_net(in_channels: int, dim: int, n_layer: int, norm: str, activation: str,
+                    pad_type: str) -> nn.Sequential:
+    """MUNIT's PatchGAN: 4x4 stride-2 conv (no norm), n_layer - 1 more doubling the width (with
+    `norm`), 1x1 conv to one logit map. A side S gives S / 2**n_layer."""
+    layers = [Conv2dBlock(in_channels, dim, 4, 2, 1, "none", activation, pad_type)]
+    for _ in range(n_layer - 1):
+        layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, norm, activation, pad_type))
+        dim *= 2
+    layers.append(nn.Conv2d(dim, 1, 1, 1, 0))
+    return nn.Sequential(*layers)
+
+
+def pix2pix_patch_net(in_channels: int, dim: int, n_layer: int, norm: str, activation: str,
+                      pad_type: str) -> nn.Sequential:
+    """pix2pix's N-layer PatchGAN (BicycleGAN's get_layers): 4x4 stride-2 conv (no norm), n_layer
+    - 1 more (with `norm`), the width doubling up to 8 * dim; a 4x4 stride-1 conv (with `norm`)
+    to min(2**n_layer, 8) * dim; a 4x4 stride-1 conv to one logit map. Padding 1 everywhere,
+    bias everywhere. A side S gives S / 2**n_layer - 2 (256 → 30 for n_layer 3)."""
+    layers = [Conv2dBlock(in_channels, dim, 4, 2, 1, "none", activation, pad_type)]
+    mult = 1
+    for n in range(1, n_layer):
+        previous, mult = mult, min(2 ** n, 8)
+        layers.append(Conv2dBlock(dim * previous, dim * mult, 4, 2, 1, norm, activation,
+                                  pad_type))
+    previous, mult = mult, min(2 ** n_layer, 8)
+    layers.append(Conv2dBlock(dim * previous, dim * mult, 4, 1, 1, norm, activation, pad_type))
+    layers.append(Conv2dBlock(dim * mult, 1, 4, 1, 1, "none", "none", pad_type))
+    return nn.Sequential(*layers)
+
 
 class MultiScalePatchDiscriminator(nn.Module):
-    """num_scales PatchGANs: 4x4 stride-2 conv (no norm), n_layer - 1 more doubling the width
-    (with `norm`), 1x1 conv to one logit map. forward(x) → [outputs per scale], finest first."""
+    """num_scales PatchGANs, the first on the input, each next one on the input downsampled once
+    more. forward(x) → [outputs per scale], finest first.
+
+    patch: "munit" (``munit_patch_net``) or "pix2pix" (``pix2pix_patch_net``); scale_width:
+    "same" (every scale has width `dim`: MUNIT, DRIT) or "halved" (scale i has
+    round(dim / 2**i): BicycleGAN).
+    """
 
     def __init__(self, in_channels: int = 3, dim: int = 64, n_layer: int = 4,
                  num_scales: int = 3, norm: str = "none", activation: str = "lrelu",
-                 pad_type: str = "reflect"):
+                 pad_type: str = "reflect", patch: str = "munit", scale_width: str = "same"):
         super().__init__()
-        self.cnns = nn.ModuleList(self._make_net(in_channels, dim, n_layer, norm, activation,
-                                                 pad_type) for _ in range(num_scales))
+        if patch not in PATCHES:
+            raise ValueError(f"patch: expected one of {', '.join(PATCHES)}, got {patch!r}")
+        if scale_width not in SCALE_WIDTHS:
+            raise ValueError(f"scale_width: expected one of {', '.join(SCALE_WIDTHS)}, got "
+                             f"{scale_width!r}")
+        make = munit_patch_net if patch == "munit" else pix2pix_patch_net
+        widths = [dim if scale_width == "same" else int(round(dim / 2 ** i))
+                  for i in range(num_scales)]
+        self.cnns = nn.ModuleList(make(in_channels, width, n_layer, norm, activation, pad_type)
+                                  for width in widths)
         self.downsample = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
-
-    @staticmethod
-    def _make_net(in_channels: int, dim: int, n_layer: int, norm: str, activation: str,
-                  pad_type: str) -> nn.Sequential:
-        layers = [Conv2dBlock(in_channels, dim, 4, 2, 1, "none", activation, pad_type)]
-        for _ in range(n_layer - 1):
-            layers.append(Conv2dBlock(dim, 2 * dim, 4, 2, 1, norm, activation, pad_type))
-            dim *= 2
-        layers.append(nn.Conv2d(dim, 1, 1, 1, 0))
-        return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outputs = []

@@ -1,11 +1,15 @@
-"""Content and style encoders (MUNIT's, used by the methods that disentangle content and style)."""
+"""Content and style encoders (MUNIT's, used by the methods that disentangle content and style),
+and BicycleGAN's variational encoder."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from .. import ops
 from .conv import Conv2dBlock
+from .preact_resblocks import PreActDownBlock
 from .resblocks import ResBlock
 
 
@@ -54,3 +58,41 @@ class StyleEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+class VariationalResNetEncoder(nn.Module):
+    """BicycleGAN's E_ResNet (vaeLike): a Gaussian posterior (mu, logvar) over a latent code.
+
+    4x4 stride-2 conv (in → dim); n_blocks - 1 PreActDownBlocks, block n (1-based) from
+    dim * min(max_mult, n) to dim * min(max_mult, n + 1) channels, each halving the size;
+    LeakyReLU(0.2); average pooling over the last pool x pool map; two Linear heads (mu, logvar).
+    The official resnet_256 is n_blocks 5 (256 → 8 x 8 before the pooling), resnet_128 is 4: the
+    input side must be pool * 2**n_blocks (``input_size``).
+
+    forward(x (N, in, S, S)) → (mu, logvar), each (N, latent_dim).
+    """
+
+    def __init__(self, in_channels: int, latent_dim: int, dim: int = 64, n_blocks: int = 5,
+                 max_mult: int = 4, normalize: bool = True, pool: int = 8):
+        super().__init__()
+        if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or n_blocks < 1:
+            raise ValueError(f"VariationalResNetEncoder: n_blocks: expected an int >= 1, got "
+                             f"{n_blocks!r}")
+        self.pool = pool
+        self.input_size = pool * 2 ** n_blocks
+        self.conv = nn.Conv2d(in_channels, dim, 4, 2, 1)
+        widths = [dim * min(max_mult, n) for n in range(1, n_blocks + 1)]
+        self.blocks = nn.Sequential(*(PreActDownBlock(widths[i], widths[i + 1], normalize)
+                                      for i in range(n_blocks - 1)))
+        self.out_channels = widths[-1]
+        self.fc = nn.Linear(self.out_channels, latent_dim)
+        self.fc_var = nn.Linear(self.out_channels, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 4 or x.shape[2] != self.input_size or x.shape[3] != self.input_size:
+            raise ValueError(f"VariationalResNetEncoder: x: expected (N, C, {self.input_size}, "
+                             f"{self.input_size}) (its last map is pooled over "
+                             f"{self.pool}x{self.pool}), got {tuple(x.shape)}")
+        h = F.leaky_relu(self.blocks(self.conv(x)), 0.2)
+        h = ops.avg_pool(h, self.pool).flatten(1)
+        return self.fc(h), self.fc_var(h)

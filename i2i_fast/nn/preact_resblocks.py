@@ -1,11 +1,11 @@
-"""Pre-activation residual blocks: StarGAN v2's ResBlk and AdainResBlk (LeakyReLU), and TUNIT's
-ActFirstResBlk (FRN + TLU).
+"""Pre-activation residual blocks: with LeakyReLU (StarGAN v2's ResBlk and AdainResBlk; DRIT's
+and BicycleGAN's BasicBlock), and with FRN + TLU (TUNIT's ActFirstResBlk).
 
-Both put the normalization and the activation *before* each convolution, so every
-"norm → LeakyReLU" pair runs as one fused operator (instance norm with affine, or AdaIN with
+All put the normalization and the activation *before* each convolution, so every
+"norm → LeakyReLU" pair runs as one fused operator (instance norm, or AdaIN with
 ``1 + gamma``); average pooling and nearest upsampling run on the fused resampling operators.
-Attribute names follow the official code (conv1, conv2, norm1, norm2, conv1x1), so
-state dicts have the official keys.
+The StarGAN v2 blocks' attribute names follow its official code (conv1, conv2, norm1, norm2,
+conv1x1), so state dicts have the official keys.
 """
 
 from __future__ import annotations
@@ -123,6 +123,41 @@ class AdaINPreActResBlock(nn.Module):
         if self.use_shortcut:
             out = (out + self.shortcut(x)) / math.sqrt(2)
         return out
+
+
+class PreActDownBlock(nn.Module):
+    """DRIT's and BicycleGAN's BasicBlock: ``residual(x) + shortcut(x)``, half the size.
+
+    residual: [IN] → LeakyReLU → 3x3 conv (dim_in → dim_in) → [IN] → LeakyReLU → 3x3 conv
+    (dim_in → dim_out) → avgpool 2; shortcut: avgpool 2 → 1x1 conv (dim_in → dim_out, with bias).
+    The IN layers (no affine) only with ``normalize`` (BicycleGAN's norm "instance"; DRIT has
+    none), each fused with its LeakyReLU. It differs from PreActResBlock (StarGAN v2) in where the
+    pooling sits, the shortcut's bias and the missing 1/√2.
+
+    forward: (N, dim_in, H, W) → (N, dim_out, H/2, W/2).
+    """
+
+    def __init__(self, dim_in: int, dim_out: int, normalize: bool = True,
+                 negative_slope: float = 0.2):
+        super().__init__()
+        self.normalize, self.negative_slope = normalize, negative_slope
+        self.conv1 = nn.Conv2d(dim_in, dim_in, 3, 1, 1)
+        self.conv2 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
+        self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, 1, 0)
+        if normalize:
+            self.norm1 = InstanceNorm(dim_in, activation="leaky_relu",
+                                      negative_slope=negative_slope)
+            self.norm2 = InstanceNorm(dim_in, activation="leaky_relu",
+                                      negative_slope=negative_slope)
+
+    def _norm_act(self, x: torch.Tensor, norm: str) -> torch.Tensor:
+        if self.normalize:
+            return getattr(self, norm)(x)  # instance norm + LeakyReLU, fused
+        return F.leaky_relu(x, self.negative_slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.conv2(self._norm_act(self.conv1(self._norm_act(x, "norm1")), "norm2"))
+        return ops.avg_pool(residual, 2) + self.conv1x1(ops.avg_pool(x, 2))
 
 
 class FRNPreActResBlock(PreActResBlock):

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.cli_commands import _run_reporting_errors
+    from ..train.cli_commands import run_reporting_errors
 
     def body() -> int:
         from .importer import import_official
@@ -37,4 +37,4 @@ def run(args: argparse.Namespace) -> int:
               f"--resume {result.path} --data ...")
         return 0
 
-    return _run_reporting_errors("import-official", body)
+    return run_reporting_errors("import-official", body)

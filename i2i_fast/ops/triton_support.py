@@ -9,7 +9,9 @@
   with an explicit fake implementation and autograd. In the interpreter the kernels cannot run on
   FakeTensors and torch does not trace interpreted kernels, so there the operator stays opaque to
   torch.compile (a custom operator that the compiled graph calls) instead of being decomposed
-  into its kernels.
+  into its kernels. Its function runs inside ``launch_device`` of its arguments: Triton launches
+  on the current CUDA device and stream, so without it inputs on cuda:1 while cuda:0 is current
+  would be read from the wrong device.
 - Launch geometry helpers (``next_power_of_2``, ``cdiv``, ``min_programs``).
 - ``compile_only(arch)``: compile kernels for a GPU architecture on a machine without a GPU, to
   check that every kernel variant builds (tests/triton_compile_check.py uses it).
@@ -102,6 +104,42 @@ def kernel_device_reason(x: torch.Tensor) -> str | None:
     return f"x is on {x.device}; the triton backend takes {where}"
 
 
+# ----- the device kernels launch on ------------------------------------------------------------
+
+
+def _first_tensor(values) -> torch.Tensor | None:
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            return v
+        if isinstance(v, (list, tuple)):
+            t = _first_tensor(v)
+            if t is not None:
+                return t
+    return None
+
+
+def launch_device(*args) -> contextlib.AbstractContextManager:
+    """Where a Triton host function must launch: ``torch.cuda.device`` of the first tensor among
+    `args` (looking into lists and tuples) when it is a CUDA tensor, so that Triton's launch (on
+    the current device, with that device's current stream) uses the inputs' device; nothing for
+    CPU tensors (the interpreter). ``register_operator`` enters it around every operator."""
+    t = _first_tensor(args)
+    if t is not None and t.device.type == "cuda":
+        return torch.cuda.device(t.device)
+    return contextlib.nullcontext()
+
+
+def _on_input_device(fn: Callable) -> Callable:
+    """fn, run inside launch_device of its arguments."""
+
+    @functools.wraps(fn)  # keeps the signature (the operator's schema) and the source (kernels)
+    def on_input_device(*args, **kwargs):
+        with launch_device(*args, *kwargs.values()):
+            return fn(*args, **kwargs)
+
+    return on_input_device
+
+
 # ----- operator registration -------------------------------------------------------------------
 
 
@@ -124,10 +162,11 @@ def register_operator(
     ``wrap_triton(kernel)[grid](...)`` in `fn` or in module functions it calls by name, so that
     torch finds the kernels and puts their source into the AOTAutograd cache key). `fake` gives
     the outputs' shapes, dtypes and strides. With `backward`, the operator is differentiable.
+    `fn` runs on the device of its first tensor argument (``launch_device``).
     """
     from torch._subclasses.functional_tensor import FunctionalTensorMode
 
-    op = torch.library.triton_op(f"{NAMESPACE}::{name}", fn, mutates_args=())
+    op = torch.library.triton_op(f"{NAMESPACE}::{name}", _on_input_device(fn), mutates_args=())
     op.register_fake(fake)
     if state().interpreter:
         op.register_torch_dispatch(FunctionalTensorMode, _opaque_under_functionalization)

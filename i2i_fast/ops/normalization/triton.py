@@ -297,8 +297,13 @@ def _input_grad_coefficients(sum_dxhat, sum_dxhat_xhat, count, rstd, eps, MUNIT_
     dxhat*xhat over `count` values (csrc/normalization/cpu.cpp, input_grad_terms)."""
     m1 = sum_dxhat / count
     if MUNIT_STD:
+        # The gradient through sigma (MUNIT's unbiased std) is 0 where sigma is 0 (a constant
+        # group), as torch's std backward defines it, instead of 0/0 (input_grad_terms in
+        # csrc/normalization/common.h explains why rebuilding sigma from rstd is accurate enough).
         sigma = 1.0 / rstd - eps
-        c2 = sum_dxhat_xhat / ((count - 1.0) * sigma)
+        positive = sigma > 0
+        c2 = tl.where(positive, sum_dxhat_xhat / ((count - 1.0) * tl.where(positive, sigma, 1.0)),
+                      0.0)
     else:
         c2 = rstd * sum_dxhat_xhat / count
     return -rstd * c2, -rstd * m1
