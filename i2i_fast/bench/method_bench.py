@@ -39,7 +39,8 @@ def _batches(method, data: str, count: int, seed: int) -> list[dict]:
 
     kind = "unpaired" if method.data_kind == "unpaired" else method.data_kind
     try:
-        dataset = open_dataset(data, kind, resolution=method.config.image_size, seed=seed)
+        dataset = open_dataset(data, kind, resolution=method.config.image_size, seed=seed,
+                               **method.dataset_options())
     except (ValueError, TypeError, OSError) as error:
         raise TrainError(f"--data {data}: {error}") from None
     loader = ResumableLoader(dataset, method.config.batch_size, seed=seed)

@@ -49,6 +49,7 @@ SOURCE_TREE_BUILTINS = {
     "miso": "i2i_fast.methods.miso:MISO",
     "munit": "i2i_fast.methods.munit:MUNIT",
     "stargan_v2": "i2i_fast.methods.stargan_v2:StarGANv2",
+    "tunit": "i2i_fast.methods.tunit:TUNIT",
 }
 
 

@@ -11,6 +11,7 @@ from .discriminators import ContentDiscriminator, MultiScalePatchDiscriminator
 from .disentangled import AttributeEncoders, AttributeGenerator, SharedContentEncoder
 from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .filters import HighPass
+from .guiding import GuidingNetwork
 from .init import init_weights
 from .latent_injection import (
     LatentConv2d,
@@ -24,11 +25,18 @@ from .noise import GaussianNoise
 from .norms import (
     AdaptiveInstanceNorm,
     ChannelAffineLayerNorm,
+    FilterResponseNorm,
     InstanceNorm,
     MunitLayerNorm,
     StyleAdaIN,
+    filter_response_norm,
 )
-from .preact_resblocks import AdaINPreActResBlock, PreActDownBlock, PreActResBlock
+from .preact_resblocks import (
+    AdaINPreActResBlock,
+    FRNPreActResBlock,
+    PreActDownBlock,
+    PreActResBlock,
+)
 from .resampling import ReflectionPad, UpsampleNearest
 from .resblocks import (
     AdaINResBlock,
@@ -43,11 +51,12 @@ __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaINResBlocks",
     "AdaptiveInstanceNorm", "AttributeEncoders", "AttributeGenerator", "ChannelAffineLayerNorm",
     "ConcatLatentDecoder", "ContentDiscriminator", "ContentEncoder", "Conv2dBlock",
-    "ConvTranspose2dBlock", "FusionLatentDecoder", "GaussianNoise", "HighPass", "InstanceNorm",
-    "LatentConcatResBlock", "LatentConv2d", "LatentConvTranspose2d", "LatentFusionResBlock",
-    "LatentUNetGenerator", "LatentUNetLevel", "LinearBlock", "MLP",
-    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
-    "ReflectionPad", "ResBlock", "SharedContentEncoder", "StyleAdaIN", "StyleEncoder",
-    "UpsampleNearest", "VariationalResNetEncoder", "broadcast_concat", "init_weights",
-    "latent_conv2d", "latent_conv_transpose2d", "make_padding", "split_adain_params",
+    "ConvTranspose2dBlock", "FRNPreActResBlock", "FilterResponseNorm", "FusionLatentDecoder",
+    "GaussianNoise", "GuidingNetwork", "HighPass", "InstanceNorm", "LatentConcatResBlock",
+    "LatentConv2d", "LatentConvTranspose2d", "LatentFusionResBlock", "LatentUNetGenerator",
+    "LatentUNetLevel", "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm",
+    "PreActDownBlock", "PreActResBlock", "ReflectionPad", "ResBlock", "SharedContentEncoder",
+    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder",
+    "broadcast_concat", "filter_response_norm", "init_weights", "latent_conv2d",
+    "latent_conv_transpose2d", "make_padding", "split_adain_params",
 ]

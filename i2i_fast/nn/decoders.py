@@ -1,6 +1,6 @@
-"""Decoders from a content code and a style / attribute code: MUNIT's AdaIN decoder (AdaIN
-ResBlocks, upsampling convs with LayerNorm, the output conv) and DRIT's two (the code injected by
-concatenation: before four convs, or through fused residual blocks)."""
+"""Decoders from a content code and a style / attribute code: the AdaIN decoder (AdaIN ResBlocks,
+upsampling convs with LayerNorm in MUNIT or AdaIN in TUNIT, the output conv) and DRIT's two (the
+code injected by concatenation: before four convs, or through fused residual blocks)."""
 
 from __future__ import annotations
 
@@ -16,38 +16,62 @@ from .resblocks import (  # noqa: F401 - split_adain_params re-exported
     AdaINResBlocks, LatentConcatResBlock, LatentFusionResBlock, ResBlock, split_adain_params,
 )
 
+UPSAMPLE_NORMS = ("ln", "adain")
+
 
 class AdaINDecoder(nn.Module):
-    """n_res AdaIN ResBlocks at `dim`; n_upsample × (nearest ×2, 5x5 conv halving the width,
-    MUNIT LayerNorm, activation); 7x7 conv to out_channels, tanh.
+    """n_res AdaIN ResBlocks at `dim` (residual branch scaled by ``residual_scale``: 1 in MUNIT,
+    0.1 in TUNIT); n_upsample × (nearest ×2, 5x5 conv halving the width, ``upsample_norm``,
+    activation); 7x7 conv to out_channels, tanh.
 
-    forward(content, adain_params) with adain_params (N, num_adain_params).
+    upsample_norm: "ln" (MUNIT's LayerNorm, learned affine) or "adain" (TUNIT: the upsampling
+    convs take AdaIN parameters from the style too).
+
+    forward(content, adain_params) with adain_params (N, num_adain_params): the layers' (bias,
+    weight) pairs in module order (the ResBlocks', then the upsampling convs').
     """
 
     def __init__(self, n_upsample: int, n_res: int, dim: int, out_channels: int,
-                 activation: str = "relu", pad_type: str = "reflect"):
+                 activation: str = "relu", pad_type: str = "reflect",
+                 upsample_norm: str = "ln", residual_scale: float = 1.0):
         super().__init__()
-        self.resblocks = AdaINResBlocks(n_res, dim, activation, pad_type)
+        if upsample_norm not in UPSAMPLE_NORMS:
+            raise ValueError(f"AdaINDecoder: upsample_norm: expected one of "
+                             f"{', '.join(UPSAMPLE_NORMS)}, got {upsample_norm!r}")
+        self.resblocks = AdaINResBlocks(n_res, dim, activation, pad_type, residual_scale)
         up = []
         for _ in range(n_upsample):
             up += [UpsampleNearest(2),
-                   Conv2dBlock(dim, dim // 2, 5, 1, 2, norm="ln", activation=activation,
+                   Conv2dBlock(dim, dim // 2, 5, 1, 2, norm=upsample_norm, activation=activation,
                                pad_type=pad_type)]
             dim //= 2
         up.append(Conv2dBlock(dim, out_channels, 7, 1, 3, norm="none", activation="tanh",
                               pad_type=pad_type))
         self.upsample = nn.Sequential(*up)
 
+    def _adain_upsamplers(self) -> list[Conv2dBlock]:
+        return [m for m in self.upsample
+                if isinstance(m, Conv2dBlock) and m.norm_kind == "adain"]
+
     @property
     def adain_channels(self) -> list[int]:
-        return self.resblocks.adain_channels
+        return (self.resblocks.adain_channels
+                + [m.conv.out_channels for m in self._adain_upsamplers()])
 
     @property
     def num_adain_params(self) -> int:
-        return self.resblocks.num_adain_params
+        return 2 * sum(self.adain_channels)
 
     def forward(self, content: torch.Tensor, adain_params: torch.Tensor) -> torch.Tensor:
-        return self.upsample(self.resblocks(content, adain_params))
+        pairs = split_adain_params(adain_params, self.adain_channels)
+        x = self.resblocks.apply_pairs(content, pairs)
+        following = iter(pairs[self.resblocks.num_pairs:])
+        for layer in self.upsample:
+            if isinstance(layer, Conv2dBlock) and layer.norm_kind == "adain":
+                x = layer(x, next(following))
+            else:
+                x = layer(x)
+        return x
 
 
 class ConcatLatentDecoder(nn.Module):

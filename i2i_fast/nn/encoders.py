@@ -16,7 +16,8 @@ RES_NORMS = ("same", "adain")
 
 
 class ContentEncoder(nn.Module):
-    """7x7 conv, n_downsample 4x4 stride-2 convs doubling the width, n_res ResBlocks.
+    """7x7 conv, n_downsample 4x4 stride-2 convs doubling the width, n_res ResBlocks (their
+    residual branch scaled by ``residual_scale``: 1 in MUNIT, 0.1 in TUNIT).
 
     (N, in, H, W) → (N, dim * 2**n_downsample, H / 2**n_downsample, W / 2**n_downsample).
 
@@ -33,7 +34,8 @@ class ContentEncoder(nn.Module):
     def __init__(self, n_downsample: int, n_res: int, in_channels: int, dim: int,
                  norm: str = "in", activation: str = "relu", pad_type: str = "reflect",
                  res_norm: str = "same", down_kernel: int = 4, first_norm: str | None = None,
-                 first_activation: str | None = None, negative_slope: float = 0.2):
+                 first_activation: str | None = None, negative_slope: float = 0.2,
+                 residual_scale: float = 1.0):
         super().__init__()
         if res_norm not in RES_NORMS:
             raise ValueError(f"ContentEncoder: res_norm: expected one of {RES_NORMS}, got "
@@ -48,9 +50,10 @@ class ContentEncoder(nn.Module):
                                       pad_type, negative_slope=negative_slope))
             dim *= 2
         if res_norm == "adain":
-            self.resblocks = AdaINResBlocks(n_res, dim, activation, pad_type)
+            self.resblocks = AdaINResBlocks(n_res, dim, activation, pad_type, residual_scale)
         else:
-            layers += [ResBlock(dim, norm, activation, pad_type) for _ in range(n_res)]
+            layers += [ResBlock(dim, norm, activation, pad_type, residual_scale)
+                       for _ in range(n_res)]
             self.resblocks = None
         self.model = nn.Sequential(*layers)
         self.out_channels = dim

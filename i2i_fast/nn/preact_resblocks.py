@@ -1,5 +1,5 @@
-"""Pre-activation residual blocks with LeakyReLU (StarGAN v2's ResBlk and AdainResBlk; DRIT's and
-BicycleGAN's BasicBlock).
+"""Pre-activation residual blocks: with LeakyReLU (StarGAN v2's ResBlk and AdainResBlk; DRIT's
+and BicycleGAN's BasicBlock), and with FRN + TLU (TUNIT's ActFirstResBlk).
 
 All put the normalization and the activation *before* each convolution, so every
 "norm → LeakyReLU" pair runs as one fused operator (instance norm, or AdaIN with
@@ -18,7 +18,11 @@ from torch import nn
 
 from .. import ops
 from .conv import make_padding
-from .norms import InstanceNorm, StyleAdaIN
+from .norms import FilterResponseNorm, InstanceNorm, StyleAdaIN
+
+# TUNIT scales its sums by torch.rsqrt(torch.tensor(2.0)), a float32 tensor: 0.70710677 (not
+# 1/√2 to float64 precision), in every dtype.
+FLOAT32_RSQRT2 = float(torch.rsqrt(torch.tensor(2.0, dtype=torch.float32)))
 
 
 class PreActResBlock(nn.Module):
@@ -159,3 +163,24 @@ class PreActDownBlock(nn.Module):
         residual = self.conv1(self.pad(self._norm_act(x, "norm1")))
         residual = self.conv2(self.pad(self._norm_act(residual, "norm2")))
         return ops.avg_pool(residual, 2) + self.conv1x1(ops.avg_pool(x, 2))
+
+
+class FRNPreActResBlock(PreActResBlock):
+    """TUNIT's ActFirstResBlk: ``rsqrt(2) · (shortcut(x) + residual(x))``, with rsqrt(2) in
+    float32 (``FLOAT32_RSQRT2``, the official constant).
+
+    residual: FRN + TLU → 3x3 conv (dim_in → dim_in) → [avgpool 2] → FRN + TLU → 3x3 conv
+    (dim_in → dim_out); the thresholded FRN is the only nonlinearity. shortcut: as
+    ``PreActResBlock``'s (1x1 conv without bias when dim_in != dim_out, then [avgpool 2]).
+    """
+
+    def __init__(self, dim_in: int, dim_out: int, downsample: bool = False):
+        super().__init__(dim_in, dim_out, normalize=False, downsample=downsample)
+        self.norm1 = FilterResponseNorm(dim_in)
+        self.norm2 = FilterResponseNorm(dim_in)
+
+    def _norm_act(self, x: torch.Tensor, norm: str) -> torch.Tensor:
+        return getattr(self, norm)(x)  # FRN + TLU
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return FLOAT32_RSQRT2 * (self.shortcut(x) + self.residual(x))

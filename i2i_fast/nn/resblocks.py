@@ -1,6 +1,10 @@
 """Residual blocks: x + conv-norm-act-conv-norm(x), with instance norm or AdaIN; a stack of AdaIN
 blocks modulated by one flat parameter vector (MUNIT's decoder, MISO's conditional content
-encoder); blocks that inject a latent code by concatenation (DRIT)."""
+encoder); blocks that inject a latent code by concatenation (DRIT).
+
+``residual_scale`` multiplies the residual branch before the skip is added: 1 in MUNIT (the sum
+is then ``x + residual``, nothing multiplied), 0.1 in TUNIT (``x + 0.1 * residual``).
+"""
 
 from __future__ import annotations
 
@@ -16,15 +20,16 @@ class ResBlock(nn.Module):
     """MUNIT's ResBlock: two 3x3 Conv2dBlocks (norm + activation, then norm only) plus the skip."""
 
     def __init__(self, dim: int, norm: str = "in", activation: str = "relu",
-                 pad_type: str = "zero"):
+                 pad_type: str = "zero", residual_scale: float = 1.0):
         super().__init__()
+        self.residual_scale = float(residual_scale)
         self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation=activation,
                                  pad_type=pad_type)
         self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm=norm, activation="none",
                                  pad_type=pad_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(self.conv1(x))
+        return _add_residual(x, self.conv2(self.conv1(x)), self.residual_scale)
 
 
 class AdaINResBlock(nn.Module):
@@ -35,9 +40,11 @@ class AdaINResBlock(nn.Module):
 
     adain_layers = 2
 
-    def __init__(self, dim: int, activation: str = "relu", pad_type: str = "zero"):
+    def __init__(self, dim: int, activation: str = "relu", pad_type: str = "zero",
+                 residual_scale: float = 1.0):
         super().__init__()
         self.dim = dim
+        self.residual_scale = float(residual_scale)
         self.conv1 = Conv2dBlock(dim, dim, 3, 1, 1, norm="adain", activation=activation,
                                  pad_type=pad_type)
         self.conv2 = Conv2dBlock(dim, dim, 3, 1, 1, norm="adain", activation="none",
@@ -45,7 +52,12 @@ class AdaINResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, adain: list[tuple[torch.Tensor, torch.Tensor]]
                 ) -> torch.Tensor:
-        return x + self.conv2(self.conv1(x, adain[0]), adain[1])
+        return _add_residual(x, self.conv2(self.conv1(x, adain[0]), adain[1]),
+                             self.residual_scale)
+
+
+def _add_residual(x: torch.Tensor, residual: torch.Tensor, scale: float) -> torch.Tensor:
+    return x + residual if scale == 1.0 else x + scale * residual
 
 
 def split_adain_params(params: torch.Tensor, channels: list[int]
@@ -76,8 +88,9 @@ class AdaINResBlocks(nn.ModuleList):
     """
 
     def __init__(self, n_blocks: int, dim: int, activation: str = "relu",
-                 pad_type: str = "zero"):
-        super().__init__(AdaINResBlock(dim, activation, pad_type) for _ in range(n_blocks))
+                 pad_type: str = "zero", residual_scale: float = 1.0):
+        super().__init__(AdaINResBlock(dim, activation, pad_type, residual_scale)
+                         for _ in range(n_blocks))
 
     @property
     def adain_channels(self) -> list[int]:
@@ -87,12 +100,21 @@ class AdaINResBlocks(nn.ModuleList):
     def num_adain_params(self) -> int:
         return 2 * sum(self.adain_channels)
 
-    def forward(self, x: torch.Tensor, adain_params: torch.Tensor) -> torch.Tensor:
-        pairs = split_adain_params(adain_params, self.adain_channels)
+    @property
+    def num_pairs(self) -> int:
+        """How many (weight, bias) pairs the stack takes."""
+        return len(self.adain_channels)
+
+    def apply_pairs(self, x: torch.Tensor, pairs: list[tuple[torch.Tensor, torch.Tensor]]
+                    ) -> torch.Tensor:
+        """The stack on x with its (weight, bias) pairs (the first num_pairs of `pairs`)."""
         layers = AdaINResBlock.adain_layers
         for i, block in enumerate(self):
             x = block(x, pairs[layers * i:layers * (i + 1)])
         return x
+
+    def forward(self, x: torch.Tensor, adain_params: torch.Tensor) -> torch.Tensor:
+        return self.apply_pairs(x, split_adain_params(adain_params, self.adain_channels))
 
 
 class LatentConcatResBlock(nn.Module):
