@@ -197,3 +197,16 @@ def test_invalid_configurations_are_refused():
         create_method("munit", overrides={"dis": {"gan_type": "hinge"}})
     with pytest.raises(TypeError, match="config: expected MUNITConfig"):
         MUNIT({"lr": 1.0})
+
+
+def test_compile_networks_uses_static_shapes_unless_told(monkeypatch):
+    """Inductor (torch 2.14) fails to compile MUNIT's generator backward with dynamic shapes at
+    the first recompilation ("Cannot convert expression to float"): static by default."""
+    calls = []
+    monkeypatch.setattr(torch.nn.Module, "compile",
+                        lambda self, **options: calls.append(options))
+    create_method("munit", config="tiny").compile_networks()
+    assert calls and all(options["dynamic"] is False for options in calls)
+    calls.clear()
+    create_method("munit", config="tiny").compile_networks(dynamic=True)
+    assert calls and all(options["dynamic"] is True for options in calls)

@@ -466,7 +466,13 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     def compile_networks(self, **options: Any) -> None:
         """torch.compile the training networks in place (nn.Module.compile: names, state_dicts
         and DDP wrappers stay as they are); with declared roles, the networks differentiated
-        twice stay eager and get compiled twins for their other calls."""
+        twice stay eager and get compiled twins for their other calls.
+
+        Static shapes unless ``dynamic`` is given: a network is called at a few fixed batch sizes
+        per iteration, each compiled once, and with dynamic shapes inductor (torch 2.14) fails to
+        compile the backward of MUNIT's and DRIT's generators ("Cannot convert expression to
+        float", at the first recompilation)."""
+        options.setdefault("dynamic", False)
         if self._views is not None:
             self._views.compile(**options)
             return

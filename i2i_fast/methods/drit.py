@@ -341,14 +341,6 @@ class DRIT(Method):
 
     # ----- training -----
 
-    def compile_networks(self, **options: Any) -> None:
-        """torch.compile the networks with static shapes by default: their calls take a few
-        fixed batch sizes (the four stacked translations, the single re-encoded ones), each
-        compiled once; with dynamic shapes inductor (torch 2.14) fails to compile the backward
-        of the generator ("Cannot convert expression to float")."""
-        options.setdefault("dynamic", False)
-        super().compile_networks(**options)
-
     @property
     def iterations_per_cycle(self) -> int:
         """d_iter: d_iter − 1 content-only iterations and a full one (benchmarks time cycles)."""
