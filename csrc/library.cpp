@@ -3,6 +3,7 @@
 //   normalization/ops.cpp   adain, instance_norm, layer_norm (+ _forward, _backward)
 //   gan_loss/ops.cpp        gan_loss, r1_penalty (+ _backward)
 //   resampling/ops.cpp      block_repeat, block_sum, reflection_pad (+ _backward)
+//   latent_conv/latent_conv_ops.cpp   latent_conv2d (+ _forward, _backward)
 // and its kernels with TORCH_LIBRARY_IMPL(i2i_fast, CPU / CUDA, ...) next to them.
 //
 // Defined here: kernel_threads(), how many threads one at::parallel_for of this library's CPU
