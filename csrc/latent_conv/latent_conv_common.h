@@ -141,6 +141,14 @@ inline std::string dtype_text(const at::Tensor& t) {
     case at::kBFloat16: return "torch.bfloat16";
     case at::kFloat: return "torch.float32";
     case at::kDouble: return "torch.float64";
+    case at::kLong: return "torch.int64";
+    case at::kInt: return "torch.int32";
+    case at::kShort: return "torch.int16";
+    case at::kChar: return "torch.int8";
+    case at::kByte: return "torch.uint8";
+    case at::kBool: return "torch.bool";
+    case at::kComplexFloat: return "torch.complex64";
+    case at::kComplexDouble: return "torch.complex128";
     default: return std::string("torch.") + c10::toString(t.scalar_type());
   }
 }

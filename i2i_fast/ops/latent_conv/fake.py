@@ -7,6 +7,7 @@ fake inputs: the kernels' output is the convolution's output, written in place.
 from __future__ import annotations
 
 import torch
+from torch._prims_common import suggest_memory_format
 
 from . import checks
 
@@ -36,8 +37,8 @@ def latent_conv2d_backward(grad, x, z, weight, stride, padding, padding_mode, ou
         grad_x = torch.ops.aten.convolution_backward(
             grad, xp, weight[:, :x.shape[1]], None, [stride] * 2, [p] * 2, [1, 1], False,
             [0, 0], 1, [True, False, False])[0]
-        if xp is not x:
-            grad_x = torch.ops.aten.reflection_pad2d_backward(grad_x, x, [padding] * 4)
+        if xp is not x:  # ATen's reflection_pad2d_backward: in x's suggested memory format
+            grad_x = torch.empty_like(x, memory_format=suggest_memory_format(x))
     if output_mask[1]:
         grad_z = z.new_empty(z.shape)
     if output_mask[2]:

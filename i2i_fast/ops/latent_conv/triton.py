@@ -9,8 +9,7 @@ Operators ``i2i_fast_triton::latent_conv2d_forward`` (differentiable) and
 Forward-mode AD is not implemented here (the backend refuses tangents, naming the operator).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: triton_op reads the operators' annotations as types.
 from typing import Optional
 
 import torch
