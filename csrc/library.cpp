@@ -1,10 +1,12 @@
 // The i2i_fast operator namespace. Each family of operators adds its schemas with
 // TORCH_LIBRARY_FRAGMENT(i2i_fast, ...) in its own folder:
-//   normalization/ops.cpp   adain, instance_norm, layer_norm (+ _forward, _backward)
-//   gan_loss/ops.cpp        gan_loss, r1_penalty (+ _backward)
-//   resampling/ops.cpp      block_repeat, block_sum, reflection_pad (+ _backward)
-//   latent_conv/latent_conv_ops.cpp   latent_conv2d (+ _forward, _backward)
-// and its kernels with TORCH_LIBRARY_IMPL(i2i_fast, CPU / CUDA, ...) next to them.
+//   normalization/normalization_ops.cpp   adain, instance_norm, layer_norm (+ _forward, _backward)
+//   gan_loss/gan_loss_ops.cpp             gan_loss, r1_penalty (+ _backward)
+//   resampling/resampling_ops.cpp         block_repeat, block_sum, reflection_pad (+ _backward)
+//   latent_conv/latent_conv_ops.cpp       latent_conv2d (+ _forward, _backward)
+// and its kernels with TORCH_LIBRARY_IMPL(i2i_fast, CPU / CUDA, ...) next to them
+// (<family>_cpu.cpp, <family>_cuda.cu). Every compiled file has a name of its own: the build
+// names each object file after its source's base name (CONTRIBUTING.md, "Adding an operator").
 //
 // Defined here: kernel_threads(), how many threads one at::parallel_for of this library's CPU
 // kernels runs on. at::parallel_for is a header template: a library compiled without OpenMP runs

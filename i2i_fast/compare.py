@@ -212,6 +212,11 @@ def run_method(cls: type, args: argparse.Namespace, root: Path) -> dict[str, Any
     return result
 
 
+def _threads() -> str:
+    n = torch.get_num_threads()
+    return f"{n} thread" if n == 1 else f"{n} threads"
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "n/a"
@@ -276,12 +281,12 @@ def _main(args: argparse.Namespace) -> int:
     root.mkdir(parents=True, exist_ok=True)
     meta = machine_info("cpu")
     _say(f"i2i-fast compare: {', '.join(c.name for c in classes)}; {meta['cpu']}, "
-         f"{torch.get_num_threads()} threads, torch {meta['torch']}; run folder {root}")
+         f"{_threads()}, torch {meta['torch']}; run folder {root}")
     results = [run_method(cls, args, root) for cls in classes]
     rows = [r["row"] for r in results]
     date = datetime.date.today().isoformat()
     header = (f"`i2i-fast compare` on {date}: {meta['cpu']} ({platform.machine()}), "
-              f"{torch.get_num_threads()} threads, torch {meta['torch']}, seed {args.seed}")
+              f"{_threads()}, torch {meta['torch']}, seed {args.seed}")
     with open(root / ".compare.csv.tmp", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()

@@ -235,7 +235,3 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
-
-
-def save_yaml(data: dict, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

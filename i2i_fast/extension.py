@@ -9,7 +9,7 @@ ever loaded.
 
 Several processes may start at once (torchrun): one builds, under a file lock, into a temporary
 directory that is renamed into place when complete; the others wait on the lock and load the
-result.
+result. The sources are compiled where they are: each has a name of its own (kernel_sources).
 
 If the build fails, one loud warning names the cause and every operator falls back to the
 reference backend. With ``I2I_FAST_REQUIRE_EXT=1`` the failure is an error instead.
@@ -134,19 +134,30 @@ def source_dir() -> Path:
     )
 
 
-def _in_extension(root: Path, path: Path) -> bool:
-    return "tools" not in path.relative_to(root).parts  # tools/ holds standalone programs
+def _files(root: Path, suffixes: set[str]) -> list[Path]:
+    """The files under `root` with these suffixes, sorted; tools/ (standalone programs) excluded."""
+    return sorted(p for p in root.rglob("*")
+                  if p.suffix in suffixes and "tools" not in p.relative_to(root).parts)
 
 
 def kernel_sources(root: Path, with_cuda: bool = False) -> list[Path]:
-    """The files compiled into the extension: every .cpp, and every .cu with CUDA."""
-    suffixes = {".cpp", ".cu"} if with_cuda else {".cpp"}
-    return sorted(p for p in root.rglob("*") if p.suffix in suffixes and _in_extension(root, p))
+    """The files compiled into the extension: every .cpp, and every .cu with CUDA.
 
-
-def _hashed_files(root: Path, with_cuda: bool) -> list[Path]:
-    suffixes = {".cpp", ".h"} | ({".cu", ".cuh"} if with_cuda else set())
-    return sorted(p for p in root.rglob("*") if p.suffix in suffixes and _in_extension(root, p))
+    Each must have a name of its own (csrc/normalization/normalization_cpu.cpp, not cpu.cpp):
+    cpp_extension names every object file after its source's base name, so two sources of the
+    same name would overwrite each other's object and the link would fail or, worse, miss code.
+    """
+    sources = _files(root, {".cpp", ".cu"} if with_cuda else {".cpp"})
+    seen: dict[str, Path] = {}
+    for path in _files(root, {".cpp", ".cu"}):
+        other = seen.setdefault(path.stem, path)
+        if other is not path:
+            raise ExtensionBuildError(
+                f"i2i_fast: two kernel sources share the name {path.stem!r}: "
+                f"{other.relative_to(root)} and {path.relative_to(root)}; the build names object "
+                "files after their sources, so every .cpp and .cu file under csrc/ needs a name of "
+                "its own (e.g. <family>_cpu.cpp)")
+    return sources
 
 
 # ----- CUDA: toolkit, architectures, and the decision to build ----------------------------------
@@ -263,7 +274,7 @@ def build_key(root: Path, plan: CudaPlan | None = None) -> str:
     """Hash of everything the library depends on; `plan` with a toolkit means a CUDA build."""
     with_cuda = plan is not None and plan.build
     h = hashlib.sha256()
-    for path in _hashed_files(root, with_cuda):
+    for path in _files(root, {".cpp", ".h"} | ({".cu", ".cuh"} if with_cuda else set())):
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     parts = [
@@ -299,31 +310,13 @@ def _library_file(directory: Path) -> Path:
     return directory / f"{LIBRARY_NAME}.so"
 
 
-def _uniquely_named_sources(root: Path, sources: list[Path], build_dir: Path) -> list[Path]:
-    """One file per source, named after its path under csrc/, that #includes it.
-
-    cpp_extension names each object file after its source's base name, so csrc/<family>/cpu.cpp
-    of two families would both become cpu.o. The wrappers (normalization__cpu.cpp, ...) keep the
-    names apart; the real file is compiled in place, so its relative #includes still resolve.
-    """
-    wrapper_dir = build_dir / "sources"
-    wrapper_dir.mkdir(parents=True, exist_ok=True)
-    wrappers = []
-    for source in sources:
-        relative = source.resolve().relative_to(root.resolve())
-        wrapper = wrapper_dir / "__".join(relative.parts)
-        wrapper.write_text(f'#include "{source.resolve()}"\n')
-        wrappers.append(wrapper)
-    return wrappers
-
-
 def _compile(root: Path, sources: list[Path], build_dir: Path, plan: CudaPlan) -> None:
     from torch.utils import cpp_extension
 
     verbose = os.environ.get(VERBOSE_ENV) == "1"
     kwargs = dict(
         name=LIBRARY_NAME,
-        sources=[str(s) for s in _uniquely_named_sources(root, sources, build_dir)],
+        sources=[str(s) for s in sources],
         extra_cflags=CXX_FLAGS,
         extra_ldflags=LD_FLAGS,
         extra_include_paths=[str(root)],
@@ -350,41 +343,6 @@ def _compile(root: Path, sources: list[Path], build_dir: Path, plan: CudaPlan) -
             os.environ[ARCH_LIST_ENV] = saved_archs
 
 
-def _build_locked(root: Path, key: str, state: ExtensionState, plan: CudaPlan) -> Path:
-    """Build into a private temporary directory and publish it atomically; return the library.
-
-    A build also loads the library into this process (that is how cpp_extension.load works);
-    state.built_now says so.
-    """
-    cache = cache_root()
-    cache.mkdir(parents=True, exist_ok=True)
-    final_dir = cache / f"build-{key}"
-    lock_path = cache / f"build-{key}.lock"
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _library_file(final_dir).is_file():
-            return _library_file(final_dir)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-build-{key}-", dir=cache))
-        try:
-            what = (f"CPU and CUDA kernels for sm {plan.arch_list} with nvcc "
-                    f"{plan.toolkit.nvcc_version}" if plan.build else "CPU kernels")
-            sys.stderr.write(
-                f"i2i_fast: compiling {what} (first use with this torch/source version; "
-                f"cached in {final_dir}) ...\n"
-            )
-            start = time.perf_counter()
-            _compile(root, state.sources, tmp_dir, plan)
-            state.build_seconds = time.perf_counter() - start
-            state.built_now = True
-            if final_dir.exists():
-                shutil.rmtree(final_dir)
-            os.replace(tmp_dir, final_dir)
-        finally:
-            if tmp_dir.exists():
-                shutil.rmtree(tmp_dir, ignore_errors=True)
-    return _library_file(final_dir)
-
-
 def _describe(error: BaseException) -> str:
     text = str(error).strip() or type(error).__name__
     lines = [line for line in text.splitlines() if line.strip()]
@@ -394,20 +352,51 @@ def _describe(error: BaseException) -> str:
 
 
 def _build_and_load(state: ExtensionState, plan: CudaPlan) -> None:
+    """Build the library for this key unless it is in the cache, then load it.
+
+    One process builds, under a file lock (released by the system if the process dies), into a
+    private temporary directory that is renamed into place when complete; the others wait on the
+    lock and load the result. A build also loads the library into this process (that is how
+    cpp_extension.load works); state.built_now says so.
+    """
     root = source_dir()
     state.sources = kernel_sources(root, with_cuda=plan.build)
-    state.build_key = build_key(root, plan)
-    library = _build_locked(root, state.build_key, state, plan)
+    state.build_key = key = build_key(root, plan)
+    cache = cache_root()
+    cache.mkdir(parents=True, exist_ok=True)
+    final_dir = cache / f"build-{key}"
+    with open(cache / f"build-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _library_file(final_dir).is_file():
+            tmp_dir = Path(tempfile.mkdtemp(prefix=f".tmp-build-{key}-", dir=cache))
+            try:
+                what = (f"CPU and CUDA kernels for sm {plan.arch_list} with nvcc "
+                        f"{plan.toolkit.nvcc_version}" if plan.build else "CPU kernels")
+                sys.stderr.write(f"i2i_fast: compiling {what} (first use with this torch/source "
+                                 f"version; cached in {final_dir}) ...\n")
+                start = time.perf_counter()
+                _compile(root, state.sources, tmp_dir, plan)
+                state.build_seconds = time.perf_counter() - start
+                state.built_now = True
+                shutil.rmtree(final_dir, ignore_errors=True)
+                os.replace(tmp_dir, final_dir)
+            finally:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+    state.library_path = _library_file(final_dir)
     if not state.built_now:
-        torch.ops.load_library(str(library))
-    state.library_path = library
+        torch.ops.load_library(str(state.library_path))
     state.loaded = True
     state.cuda_built = plan.build
     state.cuda = plan.toolkit
     state.cuda_arch_list = plan.arch_list
 
 
-def _loud_warning(headline: str, cause: str) -> None:
+def _refuse_or_warn(required: bool, error: str, headline: str, cause: str,
+                    raised: BaseException | None = None) -> None:
+    """With I2I_FAST_REQUIRE_EXT=1 raise `error`; otherwise one loud warning: `headline` and
+    `cause`."""
+    if required:
+        raise ExtensionBuildError(error) from raised
     warnings.warn(
         "\n" + "=" * 78 + "\n" + headline + " Cause:\n" + cause + "\n"
         f"Run `i2i-fast info` for details; set {REQUIRE_ENV}=1 to make this an error.\n"
@@ -418,56 +407,49 @@ def _loud_warning(headline: str, cause: str) -> None:
 
 
 def load() -> ExtensionState:
-    """Build if needed and load the kernels once per process; never raises unless required."""
+    """Build if needed and load the kernels once per process; never raises unless required.
+
+    With CUDA kernels wanted and buildable, the CPU + CUDA library is tried first; if it fails,
+    a CPU-only library; if that fails too, none (every operator falls back to the reference).
+    """
     global _state
     if _state is not None:
         return _state
-    state = ExtensionState()
+    state = _state = ExtensionState()
     required = os.environ.get(REQUIRE_ENV) == "1"
     plan = cuda_plan()
-    if plan.wanted and not plan.build:
-        # CUDA kernels were asked for (or a GPU is there) but no toolkit can build them.
-        state.cuda_reason = plan.reason
-        if required:
-            _state = state
-            raise ExtensionBuildError(
-                f"i2i_fast: the CUDA kernels cannot be built and {REQUIRE_ENV}=1 forbids going "
-                f"on without them:\n{plan.reason}")
-        _loud_warning("i2i_fast: the CUDA kernels are NOT built; CUDA tensors go to the other\n"
-                      "backends (Triton or the plain-PyTorch reference).", plan.reason)
-    elif not plan.build:
-        state.cuda_reason = plan.reason
     if plan.build:
         try:
             _build_and_load(state, plan)
+            return state
         except Exception as error:  # noqa: BLE001 - reported, then a CPU-only build is tried
             state.cuda_reason = "the CUDA build failed: " + _describe(error)
-            if required:
-                state.error = state.cuda_reason
-                _state = state
-                raise ExtensionBuildError(
-                    f"i2i_fast: the CUDA kernels failed to build or load and {REQUIRE_ENV}=1 "
-                    f"forbids the fallback:\n{state.cuda_reason}") from error
-            _loud_warning("i2i_fast: the CUDA kernels failed to build; falling back to a CPU-only\n"
-                          "build (CUDA tensors go to the Triton or reference backends).",
-                          state.cuda_reason)
+            state.error = state.cuda_reason if required else None
             state.built_now = False
+            _refuse_or_warn(
+                required, f"i2i_fast: the CUDA kernels failed to build or load and {REQUIRE_ENV}=1 "
+                f"forbids the fallback:\n{state.cuda_reason}",
+                "i2i_fast: the CUDA kernels failed to build; falling back to a CPU-only\n"
+                "build (CUDA tensors go to the Triton or reference backends).",
+                state.cuda_reason, error)
             plan = CudaPlan(plan.wanted, None, None, state.cuda_reason)
-    if not state.loaded:
-        try:
-            _build_and_load(state, plan)
-        except Exception as error:  # noqa: BLE001 - any failure means "no kernels", reported below
-            state.error = _describe(error)
-            if required:
-                _state = state
-                raise ExtensionBuildError(
-                    f"i2i_fast: the kernels failed to build or load and {REQUIRE_ENV}=1 forbids "
-                    f"the fallback to the reference implementation:\n{state.error}"
-                ) from error
-            _loud_warning("i2i_fast: the compiled kernels are NOT available; every operator falls "
-                          "back to the\nplain-PyTorch reference backend (correct, but slow).",
-                          state.error)
-    _state = state
+    else:
+        state.cuda_reason = plan.reason
+        if plan.wanted:  # CUDA kernels were asked for (or a GPU is there), but nothing builds them
+            _refuse_or_warn(
+                required, f"i2i_fast: the CUDA kernels cannot be built and {REQUIRE_ENV}=1 forbids "
+                f"going on without them:\n{plan.reason}",
+                "i2i_fast: the CUDA kernels are NOT built; CUDA tensors go to the other\n"
+                "backends (Triton or the plain-PyTorch reference).", plan.reason)
+    try:
+        _build_and_load(state, plan)
+    except Exception as error:  # noqa: BLE001 - any failure means "no kernels", reported below
+        state.error = _describe(error)
+        _refuse_or_warn(
+            required, f"i2i_fast: the kernels failed to build or load and {REQUIRE_ENV}=1 forbids "
+            f"the fallback to the reference implementation:\n{state.error}",
+            "i2i_fast: the compiled kernels are NOT available; every operator falls back to the\n"
+            "plain-PyTorch reference backend (correct, but slow).", state.error, error)
     return state
 
 

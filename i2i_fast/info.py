@@ -72,8 +72,8 @@ def report() -> str:
         add(f"  {name:10s} {'available' if why is None else 'unavailable: ' + why}")
 
     add("")
-    add("operator x backend (for a float32 input on each device; operators with the same "
-        "backends are listed together):")
+    add("operator x backend (for a float32 input on each device, with every reason a backend "
+        "refuses it; operators with the same backends are listed together):")
     for device in _devices():
         probe = torch.empty((1, 1, 1, 1), device=device)
         add(f"  [{device}]")
@@ -89,12 +89,15 @@ def report() -> str:
 
 
 def _status(backend, op: str, probe: torch.Tensor) -> str:
-    """Whether `backend` runs `op` on a tensor like `probe`, and why not."""
-    why = backend.reason(op, probe)
-    if why is not None and why == backend.unavailable_reason():
-        return "unavailable (whole backend: see above)"
-    if why is not None:
-        return "unavailable: " + why
+    """Whether `backend` runs `op` on a tensor like `probe`, and every reason why not (a backend
+    that cannot run at all is explained once, above the matrix)."""
+    reasons = backend.reasons(op, probe)
+    whole = backend.unavailable_reason()
+    if whole is not None:
+        others = [why for why in reasons if why != whole]
+        return "unavailable (whole backend: see above)" + "".join(f"; {why}" for why in others)
+    if reasons:
+        return "unavailable: " + "; ".join(reasons)
     automatic = backend.automatic_reason(op, probe)
     if automatic is not None:
         return "available when forced: " + automatic

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from i2i_fast import cpu_allocator
+from i2i_fast.bench import allocation
 
 MiB = 1 << 20
 
@@ -141,8 +142,34 @@ def test_the_operator_benchmark_runs_every_provider_under_each_setting():
                             allocators=("default", "caching"), after_churn=True)
     assert sorted({(r["allocator"], r["provider"]) for r in records}) == [
         ("caching", "eager"), ("caching", "fused"), ("default", "eager"), ("default", "fused")]
-    assert all(r["after_churn"] for r in records)
-    assert "| caching | adain |" in ops_bench.markdown_table(records)
+    # each setting measured fresh (round 0) before any churn, then after churn (round 1)
+    assert sorted((r["round"], r["after_churn"]) for r in records) == \
+        [(0, False)] * 4 + [(1, True)] * 4
+    table = ops_bench.markdown_table(records)
+    assert "| caching | adain |" in table and "| caching (fresh) | adain |" in table
+    lines = allocation.check_stability(records, ops_bench.STABILITY_KEYS)
+    assert len(lines) == 2 and all(" stable adain " in line for line in lines)
+    assert "[allocator caching, after churn]" in "".join(lines)
+
+
+def _timing(allocator, round_number, median, p20, p80):
+    return {"op": "adain", "shape": "8x256x64x64", "provider": "fused", "allocator": allocator,
+            "round": round_number, "after_churn": round_number > 0,
+            "median_ms": median, "p20_ms": p20, "p80_ms": p80}
+
+
+def test_the_after_churn_check_holds_the_fused_speed_to_the_fresh_one():
+    keys = ("op", "shape")
+    fresh = _timing("default", 0, 4.0, 3.9, 4.1)
+    lines = allocation.check_stability(
+        [fresh, _timing("default", 1, 4.6, 4.5, 4.7), _timing("default", 2, 5.0, 4.9, 5.1),
+         _timing("default", 3, 4.2, 3.0, 4.5)], keys)
+    assert [line.split()[0] for line in lines] == ["PASS", "FAIL", "FAIL"]
+    assert "+15%" in lines[0] and "round 2" in lines[1] and "+25%" in lines[1]
+    assert "p80/p20 1.50 (at most 1.3)" in lines[2]
+    # a run made without --after-churn has nothing to judge
+    assert allocation.check_stability([_timing("default", 1, 4.0, 3.9, 4.1) | {
+        "after_churn": False}], keys) == []
 
 
 def test_every_cpu_benchmark_measures_each_allocator_setting(capsys):

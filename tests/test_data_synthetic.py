@@ -212,7 +212,7 @@ def test_multi_domain_labels_and_names():
      r"open_dataset: resolution: expected an int >= 1, got 0"),
     (lambda: open_dataset("synthetic:shapes", "pairs"), ValueError,
      r"kind: expected one of unpaired, multi_domain, reference, multi_domain_reference, paired, "
-     r"got 'pairs'"),
+     r"unlabelled, got 'pairs'"),
     (lambda: open_dataset("synthetic:shapes", "unpaired", size=0), ValueError,
      r"size: expected an int >= 1, got 0"),
     (lambda: open_dataset("synthetic:shapes", "unpaired", seed=-1), ValueError,

@@ -97,8 +97,8 @@ def test_build_key_follows_sources_and_torch(tmp_path, monkeypatch):
     shutil.copytree(extension.source_dir(), src)
     key = extension.build_key(src)
     assert extension.build_key(src) == key
-    (src / "normalization" / "cpu.cpp").write_text((src / "normalization" / "cpu.cpp").read_text()
-                                                   + "\n// edited\n")
+    edited_file = src / "normalization" / "normalization_cpu.cpp"
+    edited_file.write_text(edited_file.read_text() + "\n// edited\n")
     edited = extension.build_key(src)
     assert edited != key
     monkeypatch.setattr(extension.torch, "__version__", "0.0.0-other")
@@ -108,8 +108,25 @@ def test_build_key_follows_sources_and_torch(tmp_path, monkeypatch):
 def test_kernel_sources_exclude_the_standalone_tools():
     sources = extension.kernel_sources(extension.source_dir())
     names = {p.relative_to(extension.source_dir()).as_posix() for p in sources}
-    assert "library.cpp" in names and "normalization/cpu.cpp" in names
+    assert "library.cpp" in names and "normalization/normalization_cpu.cpp" in names
     assert not any(n.startswith("tools/") for n in names)
+
+
+def test_kernel_sources_need_names_of_their_own(tmp_path):
+    """The build compiles the sources where they are and names each object file after its
+    source: two sources of the same name (csrc/a/cpu.cpp, csrc/b/cpu.cpp) are refused, naming
+    both, before anything is compiled."""
+    src = tmp_path / "csrc"
+    shutil.copytree(extension.source_dir(), src)
+    for family in ("normalization", "gan_loss"):
+        (src / family / "cpu.cpp").write_text("// a second cpu.cpp\n")
+    with pytest.raises(extension.ExtensionBuildError,
+                       match=r"two kernel sources share the name 'cpu': "
+                             r"gan_loss/cpu.cpp and normalization/cpu.cpp"):
+        extension.kernel_sources(src)
+    names = {p.name for p in extension.kernel_sources(extension.source_dir(), with_cuda=True)}
+    stems = [n.rsplit(".", 1)[0] for n in names]
+    assert len(stems) == len(set(stems))
 
 
 @pytest.mark.slow
@@ -122,5 +139,5 @@ def test_wheel_ships_the_kernel_sources(tmp_path):
     (wheel,) = tmp_path.glob("i2i_fast-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "i2i_fast/csrc/library.cpp" in names
-    assert "i2i_fast/csrc/normalization/cpu.cpp" in names
+    assert "i2i_fast/csrc/normalization/normalization_cpu.cpp" in names
     assert "i2i_fast/extension.py" in names

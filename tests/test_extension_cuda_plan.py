@@ -104,7 +104,7 @@ def test_sources_include_cu_files_only_with_cuda():
     cpu = extension.kernel_sources(root)
     cuda = extension.kernel_sources(root, with_cuda=True)
     assert all(p.suffix == ".cpp" for p in cpu)
-    assert root / "normalization" / "cuda.cu" in cuda
+    assert root / "normalization" / "normalization_cuda.cu" in cuda
     assert set(cuda) - set(cpu) == {p for p in cuda if p.suffix == ".cu"}
 
 
@@ -119,7 +119,7 @@ def _fail_cuda_then_build_cpu(calls):
     def fake_build_and_load(state, plan):
         calls.append(plan.build)
         if plan.build:
-            raise RuntimeError("nvcc: error: cuda.cu(1): error: something broke")
+            raise RuntimeError("nvcc: error: normalization_cuda.cu(1): error: something broke")
         state.loaded = True
         state.cuda_built = False
 

@@ -1,4 +1,5 @@
-"""latent_conv2d (the reference of the future fused ops.latent_conv2d) and LatentConv2d.
+"""latent_conv2d and latent_conv_transpose2d (the references of the future fused
+ops.latent_conv2d and ops.latent_conv_transpose2d), LatentConv2d and LatentConvTranspose2d.
 
 The decomposition tests pin down what the fused operator must compute: the convolution of x with
 the x part of the weight, plus a z term that is a per-(sample, output channel) constant with
@@ -11,7 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from i2i_fast.nn import LatentConv2d, latent_conv2d
+from i2i_fast.nn import (
+    LatentConv2d,
+    LatentConvTranspose2d,
+    broadcast_concat,
+    latent_conv2d,
+    latent_conv_transpose2d,
+)
 
 SHAPES = [  # (N, C_x, C_z, H, W, C_out, kernel, stride, padding)
     (2, 3, 8, 9, 7, 5, 4, 2, 1),  # BicycleGAN's down conv on odd sizes
@@ -136,3 +143,56 @@ def test_bad_inputs_are_named():
         latent_conv2d(x, torch.ones(2, 8, dtype=torch.int64), weight)
     with pytest.raises(ValueError, match="LatentConv2d: padding_mode"):
         LatentConv2d(3, 8, 4, 3, padding_mode="replicate")
+
+
+def test_latent_conv_transpose2d_is_the_transposed_conv_over_the_concatenation():
+    """DRIT's G_concat: ConvTranspose2d(cat[x, z broadcast]) (3x3 stride 2 padding 1
+    output_padding 1, and 1x1); the module's parameters are those of the plain layer."""
+    torch.manual_seed(0)
+    x, z = torch.randn(2, 5, 6, 7, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64)
+    xz = torch.cat([x, z[:, :, None, None].expand(-1, -1, 6, 7)], 1)
+    up = LatentConvTranspose2d(5, 3, 4, 3, 2, 1, output_padding=1).double()
+    plain = torch.nn.ConvTranspose2d(8, 4, 3, 2, 1, 1).double()
+    assert isinstance(up, torch.nn.ConvTranspose2d) and set(up.state_dict()) == {"weight", "bias"}
+    up.load_state_dict(plain.state_dict())
+    torch.testing.assert_close(up(x, z), plain(xz), rtol=0, atol=0)
+    assert up(x, z).shape == (2, 4, 12, 14) and "latent_channels=3" in repr(up)
+    # the z term of a 1x1 stride-1 kernel is a per-sample bias W_z[:, :, 0, 0].T @ z
+    last = LatentConvTranspose2d(5, 3, 2, 1).double()
+    w_x, w_z = last.weight[:5], last.weight[5:, :, 0, 0]
+    split = (F.conv_transpose2d(x, w_x, last.bias) + (z @ w_z)[:, :, None, None])
+    torch.testing.assert_close(last(x, z), split, rtol=1e-12, atol=1e-12)
+    # stride 2: the z term depends on the parity of the output position and on the last row
+    # and column only (the taps falling outside the input there)
+    term = latent_conv_transpose2d(torch.zeros_like(x), z, up.weight, None, 2, 1, 1)
+    torch.testing.assert_close(term[:, :, 1:-1:2, 1:-1:2], term[:, :, 1:2, 1:2].expand(
+        -1, -1, 5, 6))
+    torch.testing.assert_close(term[:, :, 0:-1:2, 0:-1:2], term[:, :, 0:1, 0:1].expand(
+        -1, -1, 6, 7))
+
+
+def test_latent_conv_transpose2d_bad_inputs_are_named():
+    x, z = torch.randn(2, 3, 8, 8), torch.randn(2, 8)
+    weight = torch.randn(11, 4, 3, 3)
+    with pytest.raises(ValueError, match=r"latent_conv_transpose2d: weight: expected shape "
+                                         r"\(11, C_out, k_h, k_w\)"):
+        latent_conv_transpose2d(x, z, torch.randn(4, 11, 3, 3))
+    with pytest.raises(ValueError, match=r"latent_conv_transpose2d: bias: expected None or "
+                                         r"shape \(4,\)"):
+        latent_conv_transpose2d(x, z, weight, torch.randn(11))
+    with pytest.raises(ValueError, match=r"output_padding: expected an int in \[0, stride 2\)"):
+        latent_conv_transpose2d(x, z, weight, None, 2, 1, 2)
+    with pytest.raises(ValueError, match=r"latent_conv_transpose2d: z: expected shape \(2, C_z\)"):
+        latent_conv_transpose2d(x, torch.randn(3, 8), weight)
+    with pytest.raises(ValueError, match=r"broadcast_concat: z: expected shape \(2, C_z\)"):
+        broadcast_concat(x, torch.randn(2, 8, 1))
+
+
+def test_latent_conv_transpose2d_gradients():
+    torch.manual_seed(0)
+    inputs = (torch.randn(2, 2, 3, 4, dtype=torch.float64, requires_grad=True),
+              torch.randn(2, 2, dtype=torch.float64, requires_grad=True),
+              torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True),
+              torch.randn(3, dtype=torch.float64, requires_grad=True))
+    assert torch.autograd.gradcheck(lambda *a: latent_conv_transpose2d(*a, 2, 1, 1), inputs,
+                                    fast_mode=True)

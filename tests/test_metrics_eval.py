@@ -14,7 +14,7 @@ from i2i_fast.metrics import (
     RandomBaseline,
     evaluate,
 )
-from i2i_fast.metrics.engine import EvaluationError, _tasks
+from i2i_fast.metrics.engine import EvaluationError, _modes, _tasks
 
 R = 32
 DATA = "synthetic:shapes"  # day (A) and night (B)
@@ -98,6 +98,14 @@ def test_multi_domain_latent_and_reference(metrics_cache):
         assert t.content_iou > 0.85 and t.target_accuracy > 0.9 and t.diversity_l1 > 0.05
     for t in identity.tasks:
         assert t.content_iou > 0.85 and t.target_accuracy < 0.1 and t.diversity_l1 == 0.0
+
+
+def test_default_modes_follow_the_data_kind_and_reference_guidance():
+    assert _modes("unpaired", None, False) == ["latent"]
+    assert _modes("unpaired", None, True) == ["latent", "reference"]  # MUNIT, a target's style
+    assert _modes("multi_domain", None, False) == ["latent", "reference"]
+    assert _modes("paired", None, False) == ["latent"]
+    assert _modes("paired", None, True) == ["latent", "encoded"]  # BicycleGAN's E(target)
 
 
 def test_every_ordered_pair_of_domains_is_a_task():
@@ -208,3 +216,42 @@ def test_oracle_refuses_images_it_does_not_know():
     oracle = OracleBaseline(DATA, 16, "unpaired", split="test")  # searches all 2 x 500 images
     with pytest.raises(ValueError, match="x: an image that is not in synthetic:shapes"):
         oracle.translate(torch.zeros(1, 3, 16, 16))
+
+
+class OneClusterReferenceCopier:
+    """A stand-in for a method trained without labels: every image in cluster 0; a translation
+    is the reference itself."""
+
+    name = "one_cluster"
+    data_kind = "unlabelled"
+
+    def __init__(self):
+        self.targets = []
+
+    def translate(self, x, *, n_styles=1, reference=None, target_domain=None, generator=None):
+        self.targets.append(target_domain)
+        assert reference is not None and n_styles == 1
+        return reference.unsqueeze(1).clone()
+
+    def cluster(self, x):
+        return torch.zeros(x.shape[0], dtype=torch.int64)
+
+
+def test_unlabelled_methods_are_evaluated_by_reference_with_their_clusters(metrics_cache):
+    """Data kind "unlabelled" (TUNIT): by reference only, no target domain; its clusters
+    scored (accuracy after the best matching, NMI)."""
+    method = OneClusterReferenceCopier()
+    report = evaluate(method, "synthetic:shapes", resolution=32, n_inputs=6, n_styles=2,
+                      cache_dir=metrics_cache, log=lambda message: None)
+    assert {t.mode for t in report.tasks} == {"reference"}
+    assert len(report.tasks) == 2  # both ordered pairs of the 2 domains
+    assert set(method.targets) == {None}  # the reference gives the style, no target domain
+    for task in report.tasks:  # the reference itself: of the target domain
+        assert task.target_accuracy > 0.9
+    c = report.clustering
+    assert c["accuracy"] == pytest.approx(1 / 2) and c["nmi"] == 0.0
+    assert c["cluster_sizes"] == {0: c["images"]}
+    assert "clustering of the" in report.table()
+    with pytest.raises(EvaluationError, match="reference"):
+        evaluate(method, "synthetic:shapes", resolution=32, modes=["latent"],
+                 cache_dir=metrics_cache)

@@ -172,6 +172,8 @@ def test_loss_meter():
     meter.add({"g": torch.tensor([3.0]), "d": 4})
     assert meter.count == 2 and meter.first_step == 3
     assert meter.means() == {"g": 2.0, "d": 3.0}
+    meter.add({"d": 9.0})  # a step without "g" (DRIT's content-discriminator-only iterations)
+    assert meter.count == 3 and meter.means() == {"g": 2.0, "d": 5.0}
     assert as_floats({"a": torch.tensor(0.5), "b": 1}) == {"a": 0.5, "b": 1.0}
     meter.reset(5)
     assert meter.means() == {} and meter.first_step == 5

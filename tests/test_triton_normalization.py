@@ -174,9 +174,9 @@ def test_test_shapes_take_every_kernel_path(small_tiles, monkeypatch):
             x, w, b = (t.requires_grad_() for t in make_args(op, shape, torch.float64))
             with ops.use_backend("triton"):
                 call(op, x, w, b, "relu").sum().backward()
-    assert launched == {"_instance_forward_kernel", "_instance_backward_kernel",
-                        "_partial_moments_kernel", "_merge_partial_moments_kernel",
-                        "_normalize_kernel", "_partial_grad_sums_kernel", "_input_grad_kernel"}
+    assert launched == {"instance_forward_kernel", "instance_backward_kernel",
+                        "partial_moments_kernel", "merge_partial_moments_kernel",
+                        "normalize_kernel", "partial_grad_sums_kernel", "input_grad_kernel"}
     assert one_chunk == {True, False}
 
 
@@ -407,9 +407,9 @@ def test_torch_finds_every_kernel_of_each_operator():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True).stdout
     found = json.loads(out.strip().splitlines()[-1])
-    forward = ["_instance_forward_kernel", "_merge_partial_moments_kernel", "_normalize_kernel",
-               "_partial_moments_kernel"]
-    backward = ["_input_grad_kernel", "_instance_backward_kernel", "_partial_grad_sums_kernel"]
+    forward = ["instance_forward_kernel", "merge_partial_moments_kernel", "normalize_kernel",
+               "partial_moments_kernel"]
+    backward = ["input_grad_kernel", "instance_backward_kernel", "partial_grad_sums_kernel"]
     for op in ("adain", "instance_norm", "layer_norm"):
         assert found[f"{op}_forward"] == forward, found
         assert found[f"{op}_backward"] == backward, found
@@ -589,11 +589,11 @@ def test_every_kernel_compiles_for_sm90_with_16_byte_loads():
     assert summary["failures"] == 0 and summary["compiled"] >= 15, summary
     kernels = [r for r in lines if "kernel" in r]
     assert {r["kernel"] for r in kernels} == {
-        "_instance_forward_kernel", "_instance_backward_kernel", "_partial_moments_kernel",
-        "_merge_partial_moments_kernel", "_normalize_kernel", "_partial_grad_sums_kernel",
-        "_input_grad_kernel"}
+        "instance_forward_kernel", "instance_backward_kernel", "partial_moments_kernel",
+        "merge_partial_moments_kernel", "normalize_kernel", "partial_grad_sums_kernel",
+        "input_grad_kernel"}
     for r in kernels:
-        if r["kernel"] != "_merge_partial_moments_kernel":
+        if r["kernel"] != "merge_partial_moments_kernel":
             assert r["widest_load_bytes"] == 16, r
 
 

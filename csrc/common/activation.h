@@ -9,21 +9,12 @@
 #pragma once
 
 #include <c10/macros/Macros.h>
-#include <c10/util/Exception.h>
-
-#include <string_view>
 
 namespace i2i_fast {
 
+// Parsed from an operator's `activation` argument by its checks (e.g. check_activation in
+// csrc/normalization/checks.h).
 enum class Activation : int { kNone = 0, kRelu = 1, kLeakyRelu = 2 };
-
-inline Activation parse_activation(std::string_view name) {
-  if (name == "none") return Activation::kNone;
-  if (name == "relu") return Activation::kRelu;
-  if (name == "leaky_relu") return Activation::kLeakyRelu;
-  TORCH_CHECK_VALUE(false, "activation: expected one of 'none', 'relu', 'leaky_relu', got '",
-                    std::string(name), "'");
-}
 
 template <Activation act, typename A>
 C10_HOST_DEVICE C10_ALWAYS_INLINE A activate(A z, A slope) {

@@ -1,5 +1,5 @@
 // Helpers shared by the CUDA kernels of every operator family: 16-byte vector loads and stores,
-// deterministic warp and block reductions, device properties, launch checks.
+// deterministic warp and block reductions, device properties, launch geometry.
 //
 // Only c10's CUDA headers are used (no ATen/cuda/CUDAContext.h): that header pulls in cuBLAS and
 // cuSPARSE headers, which minimal CUDA toolkits (the compiler-only PyPI wheels, some system
@@ -14,6 +14,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
+#include <type_traits>
 
 #include "accumulate.h"
 #include "team_layout.h"
@@ -48,6 +50,22 @@ constexpr int kPackWidth = static_cast<int>(16 / sizeof(T));
 
 inline bool is_aligned(const void* p, size_t bytes) {
   return reinterpret_cast<uintptr_t>(p) % bytes == 0;
+}
+
+// Calls f(std::integral_constant<int, VEC>) with the pack width that the pointers and the run
+// length allow: 16-byte packs (kPackWidth<T> elements) when every pointer is 16-byte aligned and
+// `run` (the elements a pack must not straddle the end of: a row, a sample) is a multiple of the
+// pack, else 1.
+template <typename T, typename F>
+void dispatch_pack_width(std::initializer_list<const void*> pointers, int64_t run, F&& f) {
+  constexpr int kVec = kPackWidth<T>;
+  bool vectorized = run % kVec == 0;
+  for (const void* ptr : pointers) vectorized = vectorized && is_aligned(ptr, 16);
+  if (vectorized) {
+    f(std::integral_constant<int, kVec>{});
+  } else {
+    f(std::integral_constant<int, 1>{});
+  }
 }
 
 template <typename T, int VEC>
@@ -115,6 +133,23 @@ inline int multiprocessor_count(int device) {
 inline int64_t l2_cache_bytes(int device) {
   static std::atomic<int> cache[kMaxDevices] = {};
   return device_attribute(cudaDevAttrL2CacheSize, device, cache);
+}
+
+// ----- launch geometry -----
+
+// A 1-D grid of `blocks` blocks, checked against the hardware limit of 2^31 - 1.
+inline dim3 grid(int64_t blocks) {
+  TORCH_CHECK(blocks > 0 && blocks <= INT32_MAX, "i2i_fast (CUDA): a launch of ", blocks,
+              " blocks does not fit in one grid (at most 2^31 - 1); the tensor is too large");
+  return dim3(static_cast<unsigned>(blocks));
+}
+
+// Blocks of `block` threads for a grid-stride loop over `work` items: enough to fill the GPU
+// (16 blocks per multiprocessor), no more.
+inline int64_t stride_blocks(int64_t work, int64_t block, int device) {
+  const int64_t wanted = ceil_div(work, block);
+  const int64_t cap = static_cast<int64_t>(multiprocessor_count(device)) * 16;
+  return wanted < 1 ? 1 : (wanted > cap ? cap : wanted);
 }
 
 }  // namespace i2i_fast::cuda

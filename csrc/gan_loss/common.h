@@ -1,6 +1,6 @@
 // What the GAN loss kernels share across devices: the description of one loss (which per-element
-// function, which label, which reduction), the per-element value and derivative, and the input
-// checks.
+// function, which label, which reduction) and the per-element value and derivative. The argument
+// checks, which make a GanLossSpec from an operator's arguments, are in checks.h.
 //
 // gan_loss(outputs, mode, target, label, domain, reduction): `outputs` are the discriminator's
 // outputs at every scale, each (N, ...) -- or (N, K, ...) with one head per domain, of which
@@ -34,52 +34,14 @@ namespace i2i_fast {
 enum class ElementLoss { kSquared, kBce, kHingeReal, kHingeFake, kLinear };
 enum class Reduction { kMean, kSum, kNone };
 
+// What a call computes, made from its arguments by check_gan_loss (checks.h).
 struct GanLossSpec {
   ElementLoss loss;
   double label;  // kSquared and kBce
   double sign;   // kLinear: f(x) = sign * x
   Reduction reduction;
+  const char* op;  // the operator called ("gan_loss" or "gan_loss_backward"), for messages
 };
-
-inline Reduction parse_reduction(const char* op, std::string_view reduction) {
-  if (reduction == "mean") return Reduction::kMean;
-  if (reduction == "sum") return Reduction::kSum;
-  if (reduction == "none") return Reduction::kNone;
-  TORCH_CHECK_VALUE(false, op, ": reduction: expected one of 'mean', 'sum', 'none', got '",
-                    std::string(reduction), "'");
-}
-
-// mode x target (x label) -> the per-element function. target is "real", "fake", "generator" or
-// "label" (a numeric label, lsgan and nsgan only; `label` holds it).
-inline GanLossSpec gan_loss_spec(std::string_view mode, std::string_view target, double label,
-                                 std::string_view reduction) {
-  const Reduction red = parse_reduction("gan_loss", reduction);
-  const bool is_label = target == "label";
-  TORCH_CHECK_VALUE(is_label || target == "real" || target == "fake" || target == "generator",
-                    "gan_loss: target: expected 'real', 'fake', 'generator' or a number, got '",
-                    std::string(target), "'");
-  if (mode == "lsgan" || mode == "nsgan") {
-    const ElementLoss loss = mode == "lsgan" ? ElementLoss::kSquared : ElementLoss::kBce;
-    double value = target == "fake" ? 0.0 : 1.0;
-    if (is_label) {
-      TORCH_CHECK_VALUE(std::isfinite(label), "gan_loss: target: expected a finite label, got ",
-                        label);
-      value = label;
-    }
-    return {loss, value, 0.0, red};
-  }
-  TORCH_CHECK_VALUE(mode == "hinge" || mode == "wgan",
-                    "gan_loss: mode: expected one of 'lsgan', 'nsgan', 'hinge', 'wgan', got '",
-                    std::string(mode), "'");
-  TORCH_CHECK_VALUE(!is_label, "gan_loss: target: a numeric label (", label,
-                    ") is only defined for mode 'lsgan' or 'nsgan'; mode '", std::string(mode),
-                    "' takes 'real', 'fake' or 'generator'");
-  if (target == "generator") return {ElementLoss::kLinear, 0.0, -1.0, red};
-  if (mode == "hinge") {
-    return {target == "real" ? ElementLoss::kHingeReal : ElementLoss::kHingeFake, 0.0, 0.0, red};
-  }
-  return {ElementLoss::kLinear, 0.0, target == "real" ? -1.0 : 1.0, red};
-}
 
 // ----- the per-element function and its derivative (A: float or double) -----------------------
 // NaN in x gives NaN in f(x). The derivatives follow PyTorch's at every point, kinks included
@@ -156,114 +118,6 @@ void dispatch_element_loss(ElementLoss k, F&& f) {
       f(std::integral_constant<ElementLoss, ElementLoss::kLinear>{});
       break;
   }
-}
-
-// ----- input checks (the Python layer checks the same things first, with the same wording) ----
-
-inline const char* floating_expected() {
-  return "expected a floating tensor (float16, bfloat16, float32, float64), got ";
-}
-
-// Checks the outputs and the domain indices (values included: they are read on the host here);
-// returns N.
-inline int64_t check_gan_loss_inputs(at::TensorList outputs,
-                                     const std::optional<at::Tensor>& domain) {
-  TORCH_CHECK_VALUE(!outputs.empty(),
-                    "gan_loss: outputs: expected a tensor or a non-empty list of tensors, got an "
-                    "empty list");
-  const bool heads = domain.has_value() && domain->defined();
-  const at::Tensor& first = outputs[0];
-  int64_t n = -1;
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    const at::Tensor& x = outputs[i];
-    TORCH_CHECK_VALUE(x.defined(), "gan_loss: outputs[", i, "]: expected a tensor, got None");
-    TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), "gan_loss: outputs[", i, "]: ",
-                     floating_expected(), x.scalar_type());
-    if (heads) {
-      TORCH_CHECK_VALUE(x.dim() >= 2, "gan_loss: outputs[", i,
-                        "]: expected shape (N, K, ...) with one head per domain (domain is "
-                        "given), got shape ",
-                        x.sizes());
-    } else {
-      TORCH_CHECK_VALUE(x.dim() >= 1, "gan_loss: outputs[", i,
-                        "]: expected shape (N, ...) with a batch dimension, got shape ",
-                        x.sizes());
-    }
-    TORCH_CHECK_VALUE(x.numel() > 0, "gan_loss: outputs[", i,
-                      "]: expected a non-empty tensor, got shape ", x.sizes());
-    if (i == 0) {
-      n = x.size(0);
-      continue;
-    }
-    TORCH_CHECK_VALUE(x.size(0) == n, "gan_loss: outputs[", i, "]: expected batch size ", n,
-                      " (that of outputs[0]), got ", x.size(0), " (shape ", x.sizes(), ")");
-    TORCH_CHECK_TYPE(x.scalar_type() == first.scalar_type(), "gan_loss: outputs[", i,
-                     "]: expected dtype ", first.scalar_type(), " (that of outputs[0]), got ",
-                     x.scalar_type());
-    TORCH_CHECK_VALUE(x.device() == first.device(), "gan_loss: outputs[", i,
-                      "]: expected device ", first.device(), " (that of outputs[0]), got ",
-                      x.device());
-  }
-  if (heads) {
-    const at::Tensor& d = *domain;
-    TORCH_CHECK_TYPE(d.scalar_type() == at::kLong || d.scalar_type() == at::kInt,
-                     "gan_loss: domain: expected an int64 or int32 tensor of domain indices, got ",
-                     d.scalar_type());
-    TORCH_CHECK_VALUE(d.dim() == 1 && d.size(0) == n, "gan_loss: domain: expected shape [", n,
-                      "] (one index per sample), got ", d.sizes());
-    TORCH_CHECK_VALUE(d.device() == first.device(), "gan_loss: domain: expected device ",
-                      first.device(), " (that of outputs), got ", d.device());
-  }
-  return n;
-}
-
-// Domain indices must lie in [0, K) for every scale (K = outputs[i].size(1)); `index(n)` reads
-// sample n's index.
-template <typename IndexFn>
-void check_domain_range(at::TensorList outputs, int64_t n, IndexFn index) {
-  int64_t k_min = outputs[0].size(1);
-  size_t which = 0;
-  for (size_t i = 1; i < outputs.size(); ++i) {
-    if (outputs[i].size(1) < k_min) {
-      k_min = outputs[i].size(1);
-      which = i;
-    }
-  }
-  for (int64_t s = 0; s < n; ++s) {
-    const int64_t y = index(s);
-    TORCH_CHECK_VALUE(y >= 0 && y < k_min, "gan_loss: domain: expected indices in [0, ", k_min,
-                      ") (K = outputs[", which, "].shape[1]), got ", y, " at sample ", s);
-  }
-}
-
-inline void check_loss_grad(const char* op, const at::Tensor& grad_loss, Reduction reduction,
-                            int64_t n, const at::Tensor& like) {
-  TORCH_CHECK_TYPE(at::isFloatingType(grad_loss.scalar_type()), op, ": grad_loss: ",
-                   floating_expected(), grad_loss.scalar_type());
-  if (reduction == Reduction::kNone) {
-    TORCH_CHECK_VALUE(grad_loss.dim() == 1 && grad_loss.size(0) == n, op,
-                      ": grad_loss: expected shape [", n, "] (reduction 'none'), got ",
-                      grad_loss.sizes());
-  } else {
-    TORCH_CHECK_VALUE(grad_loss.dim() == 0, op,
-                      ": grad_loss: expected a scalar (reduction 'mean' or 'sum'), got shape ",
-                      grad_loss.sizes());
-  }
-  TORCH_CHECK_VALUE(grad_loss.device() == like.device(), op, ": grad_loss: expected device ",
-                    like.device(), ", got ", grad_loss.device());
-}
-
-inline void check_r1_input(const at::Tensor& grads, double weight) {
-  TORCH_CHECK_TYPE(at::isFloatingType(grads.scalar_type()), "r1_penalty: grads: ",
-                   floating_expected(), grads.scalar_type());
-  TORCH_CHECK_VALUE(grads.dim() >= 1,
-                    "r1_penalty: grads: expected shape (N, ...) with a batch dimension, got "
-                    "shape ",
-                    grads.sizes());
-  TORCH_CHECK_VALUE(grads.numel() > 0, "r1_penalty: grads: expected a non-empty tensor, got shape ",
-                    grads.sizes());
-  TORCH_CHECK_VALUE(std::isfinite(weight), "r1_penalty: weight: expected a finite number, got ",
-                    weight);
 }
 
 // The dtype of a loss: float32 (fp32 accumulation) for 16- and 32-bit inputs, float64 for float64.

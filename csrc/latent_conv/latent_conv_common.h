@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "../common/accumulate.h"
+#include "../common/checks.h"
 
 namespace i2i_fast::latent_conv {
 
@@ -126,37 +127,11 @@ inline at::ScalarType accumulate_type(const at::Tensor& x) {
 
 // The argument checks of i2i_fast/ops/latent_conv/checks.py (same order, same words): a direct
 // operator call, a compiled graph and the public function refuse the same calls.
-inline std::string shape_text(at::IntArrayRef s) {
-  std::string t = "(";
-  for (size_t i = 0; i < s.size(); ++i) {
-    t += std::to_string(s[i]);
-    if (s.size() == 1 || i + 1 < s.size()) t += i + 1 < s.size() ? ", " : ",";
-  }
-  return t + ")";
-}
+using checks::shape_text;  // csrc/common/checks.h: values as Python prints them
 
-inline std::string dtype_text(const at::Tensor& t) {
-  switch (t.scalar_type()) {
-    case at::kHalf: return "torch.float16";
-    case at::kBFloat16: return "torch.bfloat16";
-    case at::kFloat: return "torch.float32";
-    case at::kDouble: return "torch.float64";
-    case at::kLong: return "torch.int64";
-    case at::kInt: return "torch.int32";
-    case at::kShort: return "torch.int16";
-    case at::kChar: return "torch.int8";
-    case at::kByte: return "torch.uint8";
-    case at::kBool: return "torch.bool";
-    case at::kComplexFloat: return "torch.complex64";
-    case at::kComplexDouble: return "torch.complex128";
-    default: return std::string("torch.") + c10::toString(t.scalar_type());
-  }
-}
+inline std::string dtype_text(const at::Tensor& t) { return checks::dtype_text(t.scalar_type()); }
 
-inline bool is_floating(const at::Tensor& t) {
-  const auto s = t.scalar_type();
-  return s == at::kHalf || s == at::kBFloat16 || s == at::kFloat || s == at::kDouble;
-}
+inline bool is_floating(const at::Tensor& t) { return checks::is_floating(t.scalar_type()); }
 
 inline LatentConvSpec check_latent_conv2d(const char* op, const at::Tensor& x, const at::Tensor& z,
                                           const at::Tensor& weight,

@@ -17,6 +17,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 
 #include "../common/forward_ad.h"
+#include "../common/operator_handle.h"
 
 namespace i2i_fast {
 namespace {
@@ -31,23 +32,10 @@ using LatentConvBackwardOp = std::tuple<Tensor, Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, int64_t, int64_t,
     c10::string_view, std::array<bool, 4>);
 
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> op_handle(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-const auto& latent_conv2d_op() {
-  static const auto h = op_handle<LatentConvOp>("i2i_fast::latent_conv2d");
-  return h;
-}
-const auto& latent_conv2d_forward_op() {
-  static const auto h = op_handle<LatentConvOp>("i2i_fast::latent_conv2d_forward");
-  return h;
-}
-const auto& latent_conv2d_backward_op() {
-  static const auto h = op_handle<LatentConvBackwardOp>("i2i_fast::latent_conv2d_backward");
-  return h;
-}
+I2I_FAST_OPERATOR_HANDLE(latent_conv2d_op, LatentConvOp, "i2i_fast::latent_conv2d")
+I2I_FAST_OPERATOR_HANDLE(latent_conv2d_forward_op, LatentConvOp, "i2i_fast::latent_conv2d_forward")
+I2I_FAST_OPERATOR_HANDLE(latent_conv2d_backward_op, LatentConvBackwardOp,
+                         "i2i_fast::latent_conv2d_backward")
 
 class LatentConvFunction : public torch::autograd::Function<LatentConvFunction> {
  public:

@@ -1,6 +1,7 @@
 // What the normalization kernels share across devices: the description of one normalization
-// (which statistics, which modulation, which activation), the input checks, and the memory
-// layouts the kernels read directly.
+// (which statistics, which modulation, which activation), the statistics and backward
+// coefficients, and the memory layouts the kernels read directly. The argument checks, which make
+// a NormSpec from an operator's arguments, are in checks.h.
 //
 // All three public normalizations are one computation:
 //   y = act((x - mean_g) * rstd_g * w[n, c] + b[n, c])
@@ -15,7 +16,6 @@
 
 #include <cmath>
 #include <optional>
-#include <string>
 #include <vector>
 
 #include "../common/activation.h"
@@ -32,12 +32,6 @@ struct NormSpec {
   Activation activation;
   double negative_slope;
 };
-
-inline StdKind parse_layer_norm_style(std::string_view style) {
-  if (style == "munit") return StdKind::kUnbiasedStdPlusEps;
-  if (style == "standard") return StdKind::kBiasedVar;
-  TORCH_CHECK_VALUE(false, "style: expected 'munit' or 'standard', got '", std::string(style), "'");
-}
 
 // ----- the statistics and the backward coefficients (host and device code) -----
 
@@ -141,105 +135,15 @@ inline at::ScalarType accumulate_type_of(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-// Input checks shared by every backend that implements the normalization operators. The Python
-// layer checks the same things first (with the same wording); these keep direct torch.ops calls
-// safe.
-inline void check_norm_input(const char* op, const at::Tensor& x) {
-  TORCH_CHECK_VALUE(x.dim() >= 3 && x.dim() <= 5, op,
-                    ": x: expected shape (N, C, L), (N, C, H, W) or (N, C, D, H, W), got ",
-                    x.sizes());
-  TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), op,
-                   ": x: expected a floating tensor (float16, bfloat16, float32, float64), got ",
-                   x.scalar_type());
-  TORCH_CHECK_VALUE(x.numel() > 0, op, ": x: expected a non-empty tensor, got shape ", x.sizes());
-}
-
-inline void check_norm_param(const char* op, const char* name, const at::Tensor& p,
-                             const at::Tensor& x, at::IntArrayRef expected_shape) {
-  TORCH_CHECK_VALUE(p.sizes() == expected_shape, op, ": ", name, ": expected shape ",
-                    expected_shape, ", got ", p.sizes());
-  TORCH_CHECK_VALUE(p.device() == x.device(), op, ": ", name, ": expected device ", x.device(),
-                    " (the device of x), got ", p.device());
-  const auto pt = p.scalar_type();
-  const bool same = pt == x.scalar_type();
-  const bool fp32_for_low_precision =
-      pt == at::kFloat && (x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16);
-  TORCH_CHECK_TYPE(same || fp32_for_low_precision, op, ": ", name, ": expected dtype ",
-                   x.scalar_type(), " (or float32 for a float16/bfloat16 x), got ", pt);
-}
-
-inline void check_eps(const char* op, double eps) {
-  TORCH_CHECK_VALUE(eps >= 0 && std::isfinite(eps), op,
-                    ": eps: expected a finite non-negative number, got ", eps);
-}
-
-inline void check_optional_norm_param(const char* op, const char* name,
-                                      const std::optional<at::Tensor>& p, const at::Tensor& x,
-                                      at::IntArrayRef expected_shape) {
-  if (p.has_value() && p->defined()) check_norm_param(op, name, *p, x, expected_shape);
-}
-
-// The extra inputs of a backward operator: grad_out like x, and the statistics its forward
-// operator returned ((N, C) for instance statistics, (N,) for layer statistics), all floating and
-// on x's device. Kernels index these by x's shape, so a mismatch must stop here.
-inline void check_norm_backward_inputs(const char* op, const at::Tensor& grad_out,
-                                       const at::Tensor& x, const at::Tensor& mean,
-                                       const at::Tensor& rstd, Grouping grouping) {
-  TORCH_CHECK_VALUE(grad_out.sizes() == x.sizes(), op, ": grad_out: expected shape ", x.sizes(),
-                    " (the shape of x), got ", grad_out.sizes());
-  const std::vector<int64_t> stat_shape =
-      grouping == Grouping::kInstance ? std::vector<int64_t>{x.size(0), x.size(1)}
-                                      : std::vector<int64_t>{x.size(0)};
-  const auto check_device_and_dtype = [&](const char* name, const at::Tensor& t) {
-    TORCH_CHECK_VALUE(t.device() == x.device(), op, ": ", name, ": expected device ", x.device(),
-                      " (the device of x), got ", t.device());
-    TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), op, ": ", name,
-                     ": expected a floating tensor, got ", t.scalar_type());
-  };
-  check_device_and_dtype("grad_out", grad_out);
-  check_device_and_dtype("mean", mean);
-  check_device_and_dtype("rstd", rstd);
-  TORCH_CHECK_VALUE(mean.sizes() == stat_shape, op, ": mean: expected shape ", stat_shape,
-                    " (what the forward operator returned), got ", mean.sizes());
-  TORCH_CHECK_VALUE(rstd.sizes() == stat_shape, op, ": rstd: expected shape ", stat_shape,
-                    " (what the forward operator returned), got ", rstd.sizes());
-}
-
-// Each operator's checks and its NormSpec, shared by every device's implementation.
-inline NormSpec adain_spec(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
-                           double eps, std::string_view activation, double negative_slope) {
-  check_norm_input("adain", x);
-  const std::vector<int64_t> nc{x.size(0), x.size(1)};
-  check_norm_param("adain", "weight", weight, x, nc);
-  check_norm_param("adain", "bias", bias, x, nc);
-  check_eps("adain", eps);
-  return {Grouping::kInstance, StdKind::kBiasedVar, eps, parse_activation(activation),
-          negative_slope};
-}
-
-inline NormSpec instance_norm_spec(const at::Tensor& x, const std::optional<at::Tensor>& weight,
-                                   const std::optional<at::Tensor>& bias, double eps,
-                                   std::string_view activation, double negative_slope) {
-  check_norm_input("instance_norm", x);
-  const std::vector<int64_t> c{x.size(1)};
-  check_optional_norm_param("instance_norm", "weight", weight, x, c);
-  check_optional_norm_param("instance_norm", "bias", bias, x, c);
-  check_eps("instance_norm", eps);
-  return {Grouping::kInstance, StdKind::kBiasedVar, eps, parse_activation(activation),
-          negative_slope};
-}
-
-inline NormSpec layer_norm_spec(const at::Tensor& x, const std::optional<at::Tensor>& weight,
-                                const std::optional<at::Tensor>& bias, double eps,
-                                std::string_view style, std::string_view activation,
-                                double negative_slope) {
-  check_norm_input("layer_norm", x);
-  const std::vector<int64_t> c{x.size(1)};
-  check_optional_norm_param("layer_norm", "weight", weight, x, c);
-  check_optional_norm_param("layer_norm", "bias", bias, x, c);
-  check_eps("layer_norm", eps);
-  return {Grouping::kLayer, parse_layer_norm_style(style), eps, parse_activation(activation),
-          negative_slope};
+// A modulation parameter's gradient from its per-(n, c) sums (Σ g * xhat for the weight, Σ g for
+// the bias, accumulated): (N, C) for AdaIN's per-sample parameters, else summed over the batch to
+// (C,), in the parameter's dtype (x's for an absent parameter).
+inline at::Tensor param_grad(const std::optional<at::Tensor>& param, const at::Tensor& per_nc,
+                             at::ScalarType x_dtype) {
+  const bool present = param.has_value() && param->defined();
+  const at::ScalarType dtype = present ? param->scalar_type() : x_dtype;
+  if (present && param->dim() == 2) return per_nc.to(dtype);
+  return per_nc.sum(0).to(dtype);
 }
 
 }  // namespace i2i_fast

@@ -1,4 +1,4 @@
-// How the row kernels of cuda.cu (contiguous NCS data) cut the rows into tiles, teams and blocks:
+// How the row kernels of normalization_cuda.cu (contiguous NCS data) cut the rows into tiles, teams and blocks:
 // the launch plan (host) and each thread's tile and elements (device). Plain C++, so that
 // tests/cpp/row_plan_check.cpp replays the kernels' indexing, with these same functions, on a
 // machine without a GPU.

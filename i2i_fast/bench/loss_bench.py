@@ -340,10 +340,9 @@ def check_floors(records: list[dict]) -> list[str]:
 
 
 def _setting(rec: dict) -> str:
-    """"allocator caching, after churn, round 2" for a record."""
-    return (f"allocator {rec.get('allocator', 'default')}"
-            + (", after churn" if rec.get("after_churn") else "")
-            + (f", round {rec['round']}" if rec.get("round", 1) > 1 else ""))
+    from i2i_fast.bench.allocation import describe
+
+    return describe(rec)
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -446,7 +445,8 @@ def main(args: argparse.Namespace) -> int:
                               kind="losses")
         print(f"\nresults: {base}.json / .csv")
     if args.check_floors:
-        lines = check_floors(records)
+        lines = check_floors(records) + allocation.check_stability(
+            records, ("case", "mode", "dtype"))
         print("\n" + "\n".join(lines) if lines else "\nno floor case was measured")
         if not lines or any(line.startswith("FAIL") for line in lines):
             return 1

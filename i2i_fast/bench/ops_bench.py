@@ -91,6 +91,9 @@ FLOORS = {
 QUICK_CASES = tuple(c for c in METHOD_CASES if (c.op, c.shape) in FLOOR_SHAPES
                     and c.style == "munit" and not (c.op == "adain" and c.activation != "relu"))
 
+# What identifies one case in the "after churn" stability check (i2i_fast.bench.allocation).
+STABILITY_KEYS = ("op", "style", "shape", "dtype", "layout", "mode")
+
 # The large shapes (GPU floors), every operator.
 LARGE_SHAPES = ((32, 256, 64, 64), (8, 64, 256, 256))
 LARGE_CASES = tuple(
@@ -520,9 +523,9 @@ def check_floors(records: list[dict]) -> list[str]:
         ok = all(value >= floor for _, value, floor in checks)
         detail = ", ".join(f"{value:.2f} {names[key]} (floor {floor})"
                            for key, value, floor in checks)
-        where = f"allocator {rec.get('allocator', 'default')}" + (
-            ", after churn" if rec.get("after_churn") else "") + (
-            f", round {rec['round']}" if rec.get("round", 1) > 1 else "")
+        from i2i_fast.bench.allocation import describe
+
+        where = describe(rec)
         lines.append(f"{'PASS' if ok else 'FAIL'} {rec['op']} {rec['shape']} {rec['layout']} "
                      f"{rec['mode']} [{where}]: {detail}")
     return lines
@@ -541,7 +544,7 @@ def markdown_table(records: list[dict]) -> str:
         get = lambda p: index.get((alloc, rnd, op, style, shape, layout, mode, p))  # noqa: E731
         e, c = get("eager"), get("compile")
         name = f"{op}/{style}" if style else op
-        setting = alloc + (f" (round {rnd})" if rnd > 1 else "")
+        setting = alloc + (" (fresh)" if rnd == 0 else f" (round {rnd})" if rnd > 1 else "")
         rows.append(
             f"| {setting} | {name} | {shape} | {layout} | {mode} | {provider} | "
             f"{e['median_ms']:.2f} | {c['median_ms']:.2f} | {r['median_ms']:.2f} | "
@@ -653,6 +656,7 @@ def main(args: argparse.Namespace) -> int:
     if args.check_floors:
         on_gpu = args.device.startswith("cuda")
         lines = check_gpu_floors(records) if on_gpu else check_floors(records)
+        lines += allocation.check_stability(records, STABILITY_KEYS)
         print("\n" + "\n".join(lines) if lines else "\nno floor case was measured")
         if not lines or any(line.startswith("FAIL") for line in lines):
             return 1

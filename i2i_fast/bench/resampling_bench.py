@@ -144,6 +144,9 @@ def main(args: argparse.Namespace) -> int:
 
     records = run(cases, layouts, modes, providers, args.repeats,
                   allocation.settings_of(args, "cpu"), args.after_churn)
+    stability = allocation.check_stability(records, ("op", "amount", "shape", "layout", "mode"))
+    if stability:
+        print("\n" + "\n".join(stability))
     if not args.no_save:
         out = Path(args.out) if args.out else ops_bench.default_out_dir()
         base = ops_bench.save(records, [], meta, out, kind="resampling")

@@ -11,12 +11,18 @@ sets only):
 kind                    item                                                methods
 ======================  ==================================================  ==================
 unpaired                {"a", "b"} (+ "a_mask", "b_mask")                   MUNIT, DRIT
-multi_domain            {"image", "domain": int64} (+ "mask")               TUNIT
+multi_domain            {"image", "domain": int64} (+ "mask")
 reference               {"image", "image2", "domain"} (+ "mask", "mask2")   (StarGAN v2 refs)
 multi_domain_reference  {"image", "domain", "ref", "ref2", "ref_domain"}    StarGAN v2
                         (+ "mask", "ref_mask", "ref2_mask")
 paired                  {"a", "b"} aligned (+ "a_mask", "b_mask")           BicycleGAN
+unlabelled              {"image", "image_tf"} (+ "sup_image", "sup_image_tf",  TUNIT
+                        "sup_domain" with labelled_fraction > 0)
 ======================  ==================================================  ==================
+
+unlabelled is an image set without domain labels (a folder of images, or the domain folders /
+synthetic domains with their labels hidden, kept for evaluation), each item an image and a
+strongly transformed version of it (``augment``); see ``unlabelled``.
 
 multi_domain_reference is what StarGAN v2 trains on from one loader: a source item and an
 independent reference pair of one domain (see ``datasets.MultiDomainReferenceDataset``).
@@ -56,14 +62,18 @@ from .sampling import StreamPosition, StreamSampler
 from .styles import STYLE_ORDER, STYLES, segment_shapes
 from .synthetic import SyntheticDomain, SyntheticPairs
 from .transforms import ImageTransform, preset
+from .augment import PairAugmentation
+from .unlabelled import UnlabelledDataset, flat_folder
 
-KINDS = ("unpaired", "multi_domain", "reference", "multi_domain_reference", "paired")
+KINDS = ("unpaired", "multi_domain", "reference", "multi_domain_reference", "paired",
+         "unlabelled")
 DEFAULT_TRANSFORM = {
     "unpaired": "munit",
     "multi_domain": "stargan_v2",
     "reference": "stargan_v2",
     "multi_domain_reference": "stargan_v2",
     "paired": "pix2pix",
+    "unlabelled": "resize",  # the original of each pair (PairAugmentation draws the rest)
 }
 MULTI_DOMAIN_CLASSES = {
     "multi_domain": MultiDomainDataset,
@@ -80,7 +90,7 @@ SYNTHETIC_EVAL_SIZE = 500  # images per domain of any other split
 __all__ = [
     "KINDS", "SYNTHETIC_NAMES", "open_dataset",
     "Dataset", "UnpairedDataset", "MultiDomainDataset", "ReferenceDataset",
-    "MultiDomainReferenceDataset", "PairedDataset",
+    "MultiDomainReferenceDataset", "PairedDataset", "UnlabelledDataset", "PairAugmentation",
     "FolderDomain", "AlignedFolder", "BadImage", "ImageReadError", "find_domains",
     "SyntheticDomain", "SyntheticPairs", "STYLES", "STYLE_ORDER", "segment_shapes",
     "ImageTransform", "preset", "ResumableLoader", "StreamSampler", "StreamPosition",
@@ -101,12 +111,14 @@ def open_dataset(
     size: int | None = None,
     skip_bad: bool = False,
     progress: bool = False,
+    labelled_fraction: float = 0.0,
 ) -> Dataset:
     """Open a dataset for a method.
 
     Args:
         spec: a dataset root folder, or "synthetic:<name>" (see the module doc).
-        kind: "unpaired", "multi_domain", "reference", "multi_domain_reference" or "paired".
+        kind: "unpaired", "multi_domain", "reference", "multi_domain_reference", "paired" or
+            "unlabelled".
         split: "train", "test", "val"... (folder layouts name their folders after it; synthetic
             sets draw other scenes for each split).
         resolution: side S of the (square) output images.
@@ -126,6 +138,8 @@ def open_dataset(
             checked here; files that fail later are left out with ``exclude_unreadable``).
         progress: folders: a progress bar on stderr while the files of a large folder are
             checked.
+        labelled_fraction: kind "unlabelled": the fraction of each domain's images given with
+            their labels (TUNIT's semi-supervised mode; 0: none). Needs known domains.
     Returns:
         A ``Dataset`` (``len()``, ``dataset[i]`` or ``dataset[(epoch, i)]``, ``describe()``).
     """
@@ -136,17 +150,65 @@ def open_dataset(
     checks.integer("open_dataset", "resolution", resolution, 1)
     augment = split == "train" if augment is None else bool(augment)
     balanced = split == "train" if balanced is None else bool(balanced)
+    if labelled_fraction != 0.0 and kind != "unlabelled":
+        raise ValueError(f"open_dataset: labelled_fraction: only kind 'unlabelled' takes one, got "
+                         f"{labelled_fraction!r} with kind {kind!r}")
+    if kind == "unlabelled" and transform is not None:
+        raise ValueError("open_dataset: transform: kind 'unlabelled' makes its (image, "
+                         "transformed image) pairs with TUNIT's augmentation, expected None")
+    pairs = PairAugmentation(resolution, augment=augment)
     if isinstance(spec, str) and spec.startswith(SYNTHETIC_PREFIX):
         if skip_bad:
             raise ValueError("open_dataset: skip_bad: expected False for a synthetic set (no files)")
+        if kind == "unlabelled":
+            styles = _synthetic_styles(spec[len(SYNTHETIC_PREFIX):], kind, domains)
+            if size is None:
+                size = SYNTHETIC_TRAIN_SIZE if split == "train" else SYNTHETIC_EVAL_SIZE
+            sources = [SyntheticDomain(s, resolution, size, seed, split, slot)
+                       for slot, s in enumerate(styles)]
+            origin = (f"{spec} (split {split!r}, {resolution}x{resolution}, rendered; domains "
+                      f"hidden)")
+            return UnlabelledDataset(sources, pairs, seed, origin, names=styles,
+                                     labelled_fraction=labelled_fraction)
         return _open_synthetic(
             spec[len(SYNTHETIC_PREFIX):], kind, split, resolution, seed, domains, balanced, size
         )
     if size is not None:
         raise ValueError(f"open_dataset: size: only synthetic sets take a size, got {size!r} for {spec}")
     tf = _transform(transform, kind, resolution, augment)
+    if kind == "unlabelled":
+        return _open_unlabelled_folder(Path(spec).expanduser(), split, tf, pairs, seed, domains,
+                                       skip_bad, progress, labelled_fraction)
     return _open_folders(Path(spec).expanduser(), kind, split, tf, seed, domains, balanced, skip_bad,
                          progress)
+
+
+def _open_unlabelled_folder(
+    root: Path, split: str, transform: ImageTransform, pairs: PairAugmentation, seed: int,
+    domains: int | Sequence[str] | None, skip_bad: bool, progress: bool, labelled_fraction: float,
+) -> Dataset:
+    """A folder of images (no domains) or the multi-domain layout (domains hidden)."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"dataset root {root}: expected a directory, it does not exist")
+    folder = flat_folder(root, split)
+    if folder is not None:
+        if domains is not None:
+            raise ValueError(f"open_dataset: domains: {folder} is a folder of images without "
+                             f"domain folders, got domains={domains!r}")
+        source = FolderDomain(folder, transform, skip_bad, name=folder.name, progress=progress)
+        return UnlabelledDataset([source], pairs, seed, f"{folder} (no domain labels)",
+                                 labelled=False, labelled_fraction=labelled_fraction)
+    found = find_domains(root, split)
+    if domains is not None:
+        by_name = dict(found)
+        if isinstance(domains, (str, int)) or any(d not in by_name for d in domains):
+            raise ValueError(f"open_dataset: domains: expected names among "
+                             f"{[n for n, _ in found]}, got {domains!r}")
+        found = [(d, by_name[d]) for d in domains]
+    sources = [FolderDomain(path, transform, skip_bad, name=name, progress=progress)
+               for name, path in found]
+    return UnlabelledDataset(sources, pairs, seed, f"{root} (split {split!r}; domains hidden)",
+                             names=[n for n, _ in found], labelled_fraction=labelled_fraction)
 
 
 def _transform(

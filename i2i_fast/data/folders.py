@@ -248,6 +248,10 @@ class FolderDomain(_ImageFolder):
         image = read_image(path)
         return {"image": self.transform.apply(image, self._draw(path, image, rng))}
 
+    def read(self, index: int) -> Image.Image:
+        """The file of image `index` as it is (RGB), for datasets that transform it themselves."""
+        return read_image(self._file(index))
+
     def describe(self) -> str:
         return (
             f"folder {self.folder} ({len(self)} images{self._skipped_note()}); "

@@ -1,4 +1,5 @@
-"""Adversarial losses over every scale (and head) of a discriminator, on ops.gan_loss.
+"""Adversarial losses over every scale (and head) of a discriminator, on ops.gan_loss, and DRIT's
+sigmoid + BCE loss (a plain-PyTorch reference until the fused operator has that mode).
 
 Conventions (reduction "mean"): each scale contributes the mean over its elements; scales are
 summed (MUNIT's MsImageDis.calc_dis_loss / calc_gen_loss).
@@ -7,6 +8,7 @@ summed (MUNIT's MsImageDis.calc_dis_loss / calc_gen_loss).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .. import ops
 
@@ -26,3 +28,35 @@ def generator_loss(fake_outputs: Outputs, mode: str,
                    domain: torch.Tensor | None = None) -> torch.Tensor:
     """G's loss on D's outputs for its fakes (lsgan: mean((D(fake) − 1)²) per scale)."""
     return ops.gan_loss(fake_outputs, "generator", mode, domain)
+
+
+def sigmoid_bce_loss(outputs: Outputs, label: float) -> torch.Tensor:
+    """DRIT's adversarial loss, the reference the fused ``gan_loss`` mode "sigmoid_bce" will
+    implement: Σ_scales mean over the scale's elements of BCE(sigmoid(x), label), with BCE as
+    ``F.binary_cross_entropy`` computes it (nn.BCELoss), its logarithms clamped at −100:
+
+        p = sigmoid(x)  (rounded to the compute dtype)
+        ℓ(x) = (label − 1) · max(log1p(−p), −100) − label · max(log p, −100)
+
+    Not BCE-with-logits: where sigmoid saturates (p rounds to 0 or 1, |x| > ~17 in float32) the
+    loss is 100·label or 100·(1 − label) and its gradient through the sigmoid is 0, where
+    BCE-with-logits gives |x| and a gradient of ±1. Gradient of one element (autograd of the two
+    steps): g · (p − label) / max(p · (1 − p), 1e−12) · (1 − p) · p.
+
+    outputs: a tensor or a list of tensors (one per scale, any shapes); label: the target
+    probability (1 real, 0 fake, 0.5 for the content discriminator's encoder loss). Float16 and
+    bfloat16 outputs are computed in float32 (outside autocast, which refuses binary_cross_entropy);
+    the loss is float32, float64 for float64 outputs.
+    """
+    scales = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
+    if not scales:
+        raise ValueError("sigmoid_bce_loss: outputs: expected a tensor or a non-empty list of "
+                         "tensors, got an empty list")
+    total = None
+    with torch.autocast(scales[0].device.type, enabled=False):
+        for x in scales:
+            x = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
+            p = torch.sigmoid(x)
+            term = F.binary_cross_entropy(p, torch.full_like(p, float(label)))
+            total = term if total is None else total + term
+    return total

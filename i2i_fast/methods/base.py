@@ -45,7 +45,7 @@ from .roles import NetworkRoles, TrainingViews, Views
 from .translation import Domains, check_translate_arguments
 
 PRECISIONS = ("fp32", "bf16", "fp16")
-DATA_KINDS = ("unpaired", "multi_domain", "multi_domain_reference", "paired")
+DATA_KINDS = ("unpaired", "multi_domain", "multi_domain_reference", "paired", "unlabelled")
 
 
 @dataclasses.dataclass
@@ -316,7 +316,7 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._schedulers: dict[str, Any] = {}
         self._views: TrainingViews | None = None
-        self._moving_average: MovingAverage | None = None
+        self._moving_average: MovingAverage | dict[str, MovingAverage] | None = None
         # The same state dict with and without DistributedDataParallel (see RunContext).
         self.register_state_dict_post_hook(_state_dict_without_ddp)
         self.register_load_state_dict_pre_hook(_load_state_dict_into_ddp)
@@ -345,17 +345,22 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
         return dict(self._schedulers)
 
     def declare_networks(self, roles: NetworkRoles,
-                         moving_average: MovingAverage | None = None) -> None:
+                         moving_average: MovingAverage | dict[str, MovingAverage] | None = None
+                         ) -> None:
         """Declare the roles of the method's networks (i2i_fast.methods.roles), once, in __init__
         after ``context.prepare``: builds the training views ``nets``, ``critics`` and
         ``nets_twice`` (DDP wrappers through ``context.wrap``), and with `moving_average` the
-        update of the ``roles.averages`` copies (``update_averages``)."""
+        update of the ``roles.averages`` copies (``update_averages``): one rule for all of them,
+        or {average name: rule} when they differ (TUNIT: C_EMA from the start, G_EMA later)."""
         if self._views is not None:
             raise RuntimeError(f"{self.name}: declare_networks: the roles are already declared")
         roles.check(self)
         if roles.averages and moving_average is None:
             raise ValueError(f"{self.name}: declare_networks: moving_average: expected the "
                              f"update rule of the averages {sorted(roles.averages)}, got None")
+        if isinstance(moving_average, dict) and set(moving_average) != set(roles.averages):
+            raise ValueError(f"{self.name}: declare_networks: moving_average: expected one rule "
+                             f"per average {sorted(roles.averages)}, got {sorted(moving_average)}")
         self._views = TrainingViews(self, roles, self.context)
         self._moving_average = moving_average
 
@@ -400,10 +405,21 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
     def update_averages(self, step: int) -> None:
         """After iteration `step`: the moving averages of the roles (their update rule)."""
         views = self._declared_views()
-        if self._moving_average is not None:
+        if isinstance(self._moving_average, dict):
+            for average, network in views.roles.averages.items():
+                self._moving_average[average].update(
+                    [(getattr(self, network), getattr(self, average))], step)
+        elif self._moving_average is not None:
             self._moving_average.update(views.average_pairs, step)
 
     # ----- domains -----
+
+    @property
+    def iterations_per_cycle(self) -> int:
+        """Training iterations that make up one period of the method's schedule when its
+        iterations differ in kind (DRIT: d_iter − 1 content-discriminator-only iterations and a
+        full one); 1 otherwise. Benchmarks time whole cycles."""
+        return 1
 
     @property
     def domains(self) -> Domains:
@@ -437,6 +453,12 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
         if self._views is not None:
             return dict(self._views.networks)
         return dict(self.named_children())
+
+    def dataset_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``i2i_fast.data.open_dataset`` this method's training data needs
+        beyond its kind and resolution (the trainer passes them); default none. TUNIT's
+        semi-supervised mode asks for labelled images with {"labelled_fraction": p_semi}."""
+        return {}
 
     def compile_networks(self, **options: Any) -> None:
         """torch.compile the training networks in place (nn.Module.compile: names, state_dicts

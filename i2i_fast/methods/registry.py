@@ -45,8 +45,11 @@ DISTRIBUTION = "i2i-fast"
 # tests/test_method_registry.py checks it equals the entry points declared in pyproject.toml.
 SOURCE_TREE_BUILTINS = {
     "bicyclegan": "i2i_fast.methods.bicyclegan:BicycleGAN",
+    "drit": "i2i_fast.methods.drit:DRIT",
+    "miso": "i2i_fast.methods.miso:MISO",
     "munit": "i2i_fast.methods.munit:MUNIT",
     "stargan_v2": "i2i_fast.methods.stargan_v2:StarGANv2",
+    "tunit": "i2i_fast.methods.tunit:TUNIT",
 }
 
 

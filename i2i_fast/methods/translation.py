@@ -12,7 +12,10 @@ translate, plugins included), so a bad argument is the same clear error for ever
 
 A method's domains (``Domains``): two-domain methods (data kinds "unpaired" and "paired") have
 domains "a" (0) and "b" (1) and translate to "b" by default (A→B); multi-domain methods have
-``config.num_domains`` domains, named by ``config.domain_names`` when it is set, and need a target.
+``config.num_domains`` domains, named by ``config.domain_names`` when it is set, and need a target;
+methods trained without labels (data kind "unlabelled", TUNIT) have ``config.num_clusters``
+clusters as their domains. With a reference image, a target may be left out (None): a method
+that needs one with a reference says so itself.
 A target is an index, a name, a string of an index ("2", from a command line), or an (N,) integer
 tensor of one target per input.
 """
@@ -43,7 +46,8 @@ class Domains:
         config = method.config
         if method.data_kind in TWO_DOMAIN_KINDS:
             return cls(method.name, 2, ("a", "b"), default=1)
-        count = getattr(config, "num_domains", None)
+        field = "num_clusters" if method.data_kind == "unlabelled" else "num_domains"
+        count = getattr(config, field, None)
         count = count if isinstance(count, int) and not isinstance(count, bool) else None
         names = tuple(getattr(config, "domain_names", ()) or ())
         return cls(method.name, count, names)
@@ -143,4 +147,5 @@ def check_translate_arguments(method: Any, x: Any, n_styles: Any, reference: Any
         if n_styles != 1:
             raise ValueError(f"{owner}: n_styles: a reference gives one style, expected 1, got "
                              f"{n_styles}")
-    Domains.of(method).per_input(target_domain, x.shape[0])
+    if reference is None or target_domain is not None:
+        Domains.of(method).per_input(target_domain, x.shape[0])

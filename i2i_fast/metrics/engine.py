@@ -13,9 +13,16 @@ the method contract (``data_kind`` and ``translate``, see ``i2i_fast.methods.bas
   with ``reference`` (N, 3, H, W), one reference image per input (output (N, 1, 3, H, W) each),
   references drawn at random from the target domain's test split; mode "encoded" (paired sets
   only): one call with ``reference`` = each input's own ground-truth target (BicycleGAN's
-  "encoded" output), one output per input. Default modes: "latent" for two-domain methods, plus
-  "encoded" for paired methods that declare ``reference_guided``; "latent" and "reference" for
-  multi-domain ones.
+  "encoded" output), one output per input. Default modes: "latent" for every method, plus
+  "reference" for multi-domain methods and for unpaired two-domain methods that declare
+  ``reference_guided`` (MUNIT: the style of a target-domain image), "encoded" for paired methods
+  that declare it.
+- methods trained without labels (``data_kind`` "unlabelled", TUNIT): their domains are clusters,
+  not the set's domains, so they are evaluated by reference only (``target_domain`` None: the
+  reference gives the style), on every (source, target) pair of the set's domains. A method
+  with a ``cluster(x) -> (N,) cluster indices`` method also gets its clusters scored against the
+  true domains of the test images (``clustering``: accuracy after the best one-to-one matching
+  of clusters to domains, and NMI).
 
 Per task: content IoU (input's ground-truth mask vs the shapes the learned segmenter finds in each
 output), target-domain accuracy (the domain classifier), diversity (mean over the K(K-1)/2 pairs
@@ -46,6 +53,7 @@ from i2i_fast.data import seeding
 
 from . import real_images
 from .classifier import ClassifierSettings, TrainedClassifier, domain_classifier
+from .clustering import cluster_accuracy, cluster_matching, normalized_mutual_information
 from .diversity import l1_distance, pairs, pairwise_mean
 from .fid import InceptionFeatures, fid_from_features
 from .iou import mask_iou
@@ -205,13 +213,20 @@ def evaluate(
         raise EvaluationError(f"evaluate: data {data!r} for a {data_kind!r} method: "
                               f"{error}") from None
     # how the tasks are laid out: "multi_domain_reference" (StarGAN v2's training items) is a
-    # multi-domain method to evaluate
+    # multi-domain method to evaluate, so is "unlabelled" (TUNIT), by reference only
+    unlabelled = data_kind == "unlabelled"
     data_kind = real_images.KIND_OF_METHOD[data_kind]
     n_available = min(len(d) for d in test.domains)
     if n_inputs > n_available:
         raise EvaluationError(f"evaluate: n_inputs: expected at most {n_available} (the test "
                               f"split's images per domain), got {n_inputs}")
     notes: list[str] = []
+    if unlabelled:
+        if modes is not None and "latent" in modes:
+            raise EvaluationError("evaluate: modes: a method trained without labels translates to "
+                                  "its clusters, not to the set's domains: expected 'reference' "
+                                  "only, got 'latent'")
+        modes = ["reference"]
     modes = _modes(data_kind, modes, bool(getattr(method, "reference_guided", False)))
     directions = _directions(data_kind, directions)
     if n_styles < 2:
@@ -229,8 +244,10 @@ def evaluate(
     sanity = _sanity(classifier, segmenter)
 
     run = _Runner(method, test, classifier, segmenter, lpips, fid, device, n_inputs, n_styles,
-                  seed, batch_size, fid_real_images, data_seed, log)
+                  seed, batch_size, fid_real_images, data_seed, log, unlabelled)
     results = [run.task(task) for task in _tasks(data_kind, len(test.styles), modes, directions)]
+    clustering = (clustering_scores(method, test, device, batch_size, log)
+                  if callable(getattr(method, "cluster", None)) else None)
     return EvalReport(
         method=str(getattr(method, "name", type(method).__name__)),
         data=data,
@@ -247,15 +264,45 @@ def evaluate(
              else fid_status or "unavailable: no Inception weights given"),
         sanity=sanity,
         tasks=results,
+        clustering=clustering,
         notes=notes,
         versions=_versions(),
         seconds=time.perf_counter() - start_time,
     )
 
 
-def _modes(data_kind: str, modes: Sequence[str] | None, reference_guided: bool) -> list[str]:
+def clustering_scores(method: Any, test: real_images.SetDomains, device: torch.device,
+                      batch_size: int = 64, log: Callable[[str], None] | None = None
+                      ) -> dict[str, Any]:
+    """``method.cluster`` on every image of the test split, scored against the true domains:
+    accuracy after the best one-to-one matching of clusters to domains (Hungarian), NMI, the
+    matching ({domain name: cluster}) and the cluster sizes."""
+    if log is not None:
+        log("i2i_fast.metrics: clustering the test images")
+    clusters, labels = [], []
+    for label, domain in enumerate(test.domains):
+        for start in range(0, len(domain), batch_size):
+            x, _ = real_images.load_images(domain, range(start, min(start + batch_size,
+                                                                     len(domain))))
+            with _inference(method):
+                found = method.cluster(x.to(device))
+            clusters.append(torch.as_tensor(found).reshape(-1).cpu())
+            labels.append(torch.full((x.shape[0],), label, dtype=torch.int64))
+    found, truth = torch.cat(clusters).numpy(), torch.cat(labels).numpy()
+    matching = cluster_matching(found, truth)
+    return {
+        "accuracy": cluster_accuracy(found, truth),
+        "nmi": normalized_mutual_information(found, truth),
+        "images": int(truth.size),
+        "matching": {test.styles[c]: k for c, k in sorted(matching.items())},
+        "cluster_sizes": {int(k): int((found == k).sum()) for k in sorted(set(found.tolist()))},
+    }
+
+
+def _modes(data_kind: str, modes: Sequence[str] | None, reference_guided: bool
+           ) -> list[str]:
     if modes is None:
-        if data_kind == "multi_domain":
+        if data_kind == "multi_domain" or (data_kind == "unpaired" and reference_guided):
             return ["latent", "reference"]
         return ["latent", "encoded"] if data_kind == "paired" and reference_guided else ["latent"]
     modes = list(modes)
@@ -314,8 +361,9 @@ class _Runner:
     """Runs the tasks of one evaluation (inputs cached per source domain)."""
 
     def __init__(self, method, test, classifier, segmenter, lpips, fid, device, n_inputs,
-                 n_styles, seed, batch_size, fid_real_images, data_seed, log):
+                 n_styles, seed, batch_size, fid_real_images, data_seed, log, unlabelled=False):
         self.method, self.test = method, test
+        self.unlabelled = unlabelled  # the method's domains are clusters: no target_domain
         self.classifier, self.segmenter = classifier.net, segmenter.net
         self.lpips, self.fid = lpips, fid
         self.device, self.n, self.k, self.seed = device, n_inputs, n_styles, seed
@@ -333,7 +381,8 @@ class _Runner:
     def translate(self, x: torch.Tensor, task: _Task, generator: torch.Generator,
                   n_styles: int, reference: torch.Tensor | None) -> torch.Tensor:
         # Two-domain methods name their domains "a" and "b"; multi-domain ones take the label.
-        target_domain = (task.target if task.direction is None
+        target_domain = (None if self.unlabelled
+                         else task.target if task.direction is None
                          else "b" if task.direction == "a2b" else "a")
         kwargs: dict[str, Any] = {"n_styles": n_styles, "reference": reference,
                                   "target_domain": target_domain, "generator": generator}

@@ -21,7 +21,8 @@ SYNTHETIC_PREFIX = "synthetic:"
 # The dataset layout each method data kind trains on; evaluation opens the set the same way so
 # that an incompatible (set, method) pair fails with the data package's own error.
 KIND_OF_METHOD = {"unpaired": "unpaired", "multi_domain": "multi_domain",
-                  "multi_domain_reference": "multi_domain", "paired": "paired"}
+                  "multi_domain_reference": "multi_domain", "paired": "paired",
+                  "unlabelled": "multi_domain"}
 
 
 @dataclass(frozen=True)

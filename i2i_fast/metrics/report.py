@@ -70,6 +70,9 @@ class EvalReport:
     fid: str
     sanity: dict[str, Any]
     tasks: list[TaskResult]
+    # methods that cluster images (TUNIT): accuracy after the best matching of clusters to
+    # domains, NMI, the matching and the cluster sizes on the test images (None otherwise)
+    clustering: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -133,6 +136,12 @@ class EvalReport:
             f"{s['classifier_val_accuracy']:.3f}; segmenter IoU {s['segmenter_val_iou']:.3f} "
             f"(lightness rule {s['rule_val_iou']:.3f})"
         )
+        if self.clustering is not None:
+            c = self.clustering
+            lines.append(f"clustering of the {c['images']} test images: accuracy "
+                         f"{c['accuracy']:.3f} (best one-to-one matching of clusters to domains: "
+                         f"{c['matching']}), NMI {c['nmi']:.3f}; cluster sizes "
+                         f"{c['cluster_sizes']}")
         lines.append(f"LPIPS: {self.lpips}")
         lines.append(f"FID: {self.fid}")
         lines += [f"note: {n}" for n in self.notes]

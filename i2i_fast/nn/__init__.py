@@ -5,25 +5,58 @@ Wrap any use in ``i2i_fast.ops.use_backend("reference")`` to run the same blocks
 plain-PyTorch reference definitions.
 """
 
-from .conv import Conv2dBlock, LinearBlock, make_padding
-from .decoders import AdaINDecoder, split_adain_params
-from .discriminators import MultiScalePatchDiscriminator
+from .conv import Conv2dBlock, ConvTranspose2dBlock, LinearBlock, make_padding
+from .decoders import AdaINDecoder, ConcatLatentDecoder, FusionLatentDecoder, split_adain_params
+from .discriminators import ContentDiscriminator, MultiScalePatchDiscriminator
+from .disentangled import AttributeEncoders, AttributeGenerator, SharedContentEncoder
 from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .filters import HighPass
+from .guiding import GuidingNetwork
 from .init import init_weights
-from .latent_injection import LatentConv2d, latent_conv2d
+from .latent_injection import (
+    LatentConv2d,
+    LatentConvTranspose2d,
+    broadcast_concat,
+    latent_conv2d,
+    latent_conv_transpose2d,
+)
 from .mlp import MLP
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm, StyleAdaIN
-from .preact_resblocks import AdaINPreActResBlock, PreActDownBlock, PreActResBlock
+from .noise import GaussianNoise
+from .norms import (
+    AdaptiveInstanceNorm,
+    ChannelAffineLayerNorm,
+    FilterResponseNorm,
+    InstanceNorm,
+    MunitLayerNorm,
+    StyleAdaIN,
+    filter_response_norm,
+)
+from .preact_resblocks import (
+    AdaINPreActResBlock,
+    FRNPreActResBlock,
+    PreActDownBlock,
+    PreActResBlock,
+)
 from .resampling import ReflectionPad, UpsampleNearest
-from .resblocks import AdaINResBlock, ResBlock
+from .resblocks import (
+    AdaINResBlock,
+    AdaINResBlocks,
+    LatentConcatResBlock,
+    LatentFusionResBlock,
+    ResBlock,
+)
 from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
-    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaptiveInstanceNorm", "Conv2dBlock",
-    "ContentEncoder", "HighPass", "InstanceNorm", "LatentConv2d", "LatentUNetGenerator",
-    "LatentUNetLevel", "LayerNorm", "LinearBlock", "MLP", "MultiScalePatchDiscriminator",
-    "MunitLayerNorm", "PreActDownBlock", "PreActResBlock", "ReflectionPad", "ResBlock",
-    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder", "init_weights",
-    "latent_conv2d", "make_padding", "split_adain_params",
+    "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaINResBlocks",
+    "AdaptiveInstanceNorm", "AttributeEncoders", "AttributeGenerator", "ChannelAffineLayerNorm",
+    "ConcatLatentDecoder", "ContentDiscriminator", "ContentEncoder", "Conv2dBlock",
+    "ConvTranspose2dBlock", "FRNPreActResBlock", "FilterResponseNorm", "FusionLatentDecoder",
+    "GaussianNoise", "GuidingNetwork", "HighPass", "InstanceNorm", "LatentConcatResBlock",
+    "LatentConv2d", "LatentConvTranspose2d", "LatentFusionResBlock", "LatentUNetGenerator",
+    "LatentUNetLevel", "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm",
+    "PreActDownBlock", "PreActResBlock", "ReflectionPad", "ResBlock", "SharedContentEncoder",
+    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder",
+    "broadcast_concat", "filter_response_norm", "init_weights", "latent_conv2d",
+    "latent_conv_transpose2d", "make_padding", "split_adain_params",
 ]

@@ -1,4 +1,4 @@
-"""Conv2dBlock (pad → conv → norm → activation) and LinearBlock, MUNIT's building blocks.
+"""Conv2dBlock (pad → conv → norm → activation), ConvTranspose2dBlock and LinearBlock.
 
 A normalization followed by ReLU or LeakyReLU runs as one fused operator; reflection padding
 runs on the fused reflection_pad operator.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .norms import AdaptiveInstanceNorm, InstanceNorm, LayerNorm, MunitLayerNorm
+from .norms import AdaptiveInstanceNorm, ChannelAffineLayerNorm, InstanceNorm, MunitLayerNorm
 from .resampling import ReflectionPad
 
 NORMS = ("none", "in", "ln", "ln_standard", "adain")
@@ -37,13 +37,28 @@ def make_activation(activation: str, negative_slope: float = 0.2) -> nn.Module |
             "none": None}[activation]
 
 
+def make_norm_activation(norm: str, activation: str, channels: int,
+                         negative_slope: float = 0.2) -> tuple[nn.Module | None, nn.Module | None]:
+    """(norm, activation) modules after a conv: a norm followed by ReLU or LeakyReLU is one fused
+    operator (the activation module is then None)."""
+    _check("norm", norm, NORMS)
+    _check("activation", activation, ACTIVATIONS)
+    fused = norm != "none" and activation in _FUSABLE
+    act = _FUSABLE[activation] if fused else None
+    norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": ChannelAffineLayerNorm,
+                "adain": AdaptiveInstanceNorm}.get(norm)
+    norm_module = (norm_cls(channels, activation=act, negative_slope=negative_slope)
+                   if norm_cls else None)
+    return norm_module, None if fused else make_activation(activation, negative_slope)
+
+
 class Conv2dBlock(nn.Module):
     """pad → Conv2d (with bias) → norm → activation.
 
     pad_type: "reflect" and "replicate" pad first (reflect on the fused operator); "zero" is the
     convolution's own zero padding (no padded copy of the input).
     norm: "none", "in" (InstanceNorm, no affine), "ln" (MUNIT's LayerNorm), "ln_standard"
-    (F.layer_norm + affine), "adain" (modulation passed to forward as (weight, bias)).
+    (ChannelAffineLayerNorm: F.layer_norm + per-channel affine), "adain" (modulation passed to forward as (weight, bias)).
     activation: "relu", "lrelu" (slope 0.2), "tanh", "none".
     """
 
@@ -51,21 +66,14 @@ class Conv2dBlock(nn.Module):
                  padding: int = 0, norm: str = "none", activation: str = "relu",
                  pad_type: str = "zero", negative_slope: float = 0.2):
         super().__init__()
-        _check("norm", norm, NORMS)
-        _check("activation", activation, ACTIVATIONS)
         self.norm_kind = norm
         _check("pad_type", pad_type, PAD_TYPES)
         own_padding = padding if pad_type == "zero" else 0
         self.pad = make_padding(pad_type, padding - own_padding)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, own_padding,
                               bias=True)
-        fused = norm != "none" and activation in _FUSABLE
-        act = _FUSABLE[activation] if fused else None
-        norm_cls = {"in": InstanceNorm, "ln": MunitLayerNorm, "ln_standard": LayerNorm,
-                    "adain": AdaptiveInstanceNorm}.get(norm)
-        self.norm = (norm_cls(out_channels, activation=act, negative_slope=negative_slope)
-                     if norm_cls else None)
-        self.activation = None if fused else make_activation(activation, negative_slope)
+        self.norm, self.activation = make_norm_activation(norm, activation, out_channels,
+                                                          negative_slope)
 
     def forward(self, x: torch.Tensor,
                 adain: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -76,6 +84,32 @@ class Conv2dBlock(nn.Module):
                                  "shape (N, C), got None")
             x = self.norm(x, *adain)
         elif self.norm is not None:
+            x = self.norm(x)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+
+class ConvTranspose2dBlock(nn.Module):
+    """ConvTranspose2d (with bias) → norm → activation (DRIT's ReLUINSConvTranspose2d:
+    kernel 3, stride 2, padding 1, output_padding 1, norm "ln_standard", ReLU; the official
+    class name says IN but the norm is a LayerNorm). norm: "none", "in", "ln", "ln_standard"."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, output_padding: int = 0, norm: str = "none",
+                 activation: str = "relu", negative_slope: float = 0.2):
+        super().__init__()
+        if norm == "adain":
+            raise ValueError("ConvTranspose2dBlock: norm: expected one of none, in, ln, "
+                             "ln_standard, got 'adain'")
+        self.conv = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding,
+                                       output_padding, bias=True)
+        self.norm, self.activation = make_norm_activation(norm, activation, out_channels,
+                                                          negative_slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        if self.norm is not None:
             x = self.norm(x)
         if self.activation is not None:
             x = self.activation(x)

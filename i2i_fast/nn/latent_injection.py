@@ -1,25 +1,122 @@
 """Latent injection: a convolution over a feature map with a latent code broadcast over H x W
-concatenated to its channels (BicycleGAN's U-Net at all its levels, DRIT's generator).
+concatenated to its channels (BicycleGAN's U-Net at all its levels; DRIT's G_concat before four
+of its convolutions, two of them transposed, and its MisINS blocks' 1x1 fusions).
 
-``LatentConv2d`` is the module every network uses (a Conv2d subclass: its weight, bias, init and
-state-dict keys are those of the Conv2d over the concatenation); its forward calls the fused
-operator ``i2i_fast.ops.latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)``, which
-computes ``conv2d(pad(cat[x, z broadcast to (N, C_z, H, W)]), weight, bias, stride)`` without
-materialising the concatenation (i2i_fast/ops/latent_conv/). Under
-``ops.use_backend("reference")`` it is the plain concatenation + convolution,
-``latent_conv2d`` below (= ``ops.reference.latent_conv2d``).
+``latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)`` is the reference definition
+(``ops.reference.latent_conv2d``) of the fused operator ``ops.latent_conv2d`` (same signature;
+i2i_fast/ops/latent_conv/), which ``LatentConv2d`` calls:
+
+    conv2d(cat[x, z broadcast to (N, C_z, H, W)], weight, bias, stride, padding)
+
+with the padding of the concatenated map ("zeros": zeros around both parts; "reflect": both parts
+reflected, so the z part stays constant). ``weight`` is the (C_out, C_x + C_z, k_h, k_w) weight of
+that convolution, unchanged: an existing Conv2d's parameters serve as they are. Split it as
+``W = [W_x | W_z]`` along its input channels; then
+
+    out = conv2d(x, W_x, bias) + conv2d(z broadcast, W_z)
+
+and the z term needs no H x W map: for every output position (i, j) it is
+``sum_c z[n, c] * sum_{taps (u, v) inside the input} W_z[o, c, u, v]``. With reflect padding (or
+a 1x1 kernel, or padding 0) every tap is inside, so it is a per-(sample, output channel) constant
+``W_z.sum((2, 3)) @ z``; with zero padding the taps that fall on the padding drop out, so it is
+that constant minus a border correction that depends on (i, j) only near the edges. The fused
+operator computes exactly this (tests/test_latent_injection.py checks the decomposition), without
+materialising the concatenation (N, C_x + C_z, H, W).
+
+The transposed variant ``latent_conv_transpose2d(x, z, weight, bias, stride, padding,
+output_padding)`` (the reference of the future ``ops.latent_conv_transpose2d``; DRIT's G_concat)
+is ``conv_transpose2d(cat[x, z broadcast], weight, bias, stride, padding, output_padding)`` with
+``weight`` (C_x + C_z, C_out, k_h, k_w) = ``[W_x; W_z]``. Its z term is
+``conv_transpose2d(z broadcast, W_z)``: the output position (i, j) receives the taps (u, v) with
+(i + padding − u) and (j + padding − v) multiples of stride whose input position lies inside
+the H x W map, so it is ``sum_c z[n, c] * sum_{those taps} W_z[c, o, u, v]``: per sample and
+output channel a constant for a 1x1 stride-1 kernel (DRIT's last layer: a per-sample bias
+``W_z[:, :, 0, 0].T @ z``), and for DRIT's 3x3 stride-2 (padding 1, output_padding 1) one of
+four constants chosen by the parity of (i, j), less the taps that fall outside at the last row
+and column.
+
+``LatentConv2d`` and ``LatentConvTranspose2d`` are the modules every network uses (Conv2d and
+ConvTranspose2d subclasses: their weight, bias, init and state-dict keys are those of the layer
+over the concatenation). ``LatentConv2d`` calls the fused ``ops.latent_conv2d`` (under
+``ops.use_backend("reference")``: the concatenation above); ``LatentConvTranspose2d`` still runs
+its reference (no fused transposed operator yet).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
 from ..ops.latent_conv.checks import PADDING_MODES
-from ..ops.latent_conv.reference import latent_conv2d
+from ..ops.latent_conv.reference import latent_conv2d  # noqa: F401 - the reference, re-exported
 
-__all__ = ["PADDING_MODES", "LatentConv2d", "latent_conv2d"]
+
+def broadcast_concat(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """cat[x, z broadcast over H x W] along the channels, z cast to x's dtype: x (N, C_x, H, W),
+    z (N, C_z) → (N, C_x + C_z, H, W) (the input the latent convolutions stand for; DRIT's
+    LatentConcatResBlock also adds it as its skip)."""
+    if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != x.shape[0]:
+        raise ValueError(f"broadcast_concat: z: expected shape ({x.shape[0]}, C_z) (one code per "
+                         f"sample of x), got {tuple(getattr(z, 'shape', ())) or type(z).__name__}")
+    n, _, h, w = x.shape
+    return torch.cat([x, z.to(x.dtype)[:, :, None, None].expand(n, z.shape[1], h, w)], dim=1)
+
+
+def _check(x: object, z: object, weight: object, bias: object, stride: object, padding: object,
+           padding_mode: object, transposed: bool = False, output_padding: object = 0) -> None:
+    op = "latent_conv_transpose2d" if transposed else "latent_conv2d"
+    for name, t in (("x", x), ("z", z), ("weight", weight)):
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise TypeError(f"{op}: {name}: expected a floating point tensor, got "
+                            f"{getattr(t, 'dtype', type(t).__name__)}")
+    if x.dim() != 4:
+        raise ValueError(f"{op}: x: expected shape (N, C_x, H, W), got {tuple(x.shape)}")
+    if z.dim() != 2 or z.shape[0] != x.shape[0]:
+        raise ValueError(f"{op}: z: expected shape ({x.shape[0]}, C_z) (one code per sample of "
+                         f"x), got {tuple(z.shape)}")
+    expected_in = x.shape[1] + z.shape[1]
+    in_dim, out_dim = (0, 1) if transposed else (1, 0)
+    if weight.dim() != 4 or weight.shape[in_dim] != expected_in:
+        layout = (f"({expected_in}, C_out, k_h, k_w)" if transposed
+                  else f"(C_out, {expected_in}, k_h, k_w)")
+        raise ValueError(f"{op}: weight: expected shape {layout} (C_x {x.shape[1]} + C_z "
+                         f"{z.shape[1]} input channels), got {tuple(weight.shape)}")
+    out_channels = weight.shape[out_dim]
+    if bias is not None and (not isinstance(bias, torch.Tensor)
+                             or tuple(bias.shape) != (out_channels,)):
+        raise ValueError(f"{op}: bias: expected None or shape ({out_channels},), got "
+                         f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else bias!r}")
+    if transposed and (isinstance(output_padding, bool) or not isinstance(output_padding, int)
+                       or not 0 <= output_padding < stride):
+        raise ValueError(f"{op}: output_padding: expected an int in [0, stride {stride}), got "
+                         f"{output_padding!r}")
+    for name, value, minimum in (("stride", stride, 1), ("padding", padding, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{op}: {name}: expected an int >= {minimum}, got {value!r}")
+    if padding_mode not in PADDING_MODES:
+        raise ValueError(f"{op}: padding_mode: expected one of {', '.join(PADDING_MODES)}, got "
+                         f"{padding_mode!r}")
+    if padding_mode == "reflect" and (padding >= x.shape[2] or padding >= x.shape[3]):
+        raise ValueError(f"{op}: padding: reflect padding needs padding < H and < W, got "
+                         f"padding {padding} for x of shape {tuple(x.shape)}")
+
+
+def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                            bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
+                            output_padding: int = 0) -> torch.Tensor:
+    """conv_transpose2d(cat[x, z broadcast over H x W], weight, bias, stride, padding,
+    output_padding), the concatenation materialised: the reference definition of
+    ops.latent_conv_transpose2d (see the module docstring).
+
+    x (N, C_x, H, W); z (N, C_z), cast to x's dtype; weight (C_x + C_z, C_out, k_h, k_w); bias
+    (C_out,) or None; 0 <= output_padding < stride. Returns (N, C_out, H_out, W_out) as
+    F.conv_transpose2d.
+    """
+    _check(x, z, weight, bias, stride, padding, "zeros", True, output_padding)
+    return F.conv_transpose2d(broadcast_concat(x, z), weight, bias, stride, padding,
+                              output_padding)
 
 
 class LatentConv2d(nn.Conv2d):
@@ -42,6 +139,29 @@ class LatentConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return ops.latent_conv2d(x, z, self.weight, self.bias, self.stride[0], self.padding[0],
                              self.padding_mode)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, latent_channels={self.latent_channels}"
+
+
+class LatentConvTranspose2d(nn.ConvTranspose2d):
+    """A ConvTranspose2d over cat[x, z broadcast over H x W]: forward(x (N, C_x, H, W),
+    z (N, C_z)).
+
+    Its parameters are those of ``nn.ConvTranspose2d(in_channels + latent_channels,
+    out_channels, ...)`` (same shapes, init and state-dict keys).
+    """
+
+    def __init__(self, in_channels: int, latent_channels: int, out_channels: int,
+                 kernel_size: int, stride: int = 1, padding: int = 0, output_padding: int = 0,
+                 bias: bool = True):
+        super().__init__(in_channels + latent_channels, out_channels, kernel_size, stride,
+                         padding, output_padding, bias=bias)
+        self.latent_channels = latent_channels
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return latent_conv_transpose2d(x, z, self.weight, self.bias, self.stride[0],
+                                       self.padding[0], self.output_padding[0])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, latent_channels={self.latent_channels}"

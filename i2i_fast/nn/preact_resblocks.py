@@ -1,5 +1,5 @@
-"""Pre-activation residual blocks with LeakyReLU (StarGAN v2's ResBlk and AdainResBlk; DRIT's and
-BicycleGAN's BasicBlock).
+"""Pre-activation residual blocks: with LeakyReLU (StarGAN v2's ResBlk and AdainResBlk; DRIT's
+and BicycleGAN's BasicBlock), and with FRN + TLU (TUNIT's ActFirstResBlk).
 
 All put the normalization and the activation *before* each convolution, so every
 "norm → LeakyReLU" pair runs as one fused operator (instance norm, or AdaIN with
@@ -17,7 +17,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from .norms import InstanceNorm, StyleAdaIN
+from .conv import make_padding
+from .norms import FilterResponseNorm, InstanceNorm, StyleAdaIN
+
+# TUNIT scales its sums by torch.rsqrt(torch.tensor(2.0)), a float32 tensor: 0.70710677 (not
+# 1/√2 to float64 precision), in every dtype.
+FLOAT32_RSQRT2 = float(torch.rsqrt(torch.tensor(2.0, dtype=torch.float32)))
 
 
 class PreActResBlock(nn.Module):
@@ -127,18 +132,21 @@ class PreActDownBlock(nn.Module):
     residual: [IN] → LeakyReLU → 3x3 conv (dim_in → dim_in) → [IN] → LeakyReLU → 3x3 conv
     (dim_in → dim_out) → avgpool 2; shortcut: avgpool 2 → 1x1 conv (dim_in → dim_out, with bias).
     The IN layers (no affine) only with ``normalize`` (BicycleGAN's norm "instance"; DRIT has
-    none), each fused with its LeakyReLU. It differs from PreActResBlock (StarGAN v2) in where the
-    pooling sits, the shortcut's bias and the missing 1/√2.
+    none), each fused with its LeakyReLU. pad_type of the 3x3 convs: "zero" (BicycleGAN) or
+    "reflect" (DRIT, on the fused reflection_pad). It differs from PreActResBlock (StarGAN v2) in
+    where the pooling sits, the shortcut's bias and the missing 1/√2.
 
     forward: (N, dim_in, H, W) → (N, dim_out, H/2, W/2).
     """
 
     def __init__(self, dim_in: int, dim_out: int, normalize: bool = True,
-                 negative_slope: float = 0.2):
+                 negative_slope: float = 0.2, pad_type: str = "zero"):
         super().__init__()
         self.normalize, self.negative_slope = normalize, negative_slope
-        self.conv1 = nn.Conv2d(dim_in, dim_in, 3, 1, 1)
-        self.conv2 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
+        own_padding = 1 if pad_type == "zero" else 0
+        self.pad = make_padding(pad_type, 1 - own_padding)  # before each 3x3 conv
+        self.conv1 = nn.Conv2d(dim_in, dim_in, 3, 1, own_padding)
+        self.conv2 = nn.Conv2d(dim_in, dim_out, 3, 1, own_padding)
         self.conv1x1 = nn.Conv2d(dim_in, dim_out, 1, 1, 0)
         if normalize:
             self.norm1 = InstanceNorm(dim_in, activation="leaky_relu",
@@ -152,5 +160,27 @@ class PreActDownBlock(nn.Module):
         return F.leaky_relu(x, self.negative_slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        residual = self.conv2(self._norm_act(self.conv1(self._norm_act(x, "norm1")), "norm2"))
+        residual = self.conv1(self.pad(self._norm_act(x, "norm1")))
+        residual = self.conv2(self.pad(self._norm_act(residual, "norm2")))
         return ops.avg_pool(residual, 2) + self.conv1x1(ops.avg_pool(x, 2))
+
+
+class FRNPreActResBlock(PreActResBlock):
+    """TUNIT's ActFirstResBlk: ``rsqrt(2) · (shortcut(x) + residual(x))``, with rsqrt(2) in
+    float32 (``FLOAT32_RSQRT2``, the official constant).
+
+    residual: FRN + TLU → 3x3 conv (dim_in → dim_in) → [avgpool 2] → FRN + TLU → 3x3 conv
+    (dim_in → dim_out); the thresholded FRN is the only nonlinearity. shortcut: as
+    ``PreActResBlock``'s (1x1 conv without bias when dim_in != dim_out, then [avgpool 2]).
+    """
+
+    def __init__(self, dim_in: int, dim_out: int, downsample: bool = False):
+        super().__init__(dim_in, dim_out, normalize=False, downsample=downsample)
+        self.norm1 = FilterResponseNorm(dim_in)
+        self.norm2 = FilterResponseNorm(dim_in)
+
+    def _norm_act(self, x: torch.Tensor, norm: str) -> torch.Tensor:
+        return getattr(self, norm)(x)  # FRN + TLU
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return FLOAT32_RSQRT2 * (self.shortcut(x) + self.residual(x))

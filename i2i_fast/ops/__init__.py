@@ -6,9 +6,11 @@
         y_ref = ops.adain(x, weight, bias, activation="relu")
 
 Importing this module builds the compiled kernels on first use (cached afterwards; see
-i2i_fast.extension), registers the backends, and lets each operator family add its
-implementations to them. One subpackage per family: its public functions (__init__), its
-reference definitions (reference.py), its fake implementations (fake.py).
+i2i_fast.extension; loading a cached build takes about 10 ms), registers the backends, and lets
+each operator family add its implementations to them. One subpackage per family: its public
+functions (__init__), its reference definitions (reference.py), its argument checks (checks.py),
+its fake implementations (fake.py) and, where it has Triton kernels, triton_kernels.py (the
+kernels) and triton.py (their launches and operators). CONTRIBUTING.md: adding a family.
 """
 
 from __future__ import annotations

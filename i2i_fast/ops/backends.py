@@ -3,10 +3,12 @@
 A backend is a named set of implementations of the public operators ("reference", "cpu",
 "triton", later "cuda"). Backends are registered first (``register_backend``); each operator family
 (``i2i_fast.ops.normalization``, ...) then adds its implementations to them (``implement``).
-Each backend says why it cannot run a given call (not built, wrong device,
+Each backend says every reason it cannot run a given call (not built, wrong device,
 unsupported dtype, operator missing); the dispatcher takes the first backend in priority order that
 can. Forcing a backend (``I2I_FAST_BACKEND=name`` or ``with use_backend(name):``) never falls back
-silently: a forced backend that cannot run a call raises an error saying why.
+silently: a forced backend that cannot run a call raises an error saying why. ``use_backend``
+holds for the current thread (or asyncio task) only: it is a ``contextvars.ContextVar``, so a
+data-loading or serving thread keeps the automatic choice while another thread forces a backend.
 
 Forward-mode automatic differentiation (``torch.func.jvp``, ``torch.autograd.forward_ad``): an
 implementation computes the derivative along its inputs' tangents only if it says so
@@ -19,6 +21,7 @@ returns a tangent of zero silently.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from collections.abc import Callable, Iterator
 
@@ -37,8 +40,8 @@ class BackendError(RuntimeError):
 class Backend:
     """A named set of operator implementations.
 
-    Subclasses override ``unavailable_reason`` (why it cannot run at all in this process) and
-    ``unsupported_reason`` (why it cannot take a particular input), each returning None when fine.
+    Subclasses override ``unavailable_reason`` (why it cannot run at all in this process, or None)
+    and ``unsupported_reasons`` (every reason it cannot take a particular input; empty when fine).
     """
 
     name: str = ""
@@ -55,17 +58,25 @@ class Backend:
     def unavailable_reason(self) -> str | None:
         return None
 
-    def unsupported_reason(self, x: torch.Tensor) -> str | None:
-        return None
+    def unsupported_reasons(self, x: torch.Tensor) -> list[str]:
+        return []
 
-    def reason(self, op: str, x: torch.Tensor) -> str | None:
-        """Why this backend cannot run `op` on `x`, or None if it can."""
+    def reasons(self, op: str, x: torch.Tensor) -> list[str]:
+        """Every reason this backend cannot run `op` on `x` (empty if it can): the whole backend
+        unavailable, no implementation of `op`, and each property of `x` it does not take."""
+        found = []
         why = self.unavailable_reason()
         if why is not None:
-            return why
+            found.append(why)
         if op not in self.ops:
-            return f"the {self.name} backend has no {op} implementation"
-        return self.unsupported_reason(x)
+            found.append(f"the {self.name} backend has no {op} implementation")
+        found.extend(self.unsupported_reasons(x))
+        return found
+
+    def reason(self, op: str, x: torch.Tensor) -> str | None:
+        """Why this backend cannot run `op` on `x` (every reason, joined by "; "), or None."""
+        found = self.reasons(op, x)
+        return "; ".join(found) if found else None
 
     def forward_ad_reason(self, op: str) -> str | None:
         """Why this backend's implementation of `op` cannot take inputs that carry forward-mode
@@ -82,7 +93,9 @@ class Backend:
 
 _BACKENDS: dict[str, Backend] = {}
 _PRIORITY: list[Backend] = []
-_forced_stack: list[str] = []
+# The backend forced by the innermost use_backend() of this thread or task (None: not forced).
+_forced: contextvars.ContextVar[str | None] = contextvars.ContextVar("i2i_fast_forced_backend",
+                                                                       default=None)
 _env_forced: str | None = os.environ.get(BACKEND_ENV) or None
 # Automatic choices by (op, dtype, device), for CPU and CUDA tensors: the backend, and its
 # implementation of the op (what ``select`` returns). Both emptied whenever backends change.
@@ -139,8 +152,9 @@ def get_backend(name: str) -> Backend:
 
 def forced_backend() -> tuple[str, str] | None:
     """(name, what forced it) of the backend every call must use, or None."""
-    if _forced_stack:
-        return _forced_stack[-1], "use_backend()"
+    forced = _forced.get()
+    if forced is not None:
+        return forced, "use_backend()"
     if _env_forced is not None:
         return _env_forced, f"{BACKEND_ENV}={_env_forced}"
     return None
@@ -148,29 +162,31 @@ def forced_backend() -> tuple[str, str] | None:
 
 @contextlib.contextmanager
 def use_backend(name: str) -> Iterator[None]:
-    """Run every i2i_fast operator inside the block on backend `name` (no fallback).
+    """Run every i2i_fast operator inside the block on backend `name` (no fallback), in this
+    thread or asyncio task only (other threads keep their own choice).
 
     >>> with use_backend("reference"):
     ...     y = i2i_fast.ops.adain(x, w, b)
     """
     get_backend(name)
-    _forced_stack.append(name)
+    token = _forced.set(name)
     try:
         yield
     finally:
-        _forced_stack.pop()
+        _forced.reset(token)
 
 
 def _select_backend(op: str, x: torch.Tensor) -> Backend:
     """The backend that runs `op` on `x`: the forced one, else the first able to."""
-    forced = _forced_stack[-1] if _forced_stack else _env_forced
+    by_context = _forced.get()
+    forced = by_context if by_context is not None else _env_forced
     if forced is not None:
         backend = _BACKENDS.get(forced)
         if backend is None:
             get_backend(forced)  # raises with the list of valid names
         why = backend.reason(op, x)
         if why is not None:
-            source = "use_backend()" if _forced_stack else f"{BACKEND_ENV}={forced}"
+            source = "use_backend()" if by_context is not None else f"{BACKEND_ENV}={forced}"
             raise BackendError(f"{op}: backend {forced!r} is forced by {source} but cannot run "
                                f"this call: {why}")
         return backend
@@ -199,7 +215,7 @@ def select(op: str, x: torch.Tensor) -> Callable:
     """
     if _forward_ad._current_level >= 0:
         return _with_forward_ad_check(op, _select_backend(op, x))
-    if not _forced_stack and _env_forced is None:
+    if _env_forced is None and _forced.get() is None:
         impl = _automatic_impl.get((op, x.dtype, x.device))
         if impl is not None:
             return impl

@@ -14,6 +14,10 @@ from .backends import Backend
 EXTENSION_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
+def _dtype_reason(x: torch.Tensor, backend: str) -> str:
+    return f"x has dtype {x.dtype}; the {backend} backend takes float16/bfloat16/float32/float64"
+
+
 class ReferenceBackend(Backend):
     """The plain-PyTorch definitions; runs anything, anywhere (slowly)."""
 
@@ -56,16 +60,17 @@ class ExtensionBackend(Backend):
                 return "no CUDA device (torch.cuda.is_available() is False)"
         return None
 
-    def unsupported_reason(self, x: torch.Tensor) -> str | None:
+    def unsupported_reasons(self, x: torch.Tensor) -> list[str]:
         # x.is_cpu / x.is_cuda: a bool, where x.device.type costs more than a kernel launch.
         on_device = x.is_cpu if self.device_type == "cpu" else (
             x.is_cuda if self.device_type == "cuda" else x.device.type == self.device_type)
+        found = []
         if not on_device:
-            return f"x is on {x.device}; the {self.name} backend takes {self.device_type} tensors"
+            found.append(f"x is on {x.device}; the {self.name} backend takes {self.device_type} "
+                         "tensors")
         if x.dtype not in EXTENSION_DTYPES:
-            return (f"x has dtype {x.dtype}; the {self.name} backend takes "
-                    "float16/bfloat16/float32/float64")
-        return None
+            found.append(_dtype_reason(x, self.name))
+        return found
 
 
 class TritonBackend(Backend):
@@ -79,13 +84,14 @@ class TritonBackend(Backend):
     def unavailable_reason(self) -> str | None:
         return triton_support.state().unavailable_reason
 
-    def unsupported_reason(self, x: torch.Tensor) -> str | None:
+    def unsupported_reasons(self, x: torch.Tensor) -> list[str]:
+        found = []
         why = triton_support.kernel_device_reason(x)
         if why is not None:
-            return why
+            found.append(why)
         if x.dtype not in EXTENSION_DTYPES:
-            return f"x has dtype {x.dtype}; the triton backend takes float16/bfloat16/float32/float64"
-        return None
+            found.append(_dtype_reason(x, self.name))
+        return found
 
     def automatic_reason(self, op: str, x: torch.Tensor) -> str | None:
         why = self.reason(op, x)

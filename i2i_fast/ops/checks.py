@@ -1,7 +1,14 @@
-"""Argument checks shared by the public operators.
+"""The pieces every operator family's argument checks are made of (``<family>/checks.py``).
 
-Every message names the operator, the argument, what was expected and what came. Runs before a
-backend is chosen, so every backend (the reference included) sees only valid calls.
+Every message names the operator, the argument, what was expected and what came;
+csrc/common/checks.h writes the same words for the compiled kernels. The public functions run
+their operator's checks before a backend is chosen, so every backend (the reference included)
+sees only valid calls.
+
+Numbers may be symbolic (torch.SymFloat / SymInt) where torch.compile traces a fake
+implementation with number arguments that change between calls (or dynamic=True): they are
+compared (which records guards) but returned as they came, never turned into a Python float
+(which would fix their value).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ FLOATING = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 ACTIVATIONS = {None: "none", "none": "none", "relu": "relu", "leaky_relu": "leaky_relu"}
 LARGEST_FLOAT = sys.float_info.max
+NUMBER = (int, float, torch.SymInt, torch.SymFloat)
+SYMBOLIC = (torch.SymInt, torch.SymFloat)
 
 
 def tensor(op: str, name: str, t: object) -> torch.Tensor:
@@ -74,8 +83,15 @@ def activation(op: str, value: object) -> str:
         ) from None
 
 
+def _number(value):
+    """A checked number as the kernels take it: a float, or a symbolic number as it came."""
+    return value if isinstance(value, SYMBOLIC) else float(value)
+
+
 def eps(op: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if type(value) is float and value == value and 0 <= value <= LARGEST_FLOAT:
+        return value  # the common call, in one test
+    if isinstance(value, bool) or not isinstance(value, NUMBER):
         raise TypeError(f"{op}: eps: expected a number, got {type(value).__name__}")
     # Comparisons rather than math.isfinite: under torch.compile a number argument may be a
     # symbolic float (once it has changed between calls, or with dynamic=True), whose comparisons
@@ -83,13 +99,15 @@ def eps(op: str, value: object) -> float:
     # comparing a symbolic float that is NaN fails inside torch.compile. (finite_number too.)
     if not (value == value and 0 <= value <= LARGEST_FLOAT):
         raise ValueError(f"{op}: eps: expected a finite non-negative number, got {value}")
-    return float(value)
+    return _number(value)
 
 
 def negative_slope(op: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if type(value) is float:
+        return value  # the common call, in one test
+    if isinstance(value, bool) or not isinstance(value, NUMBER):
         raise TypeError(f"{op}: negative_slope: expected a number, got {type(value).__name__}")
-    return float(value)
+    return _number(value)
 
 
 def choice(op: str, name: str, value: object, allowed: tuple[str, ...]) -> str:
@@ -101,11 +119,13 @@ def choice(op: str, name: str, value: object, allowed: tuple[str, ...]) -> str:
 
 
 def finite_number(op: str, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if type(value) is float and value == value and -LARGEST_FLOAT <= value <= LARGEST_FLOAT:
+        return value  # the common call, in one test
+    if isinstance(value, bool) or not isinstance(value, NUMBER):
         raise TypeError(f"{op}: {name}: expected a number, got {type(value).__name__}")
     if not (value == value and -LARGEST_FLOAT <= value <= LARGEST_FLOAT):  # see eps
         raise ValueError(f"{op}: {name}: expected a finite number, got {value}")
-    return float(value)
+    return _number(value)
 
 
 def batched(op: str, name: str, t: object, min_dim: int, shape_text: str) -> torch.Tensor:
@@ -202,8 +222,10 @@ def domain_metadata(op: str, domain: object, scales: list[torch.Tensor]) -> torc
     return domain
 
 
-def domain_indices(op: str, domain: object, scales: list[torch.Tensor]) -> torch.Tensor:
-    """(N,) int64/int32 head indices, each in [0, K) for every scale (K = shape[1]).
+def domain_indices(op: str, domain: object, scales: list[torch.Tensor],
+                   bare: bool = False) -> torch.Tensor:
+    """(N,) int64/int32 head indices, each in [0, K) for every scale (K = shape[1]); `bare`: the
+    outputs were given as one tensor (named "outputs", else "outputs[i]").
 
     The range check reads the values (a host sync on a GPU); it is skipped while torch.compile
     traces, where the kernel checks instead.
@@ -216,7 +238,7 @@ def domain_indices(op: str, domain: object, scales: list[torch.Tensor]) -> torch
     low, high = torch.aminmax(domain)
     if low.item() < 0 or high.item() >= k:
         bad = int(((domain < 0) | (domain >= k)).nonzero()[0, 0])
-        source = "outputs" if len(scales) == 1 else f"outputs[{which}]"
+        source = "outputs" if bare else f"outputs[{which}]"
         raise ValueError(
             f"{op}: domain: expected indices in [0, {k}) (K = {source}.shape[1]), got "
             f"{int(domain[bad])} at sample {bad}"

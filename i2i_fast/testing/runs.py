@@ -89,8 +89,9 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
 
 
 def num_domains(config: Any) -> int:
-    """The number of domains a method's batches hold (config.num_domains, else 2)."""
-    value = getattr(config, "num_domains", 2)
+    """The number of domains a method's batches hold (config.num_domains, else
+    config.num_clusters, else 2)."""
+    value = getattr(config, "num_domains", getattr(config, "num_clusters", 2))
     return value if isinstance(value, int) and value >= 1 else 2
 
 
@@ -120,8 +121,13 @@ def random_batch(data_kind: str, config: Any, n: int, seed: int,
         batch["ref"], batch["ref2"] = image(), image()
         batch["ref_domain"] = labels()
         return batch
+    if data_kind == "unlabelled":  # + the labelled images of a semi-supervised configuration
+        batch = {"image": image(), "image_tf": image()}
+        if getattr(config, "p_semi", 0) > 0:
+            batch.update(sup_image=image(), sup_image_tf=image(), sup_domain=labels())
+        return batch
     raise ValueError(f"random_batch: data_kind: expected one of unpaired, paired, multi_domain, "
-                     f"reference, multi_domain_reference, got {data_kind!r}")
+                     f"reference, multi_domain_reference, unlabelled, got {data_kind!r}")
 
 
 def build_method(cls: type, config: Any, seed: int = 0, context: Any = None) -> Any:

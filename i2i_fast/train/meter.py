@@ -32,6 +32,7 @@ class LossMeter:
 
     def reset(self, first_step: int) -> None:
         self.sums: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}  # steps that computed each loss
         self.count = 0
         self.first_step = first_step
 
@@ -50,10 +51,10 @@ class LossMeter:
                 raise TypeError(f"{self.owner}.train_step: loss {name!r}: expected a float or a "
                                 f"one-element tensor, got {type(value).__name__}")
             self.sums[name] = self.sums[name] + value if name in self.sums else value
+            self.counts[name] = self.counts.get(name, 0) + 1
         self.count += 1
 
     def means(self) -> dict[str, float]:
-        """Mean of each loss over the steps summed (empty before the first step)."""
-        if self.count == 0:
-            return {}
-        return {name: total / self.count for name, total in as_floats(self.sums).items()}
+        """Mean of each loss over the steps that computed it (DRIT's generator losses come every
+        d_iter-th step only); empty before the first step."""
+        return {name: total / self.counts[name] for name, total in as_floats(self.sums).items()}

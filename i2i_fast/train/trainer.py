@@ -377,7 +377,8 @@ class Trainer:
                                            resolution=image_size, seed=opts.seed,
                                            transform=getattr(method, "data_transform", None),
                                            skip_bad=opts.skip_bad_images,
-                                           progress=dist.is_main and opts.progress)
+                                           progress=dist.is_main and opts.progress,
+                                           **method.dataset_options())
             except ImageReadError as error:
                 raise TrainError(f"--data {opts.data}: {error} (checked before training; pass "
                                  f"--skip-bad-images to leave unreadable files out)") from None

@@ -1,6 +1,7 @@
 """The GAN loss operators: gan_loss (every scale and every head in one pass) and r1_penalty.
 
-Each checks its arguments, picks a backend (see ``backends``) and runs it. Every backend computes
+Each checks its arguments (``checks``: the one definition every backend and the fake
+implementations run), picks a backend (see ``backends``) and runs it. Every backend computes
 the function defined in ``reference``. gan_loss's common call (string arguments, no domain, the
 compiled kernels chosen) takes a fast path that leaves the checks of the outputs to the kernels
 and runs the Python checks only to explain a call the kernels refused (``_fast_path_scales``).
@@ -19,34 +20,17 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks, extension, triton_support
+from .. import extension, triton_support
 from ..backends import BackendError, implement, select
-from . import reference
+from . import checks, reference
+from .checks import MODES, REDUCTIONS, TARGETS
 
 OPS = ("gan_loss", "r1_penalty")
-MODES = ("lsgan", "nsgan", "hinge", "wgan")
-TARGETS = ("real", "fake", "generator")
-REDUCTIONS = ("mean", "sum", "none")
 # Every valid (target, mode, reduction) of string arguments: gan_loss's fast path takes these.
 _STRING_ARGUMENTS = frozenset((t, m, r) for t in TARGETS for m in MODES for r in REDUCTIONS)
 # torch.ops.i2i_fast.gan_loss.default once the compiled extension has loaded, else None.
 _fused_gan_loss = None
 _is_compiling = torch.compiler.is_compiling
-
-
-def _target(op: str, target: object, mode: str) -> tuple[str, float]:
-    """(name, label): ('real' / 'fake' / 'generator', 0.0), or ('label', a finite number) for
-    lsgan and nsgan -- the target arguments of the operator."""
-    if isinstance(target, str):
-        if target not in TARGETS:
-            raise ValueError(f"{op}: target: expected 'real', 'fake', 'generator' or a number, "
-                             f"got {target!r}")
-        return target, 0.0
-    label = checks.finite_number(op, "target", target)
-    if mode not in ("lsgan", "nsgan"):
-        raise ValueError(f"{op}: target: a numeric label ({label}) is only defined for mode "
-                         f"'lsgan' or 'nsgan'; mode {mode!r} takes 'real', 'fake' or 'generator'")
-    return "label", label
 
 
 def _fast_path_scales(outputs: object, target: object, mode: object,
@@ -122,17 +106,14 @@ def gan_loss(
             # The kernel refused the call: the checks raise the error that says which argument
             # is wrong, what was expected and what came; if they find nothing wrong, the
             # kernel's own error stands.
-            checks.loss_outputs(op, outputs, heads=False)
+            checks.gan_loss(outputs, mode, target, 0.0, None, reduction)
             raise failure
-    scales = checks.loss_outputs(op, outputs, heads=domain is not None)
-    mode = checks.choice(op, "mode", mode, MODES)
-    name, label = _target(op, target, mode)
-    reduction = checks.choice(op, "reduction", reduction, REDUCTIONS)
-    if domain is not None:
-        checks.domain_indices(op, domain, scales)
     # Every backend takes the operator's arguments: (outputs, mode, target, label, domain,
     # reduction), target "real" / "fake" / "generator" or "label" with the value `label`.
-    return select(op, scales[0])(scales, mode, name, label, domain, reduction)
+    target, label = checks.api_target(op, target)
+    scales = checks.gan_loss(outputs, mode, target, label, domain, reduction,
+                             read_domain_values=True)
+    return select(op, scales[0])(scales, mode, target, label, domain, reduction)
 
 
 def r1_penalty(grads: torch.Tensor, weight: float = 1.0, reduction: str = "mean") -> torch.Tensor:
@@ -149,11 +130,8 @@ def r1_penalty(grads: torch.Tensor, weight: float = 1.0, reduction: str = "mean"
     Differentiable twice. torch.compile does not support double backward: compute ``grads`` with
     D running eagerly (the rest of the step may be compiled).
     """
-    op = "r1_penalty"
-    grads = checks.batched(op, "grads", grads, 1, "(N, ...) with a batch dimension")
-    weight = checks.finite_number(op, "weight", weight)
-    reduction = checks.choice(op, "reduction", reduction, REDUCTIONS)
-    return select(op, grads)(grads, weight, reduction)
+    weight = checks.r1_penalty(grads, weight, reduction)
+    return select("r1_penalty", grads)(grads, weight, reduction)
 
 
 def _gan_loss_reference(outputs, mode, target, label, domain, reduction):

@@ -1,14 +1,20 @@
-"""Fake (meta) implementations of the compiled GAN loss operators, for torch.compile and FakeTensor.
+"""Fake implementations of the GAN loss operators, for torch.compile and FakeTensor: one per
+schema, shared by the compiled operators (``i2i_fast::*``, registered by ``register`` once the
+extension has loaded) and the Triton operators (``i2i_fast_triton::*``, triton.py), whose
+schemas are the same.
 
-They give each output's shape, dtype and strides exactly as the kernels produce them. Imported only
-once the extension library (which defines the operators) has loaded.
+Each runs its operator's checks (``checks``, on what is known without reading values) and gives
+every output's shape, dtype and strides exactly as the kernels produce them. Besides FakeTensors
+under torch.compile, a fake runs as the Meta kernel, which the dispatcher also picks for a list
+mixing CPU and meta tensors: it must refuse that call, as gan_loss's fast path counts on the
+kernel that runs checking its outputs.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .. import checks
+from . import checks
 
 
 def loss_dtype(x: torch.Tensor) -> torch.dtype:
@@ -16,8 +22,8 @@ def loss_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def is_batch_major_dense(x: torch.Tensor) -> bool:
-    """Same rule as csrc/gan_loss/cpu.cpp: dense without gaps or overlaps, and each sample one
-    run of memory (contiguous, channels-last, ...)."""
+    """Same rule as csrc/gan_loss/gan_loss_cpu.cpp: dense without gaps or overlaps, and each
+    sample one run of memory (contiguous, channels-last, ...)."""
     n = x.shape[0]
     if n != 1 and x.stride(0) != x.numel() // n:
         return False
@@ -30,34 +36,39 @@ def is_batch_major_dense(x: torch.Tensor) -> bool:
     return True
 
 
+def _loss_like(x: torch.Tensor, reduction: str) -> torch.Tensor:
+    """A loss: (N,) for reduction "none", else a scalar; float32 (float64 for float64 x)."""
+    return x.new_empty((x.shape[0],) if reduction == "none" else (), dtype=loss_dtype(x))
+
+
+# ----- one fake per schema ----------------------------------------------------------------------
+
+
+def gan_loss(outputs, mode, target, label=0.0, domain=None, reduction="mean"):
+    checks.gan_loss(list(outputs), mode, target, label, domain, reduction)
+    return _loss_like(outputs[0], reduction)
+
+
+def gan_loss_backward(grad_loss, outputs, mode, target, label, domain, reduction):
+    checks.gan_loss_backward(grad_loss, list(outputs), mode, target, label, domain, reduction)
+    return [x.new_empty(x.shape) for x in outputs]
+
+
+def r1_penalty(grads, weight=1.0, reduction="mean"):
+    checks.r1_penalty(grads, weight, reduction)
+    return _loss_like(grads, reduction)
+
+
+def r1_penalty_backward(grad_loss, grads, weight, reduction):
+    """The gradient keeps the layout of a batch-major dense `grads`, else is contiguous."""
+    checks.r1_penalty_backward(grad_loss, grads, weight, reduction)
+    if is_batch_major_dense(grads):
+        return torch.empty_strided(grads.shape, grads.stride(), dtype=grads.dtype,
+                                   device=grads.device)
+    return grads.new_empty(grads.shape)
+
+
 def register() -> None:
-    lib = "i2i_fast::"
-
-    @torch.library.register_fake(lib + "gan_loss")
-    def _gan_loss(outputs, mode, target, label=0.0, domain=None, reduction="mean"):
-        # The checks of the compiled kernels on what is known without reading values. Besides
-        # FakeTensors under torch.compile, this runs as the Meta kernel, which the dispatcher also
-        # picks for a list mixing CPU and meta tensors: it must refuse that call, as gan_loss's
-        # fast path counts on the kernel that runs checking its outputs.
-        checks.loss_outputs("gan_loss", list(outputs), heads=domain is not None)
-        if domain is not None:
-            checks.domain_metadata("gan_loss", domain, outputs)
-        x = outputs[0]
-        shape = (x.shape[0],) if reduction == "none" else ()
-        return x.new_empty(shape, dtype=loss_dtype(x))
-
-    @torch.library.register_fake(lib + "gan_loss_backward")
-    def _gan_loss_backward(grad_loss, outputs, mode, target, label, domain, reduction):
-        return [x.new_empty(x.shape) for x in outputs]
-
-    @torch.library.register_fake(lib + "r1_penalty")
-    def _r1_penalty(grads, weight=1.0, reduction="mean"):
-        shape = (grads.shape[0],) if reduction == "none" else ()
-        return grads.new_empty(shape, dtype=loss_dtype(grads))
-
-    @torch.library.register_fake(lib + "r1_penalty_backward")
-    def _r1_penalty_backward(grad_loss, grads, weight, reduction):
-        if is_batch_major_dense(grads):
-            return torch.empty_strided(grads.shape, grads.stride(), dtype=grads.dtype,
-                                       device=grads.device)
-        return grads.new_empty(grads.shape)
+    """Registers the fakes of the compiled operators (once the extension has loaded)."""
+    for fake in (gan_loss, gan_loss_backward, r1_penalty, r1_penalty_backward):
+        torch.library.register_fake(f"i2i_fast::{fake.__name__}", fake)

@@ -64,8 +64,10 @@ def output_size(size: int, taps: int, stride: int, padding: int) -> int:
 
 
 def latent_conv2d_backward(grad: object, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
-                           stride: int, padding: int, padding_mode: str) -> None:
-    """The forward's checks under the backward operator's name, then grad's."""
+                           stride: int, padding: int, padding_mode: str,
+                           output_mask: object = None) -> None:
+    """The forward's checks under the backward operator's name, then grad's (output_mask, which
+    says which gradients to compute, needs no check: the schema types it)."""
     op = "latent_conv2d_backward"
     latent_conv2d(x, z, weight, None, stride, padding, padding_mode, op=op)
     grad = checks.tensor(op, "grad", grad)

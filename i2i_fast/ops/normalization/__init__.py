@@ -1,6 +1,7 @@
 """The normalization operators: AdaIN, InstanceNorm, LayerNorm (MUNIT and standard styles).
 
-Each checks its arguments, picks a backend (see ``backends``) and runs it. Every backend computes
+Each checks its arguments (``checks``: the one definition every backend and the fake
+implementations run), picks a backend (see ``backends``) and runs it. Every backend computes
 the function defined in ``reference`` and is differentiable in x, weight and bias. Forward-mode
 derivatives (torch.func.jvp, torch.autograd.forward_ad) come from the reference backend only: the
 fused backends refuse inputs with tangents with an error naming the operator (see ``backends``).
@@ -15,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import checks, extension, triton_support
+from .. import extension, triton_support
 from ..backends import implement, select
-from . import reference
+from . import checks, reference
 
 OPS = ("adain", "instance_norm", "layer_norm")
 
@@ -44,15 +45,8 @@ def adain(
     Returns:
         A tensor like x.
     """
-    op = "adain"
-    x = checks.norm_input(op, x)
-    nc = (x.shape[0], x.shape[1])
-    checks.norm_param(op, "weight", weight, nc, x)
-    checks.norm_param(op, "bias", bias, nc, x)
-    act = checks.activation(op, activation)
-    return select(op, x)(
-        x, weight, bias, checks.eps(op, eps), act, checks.negative_slope(op, negative_slope)
-    )
+    act, eps, negative_slope = checks.adain(x, weight, bias, eps, activation, negative_slope)
+    return select("adain", x)(x, weight, bias, eps, act, negative_slope)
 
 
 def instance_norm(
@@ -68,17 +62,9 @@ def instance_norm(
     ``act((x - mean_nc) / sqrt(var_nc + eps) * weight[c] + bias[c])``; weight/bias (C,) or None
     (``torch.nn.InstanceNorm2d(affine=False)``).
     """
-    op = "instance_norm"
-    x = checks.norm_input(op, x)
-    c = (x.shape[1],)
-    if weight is not None:
-        checks.norm_param(op, "weight", weight, c, x)
-    if bias is not None:
-        checks.norm_param(op, "bias", bias, c, x)
-    act = checks.activation(op, activation)
-    return select(op, x)(
-        x, weight, bias, checks.eps(op, eps), act, checks.negative_slope(op, negative_slope)
-    )
+    act, eps, negative_slope = checks.instance_norm(x, weight, bias, eps, activation,
+                                                    negative_slope)
+    return select("instance_norm", x)(x, weight, bias, eps, act, negative_slope)
 
 
 def layer_norm(
@@ -97,20 +83,9 @@ def layer_norm(
     style="standard": ``(x - mean_n) / sqrt(var_n + eps)`` with the biased var (F.layer_norm; DRIT).
     weight/bias: (C,) or None.
     """
-    op = "layer_norm"
-    x = checks.norm_input(op, x)
-    c = (x.shape[1],)
-    if weight is not None:
-        checks.norm_param(op, "weight", weight, c, x)
-    if bias is not None:
-        checks.norm_param(op, "bias", bias, c, x)
-    if style not in ("munit", "standard"):
-        raise ValueError(f"{op}: style: expected 'munit' or 'standard', got {style!r}")
-    act = checks.activation(op, activation)
-    return select(op, x)(
-        x, weight, bias, checks.eps(op, eps), style, act,
-        checks.negative_slope(op, negative_slope),
-    )
+    act, eps, negative_slope = checks.layer_norm(x, weight, bias, eps, style, activation,
+                                                 negative_slope)
+    return select("layer_norm", x)(x, weight, bias, eps, style, act, negative_slope)
 
 
 for _op in OPS:

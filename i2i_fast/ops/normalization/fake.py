@@ -1,17 +1,22 @@
-"""Fake (meta) implementations of the compiled operators, for torch.compile and FakeTensor.
+"""Fake implementations of the normalization operators, for torch.compile and FakeTensor: one per
+schema, shared by the compiled operators (``i2i_fast::*``, registered by ``register`` once the
+extension has loaded) and the Triton operators (``i2i_fast_triton::*``, triton.py), whose
+schemas are the same.
 
-They give each output's shape, dtype and strides exactly as the kernels produce them, so that
-`torch.library.opcheck` passes and compiled graphs plan their buffers correctly. Imported only
-once the extension library (which defines the operators) has loaded.
+Each runs its operator's checks (``checks``, as the kernels do) and gives every output's shape,
+dtype and strides exactly as the kernels produce them, so that ``torch.library.opcheck`` passes
+and compiled graphs plan their buffers correctly.
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import checks
+
 
 def is_channels_last_dense(x: torch.Tensor) -> bool:
-    """Same rule as csrc/common/normalization.h: (N, S..., C) memory order without gaps."""
+    """Same rule as csrc/normalization/common.h: (N, S..., C) memory order without gaps."""
     expected = 1
     if x.shape[1] != 1 and x.stride(1) != expected:
         return False
@@ -30,65 +35,85 @@ def output_like(x: torch.Tensor) -> torch.Tensor:
     return x.new_empty(x.shape)
 
 
-def _stat_dtype(x: torch.Tensor) -> torch.dtype:
+def stat_dtype(x: torch.Tensor) -> torch.dtype:
+    """The statistics' dtype: float32, or float64 for a float64 x."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _instance_stats(x: torch.Tensor):
-    shape = (x.shape[0], x.shape[1])
-    return x.new_empty(shape, dtype=_stat_dtype(x)), x.new_empty(shape, dtype=_stat_dtype(x))
+def _with_stats(x: torch.Tensor, layer: bool):
+    """(out, mean, rstd): mean and rstd (N, C), or (N,) for layer statistics."""
+    shape = (x.shape[0],) if layer else (x.shape[0], x.shape[1])
+    return output_like(x), x.new_empty(shape, dtype=stat_dtype(x)), x.new_empty(
+        shape, dtype=stat_dtype(x))
 
 
-def _layer_stats(x: torch.Tensor):
-    shape = (x.shape[0],)
-    return x.new_empty(shape, dtype=_stat_dtype(x)), x.new_empty(shape, dtype=_stat_dtype(x))
+def _grads(x: torch.Tensor, weight, bias):
+    """(grad_x, grad_weight, grad_bias); an absent parameter's gradient is (C,) of x's dtype."""
+    def param_grad(param):
+        return x.new_empty((x.shape[1],)) if param is None else param.new_empty(param.shape)
+
+    return output_like(x), param_grad(weight), param_grad(bias)
 
 
-def _param_grad(param: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
-    if param is None:
-        return x.new_empty((x.shape[1],))
-    return param.new_empty(param.shape)
+# ----- one fake per schema ----------------------------------------------------------------------
+
+
+def adain(x, weight, bias, eps=1e-5, activation="none", negative_slope=0.2):
+    checks.adain(x, weight, bias, eps, activation, negative_slope)
+    return output_like(x)
+
+
+def adain_forward(x, weight, bias, eps, activation, negative_slope):
+    checks.adain(x, weight, bias, eps, activation, negative_slope)
+    return _with_stats(x, layer=False)
+
+
+def adain_backward(grad_out, x, weight, bias, mean, rstd, eps, activation, negative_slope):
+    checks.adain_backward(grad_out, x, weight, bias, mean, rstd, eps, activation, negative_slope)
+    return _grads(x, weight, bias)
+
+
+def instance_norm(x, weight=None, bias=None, eps=1e-5, activation="none", negative_slope=0.2):
+    checks.instance_norm(x, weight, bias, eps, activation, negative_slope)
+    return output_like(x)
+
+
+def instance_norm_forward(x, weight, bias, eps, activation, negative_slope):
+    checks.instance_norm(x, weight, bias, eps, activation, negative_slope)
+    return _with_stats(x, layer=False)
+
+
+def instance_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, activation,
+                           negative_slope):
+    checks.instance_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, activation,
+                                  negative_slope)
+    return _grads(x, weight, bias)
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5, style="munit", activation="none",
+               negative_slope=0.2):
+    checks.layer_norm(x, weight, bias, eps, style, activation, negative_slope)
+    return output_like(x)
+
+
+def layer_norm_forward(x, weight, bias, eps, style, activation, negative_slope):
+    checks.layer_norm(x, weight, bias, eps, style, activation, negative_slope)
+    return _with_stats(x, layer=True)
+
+
+def layer_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, style, activation,
+                        negative_slope):
+    checks.layer_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, style, activation,
+                               negative_slope)
+    return _grads(x, weight, bias)
+
+
+# The compiled library's operators: the public ones (adain, ...) and the device ones.
+COMPILED = (adain, adain_forward, adain_backward, instance_norm, instance_norm_forward,
+            instance_norm_backward, layer_norm, layer_norm_forward, layer_norm_backward)
 
 
 def register() -> None:
-    lib = "i2i_fast::"
-
-    @torch.library.register_fake(lib + "adain")
-    def _adain(x, weight, bias, eps=1e-5, activation="none", negative_slope=0.2):
-        return output_like(x)
-
-    @torch.library.register_fake(lib + "adain_forward")
-    def _adain_forward(x, weight, bias, eps, activation, negative_slope):
-        return (output_like(x), *_instance_stats(x))
-
-    @torch.library.register_fake(lib + "adain_backward")
-    def _adain_backward(grad_out, x, weight, bias, mean, rstd, eps, activation, negative_slope):
-        return output_like(x), _param_grad(weight, x), _param_grad(bias, x)
-
-    @torch.library.register_fake(lib + "instance_norm")
-    def _instance_norm(x, weight=None, bias=None, eps=1e-5, activation="none",
-                       negative_slope=0.2):
-        return output_like(x)
-
-    @torch.library.register_fake(lib + "instance_norm_forward")
-    def _instance_norm_forward(x, weight, bias, eps, activation, negative_slope):
-        return (output_like(x), *_instance_stats(x))
-
-    @torch.library.register_fake(lib + "instance_norm_backward")
-    def _instance_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, activation,
-                                negative_slope):
-        return output_like(x), _param_grad(weight, x), _param_grad(bias, x)
-
-    @torch.library.register_fake(lib + "layer_norm")
-    def _layer_norm(x, weight=None, bias=None, eps=1e-5, style="munit", activation="none",
-                    negative_slope=0.2):
-        return output_like(x)
-
-    @torch.library.register_fake(lib + "layer_norm_forward")
-    def _layer_norm_forward(x, weight, bias, eps, style, activation, negative_slope):
-        return (output_like(x), *_layer_stats(x))
-
-    @torch.library.register_fake(lib + "layer_norm_backward")
-    def _layer_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, style, activation,
-                             negative_slope):
-        return output_like(x), _param_grad(weight, x), _param_grad(bias, x)
+    """Registers the fakes of the compiled operators (once the extension has loaded)."""
+    for fake in COMPILED:
+        torch.library.register_fake(f"i2i_fast::{fake.__name__}", fake)

@@ -1,13 +1,16 @@
 """Fake (meta) implementations of the compiled resampling operators, for torch.compile.
 
-Outputs follow csrc/resampling/cpu.cpp: channels-last when the input is channels-last and not
-contiguous, else contiguous (``is_channels_last``).
-``register`` runs only once the extension library has loaded.
+Outputs follow csrc/resampling/resampling_cpu.cpp: channels-last when the input is channels-last
+and not contiguous, else contiguous (``is_channels_last``). reflection_pad runs its checks
+(``checks``); block_repeat, block_sum and reflection_pad_backward take arguments that the public
+functions derive from checked ones. ``register`` runs only once the extension library has loaded.
 """
 
 from __future__ import annotations
 
 import torch
+
+from . import checks
 
 
 def is_channels_last(x: torch.Tensor) -> bool:
@@ -34,6 +37,7 @@ def register() -> None:
 
     @torch.library.register_fake(lib + "reflection_pad")
     def _reflection_pad(x, pad):
+        checks.reflection_pad(x, pad)
         return _empty(x, x.shape[2] + 2 * pad, x.shape[3] + 2 * pad)
 
     @torch.library.register_fake(lib + "reflection_pad_backward")

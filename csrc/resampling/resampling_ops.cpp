@@ -1,4 +1,4 @@
-// The resampling operators: schemas and autograd (the CPU kernels are in cpu.cpp).
+// The resampling operators: schemas and autograd (the CPU kernels are in resampling_cpu.cpp).
 //
 //   i2i_fast::block_repeat(x, factor, divisor, out_h, out_w)   nearest upsampling (divisor 1) and
 //                                                             the gradient of average pooling
@@ -17,9 +17,9 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <ATen/core/dispatch/Dispatcher.h>
 
 #include "../common/forward_ad.h"
+#include "../common/operator_handle.h"
 
 namespace i2i_fast {
 namespace {
@@ -32,27 +32,10 @@ using BlockRepeatOp = Tensor(const Tensor&, int64_t, double, int64_t, int64_t);
 using BlockSumOp = Tensor(const Tensor&, int64_t, double);
 using PadOp = Tensor(const Tensor&, int64_t);
 
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> op_handle(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-const auto& block_repeat_op() {
-  static const auto h = op_handle<BlockRepeatOp>("i2i_fast::block_repeat");
-  return h;
-}
-const auto& block_sum_op() {
-  static const auto h = op_handle<BlockSumOp>("i2i_fast::block_sum");
-  return h;
-}
-const auto& reflection_pad_op() {
-  static const auto h = op_handle<PadOp>("i2i_fast::reflection_pad");
-  return h;
-}
-const auto& reflection_pad_backward_op() {
-  static const auto h = op_handle<PadOp>("i2i_fast::reflection_pad_backward");
-  return h;
-}
+I2I_FAST_OPERATOR_HANDLE(block_repeat_op, BlockRepeatOp, "i2i_fast::block_repeat")
+I2I_FAST_OPERATOR_HANDLE(block_sum_op, BlockSumOp, "i2i_fast::block_sum")
+I2I_FAST_OPERATOR_HANDLE(reflection_pad_op, PadOp, "i2i_fast::reflection_pad")
+I2I_FAST_OPERATOR_HANDLE(reflection_pad_backward_op, PadOp, "i2i_fast::reflection_pad_backward")
 
 bool recording(const Tensor& x) { return at::GradMode::is_enabled() && x.requires_grad(); }
 

@@ -1,4 +1,5 @@
-// The GAN loss operators: schemas and autograd (the definitions are in common.h).
+// The GAN loss operators: schemas and autograd (the definitions are in common.h, the argument
+// checks in checks.h, the kernels in gan_loss_cpu.cpp and gan_loss_cuda.cu).
 //
 //   i2i_fast::gan_loss             the loss over every scale; one kernel per device
 //   i2i_fast::gan_loss_backward    the gradient of every scale; one kernel per device
@@ -27,7 +28,6 @@
 #include <torch/library.h>
 
 #include <ATen/FuncTorchTLS.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
@@ -39,6 +39,8 @@
 #include <vector>
 
 #include "../common/forward_ad.h"
+#include "../common/operator_handle.h"
+#include "checks.h"
 #include "common.h"
 
 namespace i2i_fast {
@@ -59,27 +61,10 @@ using GanLossBackwardOp = std::vector<Tensor>(const Tensor&, at::TensorList, c10
 using R1Op = Tensor(const Tensor&, double, c10::string_view);
 using R1BackwardOp = Tensor(const Tensor&, const Tensor&, double, c10::string_view);
 
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> op_handle(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-const auto& gan_loss_op() {
-  static const auto h = op_handle<GanLossOp>("i2i_fast::gan_loss");
-  return h;
-}
-const auto& gan_loss_backward_op() {
-  static const auto h = op_handle<GanLossBackwardOp>("i2i_fast::gan_loss_backward");
-  return h;
-}
-const auto& r1_penalty_op() {
-  static const auto h = op_handle<R1Op>("i2i_fast::r1_penalty");
-  return h;
-}
-const auto& r1_penalty_backward_op() {
-  static const auto h = op_handle<R1BackwardOp>("i2i_fast::r1_penalty_backward");
-  return h;
-}
+I2I_FAST_OPERATOR_HANDLE(gan_loss_op, GanLossOp, "i2i_fast::gan_loss")
+I2I_FAST_OPERATOR_HANDLE(gan_loss_backward_op, GanLossBackwardOp, "i2i_fast::gan_loss_backward")
+I2I_FAST_OPERATOR_HANDLE(r1_penalty_op, R1Op, "i2i_fast::r1_penalty")
+I2I_FAST_OPERATOR_HANDLE(r1_penalty_backward_op, R1BackwardOp, "i2i_fast::r1_penalty_backward")
 
 bool any_requires_grad(at::TensorList tensors) {
   for (const Tensor& t : tensors) {
@@ -293,7 +278,7 @@ Tensor r1_directional(const Tensor& grads, const Tensor& other, double weight,
                       c10::string_view reduction) {
   const Tensor per_sample =
       inner_product(grads, other, loss_dtype_of(grads.scalar_type()), true) * (2.0 * weight);
-  switch (parse_reduction("r1_penalty", reduction)) {
+  switch (check_reduction("r1_penalty", reduction)) {
     case Reduction::kNone:
       return per_sample;
     case Reduction::kSum:

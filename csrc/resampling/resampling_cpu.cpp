@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../common/checks.h"
 #include "../common/cpu_element.h"
 
 namespace i2i_fast::resampling::cpu {
@@ -53,8 +54,10 @@ struct Input {
 };
 
 Input dense_input(const char* op, const Tensor& x) {
-  TORCH_CHECK(x.dim() == 4, op, ": x: expected shape (N, C, H, W), got ", x.dim(),
-              " dims with shape ", x.sizes());
+  // The words of i2i_fast/ops/resampling/checks.py.
+  TORCH_CHECK_VALUE(x.dim() == 4, op, ": x: expected shape (N, C, H, W), got ", x.dim(),
+                    " dims with shape ", checks::shape_text(x.sizes()));
+  checks::floating(op, "x", x);
   Input in{x, false, x.size(0), x.size(1), x.size(2), x.size(3)};
   if (x.is_contiguous()) return in;
   if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
@@ -330,16 +333,18 @@ Tensor block_sum_cpu(const Tensor& x, int64_t factor, double divisor) {
   return out;
 }
 
-void check_pad(const char* op, int64_t pad, int64_t H, int64_t W) {
-  TORCH_CHECK(pad >= 0 && pad < H && pad < W, op,
-              ": pad: expected 0 <= pad < H and pad < W (reflection repeats no edge), got pad ",
-              pad, " for H x W = ", H, " x ", W);
+// reflection_pad's checks of `pad`, in the words of i2i_fast/ops/resampling/checks.py.
+void check_pad(const char* op, int64_t pad, const Tensor& x) {
+  TORCH_CHECK_VALUE(pad >= 0, op, ": pad: expected an integer >= 0, got ", pad);
+  TORCH_CHECK_VALUE(pad < x.size(2) && pad < x.size(3), op,
+                    ": pad: expected pad < H and pad < W (reflection does not repeat the edge), "
+                    "got pad ", pad, " for x of shape ", checks::shape_text(x.sizes()));
 }
 
 Tensor reflection_pad_cpu(const Tensor& x, int64_t pad) {
   const char* op = "reflection_pad";
   const Input in = dense_input(op, x);
-  check_pad(op, pad, in.H, in.W);
+  check_pad(op, pad, x);
   Tensor out = empty_output(in, in.H + 2 * pad, in.W + 2 * pad);
   if (out.numel() == 0) return out;
   I2I_FAST_RESAMPLING_TYPES(x.scalar_type(), "reflection_pad",

@@ -1,7 +1,7 @@
 // CUDA kernels of the GAN loss family: gan_loss and r1_penalty, forward and backward.
 //
 // The definitions (per-element function, labels, reductions) are in common.h, shared with the CPU
-// kernels (cpu.cpp). Accumulation is in float32 for float16 / bfloat16 / float32 inputs (float64
+// kernels (gan_loss_cpu.cpp). Accumulation is in float32 for float16 / bfloat16 / float32 inputs (float64
 // for float64); partial sums are merged in float64.
 //
 // gan_loss forward: every scale in one launch, then one tiny launch for the result.
@@ -49,19 +49,12 @@
 
 #include "../common/cuda_utils.cuh"
 #include "common.h"
+#include "device_kernels.h"
 
 namespace i2i_fast::gan_loss::cuda {
 namespace {
 
-using i2i_fast::cuda::AccumulateOf;
-using i2i_fast::cuda::ceil_div;
-using i2i_fast::cuda::kPackWidth;
-using i2i_fast::cuda::kWarpSize;
-using i2i_fast::cuda::load_pack;
-using i2i_fast::cuda::Pack;
-using i2i_fast::cuda::store_pack;
-using i2i_fast::cuda::team_sum;
-using i2i_fast::cuda::warp_sum;
+using namespace i2i_fast::cuda;  // cuda_utils.cuh: packs, reductions, launch geometry
 
 constexpr int kBlock = 256;                       // threads per block of every kernel
 constexpr int kWarpsPerBlock = kBlock / kWarpSize;
@@ -317,19 +310,6 @@ __global__ void __launch_bounds__(kBlock)
 // ---------------------------------------------------------------------------------------------
 // Host side.
 
-dim3 grid(int64_t blocks) {
-  TORCH_CHECK(blocks > 0 && blocks <= INT32_MAX, "i2i_fast gan_loss (CUDA): ", blocks,
-              " blocks do not fit in one launch; the tensor is too large");
-  return dim3(static_cast<unsigned>(blocks));
-}
-
-// Blocks of a grid-stride elementwise launch over `work` items: enough to fill the GPU, no more.
-int64_t stride_blocks(int64_t work, int device) {
-  const int64_t wanted = ceil_div(work, kBlock);
-  const int64_t cap = static_cast<int64_t>(i2i_fast::cuda::multiprocessor_count(device)) * 16;
-  return std::clamp<int64_t>(wanted, 1, cap);
-}
-
 // The domain fields of a table (none without a domain).
 template <typename T>
 void set_domain(ScaleTable<T>& table, const std::optional<at::Tensor>& domain) {
@@ -456,7 +436,8 @@ std::vector<at::Tensor> gan_loss_backward(const at::Tensor& grad_loss, at::Tenso
           }
           dispatch_element_loss(spec.loss, [&](auto kind_constant) {
             constexpr ElementLoss kind = decltype(kind_constant)::value;
-            gan_loss_grads<kind, T, A><<<grid(stride_blocks(total, device)), kBlock, 0, stream>>>(
+            const dim3 blocks = grid(stride_blocks(total, kBlock, device));
+            gan_loss_grads<kind, T, A><<<blocks, kBlock, 0, stream>>>(
                 table, total, g.const_data_ptr<A>(), spec.reduction, static_cast<A>(spec.label),
                 static_cast<A>(spec.sign));
             C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -476,20 +457,6 @@ bool is_batch_major_dense(const at::Tensor& x) {
 
 at::Tensor batch_major(const at::Tensor& x) {
   return is_batch_major_dense(x) ? x : x.contiguous();
-}
-
-// Calls f(std::integral_constant<int, VEC>): 16-byte packs when every pointer is 16-byte aligned
-// and the per-sample size is a multiple of the pack (so no pack straddles two samples), else 1.
-template <typename T, typename F>
-void dispatch_r1_pack(std::initializer_list<const void*> pointers, int64_t per_sample, F&& f) {
-  constexpr int kVec = kPackWidth<T>;
-  bool vectorized = per_sample % kVec == 0;
-  for (const void* p : pointers) vectorized = vectorized && i2i_fast::cuda::is_aligned(p, 16);
-  if (vectorized) {
-    f(std::integral_constant<int, kVec>{});
-  } else {
-    f(std::integral_constant<int, 1>{});
-  }
 }
 
 at::Tensor r1_penalty_forward(const at::Tensor& grads, double weight, Reduction reduction) {
@@ -514,7 +481,7 @@ at::Tensor r1_penalty_forward(const at::Tensor& grads, double weight, Reduction 
     using T = scalar_t;
     using A = typename AccumulateOf<T>::type;
     A* part = partials.mutable_data_ptr<A>();
-    dispatch_r1_pack<T>({x.const_data_ptr()}, per_sample, [&](auto vec_constant) {
+    dispatch_pack_width<T>({x.const_data_ptr()}, per_sample, [&](auto vec_constant) {
       constexpr int VEC = decltype(vec_constant)::value;
       r1_chunk_sums<T, A, VEC><<<grid(n * chunks), kBlock, 0, stream>>>(
           x.const_data_ptr<T>(), per_sample, chunks, part);
@@ -542,10 +509,11 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
                                   "r1_penalty_backward_cuda", [&] {
     using T = scalar_t;
     using A = typename AccumulateOf<T>::type;
-    dispatch_r1_pack<T>({x.const_data_ptr(), dx.const_data_ptr()}, per_sample,
+    dispatch_pack_width<T>({x.const_data_ptr(), dx.const_data_ptr()}, per_sample,
                         [&](auto vec_constant) {
       constexpr int VEC = decltype(vec_constant)::value;
-      r1_grads<T, A, VEC><<<grid(stride_blocks(x.numel() / VEC, device)), kBlock, 0, stream>>>(
+      const dim3 blocks = grid(stride_blocks(x.numel() / VEC, kBlock, device));
+      r1_grads<T, A, VEC><<<blocks, kBlock, 0, stream>>>(
           x.const_data_ptr<T>(), dx.mutable_data_ptr<T>(), x.numel(), per_sample, n,
           g.const_data_ptr<A>(), reduction, 2.0 * weight);
       C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -554,49 +522,15 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
   return dx;
 }
 
-// ---------------------------------------------------------------------------------------------
-// The CUDA kernels of the operators (schemas in ops.cpp; the checks are the CPU kernels', except
-// that domain values are not read on the host).
-
-at::Tensor gan_loss_cuda(at::TensorList outputs, c10::string_view mode, c10::string_view target,
-                         double label, const std::optional<at::Tensor>& domain,
-                         c10::string_view reduction) {
-  check_gan_loss_inputs(outputs, domain);
-  const GanLossSpec spec = gan_loss_spec(mode, target, label, reduction);
-  return gan_loss_forward(outputs, domain, spec);
-}
-
-std::vector<at::Tensor> gan_loss_backward_cuda(const at::Tensor& grad_loss,
-                                               at::TensorList outputs, c10::string_view mode,
-                                               c10::string_view target, double label,
-                                               const std::optional<at::Tensor>& domain,
-                                               c10::string_view reduction) {
-  const int64_t n = check_gan_loss_inputs(outputs, domain);
-  const GanLossSpec spec = gan_loss_spec(mode, target, label, reduction);
-  check_loss_grad("gan_loss_backward", grad_loss, spec.reduction, n, outputs[0]);
-  return gan_loss_backward(grad_loss, outputs, domain, spec);
-}
-
-at::Tensor r1_penalty_cuda(const at::Tensor& grads, double weight, c10::string_view reduction) {
-  check_r1_input(grads, weight);
-  return r1_penalty_forward(grads, weight, parse_reduction("r1_penalty", reduction));
-}
-
-at::Tensor r1_penalty_backward_cuda(const at::Tensor& grad_loss, const at::Tensor& grads,
-                                    double weight, c10::string_view reduction) {
-  check_r1_input(grads, weight);
-  const Reduction red = parse_reduction("r1_penalty", reduction);
-  check_loss_grad("r1_penalty_backward", grad_loss, red, grads.size(0), grads);
-  return r1_penalty_backward(grad_loss, grads, weight, red);
-}
-
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// The CUDA kernels of the operators (schemas in gan_loss_ops.cpp; each runs its operator's checks
+// first, device_kernels.h, which read no domain values on the host).
+
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  m.impl("gan_loss", &gan_loss_cuda);
-  m.impl("gan_loss_backward", &gan_loss_backward_cuda);
-  m.impl("r1_penalty", &r1_penalty_cuda);
-  m.impl("r1_penalty_backward", &r1_penalty_backward_cuda);
+  register_gan_loss_kernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
+                            &r1_penalty_backward>(m);
 }
 
 }  // namespace i2i_fast::gan_loss::cuda

@@ -13,7 +13,7 @@
 // are small); with a domain, sample n's selected head is the run [domain[n] * R, (domain[n] + 1)
 // * R) of its (K * R)-element block, read in place. r1_penalty reads contiguous and channels-last
 // tensors (any batch-major dense layout) in place and writes its gradient in the same layout.
-#include "cpu.h"
+#include "gan_loss_cpu.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/EmptyTensor.h>
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "../common/cpu_element.h"
+#include "device_kernels.h"
 
 namespace i2i_fast::gan_loss::cpu {
 namespace {
@@ -107,7 +108,7 @@ std::vector<Scale> scales_of(at::TensorList outputs, bool with_heads) {
 
 // domain[n] for every sample (0 for all without a domain), range-checked against every scale.
 std::vector<int64_t> read_domain(const std::optional<at::Tensor>& domain, at::TensorList outputs,
-                                 int64_t n) {
+                                 int64_t n, const char* op) {
   std::vector<int64_t> y(static_cast<size_t>(n), 0);
   if (!domain.has_value() || !domain->defined()) return y;
   const at::Tensor& d = *domain;
@@ -119,7 +120,7 @@ std::vector<int64_t> read_domain(const std::optional<at::Tensor>& domain, at::Te
     const int32_t* p = d.const_data_ptr<int32_t>();
     for (int64_t i = 0; i < n; ++i) y[i] = p[i * stride];
   }
-  check_domain_range(outputs, n, [&](int64_t i) { return y[i]; });
+  check_domain_range(op, outputs, n, [&](int64_t i) { return y[i]; });
   return y;
 }
 
@@ -156,7 +157,7 @@ at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tens
                             const GanLossSpec& spec) {
   const int64_t n = outputs[0].size(0);
   const bool with_heads = domain.has_value() && domain->defined();
-  const std::vector<int64_t> y = read_domain(domain, outputs, n);
+  const std::vector<int64_t> y = read_domain(domain, outputs, n, spec.op);
   const std::vector<Scale> scales = scales_of(outputs, with_heads);
   const auto num_scales = static_cast<int64_t>(scales.size());
 
@@ -226,7 +227,7 @@ std::vector<at::Tensor> gan_loss_backward(const at::Tensor& grad_loss, at::Tenso
                                           const GanLossSpec& spec) {
   const int64_t n = outputs[0].size(0);
   const bool with_heads = domain.has_value() && domain->defined();
-  const std::vector<int64_t> y = read_domain(domain, outputs, n);
+  const std::vector<int64_t> y = read_domain(domain, outputs, n, spec.op);
   const std::vector<Scale> scales = scales_of(outputs, with_heads);
   const auto num_scales = static_cast<int64_t>(scales.size());
   const std::vector<double> g = read_values(grad_loss);
@@ -426,50 +427,11 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
 }  // namespace i2i_fast::gan_loss::cpu
 
 // ---------------------------------------------------------------------------------------------
-// CPU kernels of the operators (schemas in ops.cpp).
-
-namespace i2i_fast::gan_loss::cpu {
-namespace {
-
-at::Tensor gan_loss_cpu(at::TensorList outputs, c10::string_view mode, c10::string_view target,
-                        double label, const std::optional<at::Tensor>& domain,
-                        c10::string_view reduction) {
-  check_gan_loss_inputs(outputs, domain);
-  const GanLossSpec spec = gan_loss_spec(mode, target, label, reduction);
-  return gan_loss_forward(outputs, domain, spec);
-}
-
-std::vector<at::Tensor> gan_loss_backward_cpu(const at::Tensor& grad_loss,
-                                              at::TensorList outputs, c10::string_view mode,
-                                              c10::string_view target, double label,
-                                              const std::optional<at::Tensor>& domain,
-                                              c10::string_view reduction) {
-  const int64_t n = check_gan_loss_inputs(outputs, domain);
-  const GanLossSpec spec = gan_loss_spec(mode, target, label, reduction);
-  check_loss_grad("gan_loss_backward", grad_loss, spec.reduction, n, outputs[0]);
-  return gan_loss_backward(grad_loss, outputs, domain, spec);
-}
-
-at::Tensor r1_penalty_cpu(const at::Tensor& grads, double weight, c10::string_view reduction) {
-  check_r1_input(grads, weight);
-  return r1_penalty_forward(grads, weight, parse_reduction("r1_penalty", reduction));
-}
-
-at::Tensor r1_penalty_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& grads,
-                                   double weight, c10::string_view reduction) {
-  check_r1_input(grads, weight);
-  const Reduction red = parse_reduction("r1_penalty", reduction);
-  check_loss_grad("r1_penalty_backward", grad_loss, red, grads.size(0), grads);
-  return r1_penalty_backward(grad_loss, grads, weight, red);
-}
-
-}  // namespace
+// The CPU kernels of the operators (schemas in gan_loss_ops.cpp; each runs its operator's checks
+// first, device_kernels.h).
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-  m.impl("gan_loss", &gan_loss_cpu);
-  m.impl("gan_loss_backward", &gan_loss_backward_cpu);
-  m.impl("r1_penalty", &r1_penalty_cpu);
-  m.impl("r1_penalty_backward", &r1_penalty_backward_cpu);
+  using namespace i2i_fast::gan_loss::cpu;
+  i2i_fast::register_gan_loss_kernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
+                                      &r1_penalty_backward>(m);
 }
-
-}  // namespace i2i_fast::gan_loss::cpu

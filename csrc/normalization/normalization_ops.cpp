@@ -15,12 +15,13 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 
 #include <optional>
 #include <string>
 #include <tuple>
+
+#include "../common/operator_handle.h"
 
 namespace i2i_fast {
 namespace {
@@ -46,35 +47,14 @@ using LayerNormBackward = TensorTriple(const Tensor&, const Tensor&, const OptTe
                                        const OptTensor&, const Tensor&, const Tensor&, double,
                                        c10::string_view, c10::string_view, double);
 
-template <typename Signature>
-c10::TypedOperatorHandle<Signature> op_handle(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
-
-const auto& adain_forward_op() {
-  static const auto h = op_handle<AdainForward>("i2i_fast::adain_forward");
-  return h;
-}
-const auto& adain_backward_op() {
-  static const auto h = op_handle<AdainBackward>("i2i_fast::adain_backward");
-  return h;
-}
-const auto& instance_norm_forward_op() {
-  static const auto h = op_handle<InstanceNormForward>("i2i_fast::instance_norm_forward");
-  return h;
-}
-const auto& instance_norm_backward_op() {
-  static const auto h = op_handle<InstanceNormBackward>("i2i_fast::instance_norm_backward");
-  return h;
-}
-const auto& layer_norm_forward_op() {
-  static const auto h = op_handle<LayerNormForward>("i2i_fast::layer_norm_forward");
-  return h;
-}
-const auto& layer_norm_backward_op() {
-  static const auto h = op_handle<LayerNormBackward>("i2i_fast::layer_norm_backward");
-  return h;
-}
+I2I_FAST_OPERATOR_HANDLE(adain_forward_op, AdainForward, "i2i_fast::adain_forward")
+I2I_FAST_OPERATOR_HANDLE(adain_backward_op, AdainBackward, "i2i_fast::adain_backward")
+I2I_FAST_OPERATOR_HANDLE(instance_norm_forward_op, InstanceNormForward,
+                         "i2i_fast::instance_norm_forward")
+I2I_FAST_OPERATOR_HANDLE(instance_norm_backward_op, InstanceNormBackward,
+                         "i2i_fast::instance_norm_backward")
+I2I_FAST_OPERATOR_HANDLE(layer_norm_forward_op, LayerNormForward, "i2i_fast::layer_norm_forward")
+I2I_FAST_OPERATOR_HANDLE(layer_norm_backward_op, LayerNormBackward, "i2i_fast::layer_norm_backward")
 
 // ----- autograd -----
 

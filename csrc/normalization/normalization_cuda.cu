@@ -1,6 +1,6 @@
 // CUDA kernels for AdaIN, InstanceNorm and LayerNorm (both styles), forward and backward.
 //
-// The math is the CPU kernels' (cpu.cpp; the pieces both use live in common.h):
+// The math is the CPU kernels' (normalization_cpu.cpp; the pieces both use live in common.h):
 //   forward   y = act((x - mean_g) * rstd_g * w[n, c] + b[n, c])
 //   backward  dx = k_g * g + k_x * (x - mean_g) + k_0,  g = the gradient after the activation,
 //             k_g = rstd_g * w[n, c], and k_x, k_0 from the group sums of w * g and
@@ -53,20 +53,13 @@
 #include "../common/activation.h"
 #include "../common/cuda_utils.cuh"
 #include "common.h"
+#include "device_kernels.h"
 #include "row_tiling.h"
 
 namespace i2i_fast::normalization::cuda {
 namespace {
 
-using i2i_fast::cuda::AccumulateOf;
-using i2i_fast::cuda::ceil_div;
-using i2i_fast::cuda::kPackWidth;
-using i2i_fast::cuda::kWarpSize;
-using i2i_fast::cuda::load_pack;
-using i2i_fast::cuda::Pack;
-using i2i_fast::cuda::store_pack;
-using i2i_fast::cuda::team_sum;
-using i2i_fast::cuda::warp_sum;
+using namespace i2i_fast::cuda;  // cuda_utils.cuh: packs, reductions, launch geometry
 // The row kernels' tiling (row_tiling.h).
 using row_tiling::fused_row_fits;
 using row_tiling::fused_row_tiling;
@@ -832,13 +825,6 @@ __global__ void __launch_bounds__(kBlock)
 
 enum class Path { kFused, kSplit };
 
-// A 1-D grid of `blocks` blocks (checked against the hardware limit of 2^31 - 1).
-dim3 grid(int64_t blocks) {
-  TORCH_CHECK(blocks > 0 && blocks <= INT32_MAX, "i2i_fast normalization (CUDA): ", blocks,
-              " blocks do not fit in one launch; the tensor is too large");
-  return dim3(static_cast<unsigned>(blocks));
-}
-
 // I2I_FAST_CUDA_NORM_PATH, read at each call (tests switch it inside one process).
 std::optional<Path> forced_path() {
   const char* v = std::getenv("I2I_FAST_CUDA_NORM_PATH");
@@ -1025,20 +1011,6 @@ int64_t partials_per_batch(Layout layout, int64_t batch, int64_t C, int64_t S) {
   return batch * C * ColTiling<VEC>(batch, C, S).chunks;
 }
 
-// Calls f(std::integral_constant<int, VEC>) with the pack width the pointers and the row length
-// allow: 16 bytes when every pointer is 16-byte aligned and `row` is a multiple of it, else 1.
-template <typename T, typename F>
-void dispatch_pack_width(std::initializer_list<const void*> pointers, int64_t row, F&& f) {
-  constexpr int kVec = kPackWidth<T>;
-  bool vectorized = row % kVec == 0;
-  for (const void* ptr : pointers) vectorized = vectorized && i2i_fast::cuda::is_aligned(ptr, 16);
-  if (vectorized) {
-    f(std::integral_constant<int, kVec>{});
-  } else {
-    f(std::integral_constant<int, 1>{});
-  }
-}
-
 // The pack dimension of the layout: rows of S (NCS) or of C channels (NSC).
 int64_t contiguous_extent(Layout layout, int64_t C, int64_t S) {
   return layout == Layout::kNCS ? S : C;
@@ -1202,83 +1174,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     });
   });
   // sums[0] = Σ g = grad of bias, sums[1] = Σ g * xhat = grad of weight, per (n, c).
-  const auto param_grad = [&](const std::optional<at::Tensor>& param, const at::Tensor& per_nc) {
-    const bool present = param.has_value() && param->defined();
-    const at::ScalarType dtype = present ? param->scalar_type() : x.scalar_type();
-    if (present && param->dim() == 2) return per_nc.to(dtype);
-    return per_nc.sum(0).to(dtype);
-  };
-  return {dx, param_grad(weight, sums[1]), param_grad(bias, sums[0])};
-}
-
-// ---------------------------------------------------------------------------------------------
-// The CUDA kernels of the normalization operators (schemas in ops.cpp).
-
-using TensorTriple = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
-
-TensorTriple adain_forward_cuda(const at::Tensor& x, const at::Tensor& weight,
-                                const at::Tensor& bias, double eps, c10::string_view activation,
-                                double negative_slope) {
-  const NormSpec spec = adain_spec(x, weight, bias, eps, activation, negative_slope);
-  return norm_forward(x, weight, bias, spec);
-}
-
-TensorTriple adain_backward_cuda(const at::Tensor& grad_out, const at::Tensor& x,
-                                 const at::Tensor& weight, const at::Tensor& bias,
-                                 const at::Tensor& mean, const at::Tensor& rstd, double eps,
-                                 c10::string_view activation, double negative_slope) {
-  const NormSpec spec = adain_spec(x, weight, bias, eps, activation, negative_slope);
-  check_norm_backward_inputs("adain", grad_out, x, mean, rstd, spec.grouping);
-  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
-}
-
-TensorTriple instance_norm_forward_cuda(const at::Tensor& x,
-                                        const std::optional<at::Tensor>& weight,
-                                        const std::optional<at::Tensor>& bias, double eps,
-                                        c10::string_view activation, double negative_slope) {
-  const NormSpec spec = instance_norm_spec(x, weight, bias, eps, activation, negative_slope);
-  return norm_forward(x, weight, bias, spec);
-}
-
-TensorTriple instance_norm_backward_cuda(const at::Tensor& grad_out, const at::Tensor& x,
-                                         const std::optional<at::Tensor>& weight,
-                                         const std::optional<at::Tensor>& bias,
-                                         const at::Tensor& mean, const at::Tensor& rstd,
-                                         double eps, c10::string_view activation,
-                                         double negative_slope) {
-  const NormSpec spec = instance_norm_spec(x, weight, bias, eps, activation, negative_slope);
-  check_norm_backward_inputs("instance_norm", grad_out, x, mean, rstd, spec.grouping);
-  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
-}
-
-TensorTriple layer_norm_forward_cuda(const at::Tensor& x, const std::optional<at::Tensor>& weight,
-                                     const std::optional<at::Tensor>& bias, double eps,
-                                     c10::string_view style, c10::string_view activation,
-                                     double negative_slope) {
-  const NormSpec spec = layer_norm_spec(x, weight, bias, eps, style, activation, negative_slope);
-  return norm_forward(x, weight, bias, spec);
-}
-
-TensorTriple layer_norm_backward_cuda(const at::Tensor& grad_out, const at::Tensor& x,
-                                      const std::optional<at::Tensor>& weight,
-                                      const std::optional<at::Tensor>& bias,
-                                      const at::Tensor& mean, const at::Tensor& rstd, double eps,
-                                      c10::string_view style, c10::string_view activation,
-                                      double negative_slope) {
-  const NormSpec spec = layer_norm_spec(x, weight, bias, eps, style, activation, negative_slope);
-  check_norm_backward_inputs("layer_norm", grad_out, x, mean, rstd, spec.grouping);
-  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
+  return {dx, param_grad(weight, sums[1], x.scalar_type()),
+          param_grad(bias, sums[0], x.scalar_type())};
 }
 
 }  // namespace
 
+// ---------------------------------------------------------------------------------------------
+// The CUDA kernels of the normalization operators (schemas in normalization_ops.cpp; each runs
+// its operator's checks first, device_kernels.h).
+
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  m.impl("adain_forward", &adain_forward_cuda);
-  m.impl("adain_backward", &adain_backward_cuda);
-  m.impl("instance_norm_forward", &instance_norm_forward_cuda);
-  m.impl("instance_norm_backward", &instance_norm_backward_cuda);
-  m.impl("layer_norm_forward", &layer_norm_forward_cuda);
-  m.impl("layer_norm_backward", &layer_norm_backward_cuda);
+  register_normalization_kernels<&norm_forward, &norm_backward>(m);
 }
 
 }  // namespace i2i_fast::normalization::cuda

@@ -11,7 +11,7 @@
 namespace i2i_fast::gan_loss::cpu {
 
 // The loss over every scale in one pass: a scalar for reductions mean/sum, (N,) for none; float32
-// (float64 for float64 outputs). The inputs must have passed check_gan_loss_inputs.
+// (float64 for float64 outputs). The inputs must have passed check_gan_loss (checks.h).
 at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tensor>& domain,
                             const GanLossSpec& spec);
 

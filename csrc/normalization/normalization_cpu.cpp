@@ -14,7 +14,7 @@
 // computing statistics and output while the data is in cache; otherwise all threads split each
 // group (sample) into fixed chunks whose partial results are merged in order. Fixed chunk sizes
 // make the results independent of the thread count.
-#include "cpu.h"
+#include "normalization_cpu.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -26,6 +26,7 @@
 
 #include "../common/activation.h"
 #include "../common/cpu_element.h"
+#include "device_kernels.h"
 
 namespace i2i_fast::normalization::cpu {
 namespace {
@@ -979,88 +980,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     });
   });
   // sums[0] = Σ g = grad of bias, sums[1] = Σ g * xhat = grad of weight, per (n, c).
-  const auto param_grad = [&](const std::optional<at::Tensor>& param, const at::Tensor& per_nc) {
-    const bool present = param.has_value() && param->defined();
-    const at::ScalarType dtype = present ? param->scalar_type() : x.scalar_type();
-    if (present && param->dim() == 2) return per_nc.to(dtype);
-    return per_nc.sum(0).to(dtype);
-  };
-  return {dx, param_grad(weight, sums[1]), param_grad(bias, sums[0])};
+  return {dx, param_grad(weight, sums[1], x.scalar_type()),
+          param_grad(bias, sums[0], x.scalar_type())};
 }
 
 }  // namespace i2i_fast::normalization::cpu
 
 // ---------------------------------------------------------------------------------------------
-// CPU kernels of the normalization operators (schemas in ops.cpp).
-
-namespace i2i_fast::normalization::cpu {
-namespace {
-
-using TensorTriple = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
-
-TensorTriple adain_forward_cpu(const at::Tensor& x, const at::Tensor& weight,
-                               const at::Tensor& bias, double eps, c10::string_view activation,
-                               double negative_slope) {
-  const NormSpec spec = adain_spec(x, weight, bias, eps, activation, negative_slope);
-  return norm_forward(x, weight, bias, spec);
-}
-
-TensorTriple adain_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
-                                const at::Tensor& weight, const at::Tensor& bias,
-                                const at::Tensor& mean, const at::Tensor& rstd, double eps,
-                                c10::string_view activation, double negative_slope) {
-  const NormSpec spec = adain_spec(x, weight, bias, eps, activation, negative_slope);
-  check_norm_backward_inputs("adain", grad_out, x, mean, rstd, spec.grouping);
-  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
-}
-
-TensorTriple instance_norm_forward_cpu(const at::Tensor& x,
-                                       const std::optional<at::Tensor>& weight,
-                                       const std::optional<at::Tensor>& bias, double eps,
-                                       c10::string_view activation, double negative_slope) {
-  const NormSpec spec = instance_norm_spec(x, weight, bias, eps, activation, negative_slope);
-  return norm_forward(x, weight, bias, spec);
-}
-
-TensorTriple instance_norm_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
-                                        const std::optional<at::Tensor>& weight,
-                                        const std::optional<at::Tensor>& bias,
-                                        const at::Tensor& mean, const at::Tensor& rstd,
-                                        double eps, c10::string_view activation,
-                                        double negative_slope) {
-  const NormSpec spec = instance_norm_spec(x, weight, bias, eps, activation, negative_slope);
-  check_norm_backward_inputs("instance_norm", grad_out, x, mean, rstd, spec.grouping);
-  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
-}
-
-TensorTriple layer_norm_forward_cpu(const at::Tensor& x, const std::optional<at::Tensor>& weight,
-                                    const std::optional<at::Tensor>& bias, double eps,
-                                    c10::string_view style, c10::string_view activation,
-                                    double negative_slope) {
-  const NormSpec spec = layer_norm_spec(x, weight, bias, eps, style, activation, negative_slope);
-  return norm_forward(x, weight, bias, spec);
-}
-
-TensorTriple layer_norm_backward_cpu(const at::Tensor& grad_out, const at::Tensor& x,
-                                     const std::optional<at::Tensor>& weight,
-                                     const std::optional<at::Tensor>& bias,
-                                     const at::Tensor& mean, const at::Tensor& rstd, double eps,
-                                     c10::string_view style, c10::string_view activation,
-                                     double negative_slope) {
-  const NormSpec spec = layer_norm_spec(x, weight, bias, eps, style, activation, negative_slope);
-  check_norm_backward_inputs("layer_norm", grad_out, x, mean, rstd, spec.grouping);
-  return norm_backward(grad_out, x, weight, bias, mean, rstd, spec);
-}
-
-}  // namespace
+// The CPU kernels of the normalization operators (schemas in normalization_ops.cpp; each runs its
+// operator's checks first, device_kernels.h).
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-  m.impl("adain_forward", &adain_forward_cpu);
-  m.impl("adain_backward", &adain_backward_cpu);
-  m.impl("instance_norm_forward", &instance_norm_forward_cpu);
-  m.impl("instance_norm_backward", &instance_norm_backward_cpu);
-  m.impl("layer_norm_forward", &layer_norm_forward_cpu);
-  m.impl("layer_norm_backward", &layer_norm_backward_cpu);
+  i2i_fast::register_normalization_kernels<&i2i_fast::normalization::cpu::norm_forward,
+                                           &i2i_fast::normalization::cpu::norm_backward>(m);
 }
-
-}  // namespace i2i_fast::normalization::cpu

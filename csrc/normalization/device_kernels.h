@@ -1,0 +1,107 @@
+// The device kernels of the normalization operators, written once for every device: each runs
+// its operator's checks (checks.h), then the device's implementation of the forward or backward
+// computation. A device file registers them with its own implementation, e.g. in
+// normalization_cpu.cpp:
+//
+//   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
+//     register_normalization_kernels<&norm_forward, &norm_backward>(m);
+//   }
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <tuple>
+
+#include "checks.h"
+#include "common.h"
+
+namespace i2i_fast {
+
+using NormResult = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+// (x, weight, bias, spec) -> (out, mean, rstd).
+using NormForwardFn = NormResult (*)(const at::Tensor&, const std::optional<at::Tensor>&,
+                                     const std::optional<at::Tensor>&, const NormSpec&);
+// (grad_out, x, weight, bias, mean, rstd, spec) -> (grad_x, grad_weight, grad_bias).
+using NormBackwardFn = NormResult (*)(const at::Tensor&, const at::Tensor&,
+                                      const std::optional<at::Tensor>&,
+                                      const std::optional<at::Tensor>&, const at::Tensor&,
+                                      const at::Tensor&, const NormSpec&);
+
+template <NormForwardFn forward, NormBackwardFn backward>
+struct NormalizationKernels {
+  using OptTensor = std::optional<at::Tensor>;
+  using Tensor = at::Tensor;
+
+  static NormResult adain_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                  double eps, c10::string_view activation,
+                                  double negative_slope) {
+    const NormSpec spec = check_adain("adain", x, weight, bias, eps, activation, negative_slope);
+    return forward(x, weight, bias, spec);
+  }
+
+  static NormResult adain_backward(const Tensor& grad_out, const Tensor& x, const Tensor& weight,
+                                   const Tensor& bias, const Tensor& mean, const Tensor& rstd,
+                                   double eps, c10::string_view activation,
+                                   double negative_slope) {
+    const char* op = "adain_backward";
+    const NormSpec spec = check_adain(op, x, weight, bias, eps, activation, negative_slope);
+    check_norm_backward_inputs(op, grad_out, x, mean, rstd, spec.grouping);
+    return backward(grad_out, x, weight, bias, mean, rstd, spec);
+  }
+
+  static NormResult instance_norm_forward(const Tensor& x, const OptTensor& weight,
+                                          const OptTensor& bias, double eps,
+                                          c10::string_view activation, double negative_slope) {
+    const NormSpec spec =
+        check_instance_norm("instance_norm", x, weight, bias, eps, activation, negative_slope);
+    return forward(x, weight, bias, spec);
+  }
+
+  static NormResult instance_norm_backward(const Tensor& grad_out, const Tensor& x,
+                                           const OptTensor& weight, const OptTensor& bias,
+                                           const Tensor& mean, const Tensor& rstd, double eps,
+                                           c10::string_view activation, double negative_slope) {
+    const char* op = "instance_norm_backward";
+    const NormSpec spec =
+        check_instance_norm(op, x, weight, bias, eps, activation, negative_slope);
+    check_norm_backward_inputs(op, grad_out, x, mean, rstd, spec.grouping);
+    return backward(grad_out, x, weight, bias, mean, rstd, spec);
+  }
+
+  static NormResult layer_norm_forward(const Tensor& x, const OptTensor& weight,
+                                       const OptTensor& bias, double eps, c10::string_view style,
+                                       c10::string_view activation, double negative_slope) {
+    const NormSpec spec =
+        check_layer_norm("layer_norm", x, weight, bias, eps, style, activation, negative_slope);
+    return forward(x, weight, bias, spec);
+  }
+
+  static NormResult layer_norm_backward(const Tensor& grad_out, const Tensor& x,
+                                        const OptTensor& weight, const OptTensor& bias,
+                                        const Tensor& mean, const Tensor& rstd, double eps,
+                                        c10::string_view style, c10::string_view activation,
+                                        double negative_slope) {
+    const char* op = "layer_norm_backward";
+    const NormSpec spec =
+        check_layer_norm(op, x, weight, bias, eps, style, activation, negative_slope);
+    check_norm_backward_inputs(op, grad_out, x, mean, rstd, spec.grouping);
+    return backward(grad_out, x, weight, bias, mean, rstd, spec);
+  }
+};
+
+// Registers the six device operators (schemas in normalization_ops.cpp) for the dispatch key of
+// the enclosing TORCH_LIBRARY_IMPL.
+template <NormForwardFn forward, NormBackwardFn backward>
+void register_normalization_kernels(torch::Library& m) {
+  using K = NormalizationKernels<forward, backward>;
+  m.impl("adain_forward", TORCH_FN(K::adain_forward));
+  m.impl("adain_backward", TORCH_FN(K::adain_backward));
+  m.impl("instance_norm_forward", TORCH_FN(K::instance_norm_forward));
+  m.impl("instance_norm_backward", TORCH_FN(K::instance_norm_backward));
+  m.impl("layer_norm_forward", TORCH_FN(K::layer_norm_forward));
+  m.impl("layer_norm_backward", TORCH_FN(K::layer_norm_backward));
+}
+
+}  // namespace i2i_fast

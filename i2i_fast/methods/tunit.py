@@ -1,0 +1,615 @@
+"""TUNIT: Rethinking the Truly Unsupervised Image-to-Image Translation (Baek, Choi, Uh, Yoo, Shim,
+ICCV 2021), as the official implementation (clovaai/tunit: main.py, train/train_unsupervised.py,
+train/train_semisupervised.py, models/, tools/ops.py, datasets/datasetgetter.py) defines it.
+
+Training needs no domain labels: the images come as pairs (an image, a strongly augmented version
+of it; data kind "unlabelled", see i2i_fast.data.augment). Networks (official names in brackets):
+
+- ``guiding_network`` [C]: VGG11 with BatchNorm, global pooling, a cluster head (K logits, trained
+  by IIC) and a style head (style_dim, trained by MoCo; never normalised). Its pseudo-labels pick
+  the discriminator's head; its style codes drive the generator. ``guiding_network_ema`` [C_EMA]
+  starts as a copy and follows it (EMA 0.999 every iteration); it makes the MoCo keys.
+- ``generator`` [G]: MUNIT-like: content encoder (7x7 conv, log2(S/16) stride-2 convs, 2 ResBlocks,
+  instance norm) to a 16x16 content code; decoder with AdaIN in its 2 ResBlocks *and* in its
+  upsampling convs, tanh; an MLP from the style code to the AdaIN parameters ([bias, weight] per
+  layer, no +1). Both ResBlock kinds add 0.1 x their residual. ``generator_ema`` [G_EMA].
+- ``discriminator`` [D]: StarGAN v2's multi-head design with TUNIT's trunk: 3x3 conv, then per
+  stage two pre-activation blocks whose only nonlinearity is FRN + TLU (the second doubles the
+  width up to 1024 and halves the resolution) down to 4x4, LReLU, 4x4 conv, LReLU, 1x1 conv to K
+  heads; the head of each image's (pseudo-)label is used.
+
+One iteration (x = the batch's images, x_tf = their augmented versions, perm a random permutation
+of the batch, x_ref = x[perm]):
+
+1. C: L = MoCo(C(x), C_EMA(x_tf); queue; tau 0.07) + 5 IIC(softmax C(x), softmax C(x_tf)), times
+   0.1 from iteration ``separated`` on; Adam step of C (lr 1e-4, weight decay 1e-3).
+2. From ``separated`` on, the GAN: y = argmax C(x) (after step 1), s = C(x), x_fake =
+   G.dec(G.enc(x), s[perm]), x_rec = G.dec(G.enc(x), s).
+   D: hinge(D(x_ref)[y[perm]], real) + hinge(D(x_fake)[y[perm]], fake) + 10 R1, R1 = Σ(∂ΣD(x_ref)
+   /∂x_ref)² / N on the reals (no 0.5); RMSprop step of D (lr 1e-4, alpha 0.99, wd 1e-4).
+   G and C: −mean D(x_fake)[y[perm]] − mean D(x_rec)[y] + 0.1 |x_rec − x|₁ + 0.01 MoCo(C(x_fake),
+   C_EMA(x_ref); queue); an Adam step of C and an RMSprop step of G.
+3. The keys C_EMA(x_tf) of step 1 join the queue (FIFO, the last 1024 kept). The queue is filled
+   before the first iteration with one batch of keys, and (official quirk, ``queue_restarts``)
+   every epoch starts again from those first keys: the official training function receives the
+   queue at each epoch and its updates are lost when it returns.
+4. C_EMA ← EMA(C); G_EMA ← G at ``ema_start``, then EMA(G). At each epoch end (every
+   ``epoch_length`` iterations) the EMA networks take the networks' buffers (BatchNorm statistics).
+
+The schedule is a function of the iteration (``iteration_kind``), so a resumed run continues it
+exactly. The official counts epochs of 1000 iterations: separated = 65 epochs = iteration 65000,
+ema_start 66000, 200 epochs = 200000 iterations. The queue, the EMA networks and the cluster style
+statistics are module state (saved and resumed).
+
+Semi-supervised mode (``p_semi`` in (0, 1); the official GAN_SEMI): each epoch starts with
+int(epoch_length · p_semi) supervised iterations (before ``unsup_start``: only supervised
+iterations, max(int(epoch_length · p_semi), 100) per epoch) on the labelled images of the batch
+("sup_*" items), whose C loss is MoCo + 5 (CE(C(x), y) + CE(C(x_tf), y)) and whose GAN uses the
+labels; the other iterations are the unsupervised ones with the C loss always times 0.1 and the
+pseudo-labels taken from C *before* its update (official quirk). p_semi = 1 (GAN_SUP) is refused.
+
+Quirks reproduced: the 0.1 residual scale; AdaIN in the upsampling convs; raw style vectors in
+MoCo; the adversarial loss on the reconstruction too; C updated by both losses; the D blocks'
+1/√2 is float32's rsqrt(2) = 0.70710677 in every dtype; C's BatchNorm statistics are updated once
+per official trunk pass (``GuidingNetwork`` stat_updates) and C_EMA runs in training mode (batch
+statistics, its own running statistics updated); the cluster head gets a zero gradient and an Adam
+step in the GAN's C update (torch 1.1, the official version, zeroed gradients instead of dropping
+them, so Adam stepped it with its weight decay and momentum).
+
+Exact equivalences used for speed (same updates): C's trunk runs once for both heads of x and for
+x[perm] (the official code runs it up to four times on the same batch; BatchNorm statistics do not
+depend on the order); the generator and C forward of the GAN is computed once, before the D
+step, which changes neither (the official code computes x_fake twice); x_fake and x_rec are
+decoded in one batch, and D judges them in one batch (every layer is per sample); D runs frozen in
+the G step (the official code computes its gradients and discards them).
+
+Deviations: the AdaIN running statistics of the official decoder (updated, never read) are left
+out; the queue is filled before the first iteration with the keys of the first batch (the official
+code uses a separately drawn batch), so at that iteration each positive key is also among the
+negatives; EMA is ``lerp`` (rounding only); G_EMA starts as a copy of G (the official starts it from
+its own random initialisation, overwritten at ema_start; translate uses G until then).
+
+Translation: by a reference image (its style from C_EMA), or by a cluster's style (target_domain =
+a cluster index): column 0 is the cluster's mean style, further columns draws from a normal
+distribution with the cluster's per-dimension mean and variance. The official evaluation takes
+the mean of C_EMA's styles of the images C assigns to the cluster (eval mode, a held-out set):
+``estimate_cluster_styles(images)`` does exactly that; during training the same statistics are
+kept from the training batches (C_EMA's styles of x grouped by the iteration's labels, in
+training mode, exponentially weighted with ``style_stats_decay``), so a trained checkpoint can
+translate to a cluster without data.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+from ..losses import KeyQueue, iic_loss, l1, moco_loss
+from ..nn import MLP, AdaINDecoder, ContentEncoder, init_weights
+from ..nn.entry_points import EntryPoints
+from ..nn.guiding import GuidingNetwork
+from ..nn.multi_domain import MultiHeadDiscriminator, frn_stage, select_domain
+from ..optim import MovingAverage, copy_buffers
+from . import sizes
+from .base import Method, MethodConfig, RunContext
+from .roles import NetworkRoles
+
+IIC_WEIGHT = 5.0  # of the IIC (or, supervised, the cross-entropy) term in C's loss
+SEPARATED_SCALE = 0.1  # C's loss from `separated` on (and in semi-supervised unlabelled steps)
+SUPERVISED_EPOCH_MIN = 100  # iterations of the epochs before unsup_start (semi-supervised)
+
+
+@dataclasses.dataclass
+class TUNITConfig(MethodConfig):
+    """Defaults = main.py of the official implementation (animal_faces, unsupervised)."""
+
+    # networks
+    image_size: int = 128
+    num_clusters: int = 10  # K (output_k)
+    style_dim: int = 128  # sty_dim
+    guide_dim: int = 64  # first width of the guiding network's VGG11 (official 64)
+    gen_dim: int | None = None  # generator's first width; None: 64 below 256, else 32 (official)
+    gen_res_blocks: int = 2
+    mlp_dim: int = 256
+    dis_dim: int | None = None  # discriminator's first width; None: 64 below 256, else 32
+    dis_max_dim: int = 1024
+    # losses
+    w_gp: float = 10.0  # R1
+    w_rec: float = 0.1
+    w_adv: float = 1.0
+    w_vec: float = 0.01  # the generator's MoCo style term
+    moco_temperature: float = 0.07
+    queue_size: int = 1024
+    # official: the queue starts every epoch again from the keys it was filled with before the
+    # first iteration (its updates are lost when each epoch's training function returns)
+    queue_restarts: bool = True
+    # optimisation
+    max_iter: int = 200_000  # epochs 200 x iters 1000
+    batch_size: int = 32
+    lr: float = 1e-4  # all three networks
+    weight_decay: float = 1e-4  # RMSprop of G and D
+    rmsprop_alpha: float = 0.99
+    guide_weight_decay: float = 1e-3  # Adam of C, betas (0.9, 0.999)
+    ema_beta: float = 0.999
+    # schedule, in iterations (the official epochs x 1000)
+    epoch_length: int = 1000  # iters: the EMA networks take the buffers at each epoch end
+    separated: int = 65_000  # before it only the guiding network trains
+    ema_start: int = 66_000  # G_EMA = G here, then averaged
+    # semi-supervised mode
+    p_semi: float = 0.0  # fraction of each domain's images with their labels (0: unsupervised)
+    unsup_start: int = 0  # semi: iterations before it are all supervised
+    # cluster style statistics kept during training (for translation to a cluster)
+    style_stats_decay: float = 0.999
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """t in float32 when autocast made it half precision (losses are computed in float32 or
+    float64)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+class Generator(EntryPoints):
+    """TUNIT's G: ``encode(x)`` → content (N, 2**n C, 16, 16); ``decode(content, style)`` → image
+    in [-1, 1]. Training calls both through forward (``method.nets.generator.encode(x)``)."""
+
+    entry_points = ("encode", "decode")
+
+    def __init__(self, image_size: int = 128, style_dim: int = 128, dim: int | None = None,
+                 n_res: int = 2, mlp_dim: int = 256):
+        super().__init__()
+        dim = dim if dim is not None else (64 if image_size < 256 else 32)
+        n_downs = int(math.log2(image_size // 16))
+        self.cnt_encoder = ContentEncoder(n_downs, n_res, 3, dim, "in", "relu", "reflect",
+                                          residual_scale=0.1)
+        self.decoder = AdaINDecoder(n_downs, n_res, self.cnt_encoder.out_channels, 3, "relu",
+                                    "reflect", upsample_norm="adain", residual_scale=0.1)
+        self.mlp = MLP(style_dim, self.decoder.num_adain_params, mlp_dim, 3, "relu")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cnt_encoder(x)
+
+    def decode(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.decoder(content, self.mlp(style))
+
+
+def discriminator(cfg: TUNITConfig) -> MultiHeadDiscriminator:
+    dim = cfg.dis_dim if cfg.dis_dim is not None else (64 if cfg.image_size < 256 else 32)
+    return MultiHeadDiscriminator(cfg.image_size, cfg.num_clusters, cfg.dis_max_dim, dim,
+                                  stage=frn_stage)
+
+
+class ClusterStyles(nn.Module):
+    """Per-cluster style statistics: weighted counts (K,), sums and sums of squares (K, D)."""
+
+    def __init__(self, num_clusters: int, style_dim: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(num_clusters))
+        self.register_buffer("total", torch.zeros(num_clusters, style_dim))
+        self.register_buffer("squares", torch.zeros(num_clusters, style_dim))
+
+    @torch.no_grad()
+    def add(self, styles: torch.Tensor, labels: torch.Tensor, decay: float = 1.0) -> None:
+        """Old statistics times `decay`, plus the styles (N, D) of clusters labels (N,)."""
+        one_hot = F.one_hot(labels, self.weight.shape[0]).to(self.total.dtype)
+        styles = styles.to(self.total.dtype)
+        for stat, new in ((self.weight, one_hot.sum(0)), (self.total, one_hot.t() @ styles),
+                          (self.squares, one_hot.t() @ styles.square())):
+            stat.mul_(decay).add_(new)
+
+    def reset(self) -> None:
+        for stat in (self.weight, self.total, self.squares):
+            stat.zero_()
+
+    def mean_and_std(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K, D) means and standard deviations; a cluster with no weight: 0 and 1."""
+        weight = self.weight.clamp_min(1e-12).unsqueeze(1)
+        mean = self.total / weight
+        var = (self.squares / weight - mean.square()).clamp_min(0)
+        empty = (self.weight <= 0).unsqueeze(1)
+        return (torch.where(empty, torch.zeros_like(mean), mean),
+                torch.where(empty, torch.ones_like(var), var.sqrt()))
+
+
+@dataclasses.dataclass(frozen=True)
+class IterationKind:
+    """What iteration `step` does (``TUNIT.iteration_kind``)."""
+
+    supervised: bool  # semi-supervised mode: a step on the labelled images
+    gan: bool  # the discriminator and generator train (step >= separated)
+    epoch_end: bool  # the last iteration of an official epoch
+
+
+_SMALLEST_SIZE: list[int] = []
+
+
+def smallest_image_size() -> int:
+    """The smallest power of two at which C, G (built for that size, giving back its size) and D
+    run, found by trying them with one channel per layer on the CPU."""
+
+    def works(side: int) -> bool:
+        def run() -> None:
+            x = torch.zeros(1, 3, side, side)
+            with torch.no_grad():
+                GuidingNetwork(1, 1, 1).eval()(x)
+                gen = Generator(side, 1, 1, 1, 1)
+                if gen.decode(gen.encode(x), torch.zeros(1, 1)).shape != x.shape:
+                    raise ValueError("the output's size differs from the input's")
+                MultiHeadDiscriminator(side, 1, 1, 1, stage=frn_stage)(x)
+
+        return sizes.runs(run)
+
+    if not _SMALLEST_SIZE:
+        with torch.random.fork_rng(devices=[]):
+            found = sizes.smallest_power_of_two(works)
+        if found is None:
+            raise ValueError(f"tunit: these networks run at no image size up to {sizes.LIMIT}")
+        _SMALLEST_SIZE.append(found)
+    return _SMALLEST_SIZE[0]
+
+
+class TUNIT(Method):
+    name = "tunit"
+    Config = TUNITConfig
+    data_kind = "unlabelled"
+    loss_names = ("c_total", "c_moco", "c_iic", "c_ce", "d_total", "d_adv", "d_gp", "g_total",
+                  "g_adv", "g_rec", "g_sty")
+    configs = {
+        # main.py's defaults (README: --dataset animal_faces --output_k 10 --p_semi 0.0); the
+        # AFHQ and FFHQ/LSUN runs use the same settings
+        "animal_faces": {},
+        # README: --p_semi 0.2 (20 supervised epochs of 200 iterations, separated 35 and
+        # ema_start 36 epochs, 200 epochs)
+        "animal_faces_semi": {"p_semi": 0.2, "unsup_start": 4000, "separated": 19_000,
+                              "ema_start": 20_000, "max_iter": 184_000},
+        # README: --dataset summer2winter --output_k 2 --img_size 256 --batch_size 16
+        "summer2winter": {"num_clusters": 2, "image_size": 256, "batch_size": 16},
+        # The CPU demo on synthetic:shapes-k3 (3 clusters, 64x64): the official structure,
+        # losses and optimisers with narrower networks (C width 16; G width 16, MLP 64, style 32;
+        # D 8 to 64) and batch 16; C alone for 400 iterations (IIC finds the clusters), then the
+        # GAN; G_EMA from 600; epochs of 100 iterations; a queue of 256 keys (16 batches).
+        "demo": {"image_size": 64, "num_clusters": 3, "style_dim": 32, "guide_dim": 16,
+                 "gen_dim": 16, "mlp_dim": 64, "dis_dim": 8, "dis_max_dim": 64,
+                 "batch_size": 16, "max_iter": 1200, "epoch_length": 100, "separated": 400,
+                 "ema_start": 600, "queue_size": 256},
+        # The smallest networks of the official structure (32x32), for tests and check_method:
+        # the GAN from the first iteration, G_EMA from the second, epochs of 2 iterations.
+        "tiny": {"image_size": 32, "num_clusters": 3, "style_dim": 8, "guide_dim": 4,
+                 "gen_dim": 4, "gen_res_blocks": 1, "mlp_dim": 16, "dis_dim": 4,
+                 "dis_max_dim": 16, "batch_size": 4, "max_iter": 10, "epoch_length": 2,
+                 "separated": 0, "ema_start": 1, "queue_size": 16},
+    }
+
+    reference_guided = True
+    demo_config = "demo"
+    demo_data = "synthetic:shapes-k3"
+
+    def __init__(self, config: TUNITConfig, context: RunContext | None = None):
+        super().__init__(config, context)
+        cfg = config
+        self.check_config(cfg)
+        self.guiding_network = GuidingNetwork(cfg.num_clusters, cfg.style_dim, cfg.guide_dim)
+        self.guiding_network_ema = copy.deepcopy(self.guiding_network)
+        self.generator = init_weights(Generator(cfg.image_size, cfg.style_dim, cfg.gen_dim,
+                                                cfg.gen_res_blocks, cfg.mlp_dim), "kaiming")
+        self.generator_ema = copy.deepcopy(self.generator)
+        self.discriminator = init_weights(discriminator(cfg), "kaiming")
+        for ema in (self.guiding_network_ema, self.generator_ema):
+            ema.requires_grad_(False)
+        self.queue = KeyQueue(cfg.queue_size, cfg.style_dim)
+        self.register_buffer("first_keys", torch.zeros(cfg.batch_size, cfg.style_dim))
+        self.cluster_styles = ClusterStyles(cfg.num_clusters, cfg.style_dim)
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.int64))
+        self.context.prepare(self)
+
+        ctx = self.context
+        self.add_optimizer("guiding_network", ctx.adam(self.guiding_network.parameters(), cfg.lr,
+                                                       (0.9, 0.999), cfg.guide_weight_decay))
+        for name in ("generator", "discriminator"):
+            self.add_optimizer(name, torch.optim.RMSprop(
+                getattr(self, name).parameters(), lr=cfg.lr, alpha=cfg.rmsprop_alpha,
+                weight_decay=cfg.weight_decay))
+        # G_EMA becomes a copy of G before iteration ema_start (after iteration ema_start - 1),
+        # then follows it; C_EMA follows C from the first iteration.
+        generator_average = (MovingAverage(cfg.ema_beta) if cfg.ema_start == 0 else
+                             MovingAverage(cfg.ema_beta, start=cfg.ema_start - 1,
+                                           copy_at_start=True))
+        self.declare_networks(
+            NetworkRoles(trained=("guiding_network", "generator", "discriminator"),
+                         critics=("discriminator",), differentiated_twice=("discriminator",),
+                         averages={"guiding_network_ema": "guiding_network",
+                                   "generator_ema": "generator"}),
+            {"guiding_network_ema": MovingAverage(cfg.ema_beta),
+             "generator_ema": generator_average})
+
+    @classmethod
+    def check_config(cls, cfg: TUNITConfig) -> None:
+        def fail(key: str, expected: str, got: object) -> None:
+            raise ValueError(f"tunit: {key}: expected {expected}, got {got!r}")
+
+        for key in ("num_clusters", "style_dim", "guide_dim", "gen_res_blocks", "mlp_dim",
+                    "dis_max_dim", "queue_size", "batch_size", "epoch_length"):
+            value = getattr(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                fail(key, "an int >= 1", value)
+        for key in ("gen_dim", "dis_dim"):
+            value = getattr(cfg, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                fail(key, "None (the official width) or an int >= 1", value)
+        for key in ("separated", "ema_start", "unsup_start"):
+            value = getattr(cfg, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                fail(key, "an int >= 0 (an iteration)", value)
+        for key in ("w_gp", "w_rec", "w_adv", "w_vec", "lr", "weight_decay",
+                    "guide_weight_decay"):
+            if not getattr(cfg, key) >= 0:
+                fail(key, "a value >= 0", getattr(cfg, key))
+        if not cfg.moco_temperature > 0:
+            fail("moco_temperature", "a value > 0", cfg.moco_temperature)
+        for key in ("ema_beta", "rmsprop_alpha", "style_stats_decay"):
+            if not 0.0 <= getattr(cfg, key) <= 1.0:
+                fail(key, "a value in [0, 1]", getattr(cfg, key))
+        if not 0.0 <= cfg.p_semi < 1.0:
+            fail("p_semi", "a value in [0, 1) (0: unsupervised, in between: semi-supervised; "
+                 "the supervised mode p_semi = 1 is not implemented)", cfg.p_semi)
+        if cfg.p_semi == 0 and cfg.unsup_start != 0:
+            fail("unsup_start", "0 in the unsupervised mode (p_semi = 0)", cfg.unsup_start)
+        if cfg.p_semi > 0 and cfg.unsup_start % cls.supervised_epoch_length(cfg):
+            fail("unsup_start", f"a multiple of {cls.supervised_epoch_length(cfg)} (the length "
+                 f"of the supervised epochs before it)", cfg.unsup_start)
+        smallest = smallest_image_size()
+        if not _power_of_two(cfg.image_size) or cfg.image_size < smallest:
+            fail("image_size", f"a power of two >= {smallest} (the sides these networks are "
+                 f"built for, found by trying them)", cfg.image_size)
+
+    # ----- the schedule -----
+
+    @staticmethod
+    def supervised_epoch_length(cfg: TUNITConfig) -> int:
+        """Semi-supervised: the length of the epochs before unsup_start (all supervised)."""
+        return max(int(cfg.epoch_length * cfg.p_semi), SUPERVISED_EPOCH_MIN)
+
+    def iteration_kind(self, step: int) -> IterationKind:
+        """What iteration `step` (0-based) does: a pure function of the step."""
+        cfg = self.config
+        gan = step >= cfg.separated
+        if cfg.p_semi == 0:
+            return IterationKind(False, gan, (step + 1) % cfg.epoch_length == 0)
+        if step < cfg.unsup_start:
+            return IterationKind(True, gan, (step + 1) % self.supervised_epoch_length(cfg) == 0)
+        position = (step - cfg.unsup_start) % cfg.epoch_length
+        return IterationKind(position < int(cfg.epoch_length * cfg.p_semi), gan,
+                             position == cfg.epoch_length - 1)
+
+    def dataset_options(self) -> dict[str, Any]:
+        """The semi-supervised mode's labelled images come with every item (see
+        i2i_fast.data.unlabelled)."""
+        return {"labelled_fraction": self.config.p_semi} if self.config.p_semi > 0 else {}
+
+    # ----- training -----
+
+    def train_step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """One official iteration; batch: the "unlabelled" items {"image", "image_tf"} (+
+        "sup_image", "sup_image_tf", "sup_domain" in the semi-supervised mode)."""
+        cfg, ctx = self.config, self.context
+        kind = self.iteration_kind(step)
+        prefix = "sup_" if kind.supervised else ""
+        x = ctx.to_device(batch[prefix + "image"])
+        x_tf = ctx.to_device(batch[prefix + "image_tf"])
+        labels = batch["sup_domain"].to(ctx.device) if kind.supervised else None
+        perm = torch.randperm(x.shape[0]).to(ctx.device)  # the official x_ref_idx
+        if len(self.queue) == 0:  # a fresh run: fill the queue (official initialize_queue)
+            with torch.no_grad(), ctx.autocast():
+                keys = self.guiding_network_ema(ctx.to_device(batch["image_tf"]))[0]
+            self.first_keys.copy_(keys)
+            self.queue.enqueue(keys)
+        elif cfg.queue_restarts and step > 0 and self.iteration_kind(step - 1).epoch_end:
+            self.queue.clear()
+            self.queue.enqueue(self.first_keys)
+
+        losses, keys, logits_before = self._guide_step(x, x_tf, labels, kind)
+        if kind.gan:
+            if kind.supervised:
+                y = labels
+            elif cfg.p_semi > 0:
+                y = logits_before.argmax(dim=1)  # semi: the pseudo-labels before C's update
+            else:
+                y = None  # unsupervised: from C after its update
+            losses.update(self._gan_steps(x, y, perm))
+        self.queue.enqueue(keys)
+        self.update_averages(step)
+        if kind.epoch_end:
+            copy_buffers(self.guiding_network, self.guiding_network_ema)
+            copy_buffers(self.generator, self.generator_ema)
+        self.steps_done.fill_(step + 1)
+        return losses
+
+    def _guide_step(self, x: torch.Tensor, x_tf: torch.Tensor, labels: torch.Tensor | None,
+                    kind: IterationKind) -> tuple[dict, torch.Tensor, torch.Tensor]:
+        """C's own update; returns (losses, the keys C_EMA(x_tf), C's logits of x before it)."""
+        cfg, ctx, nets = self.config, self.context, self.nets
+        optimizer = self._optimizers["guiding_network"]
+        optimizer.zero_grad(set_to_none=True)
+        with ctx.autocast():
+            style, logits = nets.guiding_network(x, stat_updates=2)  # official moco + iic passes
+            _, logits_tf = nets.guiding_network(x_tf)
+            with torch.no_grad():
+                keys = self.guiding_network_ema(x_tf)[0]
+            loss_moco = moco_loss(_full(style), _full(keys), self.queue.keys(),
+                                  cfg.moco_temperature)
+            if kind.supervised:
+                term = (F.cross_entropy(_full(logits), labels)
+                        + F.cross_entropy(_full(logits_tf), labels))
+            else:
+                term = iic_loss(F.softmax(_full(logits), dim=1),
+                                F.softmax(_full(logits_tf), dim=1))
+            loss = loss_moco + IIC_WEIGHT * term
+            if kind.gan or (cfg.p_semi > 0 and not kind.supervised):
+                loss = SEPARATED_SCALE * loss
+        ctx.optimizer_step(loss, optimizer)
+        losses = {"c_total": loss.detach(), "c_moco": loss_moco.detach(),
+                  ("c_ce" if kind.supervised else "c_iic"): term.detach()}
+        return losses, keys.detach(), logits.detach()
+
+    def _gan_steps(self, x: torch.Tensor, y: torch.Tensor | None, perm: torch.Tensor
+                   ) -> dict[str, torch.Tensor]:
+        cfg, ctx, nets, critics = self.config, self.context, self.nets, self.critics
+        n = x.shape[0]
+        for name in ("guiding_network", "generator"):
+            self._optimizers[name].zero_grad(set_to_none=True)
+        # The generator side's forward, once for the D step and the G step (neither C nor G
+        # changes in between): the official trunk passes of C on x and x[perm] after C's update
+        # (semi: 3, unsupervised: 4 with the pseudo-labels') as one.
+        with ctx.autocast():
+            s_src, logits = nets.guiding_network(x, stat_updates=3 if cfg.p_semi > 0 else 4)
+            y = logits.detach().argmax(dim=1) if y is None else y
+            y_ref, s_ref = y[perm], s_src[perm]
+            content = nets.generator.encode(x)
+            both = nets.generator.decode(torch.cat([content, content]),
+                                         torch.cat([s_ref, s_src]))
+            x_fake, x_rec = both[:n], both[n:]
+        losses = self._discriminator_step(x[perm], y_ref, x_fake.detach())
+        with self.frozen_critics(), ctx.autocast():
+            out = critics.discriminator(both)
+            loss_adv = (ops.gan_loss(out[:n], "generator", "hinge", domain=y_ref)
+                        + ops.gan_loss(out[n:], "generator", "hinge", domain=y))
+            loss_rec = l1(x_rec, x)
+            s_fake, _ = nets.guiding_network(x_fake)
+            with torch.no_grad():
+                s_ema = self.guiding_network_ema(x)[0]  # official C_EMA(x_ref) = this[perm]
+            loss_sty = moco_loss(_full(s_fake), _full(s_ema[perm]), self.queue.keys(),
+                                 cfg.moco_temperature)
+            loss = cfg.w_adv * loss_adv + cfg.w_rec * loss_rec + cfg.w_vec * loss_sty
+        # The cluster head takes no part in this loss; the official code (torch 1.1) still gave
+        # it a zeroed gradient, so Adam stepped it: a zero gradient here does the same (and lets
+        # DistributedDataParallel see every parameter of C reached).
+        ctx.optimizer_step(loss + 0.0 * logits.sum(),
+                           [self._optimizers["guiding_network"], self._optimizers["generator"]])
+        self.cluster_styles.add(s_ema, y, cfg.style_stats_decay)
+        losses.update(g_total=loss.detach(), g_adv=loss_adv.detach(), g_rec=loss_rec.detach(),
+                      g_sty=loss_sty.detach())
+        return losses
+
+    def _discriminator_step(self, x_real: torch.Tensor, y: torch.Tensor, x_fake: torch.Tensor
+                            ) -> dict[str, torch.Tensor]:
+        cfg, ctx = self.config, self.context
+        optimizer = self._optimizers["discriminator"]
+        optimizer.zero_grad(set_to_none=True)
+        x_in = x_real.detach().requires_grad_(True)
+        with ctx.autocast():
+            out = self.nets_twice.discriminator(x_in)  # R1 differentiates its input gradient
+            loss_real = ops.gan_loss(out, "real", "hinge", domain=y)
+        # R1 on the reals: Σ (∂ Σ_n D(x)[y] / ∂x)² / N, weight 1 (times w_gp)
+        (grad,) = torch.autograd.grad(select_domain(out, y).sum(), x_in, create_graph=True)
+        loss_gp = cfg.w_gp * ops.r1_penalty(grad, weight=1.0)
+        with ctx.autocast():
+            loss_fake = ops.gan_loss(self.nets.discriminator(x_fake), "fake", "hinge", domain=y)
+        loss_adv = loss_real + loss_fake
+        loss = loss_adv + loss_gp
+        ctx.optimizer_step(loss, optimizer)
+        return {"d_total": loss.detach(), "d_adv": loss_adv.detach(), "d_gp": loss_gp.detach()}
+
+    # ----- clusters and styles -----
+
+    def _inference_nets(self, ema: bool) -> tuple[nn.Module, nn.Module]:
+        """(C, G) for inference: the EMA networks (G_EMA once it has started), or the trained."""
+        if not ema:
+            return self.guiding_network, self.generator
+        started = int(self.steps_done) >= self.config.ema_start
+        return self.guiding_network_ema, (self.generator_ema if started else self.generator)
+
+    @torch.no_grad()
+    def cluster(self, x: torch.Tensor, ema: bool = False) -> torch.Tensor:
+        """(N,) cluster indices of images x (N, 3, H, W): argmax of C's cluster head in eval mode
+        (the official evaluation uses C, not C_EMA; ema=True uses C_EMA)."""
+        guide = self.guiding_network_ema if ema else self.guiding_network
+        with self.evaluating(), self.context.autocast():
+            return guide(self.context.to_device(x))[1].argmax(dim=1)
+
+    @torch.no_grad()
+    def estimate_cluster_styles(self, images: torch.Tensor | Iterable[torch.Tensor]) -> None:
+        """The official evaluation's cluster styles: every image (a tensor (N, 3, H, W) or an
+        iterable of such batches) is assigned to C's cluster (eval mode) and contributes C_EMA's
+        style (eval mode) to that cluster's mean and variance; replaces the statistics."""
+        batches = [images] if isinstance(images, torch.Tensor) else images
+        self.cluster_styles.reset()
+        with self.evaluating(), self.context.autocast():
+            for x in batches:
+                x = self.context.to_device(x)
+                labels = self.guiding_network(x)[1].argmax(dim=1)
+                self.cluster_styles.add(self.guiding_network_ema(x)[0], labels)
+
+    # ----- inference -----
+
+    def translate(self, x: torch.Tensor, *, n_styles: int = 1,
+                  reference: torch.Tensor | None = None, target_domain: Any = None,
+                  generator: torch.Generator | None = None, ema: bool = True) -> torch.Tensor:
+        """x (N, 3, H, W) → (N, K, 3, H, W).
+
+        With `reference` (one image for all inputs or one per input): K = 1, the style C_EMA
+        extracts from it (target_domain is not needed: a reference gives its own style). Without:
+        target_domain is a cluster index (or an (N,) tensor of them) and the K styles are the
+        cluster's mean style, then K - 1 draws from N(mean, diag(variance)) of the cluster (from
+        `generator`). ema: the EMA networks (the official evaluation's; G until ema_start)."""
+        ctx = self.context
+        guide, gen = self._inference_nets(ema)
+        x = ctx.to_device(x)
+        n = x.shape[0]
+        with self.evaluating(), ctx.autocast():
+            content = gen.encode(x)
+            if reference is not None:
+                style = guide(ctx.to_device(reference))[0].expand(n, -1)
+                return gen.decode(content, style).float().unsqueeze(1)
+            y = self.domains.per_input(target_domain, n, ctx.device)
+            styles = self._cluster_style_draws(y, n_styles, generator)
+            out = gen.decode(content.repeat_interleave(n_styles, dim=0), styles).float()
+        return out.reshape(n, n_styles, *out.shape[1:])
+
+    def _cluster_style_draws(self, y: torch.Tensor, n_styles: int,
+                             generator: torch.Generator | None) -> torch.Tensor:
+        """(N * n_styles, D): per input, its cluster's mean, then n_styles - 1 normal draws."""
+        empty = sorted({int(k) for k in y if float(self.cluster_styles.weight[k]) <= 0})
+        if empty:
+            warnings.warn(f"tunit: clusters {empty} have no style statistics yet (they come with "
+                          f"the GAN phase of training, or estimate_cluster_styles): their styles "
+                          f"are drawn from N(0, I)", stacklevel=3)
+        mean, std = self.cluster_styles.mean_and_std()
+        mean, std = mean[y], std[y]  # (N, D)
+        noise = torch.randn(y.shape[0], n_styles, mean.shape[1], device=mean.device,
+                            dtype=mean.dtype, generator=generator)
+        noise[:, 0] = 0
+        return (mean.unsqueeze(1) + std.unsqueeze(1) * noise).flatten(0, 1)
+
+    def sample_visuals(self, batch: dict[str, torch.Tensor],
+                       generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """With the EMA networks: the sources, their augmented versions, references (the batch
+        rolled by one), the reference-guided translations, the reconstructions, then one row per
+        cluster (the first 5) in the cluster's mean style."""
+        ctx = self.context
+        x = ctx.to_device(batch["image"])
+        x_ref = x.roll(1, dims=0)
+        guide, gen = self._inference_nets(True)
+        n = x.shape[0]
+        with self.evaluating(), ctx.autocast():
+            content = gen.encode(x)
+            visuals = {"source": x, "augmented": ctx.to_device(batch["image_tf"]),
+                       "reference": x_ref,
+                       "reference_guided": gen.decode(content, guide(x_ref)[0]),
+                       "reconstruction": gen.decode(content, guide(x)[0])}
+            mean, _ = self.cluster_styles.mean_and_std()
+            for k in range(min(self.config.num_clusters, 5)):
+                visuals[f"cluster_{k}"] = gen.decode(content, mean[k].expand(n, -1))
+        return {k: v.float() for k, v in visuals.items()}

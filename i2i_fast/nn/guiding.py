@@ -1,0 +1,91 @@
+"""TUNIT's guiding network: a VGG11 trunk with BatchNorm and two linear heads, one giving
+cluster logits (trained by IIC), one giving a style code (trained by MoCo, and read by the
+generator as its style).
+
+Layer names follow the official GuidingNet (models/guidingNet.py: features, disc, cont), so its
+state dicts have the official keys.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# VGG11's configuration ("M": 2x2 max pooling) as multiples of the first width (64 officially).
+VGG11 = (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M")
+
+
+def vgg_trunk(dim: int, in_channels: int = 3) -> tuple[nn.Sequential, int]:
+    """VGG11 with BatchNorm: [3x3 conv (pad 1) → BatchNorm → ReLU] per width, 2x2 max pooling
+    at each "M". Returns (trunk, output width = 8 dim)."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for item in VGG11:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            width = item * dim
+            layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1),
+                       nn.BatchNorm2d(width), nn.ReLU()]
+            channels = width
+    return nn.Sequential(*layers), channels
+
+
+class GuidingNetwork(nn.Module):
+    """forward(x (N, 3, S, S)) → (style (N, style_dim), cluster logits (N, num_clusters)).
+
+    The trunk (5 max poolings: S >= 32) ends in a global average pooling to (N, 8 dim); ``disc``
+    gives the cluster logits, ``cont`` the style code (never normalised). Init as the official:
+    convs kaiming_normal (fan_out, ReLU gain), BatchNorm weight 1 and bias 0, linear N(0, 0.01),
+    biases 0.
+
+    ``stat_updates``: how many official forward passes one call stands for. The official code
+    runs the trunk once per head and per call (``C.moco(x)`` and ``C.iic(x)``, and again on
+    ``x[perm]``), each updating the BatchNorm running statistics in training mode with the same
+    batch statistics b. One call with ``stat_updates=n`` gives the same running statistics:
+    momentum m applied n times to the same b is momentum 1 - (1 - m)**n applied once, and
+    ``num_batches_tracked`` advances by n. Outputs and gradients do not depend on it.
+    """
+
+    def __init__(self, num_clusters: int = 10, style_dim: int = 128, dim: int = 64):
+        super().__init__()
+        self.features, width = vgg_trunk(dim)
+        self.disc = nn.Linear(width, num_clusters)
+        self.cont = nn.Linear(width, style_dim)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def pooled(self, x: torch.Tensor, stat_updates: int = 1) -> torch.Tensor:
+        """The trunk's globally pooled features (N, 8 dim)."""
+        norms = [m for m in self.features if isinstance(m, nn.BatchNorm2d)]
+        repeated = self.training and stat_updates != 1
+        if repeated:
+            if isinstance(stat_updates, bool) or not isinstance(stat_updates, int) \
+                    or stat_updates < 1:
+                raise ValueError(f"GuidingNetwork: stat_updates: expected an int >= 1, got "
+                                 f"{stat_updates!r}")
+            momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.momentum = 1.0 - (1.0 - m.momentum) ** stat_updates
+        try:
+            h = self.features(x)
+        finally:
+            if repeated:
+                for m, momentum in zip(norms, momenta):
+                    m.momentum = momentum
+                    m.num_batches_tracked.add_(stat_updates - 1)
+        return F.adaptive_avg_pool2d(h, 1).flatten(1)
+
+    def forward(self, x: torch.Tensor, stat_updates: int = 1
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = self.pooled(x, stat_updates)
+        return self.cont(flat), self.disc(flat)

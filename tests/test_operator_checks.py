@@ -1,0 +1,209 @@
+"""Each operator's argument checks are defined once (i2i_fast/ops/<family>/checks.py, mirrored
+word for word by csrc/<family>/checks.h), and every entry point reaches them: a bad call raises
+the same error, with the same message, from the Python definition, the compiled operator
+(torch.ops.i2i_fast), the Triton operator (torch.ops.i2i_fast_triton) and the fake
+implementation (what torch.compile and FakeTensor run).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+import i2i_fast.ops as ops
+from i2i_fast.ops import triton_support
+from i2i_fast.ops.gan_loss import checks as loss_checks
+from i2i_fast.ops.latent_conv import checks as latent_checks
+from i2i_fast.ops.normalization import checks as norm_checks
+from i2i_fast.ops.resampling import checks as resampling_checks
+
+X = torch.randn(2, 3, 4, 5)
+NC = torch.ones(2, 3)
+C = torch.ones(3)
+STATS_NC = torch.zeros(2, 3)
+STATS_N = torch.zeros(2)
+OUT = torch.randn(4, 1, 3, 3)
+HEADS = torch.randn(4, 3)
+Y = torch.tensor([0, 2, 1, 0])
+
+# The Python definition of each operator's checks, called with the operator's arguments.
+DEFINITION = {
+    "adain_forward": norm_checks.adain,
+    "adain_backward": norm_checks.adain_backward,
+    "instance_norm_forward": norm_checks.instance_norm,
+    "instance_norm_backward": norm_checks.instance_norm_backward,
+    "layer_norm_forward": norm_checks.layer_norm,
+    "layer_norm_backward": norm_checks.layer_norm_backward,
+    "gan_loss": lambda *args: loss_checks.gan_loss(list(args[0]), *args[1:]),
+    "gan_loss_backward": lambda g, outputs, *args: loss_checks.gan_loss_backward(
+        g, list(outputs), *args),
+    "r1_penalty": loss_checks.r1_penalty,
+    "r1_penalty_backward": loss_checks.r1_penalty_backward,
+    "reflection_pad": resampling_checks.reflection_pad,
+    "latent_conv2d_forward": latent_checks.latent_conv2d,
+    "latent_conv2d_backward": latent_checks.latent_conv2d_backward,
+}
+
+# (operator, arguments): each a bad call.
+BAD_CALLS = {
+    # normalization: x
+    "x rank": ("adain_forward", (torch.randn(2, 3), NC, NC, 1e-5, "none", 0.2)),
+    "x dtype": ("instance_norm_forward", (X.long(), None, None, 1e-5, "none", 0.2)),
+    "x empty": ("layer_norm_forward", (torch.randn(2, 3, 0), None, None, 1e-5, "munit", "none",
+                                       0.2)),
+    # normalization: parameters
+    "weight shape": ("adain_forward", (X, torch.ones(5, 3), NC, 1e-5, "none", 0.2)),
+    "bias shape": ("instance_norm_forward", (X, C, torch.ones(4), 1e-5, "none", 0.2)),
+    "weight dtype": ("adain_forward", (X, NC.double(), NC, 1e-5, "none", 0.2)),
+    "bias dtype, low precision": ("layer_norm_forward", (X.half(), C.half(), C.bfloat16(), 1e-5,
+                                                         "standard", "none", 0.2)),
+    # normalization: options
+    "activation": ("instance_norm_forward", (X, None, None, 1e-5, "swish", 0.2)),
+    "style": ("layer_norm_forward", (X, C, C, 1e-5, "drit", "none", 0.2)),
+    "eps negative": ("adain_forward", (X, NC, NC, -1.0, "relu", 0.2)),
+    "eps nan": ("instance_norm_forward", (X, C, None, math.nan, "relu", 0.2)),
+    "eps inf": ("layer_norm_forward", (X, None, None, math.inf, "munit", "relu", 0.2)),
+    # normalization: backward operators
+    "backward x": ("adain_backward", (X, torch.randn(2, 3), NC, NC, STATS_NC, STATS_NC, 1e-5,
+                                      "none", 0.2)),
+    "grad_out shape": ("adain_backward", (torch.randn(2, 3, 4, 4), X, NC, NC, STATS_NC, STATS_NC,
+                                          1e-5, "none", 0.2)),
+    "grad_out dtype": ("instance_norm_backward", (X.long(), X, None, None, STATS_NC, STATS_NC,
+                                                  1e-5, "none", 0.2)),
+    "mean shape": ("instance_norm_backward", (X, X, C, C, STATS_N, STATS_NC, 1e-5, "relu", 0.2)),
+    "rstd shape": ("layer_norm_backward", (X, X, None, None, STATS_N, STATS_NC, 1e-5, "munit",
+                                           "none", 0.2)),
+    "rstd dtype": ("layer_norm_backward", (X, X, None, None, STATS_N, STATS_N.long(), 1e-5,
+                                           "standard", "none", 0.2)),
+    "backward style": ("layer_norm_backward", (X, X, None, None, STATS_N, STATS_N, 1e-5, "x",
+                                               "none", 0.2)),
+    # gan_loss: outputs
+    "outputs dtype": ("gan_loss", ([OUT.long()], "lsgan", "real", 0.0, None, "mean")),
+    "outputs batch": ("gan_loss", ([OUT, torch.randn(2, 1)], "lsgan", "real", 0.0, None,
+                                   "mean")),
+    "outputs dtypes": ("gan_loss", ([OUT, OUT.double()], "hinge", "fake", 0.0, None, "sum")),
+    "outputs rank": ("gan_loss", ([OUT, torch.tensor(1.0)], "wgan", "real", 0.0, None, "mean")),
+    "outputs empty": ("gan_loss", ([OUT, torch.randn(4, 0)], "nsgan", "real", 0.0, None,
+                                   "none")),
+    "outputs heads": ("gan_loss", ([torch.randn(4)], "nsgan", "real", 0.0, Y, "mean")),
+    # gan_loss: loss function and reduction
+    "mode": ("gan_loss", ([OUT], "bce", "real", 0.0, None, "mean")),
+    "target": ("gan_loss", ([OUT], "lsgan", "true", 0.0, None, "mean")),
+    "label inf": ("gan_loss", ([OUT], "lsgan", "label", math.inf, None, "mean")),
+    "label nan": ("gan_loss", ([OUT], "nsgan", "label", math.nan, None, "mean")),
+    "label for hinge": ("gan_loss", ([OUT], "hinge", "label", 0.5, None, "mean")),
+    "label for wgan": ("gan_loss", ([OUT], "wgan", "label", 1e-05, None, "sum")),
+    "reduction": ("gan_loss", ([OUT], "lsgan", "real", 0.0, None, "avg")),
+    # gan_loss: domain
+    "domain dtype": ("gan_loss", ([HEADS], "nsgan", "real", 0.0, Y.float(), "mean")),
+    "domain shape": ("gan_loss", ([HEADS], "nsgan", "real", 0.0, Y[:2], "mean")),
+    "domain rank": ("gan_loss", ([HEADS], "nsgan", "real", 0.0, Y[:, None], "mean")),
+    # gan_loss_backward
+    "backward outputs": ("gan_loss_backward", (torch.tensor(1.0), [OUT.int()], "lsgan", "real",
+                                               0.0, None, "mean")),
+    "backward mode": ("gan_loss_backward", (torch.tensor(1.0), [OUT], "ls", "real", 0.0, None,
+                                            "mean")),
+    "grad_loss none": ("gan_loss_backward", (torch.ones(3), [OUT], "lsgan", "real", 0.0, None,
+                                             "none")),
+    "grad_loss mean": ("gan_loss_backward", (torch.ones(4), [OUT], "lsgan", "fake", 0.0, None,
+                                             "mean")),
+    "grad_loss dtype": ("gan_loss_backward", (torch.tensor(1), [OUT], "lsgan", "fake", 0.0,
+                                              None, "sum")),
+    # r1_penalty
+    "grads dtype": ("r1_penalty", (X.long(), 1.0, "mean")),
+    "grads rank": ("r1_penalty", (torch.tensor(1.0), 1.0, "mean")),
+    "grads empty": ("r1_penalty", (torch.randn(2, 0, 3), 1.0, "mean")),
+    "weight nan": ("r1_penalty", (X, math.nan, "mean")),
+    "weight inf": ("r1_penalty", (X, -math.inf, "sum")),
+    "r1 reduction": ("r1_penalty", (X, 0.5, "batchmean")),
+    "r1 grad_loss": ("r1_penalty_backward", (torch.ones(3), X, 1.0, "none")),
+    "r1 backward weight": ("r1_penalty_backward", (torch.tensor(1.0), X, math.nan, "mean")),
+    # reflection_pad
+    "pad x rank": ("reflection_pad", (torch.zeros(2, 3, 4), 1)),
+    "pad x dtype": ("reflection_pad", (torch.zeros(1, 1, 4, 4, dtype=torch.int32), 1)),
+    "pad negative": ("reflection_pad", (torch.zeros(1, 1, 4, 4), -1)),
+    "pad too large": ("reflection_pad", (torch.zeros(1, 1, 3, 8), 3)),
+    # latent_conv2d (more in tests/test_latent_conv2d.py)
+    "latent x dtype": ("latent_conv2d_forward", (X.long(), NC, torch.randn(2, 6, 3, 3), None, 1,
+                                                 1, "zeros")),
+    "latent z batch": ("latent_conv2d_forward", (X, torch.ones(3, 3), torch.randn(2, 6, 3, 3),
+                                                 None, 1, 1, "zeros")),
+    "latent padding_mode": ("latent_conv2d_forward", (X, NC, torch.randn(2, 6, 3, 3), None, 1,
+                                                      1, "circular")),
+    "latent grad shape": ("latent_conv2d_backward", (torch.randn(2, 2, 3, 3), X, NC,
+                                                     torch.randn(2, 6, 3, 3), 1, 1, "zeros",
+                                                     [True] * 4)),
+}
+
+
+def _error(call) -> tuple[type, str]:
+    with pytest.raises(Exception) as caught:
+        call()
+    return type(caught.value), str(caught.value)
+
+
+def _fake_args(mode: FakeTensorMode, args):
+    def fake(a):
+        if isinstance(a, torch.Tensor):
+            return mode.from_tensor(a)
+        if isinstance(a, list):
+            return [fake(t) for t in a]
+        return a
+
+    return tuple(fake(a) for a in args)
+
+
+def _entry_points(op: str, args) -> dict:
+    points = {"python definition": lambda: DEFINITION[op](*args)}
+    if ops.get_backend("cpu").unavailable_reason() is None:
+        compiled = getattr(torch.ops.i2i_fast, op)
+        points["compiled operator"] = lambda: compiled(*args)
+
+        def through_fake():
+            with FakeTensorMode() as mode:
+                compiled(*_fake_args(mode, args))
+
+        points["fake implementation"] = through_fake
+    if triton_support.state().unavailable_reason is None and op != "reflection_pad":
+        triton_op = getattr(torch.ops.i2i_fast_triton, op)
+        points["triton operator"] = lambda: triton_op(*args)
+    return points
+
+
+@pytest.mark.parametrize("case", BAD_CALLS)
+def test_every_entry_point_raises_the_same_error(case):
+    op, args = BAD_CALLS[case]
+    errors = {name: _error(call) for name, call in _entry_points(op, args).items()}
+    expected = errors["python definition"]
+    assert expected[0] in (TypeError, ValueError), expected
+    assert expected[1].startswith(op.removesuffix("_forward") + ": "), expected
+    for name, error in errors.items():
+        assert error == expected, f"{name}: {error} != {expected}"
+
+
+def test_the_entry_points_are_all_checked_somewhere():
+    """Every compiled device operator of the checked families has bad calls above."""
+    assert set(DEFINITION) == {op for op, _ in BAD_CALLS.values()}
+
+
+@pytest.mark.parametrize("value, text", [
+    (1e-05, "1e-05"), (-1.0, "-1.0"), (0.5, "0.5"), (1e16, "1e+16"), (123456.0, "123456.0"),
+    (1.5e-4, "0.00015"), (0.0, "0.0"), (-0.0, "-0.0"), (2.0**0.5, "1.4142135623730951"),
+    (1.7976931348623157e308, "1.7976931348623157e+308"), (5e-324, "5e-324"),
+    (math.inf, "inf"), (-math.inf, "-inf"), (math.nan, "nan"),
+])
+def test_numbers_read_as_python_prints_them(value, text):
+    """csrc/common/checks.h prints a float as Python's str()."""
+    assert str(value) == text
+    if ops.get_backend("cpu").unavailable_reason() is not None:
+        pytest.skip("the compiled extension is not loaded")
+    # A numeric label where the mode defines none repeats the label; a non-finite one is refused.
+    with pytest.raises(ValueError) as caught:
+        torch.ops.i2i_fast.gan_loss([OUT], "hinge", "label", value, None, "mean")
+    finite = math.isfinite(value)
+    expected = (f"gan_loss: target: a numeric label ({text}) is only defined" if finite
+                else f"gan_loss: target: expected a finite number, got {text}")
+    assert str(caught.value).startswith(expected), str(caught.value)

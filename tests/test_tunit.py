@@ -1,0 +1,141 @@
+"""TUNIT: the method contract, the schedule, the reference and fused backends agree in float64,
+translation by reference and by cluster."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from i2i_fast.methods import resolve_config
+from i2i_fast.methods.tunit import TUNIT, TUNITConfig
+from i2i_fast.testing import (
+    FLOAT64,
+    check_method,
+    loss_differences,
+    random_batch,
+    run_steps,
+    train_losses,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(**overrides) -> TUNITConfig:
+    return dataclasses.replace(resolve_config(TUNIT, "tiny"), **overrides)
+
+
+def test_check_method_passes():
+    check_method(TUNIT)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"p_semi": 0.5, "separated": 1}])
+def test_reference_and_fused_backends_agree_in_float64(overrides):
+    config = tiny(**overrides)
+    fused, m_fused = train_losses(TUNIT, config, 3, "cpu", torch.float64)
+    reference, m_ref = train_losses(TUNIT, config, 3, "reference", torch.float64)
+    problems = loss_differences(fused, reference, FLOAT64)
+    assert not problems, "\n".join(problems)
+    assert set(fused[-1]) <= set(TUNIT.loss_names) and "d_gp" in fused[-1]
+    for a, b in zip(m_fused.state_dict().values(), m_ref.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_default_config_is_the_official_one():
+    cfg = TUNITConfig()
+    assert (cfg.image_size, cfg.num_clusters, cfg.style_dim, cfg.batch_size) == (128, 10, 128, 32)
+    assert (cfg.w_gp, cfg.w_rec, cfg.w_adv, cfg.w_vec) == (10.0, 0.1, 1.0, 0.01)
+    assert (cfg.queue_size, cfg.moco_temperature, cfg.ema_beta) == (1024, 0.07, 0.999)
+    assert (cfg.separated, cfg.ema_start, cfg.max_iter) == (65_000, 66_000, 200_000)
+
+
+def test_schedule_is_a_function_of_the_iteration():
+    method = TUNIT(tiny(separated=3, epoch_length=4, ema_start=5))
+    kinds = [method.iteration_kind(step) for step in range(8)]
+    assert [k.gan for k in kinds] == [False] * 3 + [True] * 5
+    assert [k.epoch_end for k in kinds] == [False, False, False, True] * 2
+    assert not any(k.supervised for k in kinds)
+    semi = TUNIT(tiny(p_semi=0.5, epoch_length=4, unsup_start=200, separated=0))
+    # before unsup_start: supervised epochs of max(int(4 · 0.5), 100) iterations
+    assert all(semi.iteration_kind(s).supervised for s in range(200))
+    assert semi.iteration_kind(99).epoch_end and not semi.iteration_kind(98).epoch_end
+    # then each epoch of 4 starts with int(4 · 0.5) = 2 supervised iterations
+    assert [semi.iteration_kind(s).supervised for s in range(200, 208)] == [True, True, False,
+                                                                           False] * 2
+    assert semi.dataset_options() == {"labelled_fraction": 0.5}
+
+
+def test_only_the_guiding_network_trains_before_separated():
+    method = TUNIT(tiny(separated=2))
+    d_before = [p.clone() for p in method.discriminator.parameters()]
+    losses = run_steps(method, 1)
+    assert set(losses[0]) == {"c_total", "c_moco", "c_iic"}
+    assert all(torch.equal(a, b) for a, b in zip(d_before, method.discriminator.parameters()))
+    losses = run_steps(method, 1, first_step=2)
+    assert {"d_total", "g_total", "g_sty"} <= set(losses[0])
+
+
+def test_queue_fills_and_restarts_each_epoch():
+    method = TUNIT(tiny(separated=10, epoch_length=2, queue_size=16))
+    run_steps(method, 1)
+    # filled with the first batch's keys, then this iteration's keys joined
+    assert len(method.queue) == 8
+    run_steps(method, 1, first_step=1)
+    assert len(method.queue) == 12
+    run_steps(method, 1, first_step=2)  # a new epoch: back to the first keys, then 4 more
+    assert len(method.queue) == 8
+    torch.testing.assert_close(method.queue.keys()[:4], method.first_keys)
+
+
+def test_translate_by_reference_and_by_cluster():
+    method = TUNIT(tiny())
+    run_steps(method, 2)
+    x = random_batch("multi_domain", method.config, 3, seed=5)["image"]
+    out = method.translate(x, reference=x[:1])
+    assert out.shape == (3, 1, 3, 32, 32)
+    out = method.translate(x, n_styles=3, target_domain=1,
+                           generator=torch.Generator().manual_seed(0))
+    assert out.shape == (3, 3, 3, 32, 32)
+    clusters = method.cluster(x)
+    assert clusters.shape == (3,) and int(clusters.max()) < 3
+    method.estimate_cluster_styles(x)
+    assert float(method.cluster_styles.weight.sum()) == 3.0
+    with pytest.raises(ValueError, match="target_domain"):
+        method.translate(x, target_domain=3)
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"num_clusters": 0}, "num_clusters"), ({"p_semi": 1.0}, "p_semi"),
+    ({"unsup_start": 10}, "unsup_start"), ({"image_size": 48}, "image_size"),
+    ({"moco_temperature": 0.0}, "moco_temperature"), ({"gen_dim": True}, "gen_dim"),
+])
+def test_bad_configs_are_named(overrides, field):
+    with pytest.raises(ValueError, match=f"tunit: {field}"):
+        TUNIT.check_config(tiny(**overrides))
+
+
+def test_each_average_follows_its_own_rule():
+    """C_EMA averages C from the first iteration; G_EMA is G's copy until ema_start."""
+    method = TUNIT(tiny(ema_start=3))
+    run_steps(method, 1)
+    c, c_ema = method.guiding_network, method.guiding_network_ema
+    assert not torch.equal(c.cont.weight, c_ema.cont.weight)
+    run_steps(method, 2, first_step=1)  # G_EMA ← G after iteration ema_start - 1 = 2
+    g_ema = dict(method.generator_ema.named_parameters())
+    for name, p in method.generator.named_parameters():
+        torch.testing.assert_close(g_ema[name], p)
+
+    class OneRuleMissing(TUNIT):
+        def declare_networks(self, roles, moving_average=None):
+            super().declare_networks(roles, {"guiding_network_ema":
+                                             moving_average["guiding_network_ema"]})
+
+    with pytest.raises(ValueError, match="one rule per average"):
+        OneRuleMissing(tiny())
