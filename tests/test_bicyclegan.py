@@ -306,6 +306,8 @@ def test_data_transform_is_the_official_aligned_transform():
     cfg = resolve_config(BicycleGAN, "edges2shoes")
     e2s = BicycleGAN.data_transform.fget(type("M", (), {"config": cfg})())
     assert (e2s.size, e2s.resize, e2s.flip) == (256, 256, False)
+    # the trainer and `bench method` open the data with dataset_options, which carries it
+    assert make().dataset_options() == {"transform": default}
 
 
 @pytest.mark.parametrize("overrides, message", [

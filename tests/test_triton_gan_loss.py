@@ -404,11 +404,11 @@ def test_every_kernel_compiles_for_sm90():
     assert summary["failures"] == 0 and summary["compiled"] >= 100, summary
     kernels = [r for r in lines if "kernel" in r]
     assert {r["kernel"] for r in kernels} == {
-        "_gan_loss_tiles_kernel", "_finalize_kernel", "_gan_loss_grads_kernel",
-        "_r1_chunk_sums_kernel", "_r1_grads_kernel"}
+        "gan_loss_tiles_kernel", "finalize_kernel", "gan_loss_grads_kernel",
+        "r1_chunk_sums_kernel", "r1_grads_kernel"}
     # The aligned R1 cases (per-sample size a multiple of 16 bytes) compile to 16-byte loads; the
     # odd and single-element cases may not.
-    for name in ("_r1_chunk_sums_kernel", "_r1_grads_kernel"):
+    for name in ("r1_chunk_sums_kernel", "r1_grads_kernel"):
         loads = [r["widest_load_bytes"] for r in kernels if r["kernel"] == name]
         assert 16 in loads, (name, loads)
 

@@ -456,9 +456,12 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
 
     def dataset_options(self) -> dict[str, Any]:
         """Keyword arguments of ``i2i_fast.data.open_dataset`` this method's training data needs
-        beyond its kind and resolution (the trainer passes them); default none. TUNIT's
-        semi-supervised mode asks for labelled images with {"labelled_fraction": p_semi}."""
-        return {}
+        beyond its kind and resolution (the trainer and ``bench method`` pass them): the
+        ``transform`` of ``data_transform`` when the method names one. An override adds its own
+        to ``super().dataset_options()`` (TUNIT's semi-supervised mode asks for labelled images
+        with {"labelled_fraction": p_semi})."""
+        transform = self.data_transform
+        return {} if transform is None else {"transform": transform}
 
     def compile_networks(self, **options: Any) -> None:
         """torch.compile the training networks in place (nn.Module.compile: names, state_dicts

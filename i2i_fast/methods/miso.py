@@ -123,33 +123,18 @@ from ..losses import (
 from ..nn import AdaINDecoder, ContentEncoder, MLP, MultiScalePatchDiscriminator, StyleEncoder
 from ..nn.init import INITS, init_weights
 from ..optim import constant, lr_scheduler, step_decay
-from .base import Method, MethodConfig, RunContext
-from .munit import DiscriminatorConfig, GeneratorConfig, size_rule
+from .base import Method, RunContext
+from .munit import GeneratorConfig, MUNITNetworksConfig, size_rule
 from .roles import NetworkRoles
 
 SELF_RECONS = ("milo", "l1")
 
 
 @dataclasses.dataclass
-class MISOConfig(MethodConfig):
+class MISOConfig(MUNITNetworksConfig):
     """Defaults: MUNIT's (configs/edges2shoes_folder.yaml) sizes and optimiser; the MISO terms'
     weights are decisions (see the module docstring)."""
 
-    gen: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
-    dis: DiscriminatorConfig = dataclasses.field(default_factory=DiscriminatorConfig)
-    input_dim_a: int = 3
-    input_dim_b: int = 3
-    # optimisation (MUNIT's)
-    max_iter: int = 1_000_000
-    batch_size: int = 1
-    lr: float = 1e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    weight_decay: float = 1e-4
-    init: str = "kaiming"
-    lr_policy: str = "step"  # step | constant
-    step_size: int = 100_000
-    gamma: float = 0.5
     # the IFI stage's reconstruction: "milo" (MISO) or "l1" (MUNIT's self-reconstruction: the
     # ablation of MILO)
     self_recon: str = "milo"

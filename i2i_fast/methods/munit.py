@@ -71,8 +71,9 @@ class DiscriminatorConfig:
 
 
 @dataclasses.dataclass
-class MUNITConfig(MethodConfig):
-    """Defaults = configs/edges2shoes_folder.yaml of the official implementation."""
+class MUNITNetworksConfig(MethodConfig):
+    """MUNIT's networks and optimisation (configs/edges2shoes_folder.yaml of the official
+    implementation): the part a method built on MUNIT's blocks shares (MISO)."""
 
     gen: GeneratorConfig = dataclasses.field(default_factory=GeneratorConfig)
     dis: DiscriminatorConfig = dataclasses.field(default_factory=DiscriminatorConfig)
@@ -89,6 +90,12 @@ class MUNITConfig(MethodConfig):
     lr_policy: str = "step"  # step | constant
     step_size: int = 100_000
     gamma: float = 0.5
+
+
+@dataclasses.dataclass
+class MUNITConfig(MUNITNetworksConfig):
+    """Defaults = configs/edges2shoes_folder.yaml of the official implementation."""
+
     # loss weights
     gan_w: float = 1.0
     recon_x_w: float = 10.0

@@ -397,7 +397,10 @@ class TUNIT(Method):
     def dataset_options(self) -> dict[str, Any]:
         """The semi-supervised mode's labelled images come with every item (see
         i2i_fast.data.unlabelled)."""
-        return {"labelled_fraction": self.config.p_semi} if self.config.p_semi > 0 else {}
+        options = super().dataset_options()
+        if self.config.p_semi > 0:
+            options["labelled_fraction"] = self.config.p_semi
+        return options
 
     # ----- training -----
 

@@ -371,11 +371,10 @@ class Trainer:
                 with warnings.catch_warnings():
                     # the files left out are said below, one line each
                     warnings.filterwarnings("ignore", message="image folder .*: skipped")
-                    # A method may name its own data transform (``data_transform``: a preset name
-                    # or an ImageTransform, e.g. BicycleGAN's load_size / no_flip options).
+                    # A method may name its own data transform and other dataset options
+                    # (Method.dataset_options: e.g. BicycleGAN's load_size / no_flip transform).
                     dataset = open_dataset(opts.data, kind=method.data_kind, split="train",
                                            resolution=image_size, seed=opts.seed,
-                                           transform=getattr(method, "data_transform", None),
                                            skip_bad=opts.skip_bad_images,
                                            progress=dist.is_main and opts.progress,
                                            **method.dataset_options())
