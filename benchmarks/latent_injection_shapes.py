@@ -11,46 +11,26 @@ benchmarked at. Per call it then times, forward + backward (x, z, weight, bias),
 x alone with the x part of the weight (what remains once the z term is computed without the
 concatenation; its cost is O(C_out x C_z x k^2) per sample plus a border map), and reports the
 bytes of the concatenated input (saved by the fused operator, forward and for backward).
+The fused operator itself is measured by ``i2i-fast bench latent-conv`` (time and peak memory).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import time
 
 import torch
 import torch.nn.functional as F
 
-from i2i_fast.methods.bicyclegan import BicycleGAN
-from i2i_fast.methods.registry import resolve_config
-from i2i_fast.nn import LatentUNetGenerator
-from i2i_fast.nn.latent_injection import LatentConv2d, latent_conv2d
+from i2i_fast.bench.latent_conv_bench import bicyclegan_calls
+from i2i_fast.nn.latent_injection import latent_conv2d
 
 
-def recorded_calls(config: str) -> list[dict]:
-    cfg = resolve_config(BicycleGAN, config)
-    BicycleGAN.check_config(cfg)
-    # the generator alone, as the method builds it
-    gen = LatentUNetGenerator(cfg.input_nc, cfg.output_nc, cfg.nz, int(math.log2(cfg.image_size)),
-                              cfg.ngf, cfg.use_dropout)
-    calls = []
-
-    def hook(module, args):
-        x, z = args
-        calls.append({"x": tuple(x.shape), "z": tuple(z.shape),
-                      "weight": tuple(module.weight.shape), "stride": module.stride[0],
-                      "padding": module.padding[0], "padding_mode": module.padding_mode})
-
-    for m in gen.modules():
-        if isinstance(m, LatentConv2d):
-            m.register_forward_pre_hook(hook)
-    n = cfg.batch_size  # 2 x half: the two generations of one iteration
-    with torch.no_grad():
-        gen(torch.randn(n, cfg.input_nc, cfg.image_size, cfg.image_size), torch.randn(n, cfg.nz))
-    return calls
+def recorded_calls(config: str | None) -> list[dict]:
+    return [{"x": c.x, "z": c.z, "weight": c.weight, "stride": c.stride, "padding": c.padding,
+             "padding_mode": c.padding_mode} for c in bicyclegan_calls(config)]
 
 
 def timed(fn, repeats: int) -> float:

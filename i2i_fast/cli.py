@@ -80,6 +80,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         from i2i_fast.bench import resampling_bench
 
         return resampling_bench.main(args)
+    if args.bench_command == "latent-conv":
+        from i2i_fast.bench import latent_conv_bench
+
+        return latent_conv_bench.main(args)
     if args.bench_command == "losses":
         from i2i_fast.bench import loss_bench
 
@@ -149,11 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks")
     bench_sub = p.add_subparsers(dest="bench_command", required=True)
-    from i2i_fast.bench import loss_bench, method_bench, ops_bench, resampling_bench
+    from i2i_fast.bench import (
+        latent_conv_bench,
+        loss_bench,
+        method_bench,
+        ops_bench,
+        resampling_bench,
+    )
 
     ops_bench.add_arguments(bench_sub.add_parser("ops", help="per-operator benchmark table"))
     resampling_bench.add_arguments(bench_sub.add_parser(
         "resampling", help="upsample_nearest, avg_pool, reflection_pad: eager, compile, fused"))
+    latent_conv_bench.add_arguments(bench_sub.add_parser(
+        "latent-conv", help="latent_conv2d at BicycleGAN's U-Net shapes: eager, compile, fused; "
+                            "time and peak memory"))
     loss_bench.add_arguments(
         bench_sub.add_parser("losses", help="GAN losses and R1 per method: eager, compile, fused"))
     method_bench.add_arguments(bench_sub.add_parser(

@@ -16,6 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 import i2i_fast.ops as ops
 from i2i_fast.ops import triton_support
 from i2i_fast.ops.gan_loss import checks as loss_checks
+from i2i_fast.ops.latent_conv import checks as latent_checks
 from i2i_fast.ops.normalization import checks as norm_checks
 from i2i_fast.ops.resampling import checks as resampling_checks
 
@@ -42,6 +43,8 @@ DEFINITION = {
     "r1_penalty": loss_checks.r1_penalty,
     "r1_penalty_backward": loss_checks.r1_penalty_backward,
     "reflection_pad": resampling_checks.reflection_pad,
+    "latent_conv2d_forward": latent_checks.latent_conv2d,
+    "latent_conv2d_backward": latent_checks.latent_conv2d_backward,
 }
 
 # (operator, arguments): each a bad call.
@@ -123,6 +126,16 @@ BAD_CALLS = {
     "pad x dtype": ("reflection_pad", (torch.zeros(1, 1, 4, 4, dtype=torch.int32), 1)),
     "pad negative": ("reflection_pad", (torch.zeros(1, 1, 4, 4), -1)),
     "pad too large": ("reflection_pad", (torch.zeros(1, 1, 3, 8), 3)),
+    # latent_conv2d (more in tests/test_latent_conv2d.py)
+    "latent x dtype": ("latent_conv2d_forward", (X.long(), NC, torch.randn(2, 6, 3, 3), None, 1,
+                                                 1, "zeros")),
+    "latent z batch": ("latent_conv2d_forward", (X, torch.ones(3, 3), torch.randn(2, 6, 3, 3),
+                                                 None, 1, 1, "zeros")),
+    "latent padding_mode": ("latent_conv2d_forward", (X, NC, torch.randn(2, 6, 3, 3), None, 1,
+                                                      1, "circular")),
+    "latent grad shape": ("latent_conv2d_backward", (torch.randn(2, 2, 3, 3), X, NC,
+                                                     torch.randn(2, 6, 3, 3), 1, 1, "zeros",
+                                                     [True] * 4)),
 }
 
 

@@ -54,6 +54,9 @@ SAMPLES = {
                  lambda: (_randn(2, 3, 7, 9, seed=13),)),
     "reflection_pad": (lambda m, x: m.reflection_pad(x, 2),
                        lambda: (_randn(2, 3, 5, 6, seed=14),)),
+    "latent_conv2d": (lambda m, x, z, w, b: m.latent_conv2d(x, z, w, b, 2, 1, "zeros"),
+                      lambda: (_randn(2, 3, 7, 6, seed=15), _randn(2, 4, seed=16),
+                               _randn(5, 7, 4, 4, seed=17), _randn(5, seed=18))),
 }
 ENTRIES = ("torch.func.jvp", "forward_ad", "forward_ad+requires_grad")
 

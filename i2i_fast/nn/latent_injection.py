@@ -3,7 +3,8 @@ concatenated to its channels (BicycleGAN's U-Net at all its levels; DRIT's G_con
 of its convolutions, two of them transposed, and its MisINS blocks' 1x1 fusions).
 
 ``latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)`` is the reference definition
-of the future fused operator ``ops.latent_conv2d`` (same signature):
+(``ops.reference.latent_conv2d``) of the fused operator ``ops.latent_conv2d`` (same signature;
+i2i_fast/ops/latent_conv/), which ``LatentConv2d`` calls:
 
     conv2d(cat[x, z broadcast to (N, C_z, H, W)], weight, bias, stride, padding)
 
@@ -36,7 +37,9 @@ and column.
 
 ``LatentConv2d`` and ``LatentConvTranspose2d`` are the modules every network uses (Conv2d and
 ConvTranspose2d subclasses: their weight, bias, init and state-dict keys are those of the layer
-over the concatenation); their forward is the one line that will call the fused operator.
+over the concatenation). ``LatentConv2d`` calls the fused ``ops.latent_conv2d`` (under
+``ops.use_backend("reference")``: the concatenation above); ``LatentConvTranspose2d`` still runs
+its reference (no fused transposed operator yet).
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-PADDING_MODES = ("zeros", "reflect")
+from .. import ops
+from ..ops.latent_conv.checks import PADDING_MODES
+from ..ops.latent_conv.reference import latent_conv2d  # noqa: F401 - the reference, re-exported
 
 
 def broadcast_concat(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -98,24 +103,6 @@ def _check(x: object, z: object, weight: object, bias: object, stride: object, p
                          f"padding {padding} for x of shape {tuple(x.shape)}")
 
 
-def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
-                  bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
-                  padding_mode: str = "zeros") -> torch.Tensor:
-    """conv2d(cat[x, z broadcast over H x W], weight, bias, stride, padding), the concatenation
-    materialised: the reference definition of ops.latent_conv2d (see the module docstring).
-
-    x (N, C_x, H, W); z (N, C_z), cast to x's dtype; weight (C_out, C_x + C_z, k_h, k_w); bias
-    (C_out,) or None; padding_mode "zeros" or "reflect" (of the concatenated map). Returns
-    (N, C_out, H_out, W_out) as F.conv2d.
-    """
-    _check(x, z, weight, bias, stride, padding, padding_mode)
-    xz = broadcast_concat(x, z)
-    if padding_mode == "reflect" and padding > 0:
-        xz = F.pad(xz, (padding, padding, padding, padding), mode="reflect")
-        padding = 0
-    return F.conv2d(xz, weight, bias, stride, padding)
-
-
 def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                             bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
                             output_padding: int = 0) -> torch.Tensor:
@@ -150,7 +137,7 @@ class LatentConv2d(nn.Conv2d):
         self.latent_channels = latent_channels
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return latent_conv2d(x, z, self.weight, self.bias, self.stride[0], self.padding[0],
+        return ops.latent_conv2d(x, z, self.weight, self.bias, self.stride[0], self.padding[0],
                              self.padding_mode)
 
     def extra_repr(self) -> str:

@@ -1,0 +1,58 @@
+"""Latent injection: ``latent_conv2d``, a convolution over a feature map with a latent code
+broadcast over H x W concatenated to its channels (BicycleGAN's U-Net at every level, DRIT's
+generator), computed without materialising the concatenation.
+
+    out = conv2d(pad(cat[x, z broadcast]), weight, bias, stride)
+        = conv2d(pad(x), weight[:, :C_x], bias, stride) + T(z)
+
+T needs no H x W map of z: a per-(sample, output channel) constant with reflect padding, a map
+that depends on the position near the borders only with zero padding (csrc/latent_conv/
+latent_conv_common.h has the plan). The convolution of x is PyTorch's (oneDNN / cuDNN); adding T
+in place is one pass over the output, and the backward's z part one pass over grad_out.
+
+Backends: "cpu", "cuda" (the compiled operator ``torch.ops.i2i_fast.latent_conv2d``; the
+dispatcher runs the kernels of x's device), "triton" (i2i_fast/ops/latent_conv/triton.py) and
+"reference" (the concatenation materialised). All compute forward-mode derivatives except Triton,
+which refuses them by name.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import extension, triton_support
+from ..backends import implement, select
+from . import checks, reference
+
+OPS = ("latent_conv2d",)
+
+
+def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
+                  padding_mode: str = "zeros") -> torch.Tensor:
+    """conv2d(pad(cat[x, z[:, :, None, None].expand(N, C_z, H, W)]), weight, bias, stride),
+    without the concatenation.
+
+    x (N, C_x, H, W), float16/bfloat16/float32/float64, contiguous, channels-last or any strides;
+    z (N, C_z), any floating dtype (cast to x's, as the reference does); weight (C_out, C_x + C_z,
+    k_h, k_w) and bias (C_out,) or None in x's dtype: the parameters of the Conv2d over the
+    concatenation, unchanged. padding_mode "zeros" or "reflect" (of the concatenated map).
+    Returns (N, C_out, H_out, W_out) in the layout F.conv2d gives; the z term is accumulated in
+    float32 (float64 for float64). Differentiable in x, z, weight and bias.
+    """
+    checks.latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)
+    return select("latent_conv2d", x)(x, z, weight, bias, stride, padding, padding_mode)
+
+
+implement("reference", "latent_conv2d", reference.latent_conv2d)
+if extension.state().loaded:
+    from . import fake as _fake
+
+    _fake.register()
+    for _backend in ("cpu", "cuda"):  # one operator; the dispatcher runs x's device's kernels
+        implement(_backend, "latent_conv2d", torch.ops.i2i_fast.latent_conv2d.default,
+                  forward_ad=True)
+if triton_support.state().unavailable_reason is None:
+    from . import triton as _triton
+
+    implement("triton", "latent_conv2d", _triton.latent_conv2d)

@@ -1,0 +1,28 @@
+"""The reference definition of latent_conv2d: the concatenation materialised, then the
+convolution (the specification every backend is tested against)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import checks
+
+
+def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
+                  padding_mode: str = "zeros") -> torch.Tensor:
+    """conv2d(pad(cat[x, z broadcast over H x W]), weight, bias, stride).
+
+    x (N, C_x, H, W); z (N, C_z), cast to x's dtype; weight (C_out, C_x + C_z, k_h, k_w), x's
+    dtype; bias (C_out,) or None; padding_mode "zeros" or "reflect" (of the concatenated map).
+    Returns (N, C_out, H_out, W_out) as F.conv2d.
+    """
+    checks.latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)
+    n, _, h, w = x.shape
+    z_map = z.to(x.dtype)[:, :, None, None].expand(n, z.shape[1], h, w)
+    xz = torch.cat([x, z_map], dim=1)
+    if padding_mode == "reflect" and padding > 0:
+        xz = F.pad(xz, (padding, padding, padding, padding), mode="reflect")
+        padding = 0
+    return F.conv2d(xz, weight, bias, stride, padding)
