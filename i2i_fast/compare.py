@@ -265,7 +265,14 @@ def main(args: argparse.Namespace) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     from i2i_fast.bench.ops_bench import machine_info
+    from i2i_fast.train import TrainError
+    from i2i_fast.train.cli_commands import install_cpu_allocator
     from i2i_fast.train.images import save_png
+
+    try:
+        install_cpu_allocator()
+    except TrainError as error:
+        raise CompareError(str(error)) from None
 
     for name in ("iterations", "eval_inputs", "n_styles"):
         value = getattr(args, name)

@@ -69,6 +69,9 @@ def _main(args: argparse.Namespace) -> int:
     from i2i_fast.train import RunDir, TrainError, TrainOptions, Trainer
     from i2i_fast.train.trainer import Hints
 
+    from i2i_fast.train.cli_commands import install_cpu_allocator
+
+    install_cpu_allocator()
     for flag, value, least in (("--steps", args.steps, 1), ("--n-styles", args.n_styles, 1),
                                ("--n-inputs", args.n_inputs, 1), ("--threads", args.threads, 1),
                                ("--eval-inputs", args.eval_inputs, 0),

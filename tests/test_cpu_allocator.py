@@ -196,3 +196,28 @@ def test_every_cpu_benchmark_measures_each_allocator_setting(capsys):
     assert status == 0
     assert "# allocator default" in out and "# allocator caching" in out
     assert out.count("fused               fp32") == 2
+
+
+def test_the_training_commands_install_it_unless_told_not_to(tmp_path, monkeypatch, capsys):
+    from i2i_fast import cli
+
+    def train(run: str) -> int:
+        return cli.main(["train", "munit", "--config", "tiny", "--data", "synthetic:shapes",
+                         "--set", "max_iter=1", "--device", "cpu", "--workers", "0",
+                         "--no-progress", "--run-dir", str(tmp_path / run)])
+
+    threads = torch.get_num_threads()
+    try:
+        cpu_allocator.uninstall()
+        assert train("default") == 0 and cpu_allocator.stats().installed
+        cpu_allocator.uninstall()
+        monkeypatch.setenv(cpu_allocator.ENV, "0")
+        assert train("off") == 0 and not cpu_allocator.stats().installed
+        monkeypatch.setenv(cpu_allocator.ENV, "lots")
+        capsys.readouterr()
+        assert train("bad") == 2
+        assert capsys.readouterr().err.strip() == (
+            "i2i-fast train: error: I2I_FAST_CPU_CACHE: expected 0 (off) or a bound in MiB, "
+            "got 'lots'")
+    finally:
+        torch.set_num_threads(threads)

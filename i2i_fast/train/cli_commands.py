@@ -40,6 +40,19 @@ def run_reporting_errors(command: str, body: Callable[[], int]) -> int:
         return getattr(error, "exit_status", 2)
 
 
+def install_cpu_allocator() -> None:
+    """The caching CPU allocator (i2i_fast.cpu_allocator) for a training command: train, demo
+    and compare install it unless I2I_FAST_CPU_CACHE=0 (measured, 2026-12-07, 2 threads: MUNIT's
+    demo iteration 9 % faster fresh and 20 % after allocation churn, StarGAN v2 and BicycleGAN
+    within noise; README "CPU allocation"). A bad I2I_FAST_CPU_CACHE is a one-line error."""
+    from i2i_fast import cpu_allocator
+
+    try:
+        cpu_allocator.install_for_command()
+    except ValueError as error:
+        raise TrainError(str(error)) from None
+
+
 def _rank_label() -> str:
     world = os.environ.get("WORLD_SIZE")
     return f"[rank {os.environ.get('RANK', '?')}] " if world and world != "1" else ""
@@ -104,9 +117,12 @@ def run_train(args: argparse.Namespace) -> int:
         workers=args.workers, n_samples=args.n_samples,
         skip_bad_images=args.skip_bad_images, progress=args.progress,
     )
-    trainer = Trainer(options)
+    trainer = None
 
     def body() -> int:
+        nonlocal trainer
+        install_cpu_allocator()
+        trainer = Trainer(options)
         try:
             trainer.run()
         except KeyboardInterrupt:
