@@ -105,7 +105,6 @@ with, so no figure here is the paper's; the README reports this implementation's
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any
 
 import torch
@@ -120,11 +119,10 @@ from ..losses import (
     latent_regression,
     reparameterize,
 )
-from ..nn import AdaINDecoder, ContentEncoder, MLP, MultiScalePatchDiscriminator, StyleEncoder
+from ..nn import AdaINDecoder, ContentEncoder, MLP, StyleEncoder
 from ..nn.init import INITS, init_weights
-from ..optim import constant, lr_scheduler, step_decay
 from .base import Method, RunContext
-from .munit import GeneratorConfig, MUNITNetworksConfig, size_rule
+from .munit import GeneratorConfig, MUNITNetworksConfig, discriminator, scheduler, size_rule
 from .roles import NetworkRoles
 
 SELF_RECONS = ("milo", "l1")
@@ -238,8 +236,8 @@ class MISO(Method):
         self.style_b = init_weights(style_encoder(b, cfg.gen), cfg.init)
         self.gen_ab = init_weights(ConditionalGenerator(a, b, cfg.gen), cfg.init)
         self.gen_ba = init_weights(ConditionalGenerator(b, a, cfg.gen), cfg.init)
-        self.dis_a = init_weights(self._discriminator(a), "gaussian")
-        self.dis_b = init_weights(self._discriminator(b), "gaussian")
+        self.dis_a = init_weights(discriminator(a, cfg.dis), "gaussian")
+        self.dis_b = init_weights(discriminator(b, cfg.dis), "gaussian")
         self.context.prepare(self)
 
         ctx, betas = self.context, (cfg.beta1, cfg.beta2)
@@ -248,23 +246,11 @@ class MISO(Method):
         gen_opt = ctx.adam(gen_params, cfg.lr, betas, cfg.weight_decay)
         dis_opt = ctx.adam([*self.dis_a.parameters(), *self.dis_b.parameters()], cfg.lr, betas,
                            cfg.weight_decay)
-        self.add_optimizer("gen", gen_opt, self._scheduler(gen_opt))
-        self.add_optimizer("dis", dis_opt, self._scheduler(dis_opt))
+        self.add_optimizer("gen", gen_opt, scheduler(gen_opt, cfg))
+        self.add_optimizer("dis", dis_opt, scheduler(dis_opt, cfg))
         self.declare_networks(NetworkRoles(
             trained=("style_a", "style_b", "gen_ab", "gen_ba", "dis_a", "dis_b"),
             critics=("dis_a", "dis_b")))
-
-    def _discriminator(self, in_channels: int) -> MultiScalePatchDiscriminator:
-        d = self.config.dis
-        return MultiScalePatchDiscriminator(in_channels, d.dim, d.n_layer, d.num_scales, d.norm,
-                                            d.activ, d.pad_type)
-
-    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-        cfg = self.config
-        if cfg.lr_policy == "constant":
-            return lr_scheduler(optimizer, constant)
-        return lr_scheduler(optimizer, functools.partial(step_decay, step_size=cfg.step_size,
-                                                         gamma=cfg.gamma))
 
     def _prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n style codes from N(0, I), (n, style_dim)."""

@@ -35,7 +35,6 @@ import functools
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..losses import discriminator_loss, generator_loss, l1
 from ..nn import AdaINDecoder, ContentEncoder, MLP, MultiScalePatchDiscriminator, StyleEncoder
@@ -90,6 +89,21 @@ class MUNITNetworksConfig(MethodConfig):
     lr_policy: str = "step"  # step | constant
     step_size: int = 100_000
     gamma: float = 0.5
+
+
+def discriminator(in_channels: int, d: DiscriminatorConfig) -> MultiScalePatchDiscriminator:
+    """One domain's multi-scale LSGAN discriminator (MUNIT's MsImageDis)."""
+    return MultiScalePatchDiscriminator(in_channels, d.dim, d.n_layer, d.num_scales, d.norm,
+                                        d.activ, d.pad_type)
+
+
+def scheduler(optimizer: torch.optim.Optimizer, cfg: MUNITNetworksConfig
+              ) -> torch.optim.lr_scheduler.LambdaLR:
+    """MUNIT's learning-rate policy: constant, or x gamma every step_size iterations."""
+    if cfg.lr_policy == "constant":
+        return lr_scheduler(optimizer, constant)
+    return lr_scheduler(optimizer, functools.partial(step_decay, step_size=cfg.step_size,
+                                                     gamma=cfg.gamma))
 
 
 @dataclasses.dataclass
@@ -226,8 +240,8 @@ class MUNIT(Method):
         self.size_rule = size_rule(cfg)  # the image sides these networks take
         self.gen_a = init_weights(AdaINGen(cfg.input_dim_a, cfg.gen), cfg.init)
         self.gen_b = init_weights(AdaINGen(cfg.input_dim_b, cfg.gen), cfg.init)
-        self.dis_a = init_weights(self._discriminator(cfg.input_dim_a), "gaussian")
-        self.dis_b = init_weights(self._discriminator(cfg.input_dim_b), "gaussian")
+        self.dis_a = init_weights(discriminator(cfg.input_dim_a, cfg.dis), "gaussian")
+        self.dis_b = init_weights(discriminator(cfg.input_dim_b, cfg.dis), "gaussian")
         # Fixed styles of the sample grids (trainer.py's s_a, s_b), kept in checkpoints.
         self.register_buffer("display_style_a", torch.randn(cfg.display_size, cfg.gen.style_dim,
                                                             1, 1))
@@ -240,23 +254,11 @@ class MUNIT(Method):
                            cfg.weight_decay)
         gen_opt = ctx.adam([*self.gen_a.parameters(), *self.gen_b.parameters()], cfg.lr, betas,
                            cfg.weight_decay)
-        self.add_optimizer("dis", dis_opt, self._scheduler(dis_opt))
-        self.add_optimizer("gen", gen_opt, self._scheduler(gen_opt))
+        self.add_optimizer("dis", dis_opt, scheduler(dis_opt, cfg))
+        self.add_optimizer("gen", gen_opt, scheduler(gen_opt, cfg))
         # The discriminators also run frozen in the generator update (critics).
         self.declare_networks(NetworkRoles(trained=("gen_a", "gen_b", "dis_a", "dis_b"),
                                            critics=("dis_a", "dis_b")))
-
-    def _discriminator(self, in_channels: int) -> MultiScalePatchDiscriminator:
-        d = self.config.dis
-        return MultiScalePatchDiscriminator(in_channels, d.dim, d.n_layer, d.num_scales, d.norm,
-                                            d.activ, d.pad_type)
-
-    def _scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-        cfg = self.config
-        if cfg.lr_policy == "constant":
-            return lr_scheduler(optimizer, constant)
-        return lr_scheduler(optimizer, functools.partial(step_decay, step_size=cfg.step_size,
-                                                         gamma=cfg.gamma))
 
     def _random_style(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.config.gen.style_dim, 1, 1, device=self.context.device,
