@@ -19,12 +19,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
+from i2i_fast.bench.ops_bench import cpu_name
 from i2i_fast.methods import get_method_class, resolve_config
 from i2i_fast.testing.runs import train_losses
 
@@ -44,16 +44,6 @@ def gaps(a: list[dict], b: list[dict]) -> tuple[list[float], list[float]]:
         rel.append(worst_rel)
         absolute.append(worst_abs)
     return rel, absolute
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,6 +39,8 @@ from typing import Any
 
 import torch
 
+from i2i_fast.bench.ops_bench import cpu_name
+
 ARMS = {"milo": ("miso", "demo"), "l1": ("miso", "demo_l1"), "munit": ("munit", "demo")}
 DATA = "synthetic:shapes"
 FIGURES = ("content_iou", "target_accuracy", "diversity_l1", "diversity_lpips", "io_lpips")
@@ -46,16 +48,6 @@ FIGURES = ("content_iou", "target_accuracy", "diversity_l1", "diversity_lpips", 
 
 def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def train(arm: str, seed: int, iterations: int, folder: Path) -> tuple[Any, float]:

@@ -372,6 +372,17 @@ def host_overhead_us(calls: int = 2000, rounds: int = 5, device: str = "cpu") ->
 # ----- the run ---------------------------------------------------------------------------------
 
 
+def cpu_name() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what platform reports."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine_info(device: str) -> dict:
     info = {
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -385,13 +396,7 @@ def machine_info(device: str) -> dict:
         "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE", ""),
         "I2I_FAST_CPU_CACHE": os.environ.get("I2I_FAST_CPU_CACHE", ""),
     }
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        info["cpu"] = platform.processor()
+    info["cpu"] = cpu_name()
     if device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name(device)
     try:
