@@ -64,9 +64,11 @@ def broadcast_concat(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, z.to(x.dtype)[:, :, None, None].expand(n, z.shape[1], h, w)], dim=1)
 
 
-def _check(x: object, z: object, weight: object, bias: object, stride: object, padding: object,
-           padding_mode: object, transposed: bool = False, output_padding: object = 0) -> None:
-    op = "latent_conv_transpose2d" if transposed else "latent_conv2d"
+def _check_transposed(x: object, z: object, weight: object, bias: object, stride: object,
+                      padding: object, output_padding: object) -> None:
+    """The argument checks of latent_conv_transpose2d (latent_conv2d's are in
+    i2i_fast.ops.latent_conv.checks), with the same wording."""
+    op = "latent_conv_transpose2d"
     for name, t in (("x", x), ("z", z), ("weight", weight)):
         if not isinstance(t, torch.Tensor) or not t.is_floating_point():
             raise TypeError(f"{op}: {name}: expected a floating point tensor, got "
@@ -77,30 +79,22 @@ def _check(x: object, z: object, weight: object, bias: object, stride: object, p
         raise ValueError(f"{op}: z: expected shape ({x.shape[0]}, C_z) (one code per sample of "
                          f"x), got {tuple(z.shape)}")
     expected_in = x.shape[1] + z.shape[1]
-    in_dim, out_dim = (0, 1) if transposed else (1, 0)
-    if weight.dim() != 4 or weight.shape[in_dim] != expected_in:
-        layout = (f"({expected_in}, C_out, k_h, k_w)" if transposed
-                  else f"(C_out, {expected_in}, k_h, k_w)")
-        raise ValueError(f"{op}: weight: expected shape {layout} (C_x {x.shape[1]} + C_z "
-                         f"{z.shape[1]} input channels), got {tuple(weight.shape)}")
-    out_channels = weight.shape[out_dim]
+    if weight.dim() != 4 or weight.shape[0] != expected_in:
+        raise ValueError(f"{op}: weight: expected shape ({expected_in}, C_out, k_h, k_w) (C_x "
+                         f"{x.shape[1]} + C_z {z.shape[1]} input channels), got "
+                         f"{tuple(weight.shape)}")
+    out_channels = weight.shape[1]
     if bias is not None and (not isinstance(bias, torch.Tensor)
                              or tuple(bias.shape) != (out_channels,)):
         raise ValueError(f"{op}: bias: expected None or shape ({out_channels},), got "
                          f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else bias!r}")
-    if transposed and (isinstance(output_padding, bool) or not isinstance(output_padding, int)
-                       or not 0 <= output_padding < stride):
+    if (isinstance(output_padding, bool) or not isinstance(output_padding, int)
+            or not 0 <= output_padding < stride):
         raise ValueError(f"{op}: output_padding: expected an int in [0, stride {stride}), got "
                          f"{output_padding!r}")
     for name, value, minimum in (("stride", stride, 1), ("padding", padding, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise ValueError(f"{op}: {name}: expected an int >= {minimum}, got {value!r}")
-    if padding_mode not in PADDING_MODES:
-        raise ValueError(f"{op}: padding_mode: expected one of {', '.join(PADDING_MODES)}, got "
-                         f"{padding_mode!r}")
-    if padding_mode == "reflect" and (padding >= x.shape[2] or padding >= x.shape[3]):
-        raise ValueError(f"{op}: padding: reflect padding needs padding < H and < W, got "
-                         f"padding {padding} for x of shape {tuple(x.shape)}")
 
 
 def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
@@ -114,7 +108,7 @@ def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tens
     (C_out,) or None; 0 <= output_padding < stride. Returns (N, C_out, H_out, W_out) as
     F.conv_transpose2d.
     """
-    _check(x, z, weight, bias, stride, padding, "zeros", True, output_padding)
+    _check_transposed(x, z, weight, bias, stride, padding, output_padding)
     return F.conv_transpose2d(broadcast_concat(x, z), weight, bias, stride, padding,
                               output_padding)
 
