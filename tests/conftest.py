@@ -27,3 +27,15 @@ def metrics_cache(tmp_path_factory):
     """One disk cache of the trained metric networks (i2i_fast.metrics) for the whole session,
     so each (set, resolution) is trained once per test run."""
     return tmp_path_factory.mktemp("metrics_cache")
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (the tests that train or compare runs use it: faster on
+    the 2-core CI machine, and the same numbers whatever the core count)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

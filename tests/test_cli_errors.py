@@ -14,12 +14,7 @@ from i2i_fast.methods.registry import resolve_config
 from i2i_fast.methods.stargan_v2 import StarGANv2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def one_line_error(capsys, command: str, *fragments: str) -> str:

@@ -29,12 +29,7 @@ STEPS = 4  # float64
 STEPS_FLOAT32 = 2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def translations(method, dtype: torch.dtype) -> torch.Tensor:

@@ -20,12 +20,7 @@ FAST_ARGS = ["--data", "synthetic:shapes", "--device", "cpu", "--workers", "0", 
              "--sample-every", "3", "--checkpoint-every", "3", "--n-samples", "2", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run_cli(argv, capsys):

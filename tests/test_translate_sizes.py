@@ -4,19 +4,13 @@ says what it does otherwise, and refuses inputs below the networks' minimum."""
 from __future__ import annotations
 
 import pytest
-import torch
 from PIL import Image
 
 from i2i_fast.methods import create_method
 from i2i_fast.train import TrainError, translate_files
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def image(path, width, height):
