@@ -10,6 +10,10 @@
 
 #include <c10/macros/Macros.h>
 
+#include <utility>
+
+#include "dispatch.h"
+
 namespace i2i_fast {
 
 // Parsed from an operator's `activation` argument by its checks (e.g. check_activation in
@@ -42,17 +46,8 @@ C10_HOST_DEVICE C10_ALWAYS_INLINE A activation_grad(A z, A g, A slope) {
 // Calls f(std::integral_constant<Activation, a>{}) so kernels get the activation at compile time.
 template <typename F>
 void dispatch_activation(Activation a, F&& f) {
-  switch (a) {
-    case Activation::kNone:
-      f(std::integral_constant<Activation, Activation::kNone>{});
-      break;
-    case Activation::kRelu:
-      f(std::integral_constant<Activation, Activation::kRelu>{});
-      break;
-    case Activation::kLeakyRelu:
-      f(std::integral_constant<Activation, Activation::kLeakyRelu>{});
-      break;
-  }
+  dispatch_constant<Activation, Activation::kNone, Activation::kRelu, Activation::kLeakyRelu>(
+      a, std::forward<F>(f));
 }
 
 }  // namespace i2i_fast

@@ -28,6 +28,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+
+#include "../common/dispatch.h"
 
 namespace i2i_fast {
 
@@ -101,23 +104,8 @@ C10_HOST_DEVICE C10_ALWAYS_INLINE A element_loss_grad(A x, A label, A sign, A g)
 // Calls f(std::integral_constant<ElementLoss, k>{}) so kernels get the function at compile time.
 template <typename F>
 void dispatch_element_loss(ElementLoss k, F&& f) {
-  switch (k) {
-    case ElementLoss::kSquared:
-      f(std::integral_constant<ElementLoss, ElementLoss::kSquared>{});
-      break;
-    case ElementLoss::kBce:
-      f(std::integral_constant<ElementLoss, ElementLoss::kBce>{});
-      break;
-    case ElementLoss::kHingeReal:
-      f(std::integral_constant<ElementLoss, ElementLoss::kHingeReal>{});
-      break;
-    case ElementLoss::kHingeFake:
-      f(std::integral_constant<ElementLoss, ElementLoss::kHingeFake>{});
-      break;
-    case ElementLoss::kLinear:
-      f(std::integral_constant<ElementLoss, ElementLoss::kLinear>{});
-      break;
-  }
+  dispatch_constant<ElementLoss, ElementLoss::kSquared, ElementLoss::kBce, ElementLoss::kHingeReal,
+                    ElementLoss::kHingeFake, ElementLoss::kLinear>(k, std::forward<F>(f));
 }
 
 // The dtype of a loss: float32 (fp32 accumulation) for 16- and 32-bit inputs, float64 for float64.

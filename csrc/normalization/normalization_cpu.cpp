@@ -163,6 +163,17 @@ void fold_columns(const A* run, int64_t cw, int64_t length, S* out) {
   }
 }
 
+// dev[j] += x[j] - center[j], sq[j] += (x[j] - center[j])^2 for j in [0, n).
+template <typename T, typename A>
+C10_ALWAYS_INLINE void add_deviations(const T* x, const A* center, int64_t n, A* dev, A* sq) {
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) {
+    const A d = static_cast<A>(widen(x[j])) - center[j];
+    dev[j] += d;
+    sq[j] += d * d;
+  }
+}
+
 // Per-column moments of `rows` rows, merged into moments[c] (c in [0, cw)): exact two-pass per
 // block of rows that fits in L1, blocks merged in double.
 template <typename T, typename A>
@@ -206,27 +217,13 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
         A sd[kLanes] = {}, q[kLanes] = {};
         A ctr[kLanes];
         std::copy(acc + j0, acc + j0 + kLanes, ctr);
-        for (int64_t k = 0; k < runs; ++k) {
-          const T* v = xb + k * L + j0;
-#pragma omp simd
-          for (int64_t j = 0; j < kLanes; ++j) {
-            const A d = static_cast<A>(widen(v[j])) - ctr[j];
-            sd[j] += d;
-            q[j] += d * d;
-          }
-        }
+        for (int64_t k = 0; k < runs; ++k) add_deviations(xb + k * L + j0, ctr, kLanes, sd, q);
         std::copy(sd, sd + kLanes, dev + j0);
         std::copy(q, q + kLanes, sq + j0);
       }
       fold_columns(dev + cw, cw, L - cw, dev);
       fold_columns(sq + cw, cw, L - cw, sq);
-      for (int64_t r = 0; r < tail_rows; ++r) {
-        for (int64_t c = 0; c < cw; ++c) {
-          const A d = static_cast<A>(widen(tail[r * cw + c])) - center[c];
-          dev[c] += d;
-          sq[c] += d * d;
-        }
-      }
+      for (int64_t r = 0; r < tail_rows; ++r) add_deviations(tail + r * cw, center, cw, dev, sq);
       for (int64_t c = 0; c < cw; ++c) merge_block(moments[c], nb, center[c], dev[c], sq[c]);
     }
     return;
@@ -251,15 +248,7 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
       for (int64_t c = 0; c < w; ++c) center[c] = static_cast<A>(static_cast<double>(sum[c]) / nb);
       std::fill(dev, dev + w, A(0));
       std::fill(sq, sq + w, A(0));
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* row = x + r * ld + c0;
-#pragma omp simd
-        for (int64_t c = 0; c < w; ++c) {
-          const A d = static_cast<A>(widen(row[c])) - center[c];
-          dev[c] += d;
-          sq[c] += d * d;
-        }
-      }
+      for (int64_t r = r0; r < r1; ++r) add_deviations(x + r * ld + c0, center, w, dev, sq);
       for (int64_t c = 0; c < w; ++c) merge_block(moments[c0 + c], nb, center[c], dev[c], sq[c]);
     }
   }
@@ -451,6 +440,36 @@ struct GroupView {
   A bias(int64_t g, int64_t c) const { return p.bias[sample(g) * p.bias_sn + first_channel(g) + c]; }
 };
 
+// Group g's coefficients as per-channel columns, for the row kernels of NSC data: the group's
+// mean, rstd and input-gradient terms k_x, k_0 repeated, and its scale (rstd * weight) and shift
+// (bias) per channel; each `channels` long, stored in scratch.
+template <typename A>
+struct ChannelColumns {
+  const A* mean;
+  const A* rstd;
+  const A* scale;
+  const A* shift;
+  const A* k_x;
+  const A* k_0;
+};
+
+template <typename T, typename A>
+ChannelColumns<A> channel_columns(const GroupView<T, A>& v, int64_t g, A mean, A rstd, A k_x,
+                                  A k_0, std::vector<A>& scratch) {
+  const int64_t cw = v.channels;
+  scratch.resize(6 * cw);
+  A* col = scratch.data();
+  for (int64_t c = 0; c < cw; ++c) {
+    col[c] = mean;
+    col[cw + c] = rstd;
+    col[2 * cw + c] = rstd * v.weight(g, c);
+    col[3 * cw + c] = v.bias(g, c);
+    col[4 * cw + c] = k_x;
+    col[5 * cw + c] = k_0;
+  }
+  return {col, col + cw, col + 2 * cw, col + 3 * cw, col + 4 * cw, col + 5 * cw};
+}
+
 // Whether to give whole groups to threads (true) or split every group across threads (false).
 bool whole_groups_per_thread(int64_t groups, int64_t group_bytes) {
   const int64_t threads = at::get_num_threads();
@@ -474,17 +493,10 @@ void normalize_group_part(const GroupView<T, A>& v, int64_t g, A mean, A rstd, i
     }
   } else {
     const int64_t cw = v.channels;
-    scratch.resize(3 * cw);
-    A* means = scratch.data();
-    A* scales = means + cw;
-    A* shifts = scales + cw;
-    for (int64_t c = 0; c < cw; ++c) {
-      means[c] = mean;
-      scales[c] = rstd * v.weight(g, c);
-      shifts[c] = v.bias(g, c);
-    }
+    const ChannelColumns<A> col = channel_columns(v, g, mean, rstd, A(0), A(0), scratch);
     const int64_t off = base + s0 * cw;
-    rows_normalize<act>(p.x + off, p.out + off, s1 - s0, cw, cw, means, scales, shifts, p.slope);
+    rows_normalize<act>(p.x + off, p.out + off, s1 - s0, cw, cw, col.mean, col.scale, col.shift,
+                        p.slope);
   }
 }
 
@@ -565,20 +577,10 @@ void group_grad_sums(const GroupView<T, A>& v, int64_t g, A mean, A rstd, int64_
     }
   } else {
     const int64_t cw = v.channels;
-    scratch.resize(4 * cw);
-    A* means = scratch.data();
-    A* rstds = means + cw;
-    A* scales = rstds + cw;
-    A* shifts = scales + cw;
-    for (int64_t c = 0; c < cw; ++c) {
-      means[c] = mean;
-      rstds[c] = rstd;
-      scales[c] = rstd * v.weight(g, c);
-      shifts[c] = v.bias(g, c);
-    }
+    const ChannelColumns<A> col = channel_columns(v, g, mean, rstd, A(0), A(0), scratch);
     const int64_t off = base + s0 * cw;
-    rows_grad_sums<act>(p.x + off, p.dy + off, s1 - s0, cw, cw, means, rstds, scales, shifts,
-                        p.slope, sum_g, sum_gx);
+    rows_grad_sums<act>(p.x + off, p.dy + off, s1 - s0, cw, cw, col.mean, col.rstd, col.scale,
+                        col.shift, p.slope, sum_g, sum_gx);
   }
 }
 
@@ -598,22 +600,10 @@ void group_input_grad(const GroupView<T, A>& v, int64_t g, A mean, A rstd, Input
     }
   } else {
     const int64_t cw = v.channels;
-    scratch.resize(5 * cw);
-    A* means = scratch.data();
-    A* scales = means + cw;
-    A* shifts = scales + cw;
-    A* kx = shifts + cw;
-    A* k0 = kx + cw;
-    for (int64_t c = 0; c < cw; ++c) {
-      means[c] = mean;
-      scales[c] = rstd * v.weight(g, c);
-      shifts[c] = v.bias(g, c);
-      kx[c] = k_x;
-      k0[c] = k_0;
-    }
+    const ChannelColumns<A> col = channel_columns(v, g, mean, rstd, k_x, k_0, scratch);
     const int64_t off = base + s0 * cw;
-    rows_input_grad<act>(p.x + off, p.dy + off, p.out + off, s1 - s0, cw, cw, means, scales,
-                         shifts, p.slope, scales, kx, k0);
+    rows_input_grad<act>(p.x + off, p.dy + off, p.out + off, s1 - s0, cw, cw, col.mean,
+                         col.scale, col.shift, p.slope, col.scale, col.k_x, col.k_0);
   }
 }
 

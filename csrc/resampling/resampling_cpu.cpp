@@ -291,6 +291,17 @@ void reflection_pad_backward_kernel(const Input& g, Tensor& out, int64_t p) {
 #define I2I_FAST_RESAMPLING_TYPES(TYPE, NAME, ...) \
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, TYPE, NAME, __VA_ARGS__)
 
+// Calls f(std::integral_constant<int, F>{}): F = 2 for factor 2 (the kernels' unrolled case), 0
+// (the factor read at run time) otherwise.
+template <typename Fn>
+void dispatch_factor(int64_t factor, Fn&& f) {
+  if (factor == 2) {
+    f(std::integral_constant<int, 2>{});
+  } else {
+    f(std::integral_constant<int, 0>{});
+  }
+}
+
 void check_factor(const char* op, int64_t factor) {
   TORCH_CHECK(factor >= 1, op, ": factor: expected an integer >= 1, got ", factor);
 }
@@ -308,11 +319,9 @@ Tensor block_repeat_cpu(const Tensor& x, int64_t factor, double divisor, int64_t
   Tensor out = empty_output(in, out_h, out_w);
   if (out.numel() == 0) return out;
   I2I_FAST_RESAMPLING_TYPES(x.scalar_type(), "block_repeat", [&] {
-    if (factor == 2) {
-      block_repeat_kernel<scalar_t, 2>(in, out, factor, divisor);
-    } else {
-      block_repeat_kernel<scalar_t, 0>(in, out, factor, divisor);
-    }
+    dispatch_factor(factor, [&](auto F) {
+      block_repeat_kernel<scalar_t, decltype(F)::value>(in, out, factor, divisor);
+    });
   });
   return out;
 }
@@ -324,11 +333,9 @@ Tensor block_sum_cpu(const Tensor& x, int64_t factor, double divisor) {
   Tensor out = empty_output(in, in.H / factor, in.W / factor);
   if (out.numel() == 0) return out;
   I2I_FAST_RESAMPLING_TYPES(x.scalar_type(), "block_sum", [&] {
-    if (factor == 2) {
-      block_sum_kernel<scalar_t, 2>(in, out, factor, divisor);
-    } else {
-      block_sum_kernel<scalar_t, 0>(in, out, factor, divisor);
-    }
+    dispatch_factor(factor, [&](auto F) {
+      block_sum_kernel<scalar_t, decltype(F)::value>(in, out, factor, divisor);
+    });
   });
   return out;
 }

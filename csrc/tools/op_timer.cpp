@@ -184,37 +184,30 @@ struct OpRun {
   std::function<TensorTriple(const Tensor&, const Tensor&, const TensorTriple&)> backward;
 };
 
+// AdaIN (W = Tensor: weight and bias required) and instance norm (W = OptTensor) have schemas of
+// the same shape.
+template <typename W>
+OpRun instance_statistics_op(const std::string& op, const Tensor& w, const Tensor& b,
+                             const std::string& activation) {
+  auto& d = c10::Dispatcher::singleton();
+  auto fwd = d.findSchemaOrThrow(("i2i_fast::" + op + "_forward").c_str(), "")
+                 .typed<TensorTriple(const Tensor&, const W&, const W&, double,
+                                     c10::string_view, double)>();
+  auto bwd = d.findSchemaOrThrow(("i2i_fast::" + op + "_backward").c_str(), "")
+                 .typed<TensorTriple(const Tensor&, const Tensor&, const W&, const W&,
+                                     const Tensor&, const Tensor&, double, c10::string_view,
+                                     double)>();
+  return {[=](const Tensor& x) { return fwd.call(x, w, b, 1e-5, activation, 0.2); },
+          [=](const Tensor& gy, const Tensor& x, const TensorTriple& f) {
+            return bwd.call(gy, x, w, b, std::get<1>(f), std::get<2>(f), 1e-5, activation, 0.2);
+          }};
+}
+
 OpRun make_op(const std::string& op, const Tensor& w, const Tensor& b,
               const std::string& activation) {
+  if (op == "adain") return instance_statistics_op<Tensor>(op, w, b, activation);
+  if (op == "instance_norm") return instance_statistics_op<OptTensor>(op, w, b, activation);
   auto& d = c10::Dispatcher::singleton();
-  if (op == "adain") {
-    auto fwd = d.findSchemaOrThrow("i2i_fast::adain_forward", "")
-                   .typed<TensorTriple(const Tensor&, const Tensor&, const Tensor&, double,
-                                       c10::string_view, double)>();
-    auto bwd = d.findSchemaOrThrow("i2i_fast::adain_backward", "")
-                   .typed<TensorTriple(const Tensor&, const Tensor&, const Tensor&,
-                                       const Tensor&, const Tensor&, const Tensor&, double,
-                                       c10::string_view, double)>();
-    return {[=](const Tensor& x) { return fwd.call(x, w, b, 1e-5, activation, 0.2); },
-            [=](const Tensor& gy, const Tensor& x, const TensorTriple& f) {
-              return bwd.call(gy, x, w, b, std::get<1>(f), std::get<2>(f), 1e-5, activation,
-                              0.2);
-            }};
-  }
-  if (op == "instance_norm") {
-    auto fwd = d.findSchemaOrThrow("i2i_fast::instance_norm_forward", "")
-                   .typed<TensorTriple(const Tensor&, const OptTensor&, const OptTensor&, double,
-                                       c10::string_view, double)>();
-    auto bwd = d.findSchemaOrThrow("i2i_fast::instance_norm_backward", "")
-                   .typed<TensorTriple(const Tensor&, const Tensor&, const OptTensor&,
-                                       const OptTensor&, const Tensor&, const Tensor&, double,
-                                       c10::string_view, double)>();
-    return {[=](const Tensor& x) { return fwd.call(x, w, b, 1e-5, activation, 0.2); },
-            [=](const Tensor& gy, const Tensor& x, const TensorTriple& f) {
-              return bwd.call(gy, x, w, b, std::get<1>(f), std::get<2>(f), 1e-5, activation,
-                              0.2);
-            }};
-  }
   auto fwd = d.findSchemaOrThrow("i2i_fast::layer_norm_forward", "")
                  .typed<TensorTriple(const Tensor&, const OptTensor&, const OptTensor&, double,
                                      c10::string_view, c10::string_view, double)>();

@@ -50,6 +50,25 @@ def _instance_normalized(xf: torch.Tensor, eps: float) -> torch.Tensor:
     return (xf - mean) / torch.sqrt(var + eps)
 
 
+def _modulated(y: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None,
+               shift: torch.Tensor | None, activation: str | None, negative_slope: float
+               ) -> torch.Tensor:
+    """act(y * scale + shift), cast to x's dtype; a None scale or shift is left out."""
+    if scale is not None:
+        y = y * scale
+    if shift is not None:
+        y = y + shift
+    return activate(y, activation, negative_slope).to(x.dtype)
+
+
+def _channel_affine(y: torch.Tensor, x: torch.Tensor, weight: torch.Tensor | None,
+                    bias: torch.Tensor | None, activation: str | None, negative_slope: float
+                    ) -> torch.Tensor:
+    """The per-channel (C,) affine (either may be None) and the activation of normalized y."""
+    per_channel = [None if p is None else _per_channel(p, x, y.dtype) for p in (weight, bias)]
+    return _modulated(y, x, *per_channel, activation, negative_slope)
+
+
 def adain(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -61,8 +80,8 @@ def adain(
     """AdaIN: per-(n, c) mean and biased variance, eps inside the sqrt, per-sample (N, C) affine."""
     dtype = compute_dtype(x)
     y = _instance_normalized(x.to(dtype), eps)
-    y = y * _per_sample(weight, x, dtype) + _per_sample(bias, x, dtype)
-    return activate(y, activation, negative_slope).to(x.dtype)
+    return _modulated(y, x, _per_sample(weight, x, dtype), _per_sample(bias, x, dtype),
+                      activation, negative_slope)
 
 
 def instance_norm(
@@ -74,13 +93,8 @@ def instance_norm(
     negative_slope: float = 0.2,
 ) -> torch.Tensor:
     """InstanceNorm: per-(n, c) mean and biased variance, optional per-channel (C,) affine."""
-    dtype = compute_dtype(x)
-    y = _instance_normalized(x.to(dtype), eps)
-    if weight is not None:
-        y = y * _per_channel(weight, x, dtype)
-    if bias is not None:
-        y = y + _per_channel(bias, x, dtype)
-    return activate(y, activation, negative_slope).to(x.dtype)
+    y = _instance_normalized(x.to(compute_dtype(x)), eps)
+    return _channel_affine(y, x, weight, bias, activation, negative_slope)
 
 
 def layer_norm(
@@ -109,8 +123,4 @@ def layer_norm(
         y = (xf - mean) / torch.sqrt(flat.var(1, unbiased=False).reshape(stat_shape) + eps)
     else:
         raise ValueError(f"style: expected 'munit' or 'standard', got {style!r}")
-    if weight is not None:
-        y = y * _per_channel(weight, x, dtype)
-    if bias is not None:
-        y = y + _per_channel(bias, x, dtype)
-    return activate(y, activation, negative_slope).to(x.dtype)
+    return _channel_affine(y, x, weight, bias, activation, negative_slope)
