@@ -103,9 +103,11 @@ def test_compile_graph_contains_the_fused_operators():
 
     def backend(gm, example_inputs):
         seen.extend(str(n.target) for n in gm.graph.nodes if n.op == "call_function")
-        return gm
+        return make_boxed_func(gm)
 
+    from functorch.compile import make_boxed_func
     from torch._dynamo.backends.common import aot_autograd
+
     model = Milo()
     z = torch.randn(4, 8, dtype=torch.float64, requires_grad=True)
     out = torch.compile(model, fullgraph=True, backend=aot_autograd(fw_compiler=backend,
