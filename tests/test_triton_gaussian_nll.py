@@ -125,7 +125,10 @@ def test_every_kernel_compiles_for_sm90():
     """The real Triton compiler builds every kernel variant the operators launch, for an H100
     (sm_90)."""
     script = os.path.join(os.path.dirname(__file__), "triton_gaussian_nll_compile_check.py")
-    env = dict(os.environ, TRITON_INTERPRET="0")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The script's own folder comes first on its path: import this checkout's i2i_fast.
+    env = dict(os.environ, TRITON_INTERPRET="0",
+               PYTHONPATH=os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))))
     proc = subprocess.run([sys.executable, script, "--arch", "90"], env=env,
                           capture_output=True, text=True, timeout=900)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
