@@ -135,23 +135,8 @@ def main() -> int:
     from i2i_fast.ops import triton_support as ts
     from i2i_fast.ops.normalization import triton as tk
 
-    compiled: dict = {}
-    tk.wrap_triton = _CompilingLauncher(compiled)
     tk.ts.min_programs = lambda device: ts.PROGRAMS_PER_SM * args.sm_count
-    failures = 0
-    with ts.compile_only(args.arch):
-        for case in QUICK_CASES if args.quick else FULL_CASES:
-            try:
-                run_case(tk, case)
-            except Exception:  # noqa: BLE001 - report every failing case, then fail
-                failures += 1
-                print(json.dumps({"case": str(case), "error": traceback.format_exc()}))
-    for name, consts, kernel in compiled.values():
-        print(json.dumps({"kernel": name, "constexprs": consts,
-                          "widest_load_bytes": _widest_load(kernel.asm["ptx"])}))
-    print(json.dumps({"arch": args.arch, "compiled": len(compiled), "failures": failures,
-                      "triton": __import__("triton").__version__}))
-    return 1 if failures else 0
+    return compile_every_case(tk, QUICK_CASES if args.quick else FULL_CASES, run_case, args.arch)
 
 
 if __name__ == "__main__":
