@@ -80,6 +80,19 @@ def test_gaussian_nll_stays_finite_for_large_log_variances():
     assert float(gaussian_nll(z, mu, torch.full_like(z, 120.0))) == pytest.approx(120.0)
 
 
+def test_gaussian_nll_is_finite_where_the_formula_as_written_is_nan():
+    """float32, logvar -200: (z - mu)^2 underflows and exp(-logvar) overflows, so the formula
+    as written gives 0 * inf = NaN; the loss (on ops.gaussian_nll) gives the true value."""
+    z = torch.tensor([[1e-30, 0.0]], dtype=torch.float32)
+    mu, logvar = torch.zeros_like(z), torch.full_like(z, -200.0).requires_grad_(True)
+    d = float(z[0, 0])  # 1e-30 as float32 holds it
+    expected = -200.0 + 0.5 * math.exp(2 * math.log(d) + 200.0)  # about 3.6e26
+    loss = gaussian_nll(z, mu, logvar)
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert torch.isfinite(logvar.grad).all()
+
+
 @pytest.mark.parametrize("fn", ["kl", "nll", "regression", "mode_seeking", "reparameterize"])
 def test_latent_terms_have_correct_gradients(fn):
     mu, logvar, z = (t[:2, :3].clone().requires_grad_(True) for t in gaussian())

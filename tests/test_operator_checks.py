@@ -16,6 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 import i2i_fast.ops as ops
 from i2i_fast.ops import triton_support
 from i2i_fast.ops.gan_loss import checks as loss_checks
+from i2i_fast.ops.gaussian_nll import checks as nll_checks
 from i2i_fast.ops.latent_conv import checks as latent_checks
 from i2i_fast.ops.normalization import checks as norm_checks
 from i2i_fast.ops.resampling import checks as resampling_checks
@@ -42,6 +43,8 @@ DEFINITION = {
         g, list(outputs), *args),
     "r1_penalty": loss_checks.r1_penalty,
     "r1_penalty_backward": loss_checks.r1_penalty_backward,
+    "gaussian_nll": nll_checks.gaussian_nll,
+    "gaussian_nll_backward": nll_checks.gaussian_nll_backward,
     "reflection_pad": resampling_checks.reflection_pad,
     "latent_conv2d_forward": latent_checks.latent_conv2d,
     "latent_conv2d_backward": latent_checks.latent_conv2d_backward,
@@ -121,6 +124,23 @@ BAD_CALLS = {
     "r1 reduction": ("r1_penalty", (X, 0.5, "batchmean")),
     "r1 grad_loss": ("r1_penalty_backward", (torch.ones(3), X, 1.0, "none")),
     "r1 backward weight": ("r1_penalty_backward", (torch.tensor(1.0), X, math.nan, "mean")),
+    # gaussian_nll
+    "nll z dtype": ("gaussian_nll", (NC.long(), NC, NC, "batch_sum")),
+    "nll z rank": ("gaussian_nll", (torch.tensor(1.0), torch.tensor(1.0), torch.tensor(1.0),
+                                    "sum")),
+    "nll z empty": ("gaussian_nll", (torch.ones(2, 0), torch.ones(2, 0), torch.ones(2, 0),
+                                     "mean")),
+    "nll mu shape": ("gaussian_nll", (NC, torch.ones(2, 4), NC, "batch_sum")),
+    "nll logvar shape": ("gaussian_nll", (NC, NC, C, "batch_sum")),
+    "nll mu dtype": ("gaussian_nll", (NC, NC.double(), NC, "batch_sum")),
+    "nll logvar dtype": ("gaussian_nll", (NC.half(), NC.half(), NC.bfloat16(), "sum")),
+    "nll reduction": ("gaussian_nll", (NC, NC, NC, "none")),
+    "nll backward z": ("gaussian_nll_backward", (torch.tensor(1.0), NC.int(), NC, NC,
+                                                 "batch_sum")),
+    "nll grad_loss shape": ("gaussian_nll_backward", (torch.ones(2), NC, NC, NC, "batch_sum")),
+    "nll grad_loss dtype": ("gaussian_nll_backward", (torch.tensor(1), NC, NC, NC, "mean")),
+    "nll backward reduction": ("gaussian_nll_backward", (torch.tensor(1.0), NC, NC, NC,
+                                                         "batchsum")),
     # reflection_pad
     "pad x rank": ("reflection_pad", (torch.zeros(2, 3, 4), 1)),
     "pad x dtype": ("reflection_pad", (torch.zeros(1, 1, 4, 4, dtype=torch.int32), 1)),

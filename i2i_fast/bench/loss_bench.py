@@ -15,6 +15,10 @@ Cases (the losses of one training step of each method, at its published sizes):
                 (target 0) at each sample's domain, + R1 (weight 0.5) on (8, 3, 256, 256) gradients
   tunit_d       TUNIT D: K = 10 heads, batch 32, hinge, + 10 x R1 (weight 1) on (32, 3, 128, 128)
   r1            R1 alone on (8, 3, 256, 256) gradients, weight 0.5
+  miso_milo     MISO's MILO: the Gaussian NLL of both domains' (N, 8) style codes under the style
+                encoder's (mu, logvar), batch 4: two gaussian_nll calls (reduction batch_sum)
+  milo_large    the same two calls on (64, 16384) codes, where memory traffic, not the per-call
+                host time, decides
 Providers:
   eager         the reference definitions (i2i_fast.ops.reference), plain PyTorch
   compile       torch.compile of the same function of the reference definitions
@@ -54,7 +58,8 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 class Input:
     name: str
     shape: tuple[int, ...]
-    kind: str  # "logits" (a discriminator output), "grads" (an input gradient) or "domain"
+    kind: str  # "logits" (a discriminator output), "grads" (an input gradient), "code" (a style
+    # code or its Gaussian's mu / logvar) or "domain"
     heads: int = 0  # K, for a domain
 
 
@@ -105,6 +110,15 @@ def _r1(L, grads):
     return L.r1_penalty(grads, weight=0.5)
 
 
+def _milo(L, z_a, mu_a, logvar_a, z_b, mu_b, logvar_b):
+    return L.gaussian_nll(z_a, mu_a, logvar_a) + L.gaussian_nll(z_b, mu_b, logvar_b)
+
+
+def _codes(shape) -> tuple[Input, ...]:
+    return tuple(Input(f"{name}_{d}", shape, "code") for d in "ab"
+                 for name in ("z", "mu", "logvar"))
+
+
 def _scales(prefix: str, batch: int, sizes) -> tuple[Input, ...]:
     return tuple(Input(f"{prefix}{i}", (batch, 1, s, s), "logits") for i, s in enumerate(sizes))
 
@@ -126,6 +140,9 @@ CASES = (
               Input("y_fake", (32,), "domain", 10)), _tunit_d),
     LossCase("r1", "R1 on (8, 3, 256, 256) gradients, weight 0.5 (StarGAN v2)",
              (Input("grads", (8, 3, 256, 256), "grads"),), _r1),
+    LossCase("miso_milo", "MISO MILO, two (4, 8) codes under (mu, logvar), batch_sum",
+             _codes((4, 8)), _milo),
+    LossCase("milo_large", "MILO's two calls on (64, 16384) codes", _codes((64, 16384)), _milo),
 )
 CASE_NAMES = tuple(c.name for c in CASES)
 
@@ -134,7 +151,7 @@ FLOORS = {
     ("munit_d", "forward_backward"): {"eager": 3.0, "compile": 1.5},
     ("r1", "forward_backward"): {"eager": 2.0},
 }
-QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1")
+QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1", "miso_milo")
 
 
 # ----- inputs and providers -------------------------------------------------------------------
@@ -176,7 +193,7 @@ def provider_fn(case: LossCase, provider: str) -> Callable:
 
 def backend_skip_reason(provider: str, tensors: list) -> str | None:
     """Why a backend provider cannot run a case on these inputs (None: it can, or not a backend
-    provider). Both loss operators are asked: a case may call either."""
+    provider). Every loss operator is asked: a case may call any."""
     if provider not in BACKEND_PROVIDERS:
         return None
     import i2i_fast.ops as ops
@@ -184,7 +201,7 @@ def backend_skip_reason(provider: str, tensors: list) -> str | None:
     if provider not in ops.backend_names():
         return f"no {provider!r} backend is registered"
     x = next(t for t in tensors if t.is_floating_point())
-    for op in ("gan_loss", "r1_penalty"):
+    for op in ("gan_loss", "r1_penalty", "gaussian_nll"):
         why = ops.get_backend(provider).reason(op, x)
         if why is not None:
             return why

@@ -6,11 +6,12 @@ The definitions live with their operator family (``i2i_fast/ops/<family>/referen
 from __future__ import annotations
 
 from .gan_loss.reference import gan_loss, r1_penalty
+from .gaussian_nll.reference import gaussian_nll
 from .latent_conv.reference import latent_conv2d
 from .normalization.reference import adain, instance_norm, layer_norm
 from .resampling.reference import avg_pool, reflection_pad, upsample_nearest
 
 __all__ = [
-    "adain", "avg_pool", "gan_loss", "instance_norm", "latent_conv2d", "layer_norm", "r1_penalty",
+    "adain", "avg_pool", "gan_loss", "gaussian_nll", "instance_norm", "latent_conv2d", "layer_norm", "r1_penalty",
     "reflection_pad", "upsample_nearest",
 ]
