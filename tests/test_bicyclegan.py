@@ -202,11 +202,34 @@ def test_discriminators_are_frozen_in_the_generator_update_and_d2_sees_the_other
         (args[0].detach().clone(), any(p.requires_grad for p in m.parameters()))))
     batch = batch_of(method.config, seed=4)
     method.train_step(batch, 0)
-    (fake_g, trainable_g), (fake_d, trainable_d), (real_d, trainable_real) = seen
-    assert not trainable_g and trainable_d and trainable_real
+    (fake_g, trainable_g), (fake_and_real, trainable_d) = seen  # D's update: cat[fake, real]
+    assert not trainable_g and trainable_d
+    fake_d, real_d = fake_and_real.chunk(2)
     torch.testing.assert_close(fake_g, fake_d)  # D2's fake: from before G's step
     torch.testing.assert_close(real_d, batch["b"][1:])  # D2's real: B of the random half
 
+
+
+def test_the_discriminator_update_on_one_batch_has_the_official_gradients():
+    """Each D update runs cat[fake, real] through D once; its gradients are those of the
+    official backward_D (D(fake) and D(real) in two calls, MSELoss), in float64."""
+    with default_dtype(torch.float64):
+        method = make({"ngf": 8})
+        official = {name: copy.deepcopy(getattr(method, name)) for name in ("dis", "dis2")}
+        gen = torch.Generator().manual_seed(5)
+        fake_enc, b_enc, fake_rand, b_rand = (torch.randn(1, 3, 64, 64, generator=gen)
+                                              for _ in range(4))
+        got = method._dis_update(fake_enc, b_enc, fake_rand, b_rand)
+        for name, fake, real, loss_name in (("dis", fake_enc, b_enc, "d"),
+                                            ("dis2", fake_rand, b_rand, "d2")):
+            net = official[name]
+            with ops.use_backend("reference"):
+                loss = (sum(F.mse_loss(o, torch.zeros_like(o)) for o in net(fake))
+                        + sum(F.mse_loss(o, torch.ones_like(o)) for o in net(real)))
+            loss.backward()
+            torch.testing.assert_close(got[loss_name], loss.detach(), rtol=1e-9, atol=1e-12)
+            for ours, theirs in zip(getattr(method, name).parameters(), net.parameters()):
+                torch.testing.assert_close(ours.grad, theirs.grad, rtol=1e-9, atol=1e-12)
 
 @pytest.mark.filterwarnings(r"ignore:Detected call of `lr_scheduler.step\(\)`")
 def test_learning_rate_is_the_official_linear_decay_per_epoch():

@@ -50,7 +50,9 @@ and resnet_128 (the official code pairs unet_128 with resnet_128 only by option)
 
 Deliberate differences, each exact in the math: the two generator passes run as one batch
 (cat[A_enc, A_enc], cat[z_enc, z_rand]): instance norm is per sample, so the outputs are the same
-(with use_dropout the masks are drawn in one call); the G and E losses are summed and
+(with use_dropout the masks are drawn in one call), and each discriminator's update runs its
+fakes and reals as one batch cat[fake, real] (no dropout in D: the same outputs; at the batch of
+2 per half one call of the convolutions is much cheaper than two); the G and E losses are summed and
 backpropagated once instead of in two backward calls (the same gradients); the discriminators
 run frozen inside the G update (the official code freezes them too). Not implemented (refused or
 absent): where_add "input"/"middle", upsample "bilinear", norms other than instance, the
@@ -316,8 +318,11 @@ class BicycleGAN(Method):
         for name, fake, real in (("dis", fake_enc, b_enc), ("dis2", fake_rand, b_rand)):
             optimizer = self._optimizers[name]
             optimizer.zero_grad(set_to_none=True)
-            with ctx.autocast():
-                loss = discriminator_loss(nets[name](fake), nets[name](real), mode)
+            n = fake.shape[0]
+            with ctx.autocast():  # fakes and reals in one batch (instance norm is per sample)
+                outputs = nets[name](torch.cat([fake, real]))
+                loss = discriminator_loss([o[:n] for o in outputs], [o[n:] for o in outputs],
+                                          mode)
             ctx.optimizer_step(loss, optimizer)
             out["d" if name == "dis" else "d2"] = loss.detach()
         return out
