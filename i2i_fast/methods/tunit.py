@@ -382,6 +382,13 @@ class TUNIT(Method):
         """Semi-supervised: the length of the epochs before unsup_start (all supervised)."""
         return max(int(cfg.epoch_length * cfg.p_semi), SUPERVISED_EPOCH_MIN)
 
+    @property
+    def first_full_iteration(self) -> int:
+        """Benchmarks time GAN iterations with G_EMA averaged, not C's iterations before
+        ``separated`` (semi-supervised: nor the supervised-only epochs before unsup_start)."""
+        cfg = self.config
+        return max(cfg.separated, cfg.ema_start, cfg.unsup_start)
+
     def iteration_kind(self, step: int) -> IterationKind:
         """What iteration `step` (0-based) does: a pure function of the step."""
         cfg = self.config
