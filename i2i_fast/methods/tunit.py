@@ -216,8 +216,9 @@ class TUNIT(Method):
         "summer2winter": {"num_clusters": 2, "image_size": 256, "batch_size": 16},
         # The CPU demo on synthetic:shapes-k3 (3 clusters, 64x64): the official structure,
         # losses and optimisers with narrower networks (C width 16; G width 16, MLP 64, style 32;
-        # D 8 to 64) and batch 16; C alone for 400 iterations (IIC finds the clusters), then the
-        # GAN; G_EMA from 600; epochs of 100 iterations; a queue of 256 keys (16 batches).
+        # D 8 to 64) and batch 16; C alone for 400 iterations, then the GAN; G_EMA from 600;
+        # epochs of 100 iterations; a queue of 256 keys (16 batches). Its first phase finds the
+        # three domains at some seeds only (README, "Ground truth"): not yet a tuned schedule.
         "demo": {"image_size": 64, "num_clusters": 3, "style_dim": 32, "guide_dim": 16,
                  "gen_dim": 16, "mlp_dim": 64, "dis_dim": 8, "dis_max_dim": 64,
                  "batch_size": 16, "max_iter": 1200, "epoch_length": 100, "separated": 400,
