@@ -106,6 +106,25 @@ def test_translate_by_reference_and_by_cluster():
         method.translate(x, target_domain=3)
 
 
+def test_benchmarks_time_gan_iterations(monkeypatch):
+    """`i2i-fast bench method` and `compare` start at the first full iteration (the GAN with
+    G_EMA averaged), not at the guiding network's iterations before `separated`."""
+    import i2i_fast.methods as methods
+    from i2i_fast.bench import method_bench
+
+    def create(name, config, overrides, context):
+        return TUNIT(resolve_config(TUNIT, config, overrides), context)
+
+    monkeypatch.setattr(methods, "create_method", create)
+    runner = method_bench.Runner("tunit", "tiny", ["separated=5", "ema_start=7"], "fused", "cpu",
+                                 "fp32", False, "synthetic:shapes-k3")
+    assert runner.method.first_full_iteration == 7
+    runner.times.append(runner.step())
+    assert runner.step_index == 8
+    assert runner.method.optimizers["discriminator"].state  # a GAN iteration was timed
+    assert runner.result()["first_iteration"] == 7
+
+
 @pytest.mark.parametrize("overrides, field", [
     ({"num_clusters": 0}, "num_clusters"), ({"p_semi": 1.0}, "p_semi"),
     ({"unsup_start": 10}, "unsup_start"), ({"image_size": 48}, "image_size"),

@@ -7,9 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from i2i_fast.methods.tunit import Generator, TUNITConfig, discriminator
+from i2i_fast.methods.tunit import TUNITConfig, discriminator
 from i2i_fast.nn import (
     AdaINDecoder,
+    ClassStyleStatistics,
+    ContentStyleGenerator,
     FilterResponseNorm,
     FRNPreActResBlock,
     GuidingNetwork,
@@ -32,13 +34,13 @@ def test_parameter_counts_equal_the_official_implementation(image_size, generato
     with torch.device("meta"):
         assert n_params(GuidingNetwork(cfg.num_clusters, cfg.style_dim, cfg.guide_dim)) \
             == 9_296_778
-        assert n_params(Generator(image_size, cfg.style_dim, cfg.gen_dim, cfg.gen_res_blocks,
-                                  cfg.mlp_dim)) == generator_count
+        assert n_params(ContentStyleGenerator(image_size, cfg.style_dim, cfg.gen_dim,
+                                              cfg.gen_res_blocks, cfg.mlp_dim)) == generator_count
         assert n_params(discriminator(cfg)) == discriminator_count
 
 
 def test_official_shapes_and_state_dict_keys():
-    gen = Generator(64, 8, 4, 2, 16)
+    gen = ContentStyleGenerator(64, 8, 4, 2, 16)
     with torch.no_grad():
         content = gen.encode(torch.randn(2, 3, 64, 64))
         assert content.shape == (2, 16, 16, 16)  # two downsamplings to 16x16 at 64²
@@ -167,3 +169,34 @@ def test_guiding_network_stat_updates_equal_repeated_passes():
     assert once.features[1].momentum == 0.1  # restored
     with pytest.raises(ValueError, match="stat_updates"):
         once(x, stat_updates=0)
+
+
+def test_class_style_statistics_are_the_per_class_mean_and_std():
+    torch.manual_seed(6)
+    styles = torch.randn(9, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 2, 0, 2, 2, 0, 0, 2, 2])
+    stats = ClassStyleStatistics(3, 4).double()
+    stats.add(styles[:5], labels[:5])
+    stats.add(styles[5:], labels[5:])  # plain sums: the same as one batch
+    mean, std = stats.mean_and_std()
+    for k in (0, 2):
+        group = styles[labels == k]
+        torch.testing.assert_close(mean[k], group.mean(0))
+        torch.testing.assert_close(std[k], group.std(0, unbiased=False))
+    # class 1 has no styles: mean 0, std 1, and it is named
+    torch.testing.assert_close(mean[1], torch.zeros(4, dtype=torch.float64))
+    torch.testing.assert_close(std[1], torch.ones(4, dtype=torch.float64))
+    assert stats.empty_classes(torch.tensor([2, 1, 0, 1])) == [1]
+    # decay: the old statistics weigh `decay` each
+    stats.reset()
+    stats.add(styles[:1], labels[:1])
+    stats.add(styles[2:3], labels[2:3], decay=0.5)
+    torch.testing.assert_close(stats.mean_and_std()[0][0], (0.5 * styles[0] + styles[2]) / 1.5)
+    # draws: the mean first, then mean + std * N(0, 1) with the generator's numbers
+    stats.add(styles, labels)
+    draws = stats.draws(torch.tensor([2, 0]), 3, torch.Generator().manual_seed(1))
+    assert draws.shape == (6, 4)
+    mean, std = stats.mean_and_std()
+    noise = torch.randn(2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(draws[0], mean[2])
+    torch.testing.assert_close(draws[4], mean[0] + std[0] * noise[1, 1])

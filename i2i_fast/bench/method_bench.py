@@ -15,7 +15,9 @@ so that a background load that changes during the run affects them alike):
 A training iteration is whatever the method's ``train_step`` does (MUNIT: one D update and one G
 update). A method whose iterations follow a cycle of different kinds (DRIT: d_iter − 1
 content-discriminator-only iterations, then a full one) is timed a whole cycle at a time
-(``Method.iterations_per_cycle``), each time divided by the cycle's length. Data loading is
+(``Method.iterations_per_cycle``), each time divided by the cycle's length. Timing starts at the
+method's ``first_full_iteration`` (TUNIT: the first GAN iteration, after the phase that trains its
+guiding network alone; 0 for the others). Data loading is
 excluded: a few batches are drawn once and cycled.
 """
 
@@ -87,7 +89,7 @@ class Runner:
         else:
             self.guard = _no_backend_forced
         self.batches = _cycle(_batches(self.method, data, 4, seed))
-        self.step_index = 0
+        self.step_index = self.method.first_full_iteration
         self.times: list[float] = []
 
     def step(self) -> float:
@@ -118,7 +120,8 @@ class Runner:
                 "p20_s": times[int(0.2 * (len(times) - 1))],
                 "p80_s": times[int(0.8 * (len(times) - 1))], "iterations": len(times),
                 "images_per_s": cfg.batch_size / median, "batch_size": cfg.batch_size,
-                "image_size": cfg.image_size}
+                "image_size": cfg.image_size,
+                "first_iteration": self.method.first_full_iteration}
 
 
 def measure_interleaved(runners: list[Runner], iterations: int, warmup: int) -> list[dict]:
@@ -257,6 +260,9 @@ def _main(args: argparse.Namespace) -> int:
             runners.append(Runner(args.method, args.config, args.overrides, provider,
                                   args.device, precision, args.channels_last, data))
         results = measure_interleaved(runners, args.iterations, args.warmup)
+        if results[0]["first_iteration"]:
+            print(f"# timed from iteration {results[0]['first_iteration']} (the method's first "
+                  f"full iteration)")
         for r in results:
             r.update(method=args.method, config=str(args.config),
                      overrides=" ".join(args.overrides), data=data,

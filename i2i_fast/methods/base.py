@@ -422,6 +422,14 @@ class Method(torch.nn.Module, metaclass=abc.ABCMeta):
         return 1
 
     @property
+    def first_full_iteration(self) -> int:
+        """The first iteration (0-based) that does everything the method's training iterations
+        do from then on: 0, unless training begins with a phase that trains only some networks
+        (TUNIT: the guiding network alone before ``separated``). Benchmarks start there, so that
+        they time the iterations that make up most of a run."""
+        return 0
+
+    @property
     def domains(self) -> Domains:
         """The domains this method translates between (names, count, default target)."""
         return Domains.of(self)

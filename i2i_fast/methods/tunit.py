@@ -83,7 +83,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
+import functools
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -94,9 +94,7 @@ from torch import nn
 
 from .. import ops
 from ..losses import KeyQueue, iic_loss, l1, moco_loss
-from ..nn import MLP, AdaINDecoder, ContentEncoder, init_weights
-from ..nn.entry_points import EntryPoints
-from ..nn.guiding import GuidingNetwork
+from ..nn import ClassStyleStatistics, ContentStyleGenerator, GuidingNetwork, init_weights
 from ..nn.multi_domain import MultiHeadDiscriminator, frn_stage, select_domain
 from ..optim import MovingAverage, copy_buffers
 from . import sizes
@@ -161,66 +159,10 @@ def _power_of_two(n: int) -> bool:
     return n > 0 and n & (n - 1) == 0
 
 
-class Generator(EntryPoints):
-    """TUNIT's G: ``encode(x)`` → content (N, 2**n C, 16, 16); ``decode(content, style)`` → image
-    in [-1, 1]. Training calls both through forward (``method.nets.generator.encode(x)``)."""
-
-    entry_points = ("encode", "decode")
-
-    def __init__(self, image_size: int = 128, style_dim: int = 128, dim: int | None = None,
-                 n_res: int = 2, mlp_dim: int = 256):
-        super().__init__()
-        dim = dim if dim is not None else (64 if image_size < 256 else 32)
-        n_downs = int(math.log2(image_size // 16))
-        self.cnt_encoder = ContentEncoder(n_downs, n_res, 3, dim, "in", "relu", "reflect",
-                                          residual_scale=0.1)
-        self.decoder = AdaINDecoder(n_downs, n_res, self.cnt_encoder.out_channels, 3, "relu",
-                                    "reflect", upsample_norm="adain", residual_scale=0.1)
-        self.mlp = MLP(style_dim, self.decoder.num_adain_params, mlp_dim, 3, "relu")
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cnt_encoder(x)
-
-    def decode(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return self.decoder(content, self.mlp(style))
-
-
 def discriminator(cfg: TUNITConfig) -> MultiHeadDiscriminator:
     dim = cfg.dis_dim if cfg.dis_dim is not None else (64 if cfg.image_size < 256 else 32)
     return MultiHeadDiscriminator(cfg.image_size, cfg.num_clusters, cfg.dis_max_dim, dim,
                                   stage=frn_stage)
-
-
-class ClusterStyles(nn.Module):
-    """Per-cluster style statistics: weighted counts (K,), sums and sums of squares (K, D)."""
-
-    def __init__(self, num_clusters: int, style_dim: int):
-        super().__init__()
-        self.register_buffer("weight", torch.zeros(num_clusters))
-        self.register_buffer("total", torch.zeros(num_clusters, style_dim))
-        self.register_buffer("squares", torch.zeros(num_clusters, style_dim))
-
-    @torch.no_grad()
-    def add(self, styles: torch.Tensor, labels: torch.Tensor, decay: float = 1.0) -> None:
-        """Old statistics times `decay`, plus the styles (N, D) of clusters labels (N,)."""
-        one_hot = F.one_hot(labels, self.weight.shape[0]).to(self.total.dtype)
-        styles = styles.to(self.total.dtype)
-        for stat, new in ((self.weight, one_hot.sum(0)), (self.total, one_hot.t() @ styles),
-                          (self.squares, one_hot.t() @ styles.square())):
-            stat.mul_(decay).add_(new)
-
-    def reset(self) -> None:
-        for stat in (self.weight, self.total, self.squares):
-            stat.zero_()
-
-    def mean_and_std(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K, D) means and standard deviations; a cluster with no weight: 0 and 1."""
-        weight = self.weight.clamp_min(1e-12).unsqueeze(1)
-        mean = self.total / weight
-        var = (self.squares / weight - mean.square()).clamp_min(0)
-        empty = (self.weight <= 0).unsqueeze(1)
-        return (torch.where(empty, torch.zeros_like(mean), mean),
-                torch.where(empty, torch.ones_like(var), var.sqrt()))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,9 +174,7 @@ class IterationKind:
     epoch_end: bool  # the last iteration of an official epoch
 
 
-_SMALLEST_SIZE: list[int] = []
-
-
+@functools.cache
 def smallest_image_size() -> int:
     """The smallest power of two at which C, G (built for that size, giving back its size) and D
     run, found by trying them with one channel per layer on the CPU."""
@@ -244,20 +184,18 @@ def smallest_image_size() -> int:
             x = torch.zeros(1, 3, side, side)
             with torch.no_grad():
                 GuidingNetwork(1, 1, 1).eval()(x)
-                gen = Generator(side, 1, 1, 1, 1)
+                gen = ContentStyleGenerator(side, 1, 1, 1, 1)
                 if gen.decode(gen.encode(x), torch.zeros(1, 1)).shape != x.shape:
                     raise ValueError("the output's size differs from the input's")
                 MultiHeadDiscriminator(side, 1, 1, 1, stage=frn_stage)(x)
 
         return sizes.runs(run)
 
-    if not _SMALLEST_SIZE:
-        with torch.random.fork_rng(devices=[]):
-            found = sizes.smallest_power_of_two(works)
-        if found is None:
-            raise ValueError(f"tunit: these networks run at no image size up to {sizes.LIMIT}")
-        _SMALLEST_SIZE.append(found)
-    return _SMALLEST_SIZE[0]
+    with torch.random.fork_rng(devices=[]):  # building them draws; the caller's seed stays
+        found = sizes.smallest_power_of_two(works)
+    if found is None:
+        raise ValueError(f"tunit: these networks run at no image size up to {sizes.LIMIT}")
+    return found
 
 
 class TUNIT(Method):
@@ -278,8 +216,9 @@ class TUNIT(Method):
         "summer2winter": {"num_clusters": 2, "image_size": 256, "batch_size": 16},
         # The CPU demo on synthetic:shapes-k3 (3 clusters, 64x64): the official structure,
         # losses and optimisers with narrower networks (C width 16; G width 16, MLP 64, style 32;
-        # D 8 to 64) and batch 16; C alone for 400 iterations (IIC finds the clusters), then the
-        # GAN; G_EMA from 600; epochs of 100 iterations; a queue of 256 keys (16 batches).
+        # D 8 to 64) and batch 16; C alone for 400 iterations, then the GAN; G_EMA from 600;
+        # epochs of 100 iterations; a queue of 256 keys (16 batches). Its first phase finds the
+        # three domains at some seeds only (README, "Ground truth"): not yet a tuned schedule.
         "demo": {"image_size": 64, "num_clusters": 3, "style_dim": 32, "guide_dim": 16,
                  "gen_dim": 16, "mlp_dim": 64, "dis_dim": 8, "dis_max_dim": 64,
                  "batch_size": 16, "max_iter": 1200, "epoch_length": 100, "separated": 400,
@@ -302,15 +241,15 @@ class TUNIT(Method):
         self.check_config(cfg)
         self.guiding_network = GuidingNetwork(cfg.num_clusters, cfg.style_dim, cfg.guide_dim)
         self.guiding_network_ema = copy.deepcopy(self.guiding_network)
-        self.generator = init_weights(Generator(cfg.image_size, cfg.style_dim, cfg.gen_dim,
-                                                cfg.gen_res_blocks, cfg.mlp_dim), "kaiming")
+        self.generator = init_weights(ContentStyleGenerator(
+            cfg.image_size, cfg.style_dim, cfg.gen_dim, cfg.gen_res_blocks, cfg.mlp_dim), "kaiming")
         self.generator_ema = copy.deepcopy(self.generator)
         self.discriminator = init_weights(discriminator(cfg), "kaiming")
         for ema in (self.guiding_network_ema, self.generator_ema):
             ema.requires_grad_(False)
         self.queue = KeyQueue(cfg.queue_size, cfg.style_dim)
         self.register_buffer("first_keys", torch.zeros(cfg.batch_size, cfg.style_dim))
-        self.cluster_styles = ClusterStyles(cfg.num_clusters, cfg.style_dim)
+        self.cluster_styles = ClassStyleStatistics(cfg.num_clusters, cfg.style_dim)
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.int64))
         self.context.prepare(self)
 
@@ -381,6 +320,13 @@ class TUNIT(Method):
     def supervised_epoch_length(cfg: TUNITConfig) -> int:
         """Semi-supervised: the length of the epochs before unsup_start (all supervised)."""
         return max(int(cfg.epoch_length * cfg.p_semi), SUPERVISED_EPOCH_MIN)
+
+    @property
+    def first_full_iteration(self) -> int:
+        """Benchmarks time GAN iterations with G_EMA averaged, not C's iterations before
+        ``separated`` (semi-supervised: nor the supervised-only epochs before unsup_start)."""
+        cfg = self.config
+        return max(cfg.separated, cfg.ema_start, cfg.unsup_start)
 
     def iteration_kind(self, step: int) -> IterationKind:
         """What iteration `step` (0-based) does: a pure function of the step."""
@@ -584,17 +530,12 @@ class TUNIT(Method):
     def _cluster_style_draws(self, y: torch.Tensor, n_styles: int,
                              generator: torch.Generator | None) -> torch.Tensor:
         """(N * n_styles, D): per input, its cluster's mean, then n_styles - 1 normal draws."""
-        empty = sorted({int(k) for k in y if float(self.cluster_styles.weight[k]) <= 0})
+        empty = self.cluster_styles.empty_classes(y)
         if empty:
             warnings.warn(f"tunit: clusters {empty} have no style statistics yet (they come with "
                           f"the GAN phase of training, or estimate_cluster_styles): their styles "
                           f"are drawn from N(0, I)", stacklevel=3)
-        mean, std = self.cluster_styles.mean_and_std()
-        mean, std = mean[y], std[y]  # (N, D)
-        noise = torch.randn(y.shape[0], n_styles, mean.shape[1], device=mean.device,
-                            dtype=mean.dtype, generator=generator)
-        noise[:, 0] = 0
-        return (mean.unsqueeze(1) + std.unsqueeze(1) * noise).flatten(0, 1)
+        return self.cluster_styles.draws(y, n_styles, generator)
 
     def sample_visuals(self, batch: dict[str, torch.Tensor],
                        generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:

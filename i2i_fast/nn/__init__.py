@@ -11,6 +11,7 @@ from .discriminators import ContentDiscriminator, MultiScalePatchDiscriminator
 from .disentangled import AttributeEncoders, AttributeGenerator, SharedContentEncoder
 from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .filters import HighPass
+from .generators import ContentStyleGenerator, PreActStyleGenerator
 from .guiding import GuidingNetwork
 from .init import init_weights
 from .latent_injection import (
@@ -45,18 +46,20 @@ from .resblocks import (
     LatentFusionResBlock,
     ResBlock,
 )
+from .style_statistics import ClassStyleStatistics
 from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaINResBlocks",
     "AdaptiveInstanceNorm", "AttributeEncoders", "AttributeGenerator", "ChannelAffineLayerNorm",
-    "ConcatLatentDecoder", "ContentDiscriminator", "ContentEncoder", "Conv2dBlock",
-    "ConvTranspose2dBlock", "FRNPreActResBlock", "FilterResponseNorm", "FusionLatentDecoder",
-    "GaussianNoise", "GuidingNetwork", "HighPass", "InstanceNorm", "LatentConcatResBlock",
-    "LatentConv2d", "LatentConvTranspose2d", "LatentFusionResBlock", "LatentUNetGenerator",
-    "LatentUNetLevel", "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm",
-    "PreActDownBlock", "PreActResBlock", "ReflectionPad", "ResBlock", "SharedContentEncoder",
-    "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder",
-    "broadcast_concat", "filter_response_norm", "init_weights", "latent_conv2d",
-    "latent_conv_transpose2d", "make_padding", "split_adain_params",
+    "ClassStyleStatistics", "ConcatLatentDecoder", "ContentDiscriminator", "ContentEncoder",
+    "ContentStyleGenerator", "Conv2dBlock", "ConvTranspose2dBlock", "FRNPreActResBlock",
+    "FilterResponseNorm", "FusionLatentDecoder", "GaussianNoise", "GuidingNetwork", "HighPass",
+    "InstanceNorm", "LatentConcatResBlock", "LatentConv2d", "LatentConvTranspose2d",
+    "LatentFusionResBlock", "LatentUNetGenerator", "LatentUNetLevel", "LinearBlock", "MLP",
+    "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
+    "PreActStyleGenerator", "ReflectionPad", "ResBlock", "SharedContentEncoder", "StyleAdaIN",
+    "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder", "broadcast_concat",
+    "filter_response_norm", "init_weights", "latent_conv2d", "latent_conv_transpose2d",
+    "make_padding", "split_adain_params",
 ]

@@ -1,8 +1,13 @@
-"""StarGAN v2's generator: a pre-activation residual encoder-decoder whose decoder is modulated
-by a style code (AdaIN with ``1 + gamma``), with optional high-pass skips from the encoder.
+"""Generators that translate an image into the style of a code given from outside.
 
-Child names follow the official code (from_rgb, encode, decode, to_rgb, hpf), so state dicts
-have the official keys.
+- ``PreActStyleGenerator``: StarGAN v2's, a pre-activation residual encoder-decoder whose decoder
+  is modulated by a style code (AdaIN with ``1 + gamma``), with optional high-pass skips from the
+  encoder. Child names follow the official code (from_rgb, encode, decode, to_rgb, hpf).
+- ``ContentStyleGenerator``: TUNIT's, MUNIT's auto-encoder without its style encoder: a content
+  encoder, and a decoder whose AdaIN parameters an MLP computes from the style code. Child names
+  follow the official TUNIT code (cnt_encoder, decoder, mlp).
+
+So state dicts have the official keys.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .decoders import AdaINDecoder
+from .encoders import ContentEncoder
+from .entry_points import EntryPoints
 from .filters import HighPass
+from .mlp import MLP
 from .multi_domain import first_width
 from .norms import InstanceNorm
 from .preact_resblocks import AdaINPreActResBlock, PreActResBlock
@@ -99,3 +108,34 @@ def check_masks(owner: str, masks: object, x: torch.Tensor) -> None:
         if not m.is_floating_point():
             raise TypeError(f"{owner}: masks: {name}: expected a floating point tensor, got "
                             f"{m.dtype}")
+
+
+class ContentStyleGenerator(EntryPoints):
+    """TUNIT's G: ``encode(x (N, 3, S, S))`` → content (N, 2**n dim, 16, 16), n = log2(S / 16);
+    ``decode(content, style (N, style_dim))`` → image (N, 3, S, S) in [-1, 1]. Training calls both
+    through forward (``method.nets.generator.encode(x)``), so DistributedDataParallel sees them.
+
+    The content encoder: 7x7 conv, n stride-2 4x4 convs, n_res residual blocks, instance norm and
+    ReLU; the decoder: n_res residual blocks and n (2x upsampling, 5x5 conv) with AdaIN + ReLU,
+    7x7 conv, tanh; both kinds of residual block add 0.1 x their branch; the MLP (3 layers of
+    mlp_dim, ReLU) gives the decoder's AdaIN parameters, [bias, weight] per layer (no +1).
+    dim None: the official width, 64 below 256², else 32."""
+
+    entry_points = ("encode", "decode")
+
+    def __init__(self, image_size: int = 128, style_dim: int = 128, dim: int | None = None,
+                 n_res: int = 2, mlp_dim: int = 256):
+        super().__init__()
+        dim = dim if dim is not None else (64 if image_size < 256 else 32)
+        n_downs = int(math.log2(image_size // 16))
+        self.cnt_encoder = ContentEncoder(n_downs, n_res, 3, dim, "in", "relu", "reflect",
+                                          residual_scale=0.1)
+        self.decoder = AdaINDecoder(n_downs, n_res, self.cnt_encoder.out_channels, 3, "relu",
+                                    "reflect", upsample_norm="adain", residual_scale=0.1)
+        self.mlp = MLP(style_dim, self.decoder.num_adain_params, mlp_dim, 3, "relu")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cnt_encoder(x)
+
+    def decode(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        return self.decoder(content, self.mlp(style))
