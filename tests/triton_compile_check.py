@@ -99,6 +99,30 @@ def run_case(tk, case) -> None:
     tk._backward(torch.ones_like(x), x, w, b, mean, rstd, 1e-5, act, 0.2, layer, munit)
 
 
+def compile_and_report(tk, cases, run_case, arch: int) -> int:
+    """Runs run_case(tk, case) for every case with `tk` (a family's triton.py) launching through
+    the compiler for sm_`arch`; prints one JSON line per compiled kernel variant (and per failing
+    case), then the summary line. Returns the exit status: 1 if any case failed."""
+    from i2i_fast.ops import triton_support as ts
+
+    compiled: dict = {}
+    tk.wrap_triton = _CompilingLauncher(compiled)
+    failures = 0
+    with ts.compile_only(arch):
+        for case in cases:
+            try:
+                run_case(tk, case)
+            except Exception:  # noqa: BLE001 - report every failing case, then fail
+                failures += 1
+                print(json.dumps({"case": str(case), "error": traceback.format_exc()}))
+    for name, consts, kernel in compiled.values():
+        print(json.dumps({"kernel": name, "constexprs": consts,
+                          "widest_load_bytes": _widest_load(kernel.asm["ptx"])}))
+    print(json.dumps({"arch": arch, "compiled": len(compiled), "failures": failures,
+                      "triton": __import__("triton").__version__}))
+    return 1 if failures else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90)
@@ -110,23 +134,8 @@ def main() -> int:
     from i2i_fast.ops import triton_support as ts
     from i2i_fast.ops.normalization import triton as tk
 
-    compiled: dict = {}
-    tk.wrap_triton = _CompilingLauncher(compiled)
     tk.ts.min_programs = lambda device: ts.PROGRAMS_PER_SM * args.sm_count
-    failures = 0
-    with ts.compile_only(args.arch):
-        for case in QUICK_CASES if args.quick else FULL_CASES:
-            try:
-                run_case(tk, case)
-            except Exception:  # noqa: BLE001 - report every failing case, then fail
-                failures += 1
-                print(json.dumps({"case": str(case), "error": traceback.format_exc()}))
-    for name, consts, kernel in compiled.values():
-        print(json.dumps({"kernel": name, "constexprs": consts,
-                          "widest_load_bytes": _widest_load(kernel.asm["ptx"])}))
-    print(json.dumps({"arch": args.arch, "compiled": len(compiled), "failures": failures,
-                      "triton": __import__("triton").__version__}))
-    return 1 if failures else 0
+    return compile_and_report(tk, QUICK_CASES if args.quick else FULL_CASES, run_case, args.arch)
 
 
 if __name__ == "__main__":

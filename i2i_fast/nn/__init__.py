@@ -29,7 +29,6 @@ from .norms import (
     InstanceNorm,
     MunitLayerNorm,
     StyleAdaIN,
-    filter_response_norm,
 )
 from .preact_resblocks import (
     AdaINPreActResBlock,
@@ -57,6 +56,6 @@ __all__ = [
     "LatentUNetLevel", "LinearBlock", "MLP", "MultiScalePatchDiscriminator", "MunitLayerNorm",
     "PreActDownBlock", "PreActResBlock", "ReflectionPad", "ResBlock", "SharedContentEncoder",
     "StyleAdaIN", "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder",
-    "broadcast_concat", "filter_response_norm", "init_weights", "latent_conv2d",
+    "broadcast_concat", "init_weights", "latent_conv2d",
     "latent_conv_transpose2d", "make_padding", "split_adain_params",
 ]
