@@ -19,19 +19,7 @@ import torch
 
 import i2i_fast.ops as ops
 from helpers import channels_last, rel_err
-from i2i_fast.ops import triton_support as ts
-
-STATE = ts.state()
-INTERPRETER = STATE.unavailable_reason is None and STATE.interpreter
-ON_GPU = STATE.unavailable_reason is None and not STATE.interpreter and torch.cuda.is_available()
-DEVICES = [
-    pytest.param("cpu", id="interpreter", marks=pytest.mark.skipif(
-        not INTERPRETER, reason=f"the Triton interpreter is off: {STATE.describe()}")),
-    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not ON_GPU, reason=f"needs a CUDA GPU with compiled Triton: {STATE.describe()}")]),
-]
-needs_triton = pytest.mark.skipif(STATE.unavailable_reason is not None and not ON_GPU,
-                                  reason=STATE.describe())
+from triton_test_devices import DEVICES, needs_triton
 
 
 def inputs(device, shape=(2, 3, 5, 4), dtype=torch.float32):

@@ -25,7 +25,6 @@ import torch
 
 import i2i_fast.ops as ops
 from helpers import channels_last, strided_view
-from i2i_fast.ops import triton_support as ts
 from loss_helpers import (
     GRAD_TOLERANCE,
     LOSS_TOLERANCE,
@@ -36,19 +35,8 @@ from loss_helpers import (
     make_outputs,
     upstream,
 )
+from triton_test_devices import DEVICES, INTERPRETER, ON_GPU, needs_triton
 
-STATE = ts.state()
-INTERPRETER = STATE.unavailable_reason is None and STATE.interpreter
-ON_GPU = STATE.unavailable_reason is None and not STATE.interpreter and torch.cuda.is_available()
-
-DEVICES = [
-    pytest.param("cpu", id="interpreter", marks=pytest.mark.skipif(
-        not INTERPRETER, reason=f"the Triton interpreter is off: {STATE.describe()}")),
-    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not ON_GPU, reason=f"needs a CUDA GPU with compiled Triton: {STATE.describe()}")]),
-]
-needs_triton = pytest.mark.skipif(STATE.unavailable_reason is not None and not ON_GPU,
-                                  reason=STATE.describe())
 
 # Scale sets (shapes without the batch dimension): odd sizes, and more scales than one launch.
 SCALES = {

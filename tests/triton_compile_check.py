@@ -123,6 +123,18 @@ def compile_and_report(tk, cases, run_case, arch: int) -> int:
     return 1 if failures else 0
 
 
+def family_main(doc: str, family: str, cases, run_case) -> int:
+    """The main() of a family's compile check script (`doc`: its docstring): --arch, then every
+    case with i2i_fast.ops.<family>.triton (compile_and_report)."""
+    import importlib
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, default=90)
+    args = parser.parse_args()
+    tk = importlib.import_module(f"i2i_fast.ops.{family}.triton")
+    return compile_and_report(tk, cases, run_case, args.arch)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90)

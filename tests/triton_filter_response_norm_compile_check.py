@@ -13,7 +13,6 @@ tests/test_triton_filter_response_norm.py runs it in a subprocess.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -23,7 +22,7 @@ import torch  # noqa: E402
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [TESTS, os.path.dirname(TESTS)]  # the helpers, and the i2i_fast of this checkout
-from triton_compile_check import compile_and_report  # noqa: E402
+from triton_compile_check import family_main  # noqa: E402
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 SPATIAL = ((4, 4), (5, 7), (128, 128))  # TUNIT's smallest and largest, and an odd one
@@ -49,13 +48,7 @@ def run_case(tk, case) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", type=int, default=90)
-    args = parser.parse_args()
-
-    from i2i_fast.ops.filter_response_norm import triton as tk
-
-    return compile_and_report(tk, cases(), run_case, args.arch)
+    return family_main(__doc__, "filter_response_norm", cases(), run_case)
 
 
 if __name__ == "__main__":
