@@ -1,7 +1,13 @@
 """Where the Triton tests run (tests/test_triton_*.py): the interpreter on CPU tensors without a
-GPU (tests/conftest.py sets TRITON_INTERPRET=1), CUDA tensors with one (marked `cuda`)."""
+GPU (tests/conftest.py sets TRITON_INTERPRET=1), CUDA tensors with one (marked `cuda`); and how
+they run a family's sm_90 compile check (tests/triton_*compile_check.py)."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -20,3 +26,15 @@ DEVICES = [
 ]
 needs_triton = pytest.mark.skipif(STATE.unavailable_reason is not None and not ON_GPU,
                                   reason=STATE.describe())
+
+
+def run_compile_check(script: str, *args: str) -> list[dict]:
+    """Runs tests/<script> (compiled-mode Triton) and returns its JSON lines, the summary last;
+    fails the test if the script failed."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
+    env = dict(os.environ, TRITON_INTERPRET="0")
+    proc = subprocess.run([sys.executable, path, *args], env=env, capture_output=True, text=True,
+                          timeout=900)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return lines
