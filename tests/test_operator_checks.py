@@ -15,6 +15,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import i2i_fast.ops as ops
 from i2i_fast.ops import triton_support
+from i2i_fast.ops.filter_response_norm import checks as frn_checks
 from i2i_fast.ops.gan_loss import checks as loss_checks
 from i2i_fast.ops.gaussian_nll import checks as nll_checks
 from i2i_fast.ops.latent_conv import checks as latent_checks
@@ -38,6 +39,8 @@ DEFINITION = {
     "instance_norm_backward": norm_checks.instance_norm_backward,
     "layer_norm_forward": norm_checks.layer_norm,
     "layer_norm_backward": norm_checks.layer_norm_backward,
+    "filter_response_norm_forward": frn_checks.filter_response_norm,
+    "filter_response_norm_backward": frn_checks.filter_response_norm_backward,
     "gan_loss": lambda *args: loss_checks.gan_loss(list(args[0]), *args[1:]),
     "gan_loss_backward": lambda g, outputs, *args: loss_checks.gan_loss_backward(
         g, list(outputs), *args),
@@ -83,6 +86,25 @@ BAD_CALLS = {
                                            "standard", "none", 0.2)),
     "backward style": ("layer_norm_backward", (X, X, None, None, STATS_N, STATS_N, 1e-5, "x",
                                                "none", 0.2)),
+    # filter_response_norm
+    "frn x rank": ("filter_response_norm_forward", (torch.randn(2, 3, 4), C, C, C, 1e-6)),
+    "frn x dtype": ("filter_response_norm_forward", (X.int(), C, C, C, 1e-6)),
+    "frn x empty": ("filter_response_norm_forward", (torch.randn(2, 3, 0, 4), C, C, C, 1e-6)),
+    "frn weight shape": ("filter_response_norm_forward", (X, NC, C, C, 1e-6)),
+    "frn bias dtype": ("filter_response_norm_forward", (X, C, C.double(), C, 1e-6)),
+    "frn tau shape": ("filter_response_norm_forward", (X, C, C, torch.ones(1, 3, 1, 1), 1e-6)),
+    "frn tau dtype, low precision": ("filter_response_norm_forward", (X.bfloat16(), C, C,
+                                                                      C.half(), 1e-6)),
+    "frn eps zero": ("filter_response_norm_forward", (X, C, C, C, 0.0)),
+    "frn eps negative": ("filter_response_norm_forward", (X, C, C, C, -1e-6)),
+    "frn eps nan": ("filter_response_norm_forward", (X, C, C, C, math.nan)),
+    "frn backward x": ("filter_response_norm_backward", (X, X[0], C, C, C, STATS_NC, 1e-6)),
+    "frn backward eps": ("filter_response_norm_backward", (X, X, C, C, C, STATS_NC, 0.0)),
+    "frn grad_out shape": ("filter_response_norm_backward", (X[:1], X, C, C, C, STATS_NC, 1e-6)),
+    "frn grad_out dtype": ("filter_response_norm_backward", (X.long(), X, C, C, C, STATS_NC,
+                                                             1e-6)),
+    "frn rstd shape": ("filter_response_norm_backward", (X, X, C, C, C, STATS_N, 1e-6)),
+    "frn rstd dtype": ("filter_response_norm_backward", (X, X, C, C, C, STATS_NC.int(), 1e-6)),
     # gan_loss: outputs
     "outputs dtype": ("gan_loss", ([OUT.long()], "lsgan", "real", 0.0, None, "mean")),
     "outputs batch": ("gan_loss", ([OUT, torch.randn(2, 1)], "lsgan", "real", 0.0, None,

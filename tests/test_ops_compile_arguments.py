@@ -41,6 +41,8 @@ CASES = {
     "layer_norm": (lambda x, eps, slope: ops.layer_norm(x, W1, B1, eps, "munit", "leaky_relu",
                                                         slope),
                    [(1e-5, 0.2), (1e-3, 0.1), (0.5, 0.3)], ((-1.0, 0.2), "eps")),
+    "filter_response_norm": (lambda x, eps: ops.filter_response_norm(x, W1, B1, B1 * 0.3, eps),
+                             [(1e-6,), (1e-3,), (0.5,)], ((0.0,), "eps")),
     "gan_loss": (lambda x, label: ops.gan_loss([x, x[:, :, ::2, ::2]], label, "lsgan"),
                  [(0.9,), (0.5,), (0.0,)], ((float("inf"),), "target")),
     "r1_penalty": (lambda x, weight: ops.r1_penalty(x, weight),

@@ -14,18 +14,13 @@ at numpy speed.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import i2i_fast.ops as ops
 from helpers import channels_last, strided_view
-from i2i_fast.ops import triton_support as ts
 from loss_helpers import (
     GRAD_TOLERANCE,
     LOSS_TOLERANCE,
@@ -36,19 +31,8 @@ from loss_helpers import (
     make_outputs,
     upstream,
 )
+from triton_test_devices import DEVICES, INTERPRETER, ON_GPU, needs_triton, run_compile_check
 
-STATE = ts.state()
-INTERPRETER = STATE.unavailable_reason is None and STATE.interpreter
-ON_GPU = STATE.unavailable_reason is None and not STATE.interpreter and torch.cuda.is_available()
-
-DEVICES = [
-    pytest.param("cpu", id="interpreter", marks=pytest.mark.skipif(
-        not INTERPRETER, reason=f"the Triton interpreter is off: {STATE.describe()}")),
-    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not ON_GPU, reason=f"needs a CUDA GPU with compiled Triton: {STATE.describe()}")]),
-]
-needs_triton = pytest.mark.skipif(STATE.unavailable_reason is not None and not ON_GPU,
-                                  reason=STATE.describe())
 
 # Scale sets (shapes without the batch dimension): odd sizes, and more scales than one launch.
 SCALES = {
@@ -394,12 +378,7 @@ def test_interpreter_takes_cpu_tensors_only_when_forced():
 def test_every_kernel_compiles_for_sm90():
     """The real Triton compiler builds every kernel variant the operators launch, for an H100
     (sm_90); R1's streaming kernels read with 16-byte vector loads where aligned."""
-    script = os.path.join(os.path.dirname(__file__), "triton_gan_loss_compile_check.py")
-    env = dict(os.environ, TRITON_INTERPRET="0")
-    proc = subprocess.run([sys.executable, script, "--arch", "90"], env=env,
-                          capture_output=True, text=True, timeout=900)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = run_compile_check("triton_gan_loss_compile_check.py", "--arch", "90")
     summary = lines[-1]
     assert summary["failures"] == 0 and summary["compiled"] >= 100, summary
     kernels = [r for r in lines if "kernel" in r]

@@ -10,29 +10,12 @@ TRITON_INTERPRET=1); with a GPU the same checks run on CUDA tensors (parameters 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 import i2i_fast.ops as ops
 from helpers import rel_err
-from i2i_fast.ops import triton_support as ts
-
-STATE = ts.state()
-INTERPRETER = STATE.unavailable_reason is None and STATE.interpreter
-ON_GPU = STATE.unavailable_reason is None and not STATE.interpreter and torch.cuda.is_available()
-DEVICES = [
-    pytest.param("cpu", id="interpreter", marks=pytest.mark.skipif(
-        not INTERPRETER, reason=f"the Triton interpreter is off: {STATE.describe()}")),
-    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not ON_GPU, reason=f"needs a CUDA GPU with compiled Triton: {STATE.describe()}")]),
-]
-needs_triton = pytest.mark.skipif(STATE.unavailable_reason is not None and not ON_GPU,
-                                  reason=STATE.describe())
+from triton_test_devices import DEVICES, INTERPRETER, needs_triton, run_compile_check
 
 
 def inputs(device, shape=(3, 8), dtype=torch.float64, requires_grad=False):
@@ -124,15 +107,7 @@ def test_interpreter_takes_cpu_tensors_only_when_forced():
 def test_every_kernel_compiles_for_sm90():
     """The real Triton compiler builds every kernel variant the operators launch, for an H100
     (sm_90)."""
-    script = os.path.join(os.path.dirname(__file__), "triton_gaussian_nll_compile_check.py")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # The script's own folder comes first on its path: import this checkout's i2i_fast.
-    env = dict(os.environ, TRITON_INTERPRET="0",
-               PYTHONPATH=os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH")))))
-    proc = subprocess.run([sys.executable, script, "--arch", "90"], env=env,
-                          capture_output=True, text=True, timeout=900)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = run_compile_check("triton_gaussian_nll_compile_check.py", "--arch", "90")
     summary = lines[-1]
     assert summary["failures"] == 0 and summary["compiled"] >= 12, summary
     assert {r["kernel"] for r in lines if "kernel" in r} == {

@@ -35,19 +35,14 @@ from helpers import (
     with_constant_groups,
 )
 from i2i_fast.ops import triton_support as ts
-
-STATE = ts.state()
-INTERPRETER = STATE.unavailable_reason is None and STATE.interpreter
-ON_GPU = STATE.unavailable_reason is None and not STATE.interpreter and torch.cuda.is_available()
-
-DEVICES = [
-    pytest.param("cpu", id="interpreter", marks=pytest.mark.skipif(
-        not INTERPRETER, reason=f"the Triton interpreter is off: {STATE.describe()}")),
-    pytest.param("cuda", id="cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
-        not ON_GPU, reason=f"needs a CUDA GPU with compiled Triton: {STATE.describe()}")]),
-]
-needs_triton = pytest.mark.skipif(STATE.unavailable_reason is not None and not ON_GPU,
-                                  reason=STATE.describe())
+from triton_test_devices import (
+    DEVICES,
+    INTERPRETER,
+    ON_GPU,
+    STATE,
+    needs_triton,
+    run_compile_check,
+)
 
 
 def _kernels():
@@ -579,12 +574,7 @@ def test_launch_plan_splits_only_when_groups_are_too_few():
 def test_every_kernel_compiles_for_sm90_with_16_byte_loads():
     """The real Triton compiler builds the kernels the operators launch, for an H100 (sm_90), and
     the streaming kernels read x and dy with 16-byte vector loads."""
-    script = os.path.join(os.path.dirname(__file__), "triton_compile_check.py")
-    env = dict(os.environ, TRITON_INTERPRET="0")
-    proc = subprocess.run([sys.executable, script, "--quick", "--arch", "90"], env=env,
-                          capture_output=True, text=True, timeout=900)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    lines = run_compile_check("triton_compile_check.py", "--quick", "--arch", "90")
     summary = lines[-1]
     assert summary["failures"] == 0 and summary["compiled"] >= 15, summary
     kernels = [r for r in lines if "kernel" in r]

@@ -99,11 +99,10 @@ def run_case(tk, case) -> None:
     tk._backward(torch.ones_like(x), x, w, b, mean, rstd, 1e-5, act, 0.2, layer, munit)
 
 
-def compile_every_case(tk, cases, run_case, arch: int) -> int:
-    """Runs run_case(tk, case) for every case with the launches of the Triton module `tk`
-    compiled for `arch` instead of run; prints one JSON line per compiled kernel variant (and
-    per failing case), then a summary line. Returns the exit status: 1 if any case failed. (The
-    per-family scripts, tests/triton_*_compile_check.py, call it with their cases.)"""
+def compile_and_report(tk, cases, run_case, arch: int) -> int:
+    """Runs run_case(tk, case) for every case with `tk` (a family's triton.py) launching through
+    the compiler for sm_`arch`; prints one JSON line per compiled kernel variant (and per failing
+    case), then the summary line. Returns the exit status: 1 if any case failed."""
     from i2i_fast.ops import triton_support as ts
 
     compiled: dict = {}
@@ -124,6 +123,18 @@ def compile_every_case(tk, cases, run_case, arch: int) -> int:
     return 1 if failures else 0
 
 
+def family_main(doc: str, family: str, cases, run_case) -> int:
+    """The main() of a family's compile check script (`doc`: its docstring): --arch, then every
+    case with i2i_fast.ops.<family>.triton (compile_and_report)."""
+    import importlib
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--arch", type=int, default=90)
+    args = parser.parse_args()
+    tk = importlib.import_module(f"i2i_fast.ops.{family}.triton")
+    return compile_and_report(tk, cases, run_case, args.arch)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", type=int, default=90)
@@ -136,7 +147,7 @@ def main() -> int:
     from i2i_fast.ops.normalization import triton as tk
 
     tk.ts.min_programs = lambda device: ts.PROGRAMS_PER_SM * args.sm_count
-    return compile_every_case(tk, QUICK_CASES if args.quick else FULL_CASES, run_case, args.arch)
+    return compile_and_report(tk, QUICK_CASES if args.quick else FULL_CASES, run_case, args.arch)
 
 
 if __name__ == "__main__":

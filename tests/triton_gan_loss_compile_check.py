@@ -13,7 +13,6 @@ tests/test_triton_gan_loss.py runs it in a subprocess.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -22,7 +21,7 @@ os.environ["TRITON_INTERPRET"] = "0"
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from triton_compile_check import compile_every_case  # noqa: E402
+from triton_compile_check import family_main  # noqa: E402
 
 MODE_TARGETS = [("lsgan", "real", 0.0), ("nsgan", "label", 0.5), ("hinge", "real", 0.0),
                 ("hinge", "fake", 0.0), ("wgan", "generator", 0.0)]
@@ -70,13 +69,7 @@ def run_case(tk, case) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", type=int, default=90)
-    args = parser.parse_args()
-
-    from i2i_fast.ops.gan_loss import triton as tk
-
-    return compile_every_case(tk, cases(), run_case, args.arch)
+    return family_main(__doc__, "gan_loss", cases(), run_case)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ must be off. tests/test_triton_gaussian_nll.py runs it in a subprocess.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -21,7 +20,7 @@ os.environ["TRITON_INTERPRET"] = "0"
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from triton_compile_check import compile_every_case  # noqa: E402
+from triton_compile_check import family_main  # noqa: E402
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 SHAPES = ((8, 8), (3, 1500))  # MISO's codes (one program); several programs
@@ -42,13 +41,7 @@ def run_case(tk, case) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--arch", type=int, default=90)
-    args = parser.parse_args()
-
-    from i2i_fast.ops.gaussian_nll import triton as tk
-
-    return compile_every_case(tk, cases(), run_case, args.arch)
+    return family_main(__doc__, "gaussian_nll", cases(), run_case)
 
 
 if __name__ == "__main__":

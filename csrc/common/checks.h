@@ -119,9 +119,11 @@ inline void finite_number(std::string_view op, std::string_view name, double val
                     float_text(value));
 }
 
-inline void eps(std::string_view op, double value) {
-  TORCH_CHECK_VALUE(value >= 0 && std::isfinite(value), op,
-                    ": eps: expected a finite non-negative number, got ", float_text(value));
+// A finite eps >= 0 (> 0 when `positive`).
+inline void eps(std::string_view op, double value, bool positive = false) {
+  TORCH_CHECK_VALUE(value >= 0 && std::isfinite(value) && (value != 0 || !positive), op,
+                    ": eps: expected a finite ", positive ? "positive" : "non-negative",
+                    " number, got ", float_text(value));
 }
 
 // The index of `value` in `allowed`; otherwise "expected one of 'a', 'b', got 'c'".

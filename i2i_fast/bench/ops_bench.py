@@ -21,7 +21,7 @@ Modes:
   forward           inputs without requires_grad
   forward_backward  forward, then torch.autograd.grad of all inputs with a random upstream grad
 Bytes: forward reads x and writes y; backward reads x and dy and writes dx; parameters are small
-and not counted. GB/s = bytes / median time; "of copy" divides by the bandwidth of a copy of
+and not counted (the same for filter_response_norm, whose parameters are weight, bias and tau). GB/s = bytes / median time; "of copy" divides by the bandwidth of a copy of
 x measured in the same run (bytes read + written).
 """
 
@@ -74,20 +74,33 @@ METHOD_CASES = (
     Case("layer_norm", (8, 128, 128, 128), "relu", "MUNIT decoder upsampling LN (floor shape)"),
     Case("layer_norm", (8, 64, 256, 256), "relu", "MUNIT decoder upsampling LN, last"),
     Case("layer_norm", (8, 136, 108, 108), "relu", "DRIT generator LN", style="standard"),
+) + tuple(
+    # TUNIT's discriminator at 128² (batch 32): 20 FRN + TLU, four per stage, three at the
+    # stage's resolution and one at half of it (widths 64 → 1024); each stage's first.
+    Case("filter_response_norm", (32, c, r, r), None, f"TUNIT discriminator, {where}")
+    for c, r, where in ((64, 128, "stage 1 (3 of 20 FRNs)"), (128, 64, "stage 2 (3 of 20)"),
+                        (256, 32, "stage 3 (3 of 20)"), (512, 16, "stage 4 (3 of 20)"),
+                        (1024, 8, "stage 5 (3 of 20)"), (1024, 4, "stage 5, last (1 of 20)"))
 )
 
-# The CPU floors (2 threads, float32) at three shapes, per allocator setting (see
-# i2i_fast.bench.allocation): fused over eager and over compile, and the fraction of the copy
-# bandwidth of the same setting. "caching": every provider under the caching allocator;
+# The CPU floors (2 threads, float32) at the floor shapes, per operator and allocator setting
+# (see i2i_fast.bench.allocation): fused over eager and over compile, and the fraction of the
+# copy bandwidth of the same setting. "caching": every provider under the caching allocator;
 # "default": torch's allocator, measured after churn (--after-churn), in every round.
 FLOOR_SHAPES = (("adain", (8, 256, 64, 64)), ("instance_norm", (8, 64, 128, 128)),
-                ("layer_norm", (8, 128, 128, 128)))
-FLOORS = {
+                ("layer_norm", (8, 128, 128, 128)),
+                ("filter_response_norm", (32, 128, 64, 64)),
+                ("filter_response_norm", (32, 1024, 8, 8)))
+NORMALIZATION_FLOORS = {
     "caching": {"forward": {"vs_eager": 5.0, "vs_compile": 1.4, "of_copy": 0.8},
                 "forward_backward": {"vs_eager": 3.0, "vs_compile": 1.5, "of_copy": 0.5}},
     "default": {"forward": {"vs_eager": 5.0, "vs_compile": 2.0},
                 "forward_backward": {"vs_eager": 3.0, "vs_compile": 1.3}},
 }
+FRN_FLOORS = {setting: {"forward_backward": {"vs_eager": 3.0, "vs_compile": 1.5}}
+              for setting in ("caching", "default")}
+FLOORS = {"adain": NORMALIZATION_FLOORS, "instance_norm": NORMALIZATION_FLOORS,
+          "layer_norm": NORMALIZATION_FLOORS, "filter_response_norm": FRN_FLOORS}
 QUICK_CASES = tuple(c for c in METHOD_CASES if (c.op, c.shape) in FLOOR_SHAPES
                     and c.style == "munit" and not (c.op == "adain" and c.activation != "relu"))
 
@@ -119,6 +132,7 @@ GPU_FLOORS = {"of_copy": {"forward": 0.8, "forward_backward": 0.5}, "vs_eager": 
 
 def make_inputs(case: Case, dtype: torch.dtype, device: str, channels_last: bool,
                 seed: int = 0) -> dict:
+    """The operator's tensor arguments by name, in call order: x, weight, bias (and tau)."""
     g = torch.Generator(device="cpu").manual_seed(seed)
     n, c = case.shape[:2]
     x = torch.randn(case.shape, generator=g).to(device=device, dtype=dtype)
@@ -128,16 +142,19 @@ def make_inputs(case: Case, dtype: torch.dtype, device: str, channels_last: bool
     param_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
     w = (torch.rand(param_shape, generator=g) + 0.5).to(device=device, dtype=param_dtype)
     b = torch.randn(param_shape, generator=g).to(device=device, dtype=param_dtype)
+    if case.op == "filter_response_norm":
+        tau = (torch.randn(param_shape, generator=g) * 0.3).to(device=device, dtype=param_dtype)
+        return {"x": x, "weight": w, "bias": b * 0.3, "tau": tau}
     return {"x": x, "weight": w, "bias": b}
 
 
 def _native(case: Case) -> Callable | None:
     """The official implementations' own way of computing the op with stock PyTorch
     (i2i_fast.bench.torch_native), or None where that is the explicit formula of the reference
-    (MUNIT's LayerNorm)."""
+    (MUNIT's LayerNorm, TUNIT's FRN)."""
     from i2i_fast.bench import torch_native
 
-    if case.op == "layer_norm" and case.style != "standard":
+    if (case.op == "layer_norm" and case.style != "standard") or case.op == "filter_response_norm":
         return None
     fn = getattr(torch_native, case.op)
     kwargs = {"activation": case.activation}
@@ -147,29 +164,30 @@ def _native(case: Case) -> Callable | None:
 
 
 def provider_fn(case: Case, provider: str) -> Callable | None:
-    """fn(x, weight, bias) for a provider, or None where the provider does not apply."""
+    """fn(*tensors) for a provider (the tensors of make_inputs, in order), or None where the
+    provider does not apply."""
     import i2i_fast.ops as ops
 
-    kwargs = {"activation": case.activation}
+    kwargs = {} if case.op == "filter_response_norm" else {"activation": case.activation}
     if case.op == "layer_norm":
         kwargs["style"] = case.style
     if provider == "eager":
         ref = getattr(ops.reference, case.op)
-        return lambda x, weight, bias: ref(x, weight, bias, **kwargs)
+        return lambda *tensors: ref(*tensors, **kwargs)
     if provider == "compile":
         ref = getattr(ops.reference, case.op)
-        return torch.compile(lambda x, weight, bias: ref(x, weight, bias, **kwargs))
+        return torch.compile(lambda *tensors: ref(*tensors, **kwargs))
     if provider == "fused":
         fused = getattr(ops, case.op)
-        return lambda x, weight, bias: fused(x, weight, bias, **kwargs)
+        return lambda *tensors: fused(*tensors, **kwargs)
     if provider == "torch_native":
         return _native(case)
     if provider in BACKEND_PROVIDERS:
         fused = getattr(ops, case.op)
 
-        def forced(x, weight, bias):
+        def forced(*tensors):
             with ops.use_backend(provider):
-                return fused(x, weight, bias, **kwargs)
+                return fused(*tensors, **kwargs)
 
         return forced
     raise ValueError(f"provider: expected one of {PROVIDERS + BACKEND_PROVIDERS}, got "
@@ -188,16 +206,16 @@ def backend_skip_reason(provider: str, case: Case, x: torch.Tensor) -> str | Non
 
 
 def step_fn(fn: Callable, inputs: dict, mode: str) -> Callable[[], object]:
-    """A no-argument callable running one measured step."""
-    x, w, b = inputs["x"], inputs["weight"], inputs["bias"]
+    """A no-argument callable running one measured step (backward: to every tensor input)."""
+    tensors = tuple(inputs.values())
     if mode == "forward":
-        return lambda: fn(x, w, b)
-    xr, wr, br = (t.detach().clone().requires_grad_() for t in (x, w, b))
-    gy = torch.randn_like(x)
+        return lambda: fn(*tensors)
+    leaves = tuple(t.detach().clone().requires_grad_() for t in tensors)
+    gy = torch.randn_like(inputs["x"])
 
     def fwd_bwd():
-        y = fn(xr, wr, br)
-        return torch.autograd.grad(y, (xr, wr, br), gy)
+        y = fn(*leaves)
+        return torch.autograd.grad(y, leaves, gy)
 
     return fwd_bwd
 
@@ -340,6 +358,7 @@ def host_overhead_us(calls: int = 2000, rounds: int = 5, device: str = "cpu") ->
     x = torch.randn(1, 4, 4, 4, device=device)
     w2, b2 = torch.rand(1, 4, device=device) + 0.5, torch.randn(1, 4, device=device)
     w1, b1 = torch.rand(4, device=device) + 0.5, torch.randn(4, device=device)
+    t1 = torch.randn(4, device=device) * 0.3
     backend = "cuda" if device.startswith("cuda") else "cpu"
     ext = torch.ops.i2i_fast if ops.get_backend(backend).unavailable_reason() is None else None
     table = {
@@ -354,6 +373,10 @@ def host_overhead_us(calls: int = 2000, rounds: int = 5, device: str = "cpu") ->
                        lambda t: ops.layer_norm(t, w1, b1, activation="relu"),
                        ext and (lambda t: ext.layer_norm.default(t, w1, b1, 1e-5, "munit",
                                                                  "relu", 0.2))),
+        "filter_response_norm": (
+            lambda t: ops.reference.filter_response_norm(t, w1, b1, t1),
+            lambda t: ops.filter_response_norm(t, w1, b1, t1),
+            ext and (lambda t: ext.filter_response_norm.default(t, w1, b1, t1, 1e-6))),
     }
 
     def per_call(fn, t):
@@ -518,7 +541,7 @@ def check_floors(records: list[dict]) -> list[str]:
             continue
         if rec.get("style") == "standard":
             continue
-        floors = FLOORS.get(rec.get("allocator", "default"), {}).get(rec["mode"])
+        floors = FLOORS[rec["op"]].get(rec.get("allocator", "default"), {}).get(rec["mode"])
         if not floors:
             continue
         values = {"vs_eager": rec.get("speedup_vs_eager"),
@@ -588,10 +611,10 @@ def default_out_dir() -> Path:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
-                   help="the three floor shapes only, fewer repeats (about a minute)")
+                   help="the floor shapes only, fewer repeats (a few minutes)")
     p.add_argument("--shapes", default="method", choices=sorted(SHAPE_SETS),
                    help="method: the methods' layers; large: the issue's large shapes; all")
-    p.add_argument("--ops", default="adain,instance_norm,layer_norm")
+    p.add_argument("--ops", default="adain,instance_norm,layer_norm,filter_response_norm")
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--layouts", default="contiguous,channels_last")
     p.add_argument("--modes", default=",".join(MODES))

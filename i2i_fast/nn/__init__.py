@@ -30,7 +30,6 @@ from .norms import (
     InstanceNorm,
     MunitLayerNorm,
     StyleAdaIN,
-    filter_response_norm,
 )
 from .preact_resblocks import (
     AdaINPreActResBlock,
@@ -60,6 +59,6 @@ __all__ = [
     "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
     "PreActStyleGenerator", "ReflectionPad", "ResBlock", "SharedContentEncoder", "StyleAdaIN",
     "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder", "broadcast_concat",
-    "filter_response_norm", "init_weights", "latent_conv2d", "latent_conv_transpose2d",
-    "make_padding", "split_adain_params",
+    "init_weights", "latent_conv2d", "latent_conv_transpose2d", "make_padding",
+    "split_adain_params",
 ]

@@ -121,44 +121,10 @@ class StyleAdaIN(nn.Module):
         return f"{self.num_features}, eps={self.eps}, activation={self.activation}"
 
 
-def filter_response_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                         tau: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """Filter response normalization with a thresholded linear unit (FRN + TLU; Singh & Krishnan,
-    CVPR 2020), as TUNIT's discriminator computes it (models/blocks.py, class FRN):
-
-        nu2 = mean over (H, W) of x²                       per (n, c)
-        y   = max(weight · x · rsqrt(nu2 + eps) + bias, tau)   weight, bias, tau per channel
-
-    x: (N, C, H, W) floating point; weight, bias, tau: (C,); eps: 1e-6 in TUNIT. Returns x's shape
-    and dtype. At a tie (the affine value equal to tau) torch.maximum splits the gradient in two
-    halves, as the official torch.max does.
-
-    This is the plain-PyTorch reference (the specification) of the fused operator
-    ``ops.filter_response_norm(x, weight, bias, tau, eps)`` to come; ``FilterResponseNorm`` calls
-    it, and is the one place to switch to the operator.
-    """
-    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_floating_point():
-        got = (f"{x.dtype} of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor)
-               else type(x).__name__)
-        raise ValueError(f"filter_response_norm: x: expected a floating point tensor (N, C, H, W), "
-                         f"got {got}")
-    channels = x.shape[1]
-    for name, value in (("weight", weight), ("bias", bias), ("tau", tau)):
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != (channels,):
-            got = (f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor)
-                   else type(value).__name__)
-            raise ValueError(f"filter_response_norm: {name}: expected shape ({channels},) (one "
-                             f"value per channel of x {tuple(x.shape)}), got {got}")
-    if not eps > 0:
-        raise ValueError(f"filter_response_norm: eps: expected a value > 0, got {eps!r}")
-    view = (1, channels, 1, 1)
-    x = x * torch.rsqrt(torch.mean(x ** 2, dim=[2, 3], keepdim=True) + eps)
-    return torch.maximum(weight.view(view) * x + bias.view(view), tau.view(view))
-
-
 class FilterResponseNorm(nn.Module):
-    """FRN + TLU (``filter_response_norm``) with learned per-channel weight (gamma, init 1),
-    bias (beta, init 0) and threshold (tau, init 0).
+    """FRN + TLU (``ops.filter_response_norm``; TUNIT's discriminator, models/blocks.py, class
+    FRN) with learned per-channel weight (gamma, init 1), bias (beta, init 0) and threshold (tau,
+    init 0).
 
     The parameters keep the official names and shapes, (1, C, 1, 1), so TUNIT's discriminator
     state dicts load as they are; they reach the operator as (C,) views.
@@ -173,8 +139,8 @@ class FilterResponseNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.num_features
-        return filter_response_norm(x, self.gamma.view(c), self.beta.view(c), self.tau.view(c),
-                                    self.eps)
+        return ops.filter_response_norm(x, self.gamma.view(c), self.beta.view(c),
+                                        self.tau.view(c), self.eps)
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"

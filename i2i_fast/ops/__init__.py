@@ -38,19 +38,22 @@ register_backend(TritonBackend(), priority=20)
 register_backend(ExtensionBackend("cpu"), priority=30)
 register_backend(ReferenceBackend(), priority=100)
 
-from . import gan_loss as _gan_loss_family  # noqa: E402 - families register after the backends
+from . import filter_response_norm as _frn_family  # noqa: E402 - families register after backends
+from . import gan_loss as _gan_loss_family  # noqa: E402
 from . import gaussian_nll as _gaussian_nll_family  # noqa: E402
 from . import latent_conv as _latent_conv_family  # noqa: E402
 from . import normalization  # noqa: E402
 from . import reference  # noqa: E402
 from . import resampling  # noqa: E402
+from .filter_response_norm import filter_response_norm  # noqa: E402 - shadows its subpackage
 from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows its subpackage
 from .gaussian_nll import gaussian_nll  # noqa: E402
 from .latent_conv import latent_conv2d  # noqa: E402
 from .normalization import adain, instance_norm, layer_norm  # noqa: E402
 from .resampling import avg_pool, reflection_pad, upsample_nearest  # noqa: E402
 
-OPS = (normalization.OPS + _gan_loss_family.OPS + _gaussian_nll_family.OPS + resampling.OPS
+OPS = (normalization.OPS + _frn_family.OPS + _gan_loss_family.OPS + _gaussian_nll_family.OPS
+       + resampling.OPS
        + _latent_conv_family.OPS)
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "avg_pool",
     "backend_names",
     "chosen_backend",
+    "filter_response_norm",
     "forced_backend",
     "gan_loss",
     "gaussian_nll",

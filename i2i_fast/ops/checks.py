@@ -88,8 +88,11 @@ def _number(value):
     return value if isinstance(value, SYMBOLIC) else float(value)
 
 
-def eps(op: str, value: object) -> float:
-    if type(value) is float and value == value and 0 <= value <= LARGEST_FLOAT:
+def eps(op: str, value: object, positive: bool = False) -> float:
+    """A finite eps >= 0 (> 0 when `positive`: FRN's x · rsqrt(mean(x²) + eps) is 0/0 on an
+    all-zero plane without it)."""
+    if (type(value) is float and value == value and 0 <= value <= LARGEST_FLOAT
+            and (value != 0 or not positive)):
         return value  # the common call, in one test
     if isinstance(value, bool) or not isinstance(value, NUMBER):
         raise TypeError(f"{op}: eps: expected a number, got {type(value).__name__}")
@@ -97,8 +100,9 @@ def eps(op: str, value: object) -> float:
     # symbolic float (once it has changed between calls, or with dynamic=True), whose comparisons
     # become guards, while math.isfinite cannot be traced. NaN is tested first (value == value):
     # comparing a symbolic float that is NaN fails inside torch.compile. (finite_number too.)
-    if not (value == value and 0 <= value <= LARGEST_FLOAT):
-        raise ValueError(f"{op}: eps: expected a finite non-negative number, got {value}")
+    if not (value == value and 0 <= value <= LARGEST_FLOAT) or (positive and value == 0):
+        kind = "positive" if positive else "non-negative"
+        raise ValueError(f"{op}: eps: expected a finite {kind} number, got {value}")
     return _number(value)
 
 

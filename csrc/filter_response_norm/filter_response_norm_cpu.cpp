@@ -1,0 +1,346 @@
+// CPU kernels of filter response normalization + TLU, forward and backward.
+//
+// Work is cut by (n, c) group, a fixed function of the shape, so results do not depend on the
+// thread count:
+//  * contiguous x (NCHW): a task takes whole groups; each group is one contiguous row of H * W
+//    elements, read once for its mean of squares and again (from cache) for the output;
+//  * channels-last x: a task takes one sample and a block of up to kColumns channels, sweeping
+//    the sample's H * W rows with per-channel accumulators.
+// Sums accumulate in the accumulation type (float for float16/bfloat16/float32) over blocks of at
+// most kBlock elements (rows), folded into double. The backward reads x and grad_out once for
+// its three sums per group and once more (from cache) for grad_x; the per-channel parameter
+// gradients add the per-group sums over the batch in order.
+#include "filter_response_norm_cpu.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "../common/cpu_element.h"
+#include "../normalization/common.h"
+#include "device_kernels.h"
+
+namespace i2i_fast::filter_response_norm::cpu {
+namespace {
+
+using i2i_fast::cpu::AccumulateOf;
+using i2i_fast::cpu::narrow;
+using i2i_fast::cpu::StorageOf;
+using i2i_fast::cpu::widen;
+
+constexpr int64_t kBlock = 1024;   // elements of a row summed in A before folding into double
+constexpr int64_t kRowBlock = 64;  // channels-last rows summed in A before folding
+constexpr int64_t kColumns = 64;   // channels per channels-last task
+constexpr int64_t kMinParallelWork = int64_t(1) << 15;  // elements per parallel chunk, at least
+
+int64_t grain_for(int64_t elements_per_task) {
+  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(elements_per_task, 1));
+}
+
+// The per-channel parameters in the accumulation type, contiguous.
+struct Params {
+  at::Tensor weight, bias, tau;
+  Params(const at::Tensor& w, const at::Tensor& b, const at::Tensor& t, at::ScalarType acc)
+      : weight(w.to(acc).contiguous()), bias(b.to(acc).contiguous()), tau(t.to(acc).contiguous()) {}
+};
+
+template <typename A>
+A rstd_of(double sum_squares, int64_t count, double eps) {
+  return static_cast<A>(1.0 / std::sqrt(sum_squares / static_cast<double>(count) + eps));
+}
+
+// ----- contiguous (NCHW): one group is a row of S elements -----
+
+template <typename T, typename A>
+double row_sum_squares(const T* x, int64_t n) {
+  double total = 0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    A s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = b; i < e; ++i) {
+      const A v = static_cast<A>(widen(x[i]));
+      s += v * v;
+    }
+    total += s;
+  }
+  return total;
+}
+
+template <typename T, typename A>
+void row_forward(const T* x, T* y, int64_t n, A scale, A shift, A tau) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    y[i] = narrow<T>(tlu(static_cast<A>(widen(x[i])) * scale + shift, tau));
+  }
+}
+
+// Adds the group's Σ g, Σ g x and Σ grad_out * share_tau to sums[kSumG...].
+template <typename T, typename A>
+void row_grad_sums(const T* x, const T* dy, int64_t n, A scale, A shift, A tau, double* sums) {
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    A sg = 0, sgx = 0, st = 0;
+#pragma omp simd reduction(+ : sg, sgx, st)
+    for (int64_t i = b; i < e; ++i) {
+      const A v = static_cast<A>(widen(x[i]));
+      const A d = static_cast<A>(widen(dy[i]));
+      const A z = v * scale + shift;
+      const A g = d * tlu_share_z(z, tau);
+      sg += g;
+      sgx += g * v;
+      st += d * tlu_share_tau(z, tau);
+    }
+    sums[kSumG] += sg;
+    sums[kSumGX] += sgx;
+    sums[kSumGTau] += st;
+  }
+}
+
+// grad_x = scale * g - k * x, k = w r³ Σ(g x) / S.
+template <typename T, typename A>
+void row_input_grad(const T* x, const T* dy, T* dx, int64_t n, A scale, A shift, A tau, A k) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const A v = static_cast<A>(widen(x[i]));
+    const A g = static_cast<A>(widen(dy[i])) * tlu_share_z(v * scale + shift, tau);
+    dx[i] = narrow<T>(scale * g - k * v);
+  }
+}
+
+// ----- channels-last: a task is (sample n, channels [c0, c0 + cw)) over S rows of C -----
+
+struct ColumnTask {
+  int64_t n, c0, cw;
+};
+
+ColumnTask column_task(int64_t task, int64_t channels) {
+  const int64_t blocks = (channels + kColumns - 1) / kColumns;
+  const int64_t c0 = (task % blocks) * kColumns;
+  return {task / blocks, c0, std::min(kColumns, channels - c0)};
+}
+
+template <typename T, typename A>
+void columns_sum_squares(const T* x, int64_t rows, int64_t ld, int64_t cw, double* out) {
+  A part[kColumns];
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    std::fill(part, part + cw, A(0));
+    for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r) {
+      const T* row = x + r * ld;
+#pragma omp simd
+      for (int64_t c = 0; c < cw; ++c) {
+        const A v = static_cast<A>(widen(row[c]));
+        part[c] += v * v;
+      }
+    }
+    for (int64_t c = 0; c < cw; ++c) out[c] += part[c];
+  }
+}
+
+template <typename T, typename A>
+void columns_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t cw,
+                       const A* scale, const A* shift, const A* tau, double* sums) {
+  A sg[kColumns], sgx[kColumns], st[kColumns];
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    std::fill(sg, sg + cw, A(0));
+    std::fill(sgx, sgx + cw, A(0));
+    std::fill(st, st + cw, A(0));
+    for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r) {
+      const T* xr = x + r * ld;
+      const T* dr = dy + r * ld;
+#pragma omp simd
+      for (int64_t c = 0; c < cw; ++c) {
+        const A v = static_cast<A>(widen(xr[c]));
+        const A d = static_cast<A>(widen(dr[c]));
+        const A z = v * scale[c] + shift[c];
+        const A g = d * tlu_share_z(z, tau[c]);
+        sg[c] += g;
+        sgx[c] += g * v;
+        st[c] += d * tlu_share_tau(z, tau[c]);
+      }
+    }
+    for (int64_t c = 0; c < cw; ++c) {
+      sums[c * kFrnSums + kSumG] += sg[c];
+      sums[c * kFrnSums + kSumGX] += sgx[c];
+      sums[c * kFrnSums + kSumGTau] += st[c];
+    }
+  }
+}
+
+// ----- the operators -----
+
+template <typename scalar_t>
+void forward_impl(const at::Tensor& xd, at::Tensor& y, at::Tensor& rstd, const Params& p,
+                  double eps, Layout layout) {
+  using T = typename StorageOf<scalar_t>::type;
+  using A = typename AccumulateOf<scalar_t>::type;
+  const int64_t N = xd.size(0), C = xd.size(1), S = xd.size(2) * xd.size(3);
+  const T* x = reinterpret_cast<const T*>(xd.const_data_ptr<scalar_t>());
+  T* out = reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>());
+  A* r = rstd.mutable_data_ptr<A>();
+  const A* w = p.weight.const_data_ptr<A>();
+  const A* b = p.bias.const_data_ptr<A>();
+  const A* t = p.tau.const_data_ptr<A>();
+  if (layout == Layout::kNCS) {
+    at::parallel_for(0, N * C, grain_for(S), [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t c = g % C;
+        r[g] = rstd_of<A>(row_sum_squares<T, A>(x + g * S, S), S, eps);
+        row_forward<T, A>(x + g * S, out + g * S, S, w[c] * r[g], b[c], t[c]);
+      }
+    });
+    return;
+  }
+  const int64_t tasks = N * ((C + kColumns - 1) / kColumns);
+  at::parallel_for(0, tasks, grain_for(S * kColumns), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const ColumnTask task = column_task(k, C);
+      const int64_t base = task.n * S * C + task.c0;
+      double squares[kColumns] = {};
+      columns_sum_squares<T, A>(x + base, S, C, task.cw, squares);
+      A scale[kColumns], shift[kColumns], tau[kColumns];
+      for (int64_t c = 0; c < task.cw; ++c) {
+        const int64_t ch = task.c0 + c;
+        const A rc = rstd_of<A>(squares[c], S, eps);
+        r[task.n * C + ch] = rc;
+        scale[c] = w[ch] * rc;
+        shift[c] = b[ch];
+        tau[c] = t[ch];
+      }
+      for (int64_t s = 0; s < S; ++s) {
+        const T* xr = x + base + s * C;
+        T* yr = out + base + s * C;
+#pragma omp simd
+        for (int64_t c = 0; c < task.cw; ++c) {
+          yr[c] = narrow<T>(tlu(static_cast<A>(widen(xr[c])) * scale[c] + shift[c], tau[c]));
+        }
+      }
+    }
+  });
+}
+
+// Fills dx and sums ((N, C, kFrnSums) doubles: Σ g, Σ g x, Σ grad_out * share_tau per group).
+template <typename scalar_t>
+void backward_impl(const at::Tensor& gd, const at::Tensor& xd, at::Tensor& dx,
+                   const at::Tensor& rstd, const Params& p, Layout layout, double* sums) {
+  using T = typename StorageOf<scalar_t>::type;
+  using A = typename AccumulateOf<scalar_t>::type;
+  const int64_t N = xd.size(0), C = xd.size(1), S = xd.size(2) * xd.size(3);
+  const T* x = reinterpret_cast<const T*>(xd.const_data_ptr<scalar_t>());
+  const T* dy = reinterpret_cast<const T*>(gd.const_data_ptr<scalar_t>());
+  T* gx = reinterpret_cast<T*>(dx.mutable_data_ptr<scalar_t>());
+  const A* r = rstd.const_data_ptr<A>();
+  const A* w = p.weight.const_data_ptr<A>();
+  const A* b = p.bias.const_data_ptr<A>();
+  const A* t = p.tau.const_data_ptr<A>();
+  // k = w r³ Σ(g x) / S of group g (channel c).
+  const auto input_grad_k = [&](int64_t g, int64_t c) {
+    const double rg = r[g];
+    return static_cast<A>(static_cast<double>(w[c]) * rg * rg * rg * sums[g * kFrnSums + kSumGX] /
+                          static_cast<double>(S));
+  };
+  if (layout == Layout::kNCS) {
+    at::parallel_for(0, N * C, grain_for(2 * S), [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t c = g % C;
+        const A scale = w[c] * r[g];
+        row_grad_sums<T, A>(x + g * S, dy + g * S, S, scale, b[c], t[c], sums + g * kFrnSums);
+        row_input_grad<T, A>(x + g * S, dy + g * S, gx + g * S, S, scale, b[c], t[c],
+                             input_grad_k(g, c));
+      }
+    });
+    return;
+  }
+  const int64_t tasks = N * ((C + kColumns - 1) / kColumns);
+  at::parallel_for(0, tasks, grain_for(2 * S * kColumns), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const ColumnTask task = column_task(k, C);
+      const int64_t base = task.n * S * C + task.c0;
+      const int64_t g0 = task.n * C + task.c0;
+      A scale[kColumns], shift[kColumns], tau[kColumns], coef[kColumns];
+      for (int64_t c = 0; c < task.cw; ++c) {
+        scale[c] = w[task.c0 + c] * r[g0 + c];
+        shift[c] = b[task.c0 + c];
+        tau[c] = t[task.c0 + c];
+      }
+      columns_grad_sums<T, A>(x + base, dy + base, S, C, task.cw, scale, shift, tau,
+                              sums + g0 * kFrnSums);
+      for (int64_t c = 0; c < task.cw; ++c) coef[c] = input_grad_k(g0 + c, task.c0 + c);
+      for (int64_t s = 0; s < S; ++s) {
+        const T* xr = x + base + s * C;
+        const T* dr = dy + base + s * C;
+        T* gr = gx + base + s * C;
+#pragma omp simd
+        for (int64_t c = 0; c < task.cw; ++c) {
+          const A v = static_cast<A>(widen(xr[c]));
+          const A g = static_cast<A>(widen(dr[c])) * tlu_share_z(v * scale[c] + shift[c], tau[c]);
+          gr[c] = narrow<T>(scale[c] * g - coef[c] * v);
+        }
+      }
+    }
+  });
+}
+
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor> frn_forward(const at::Tensor& x, const at::Tensor& weight,
+                                               const at::Tensor& bias, const at::Tensor& tau,
+                                               const FrnSpec& spec) {
+  const at::Tensor xd = to_dense_layout(x);
+  const at::ScalarType acc = accumulate_type_of(x.scalar_type());
+  at::Tensor y = at::empty_like(xd);
+  at::Tensor rstd = at::empty({x.size(0), x.size(1)}, x.options().dtype(acc));
+  const Params p(weight, bias, tau, acc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "frn_forward", [&] {
+    forward_impl<scalar_t>(xd, y, rstd, p, spec.eps, layout_of_dense(xd));
+  });
+  return {y, rstd};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
+    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
+    const at::Tensor& bias, const at::Tensor& tau, const at::Tensor& rstd, const FrnSpec&) {
+  const at::Tensor xd = to_dense_layout(x);
+  const Layout layout = layout_of_dense(xd);
+  const at::Tensor gd = to_layout(grad_out.to(x.scalar_type()), layout);
+  const at::ScalarType acc = accumulate_type_of(x.scalar_type());
+  const at::Tensor r = rstd.to(acc).contiguous();
+  const int64_t N = x.size(0), C = x.size(1);
+  at::Tensor dx = at::empty_like(xd);
+  std::vector<double> sums(static_cast<size_t>(N * C * kFrnSums), 0.0);
+  const Params p(weight, bias, tau, acc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "frn_backward", [&] {
+    backward_impl<scalar_t>(gd, xd, dx, r, p, layout, sums.data());
+  });
+  // Per channel, over the batch in order: grad_w = Σ_n r Σ g x, grad_b = Σ_n Σ g,
+  // grad_tau = Σ_n Σ grad_out * share_tau.
+  const auto f64 = x.options().dtype(at::kDouble);
+  at::Tensor gw = at::empty({C}, f64), gb = at::empty({C}, f64), gt = at::empty({C}, f64);
+  const at::Tensor r64 = r.to(at::kDouble);
+  const double* rr = r64.const_data_ptr<double>();
+  for (int64_t c = 0; c < C; ++c) {
+    double sw = 0, sb = 0, st = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const double* s = sums.data() + (n * C + c) * kFrnSums;
+      sw += rr[n * C + c] * s[kSumGX];
+      sb += s[kSumG];
+      st += s[kSumGTau];
+    }
+    gw.mutable_data_ptr<double>()[c] = sw;
+    gb.mutable_data_ptr<double>()[c] = sb;
+    gt.mutable_data_ptr<double>()[c] = st;
+  }
+  return {dx, gw.to(weight.scalar_type()), gb.to(bias.scalar_type()), gt.to(tau.scalar_type())};
+}
+
+}  // namespace i2i_fast::filter_response_norm::cpu
+
+TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
+  i2i_fast::register_filter_response_norm_kernels<
+      &i2i_fast::filter_response_norm::cpu::frn_forward,
+      &i2i_fast::filter_response_norm::cpu::frn_backward>(m);
+}
