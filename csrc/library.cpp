@@ -3,7 +3,8 @@
 //   normalization/normalization_ops.cpp   adain, instance_norm, layer_norm (+ _forward, _backward)
 //   gan_loss/gan_loss_ops.cpp             gan_loss, r1_penalty (+ _backward)
 //   resampling/resampling_ops.cpp         block_repeat, block_sum, reflection_pad (+ _backward)
-//   latent_conv/latent_conv_ops.cpp       latent_conv2d (+ _forward, _backward)
+//   latent_conv/latent_conv_ops.cpp       latent_conv2d, latent_conv_transpose2d (+ _forward,
+//                                         _backward)
 // and its kernels with TORCH_LIBRARY_IMPL(i2i_fast, CPU / CUDA, ...) next to them
 // (<family>_cpu.cpp, <family>_cuda.cu). Every compiled file has a name of its own: the build
 // names each object file after its source's base name (CONTRIBUTING.md, "Adding an operator").

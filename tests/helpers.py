@@ -141,3 +141,21 @@ def check_against_reference(op, x, w, b, activation, grad_out, tol, backend=None
             f"{op} {tuple(x.shape)} {x.dtype}: {name} is not finite where the reference is")
         err = rel_err(actual, ref)
         assert err <= tol, f"{op} {tuple(x.shape)} {x.dtype} {activation}: {name} error {err:.2e}"
+
+
+def run_triton_compile_check(script: str, *args: str) -> tuple[dict, list[dict]]:
+    """Run tests/<script> (a Triton compile check: it compiles kernels for a GPU without one and
+    prints one JSON object per compiled kernel variant, then a summary) in a subprocess with
+    Triton's compiled mode; fail with its output unless it succeeded. Returns (summary, kernels)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
+    env = dict(os.environ, TRITON_INTERPRET="0")
+    proc = subprocess.run([sys.executable, path, *args], env=env, capture_output=True, text=True,
+                          timeout=900)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0 and lines, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return lines[-1], [r for r in lines if "kernel" in r]

@@ -33,7 +33,8 @@ NORM_OPERATORS = ("adain", "instance_norm", "layer_norm")
 DEVICE_OPERATORS = tuple(f"{op}_{kind}" for op in NORM_OPERATORS
                          for kind in ("forward", "backward")) + (
     "gan_loss", "gan_loss_backward", "r1_penalty", "r1_penalty_backward",
-    "latent_conv2d_forward", "latent_conv2d_backward")
+    "latent_conv2d_forward", "latent_conv2d_backward", "latent_conv_transpose2d_forward",
+    "latent_conv_transpose2d_backward")
 
 
 def _toolkit_or_skip() -> extension.CudaToolkit:

@@ -202,7 +202,7 @@ def test_opcheck_triton_operators():
     from i2i_fast.ops.latent_conv import triton as lc_triton
 
     x, z, weight, bias, stride, padding, mode = next(_opcheck_samples())
-    torch.library.opcheck(lc_triton.forward_op, (x, z, weight, bias, stride, padding, mode))
+    torch.library.opcheck(lc_triton.conv2d_forward_op, (x, z, weight, bias, stride, padding, mode))
 
 
 @pytest.mark.parametrize("dynamic", [None, True], ids=["default", "dynamic"])
@@ -230,14 +230,14 @@ _X = torch.randn(2, 3, 6, 6)
 _Z = torch.randn(2, 4)
 _W = torch.randn(5, 7, 4, 4)
 BAD_CALLS = [
-    ((_X.long(), _Z, _W, None, 1, 1, "zeros"), TypeError, "x: expected a floating point tensor, got torch.int64"),
+    ((_X.long(), _Z, _W, None, 1, 1, "zeros"), TypeError, r"x: expected a floating tensor \(float16, bfloat16, float32 or float64\), got torch.int64"),
     ((_X[0], _Z, _W, None, 1, 1, "zeros"), ValueError, r"x: expected shape \(N, C_x, H, W\), got \(3, 6, 6\)"),
     ((_X, _Z[:1], _W, None, 1, 1, "zeros"), ValueError, r"z: expected shape \(2, C_z\) \(one code per sample of x\), got \(1, 4\)"),
     ((_X, _Z, _W[:, :6], None, 1, 1, "zeros"), ValueError, r"weight: expected shape \(C_out, 7, k_h, k_w\) \(C_x 3 \+ C_z 4 input channels\), got \(5, 6, 4, 4\)"),
     ((_X, _Z, _W, torch.randn(4), 1, 1, "zeros"), ValueError, r"bias: expected None or shape \(5,\), got \(4,\)"),
     ((_X, _Z, _W, None, 0, 1, "zeros"), ValueError, "stride: expected an int >= 1, got 0"),
     ((_X, _Z, _W, None, 1, -1, "zeros"), ValueError, "padding: expected an int >= 0, got -1"),
-    ((_X, _Z, _W, None, 1, 1, "circular"), ValueError, "padding_mode: expected one of zeros, reflect, got 'circular'"),
+    ((_X, _Z, _W, None, 1, 1, "circular"), ValueError, "padding_mode: expected one of 'zeros', 'reflect', got 'circular'"),
     ((_X, _Z, _W, None, 1, 6, "reflect"), ValueError, r"padding: reflect padding needs padding < H and < W, got padding 6 for x of shape \(2, 3, 6, 6\)"),
     ((_X, _Z, _W.double(), None, 1, 1, "zeros"), TypeError, r"weight: expected dtype torch.float32 \(the dtype of x\), got torch.float64"),
     ((_X, _Z, _W, torch.randn(5).half(), 1, 1, "zeros"), TypeError, r"bias: expected dtype torch.float32 \(the dtype of x\), got torch.float16"),
@@ -246,25 +246,27 @@ BAD_CALLS = [
 ]
 
 
-def _entry_points():
-    entries = {"public": ops.latent_conv2d,
-               "compiled operator": torch.ops.i2i_fast.latent_conv2d,
-               "compiled forward operator": torch.ops.i2i_fast.latent_conv2d_forward,
-               "fake": lc_fake.latent_conv2d_forward,
-               "checks": lambda *a: lc_checks.latent_conv2d(*a)}
+def entry_points(op: str) -> dict:
+    """Every way to call `op` (latent_conv2d or latent_conv_transpose2d) that checks its
+    arguments."""
+    entries = {"public": getattr(ops, op),
+               "compiled operator": getattr(torch.ops.i2i_fast, op),
+               "compiled forward operator": getattr(torch.ops.i2i_fast, f"{op}_forward"),
+               "fake": getattr(lc_fake, f"{op}_forward"),
+               "checks": getattr(lc_checks, op)}
     if TRITON:
-        from i2i_fast.ops.latent_conv import triton as lc_triton
+        from i2i_fast.ops.latent_conv import triton  # noqa: F401 - registers the operators
 
-        entries["triton operator"] = lc_triton.forward_op
+        entries["triton operator"] = getattr(torch.ops.i2i_fast_triton, f"{op}_forward")
     return entries
 
 
-@pytest.mark.parametrize("entry", sorted(_entry_points()))
+@pytest.mark.parametrize("entry", sorted(entry_points("latent_conv2d")))
 @pytest.mark.parametrize("case", range(len(BAD_CALLS)))
 def test_bad_inputs_are_named_on_every_entry_point(case, entry):
     args, error, message = BAD_CALLS[case]
     with pytest.raises(error, match="^latent_conv2d: " + message):
-        _entry_points()[entry](*args)
+        entry_points("latent_conv2d")[entry](*args)
 
 
 def test_bad_gradient_of_the_backward_operator_is_named():
@@ -294,7 +296,8 @@ def test_row_classes_share_their_valid_taps(size, taps, stride, padding):
 
     covered = []
     for r in range(plan.classes):
-        first, last = plan.rows_of(r)
-        covered += range(first, last)
-        assert len({taps_of(i) for i in range(first, last)}) <= 1
+        rows = plan.rows_of(r)
+        assert rows.step == 1  # a conv2d's classes are runs of rows
+        covered += rows
+        assert len({taps_of(i) for i in rows}) <= 1
     assert covered == list(range(plan.out))

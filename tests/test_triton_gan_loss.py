@@ -14,17 +14,13 @@ at numpy speed.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import i2i_fast.ops as ops
-from helpers import channels_last, strided_view
+from helpers import channels_last, run_triton_compile_check, strided_view
 from i2i_fast.ops import triton_support as ts
 from loss_helpers import (
     GRAD_TOLERANCE,
@@ -394,15 +390,8 @@ def test_interpreter_takes_cpu_tensors_only_when_forced():
 def test_every_kernel_compiles_for_sm90():
     """The real Triton compiler builds every kernel variant the operators launch, for an H100
     (sm_90); R1's streaming kernels read with 16-byte vector loads where aligned."""
-    script = os.path.join(os.path.dirname(__file__), "triton_gan_loss_compile_check.py")
-    env = dict(os.environ, TRITON_INTERPRET="0")
-    proc = subprocess.run([sys.executable, script, "--arch", "90"], env=env,
-                          capture_output=True, text=True, timeout=900)
-    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    summary = lines[-1]
+    summary, kernels = run_triton_compile_check("triton_gan_loss_compile_check.py", "--arch", "90")
     assert summary["failures"] == 0 and summary["compiled"] >= 100, summary
-    kernels = [r for r in lines if "kernel" in r]
     assert {r["kernel"] for r in kernels} == {
         "gan_loss_tiles_kernel", "finalize_kernel", "gan_loss_grads_kernel",
         "r1_chunk_sums_kernel", "r1_grads_kernel"}

@@ -110,12 +110,22 @@ def main() -> int:
     from i2i_fast.ops import triton_support as ts
     from i2i_fast.ops.normalization import triton as tk
 
+    tk.ts.min_programs = lambda device: ts.PROGRAMS_PER_SM * args.sm_count
+    return compile_cases(tk, QUICK_CASES if args.quick else FULL_CASES, run_case, args.arch)
+
+
+def compile_cases(tk, cases, run_case, arch: int) -> int:
+    """Run run_case(tk, case) for every case with the launches of the Triton host module tk
+    compiled for compute capability `arch` instead of run; print one JSON object per failing
+    case and per compiled kernel variant, then a summary line. Returns the exit status (1 if
+    any case failed)."""
+    from i2i_fast.ops import triton_support as ts
+
     compiled: dict = {}
     tk.wrap_triton = _CompilingLauncher(compiled)
-    tk.ts.min_programs = lambda device: ts.PROGRAMS_PER_SM * args.sm_count
     failures = 0
-    with ts.compile_only(args.arch):
-        for case in QUICK_CASES if args.quick else FULL_CASES:
+    with ts.compile_only(arch):
+        for case in cases:
             try:
                 run_case(tk, case)
             except Exception:  # noqa: BLE001 - report every failing case, then fail
@@ -124,10 +134,9 @@ def main() -> int:
     for name, consts, kernel in compiled.values():
         print(json.dumps({"kernel": name, "constexprs": consts,
                           "widest_load_bytes": _widest_load(kernel.asm["ptx"])}))
-    print(json.dumps({"arch": args.arch, "compiled": len(compiled), "failures": failures,
+    print(json.dumps({"arch": arch, "compiled": len(compiled), "failures": failures,
                       "triton": __import__("triton").__version__}))
     return 1 if failures else 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,17 +14,15 @@ tests/test_triton_gan_loss.py runs it in a subprocess.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import traceback
 
 os.environ["TRITON_INTERPRET"] = "0"
 
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from triton_compile_check import _CompilingLauncher, _widest_load  # noqa: E402
+from triton_compile_check import compile_cases  # noqa: E402
 
 MODE_TARGETS = [("lsgan", "real", 0.0), ("nsgan", "label", 0.5), ("hinge", "real", 0.0),
                 ("hinge", "fake", 0.0), ("wgan", "generator", 0.0)]
@@ -76,25 +74,9 @@ def main() -> int:
     parser.add_argument("--arch", type=int, default=90)
     args = parser.parse_args()
 
-    from i2i_fast.ops import triton_support as ts
     from i2i_fast.ops.gan_loss import triton as tk
 
-    compiled: dict = {}
-    tk.wrap_triton = _CompilingLauncher(compiled)
-    failures = 0
-    with ts.compile_only(args.arch):
-        for case in cases():
-            try:
-                run_case(tk, case)
-            except Exception:  # noqa: BLE001 - report every failing case, then fail
-                failures += 1
-                print(json.dumps({"case": str(case), "error": traceback.format_exc()}))
-    for name, consts, kernel in compiled.values():
-        print(json.dumps({"kernel": name, "constexprs": consts,
-                          "widest_load_bytes": _widest_load(kernel.asm["ptx"])}))
-    print(json.dumps({"arch": args.arch, "compiled": len(compiled), "failures": failures,
-                      "triton": __import__("triton").__version__}))
-    return 1 if failures else 0
+    return compile_cases(tk, cases(), run_case, args.arch)
 
 
 if __name__ == "__main__":

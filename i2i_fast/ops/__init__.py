@@ -44,7 +44,7 @@ from . import normalization  # noqa: E402
 from . import reference  # noqa: E402
 from . import resampling  # noqa: E402
 from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows its subpackage
-from .latent_conv import latent_conv2d  # noqa: E402
+from .latent_conv import latent_conv2d, latent_conv_transpose2d  # noqa: E402
 from .normalization import adain, instance_norm, layer_norm  # noqa: E402
 from .resampling import avg_pool, reflection_pad, upsample_nearest  # noqa: E402
 
@@ -65,6 +65,7 @@ __all__ = [
     "implement",
     "instance_norm",
     "latent_conv2d",
+    "latent_conv_transpose2d",
     "layer_norm",
     "r1_penalty",
     "reference",

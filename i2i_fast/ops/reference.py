@@ -6,11 +6,11 @@ The definitions live with their operator family (``i2i_fast/ops/<family>/referen
 from __future__ import annotations
 
 from .gan_loss.reference import gan_loss, r1_penalty
-from .latent_conv.reference import latent_conv2d
+from .latent_conv.reference import latent_conv2d, latent_conv_transpose2d
 from .normalization.reference import adain, instance_norm, layer_norm
 from .resampling.reference import avg_pool, reflection_pad, upsample_nearest
 
 __all__ = [
-    "adain", "avg_pool", "gan_loss", "instance_norm", "latent_conv2d", "layer_norm", "r1_penalty",
-    "reflection_pad", "upsample_nearest",
+    "adain", "avg_pool", "gan_loss", "instance_norm", "latent_conv2d", "latent_conv_transpose2d",
+    "layer_norm", "r1_penalty", "reflection_pad", "upsample_nearest",
 ]
