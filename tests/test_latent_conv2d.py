@@ -16,7 +16,7 @@ from helpers import TOLERANCE, channels_last, rel_err, strided_view
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv import checks as lc_checks
 from i2i_fast.ops.latent_conv import fake as lc_fake
-from i2i_fast.ops.latent_conv.plan import axis_plan
+from i2i_fast.ops.latent_conv.plan import axis_plan, concatenates
 
 F64 = torch.float64
 TRITON = ts.state().unavailable_reason is None
@@ -60,6 +60,7 @@ SHAPES = [
     (2, 4, 2, 3, 5, 7, (3, 2), 1, 1),  # non-square kernel
     (1, 2, 2, 2, 2, 2, 4, 1, 1),     # kernel as large as the padded input
     (2, 3, 4, 5, 6, 5, 1, 1, 0),
+    (2, 16, 8, 12, 2, 3, 4, 2, 1),   # weight larger than the concatenation: convolves that
 ]
 
 
@@ -180,9 +181,15 @@ def _opcheck_samples():
     w = weight.requires_grad_()
     yield (x.requires_grad_(), z.requires_grad_(), w, bias.requires_grad_(), 2, 1, "zeros")
     yield (channels_last(x.detach()), z.detach(), weight.detach(), None, 1, 1, "reflect")
+    # the deep-level path (plan.concatenates): the convolution of the concatenation
+    x, z, weight, bias = make_call(2, 16, 4, 8, 2, 3, 4, seed=31, dtype=torch.float32)
+    assert concatenates(x, z, weight)
+    yield (channels_last(x).requires_grad_(), z.requires_grad_(), weight.requires_grad_(),
+           bias.requires_grad_(), 2, 1, "zeros")
+    yield (x, z, weight, None, 1, 1, "reflect")
 
 
-@pytest.mark.parametrize("sample", range(2))
+@pytest.mark.parametrize("sample", range(4))
 def test_opcheck_compiled_operators(sample):
     args = list(_opcheck_samples())[sample]
     torch.library.opcheck(torch.ops.i2i_fast.latent_conv2d.default, args)
@@ -210,10 +217,17 @@ def test_fullgraph_compile_forward_and_backward(dynamic):
     def fn(x, z, weight, bias):
         return ops.latent_conv2d(torch.relu(x), z, weight, bias, 2, 1, "zeros") * 2
 
+    compiled_matches_eager(fn, dynamic, [make_call(2, 3, 4, 3, h, w, 4, seed=40 + i,
+                                                   dtype=torch.float32)
+                                         for i, (h, w) in enumerate([(8, 8), (10, 7), (12, 9)])])
+
+
+def compiled_matches_eager(fn, dynamic, calls) -> None:
+    """torch.compile(fn, fullgraph=True, dynamic=dynamic) gives fn's values and gradients on each
+    call (x, z, weight, bias) in turn (a recompilation or a dynamic shape after the first)."""
     compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
     try:
-        for i, (h, w) in enumerate([(8, 8), (10, 7), (12, 9)]):
-            call = make_call(2, 3, 4, 3, h, w, 4, seed=40 + i, dtype=torch.float32)
+        for call in calls:
             expected, expected_grads = values_and_grads(fn, *call)
             got, grads = values_and_grads(compiled, *call)
             assert rel_err(got, expected) <= TOLERANCE[torch.float32]

@@ -16,7 +16,7 @@ import i2i_fast.ops as ops
 from helpers import TOLERANCE, channels_last, rel_err, run_triton_compile_check, strided_view
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv.plan import tap_reaches, transposed_axis_plan
-from test_latent_conv2d import _randn, entry_points, values_and_grads
+from test_latent_conv2d import _randn, compiled_matches_eager, entry_points, values_and_grads
 
 F64 = torch.float64
 TRITON = ts.state().unavailable_reason is None
@@ -195,17 +195,9 @@ def test_fullgraph_compile_forward_and_backward(dynamic):
     def fn(x, z, weight, bias):
         return ops.latent_conv_transpose2d(torch.relu(x), z, weight, bias, 2, 1, 1) * 2
 
-    compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
-    try:
-        for i, (h, w) in enumerate([(4, 4), (6, 5), (7, 9)]):
-            call = make_call(2, 3, 4, 3, h, w, 3, seed=40 + i, dtype=torch.float32)
-            expected, expected_grads = values_and_grads(fn, *call)
-            got, grads = values_and_grads(compiled, *call)
-            assert rel_err(got, expected) <= TOLERANCE[torch.float32]
-            for g, e in zip(grads, expected_grads):
-                assert rel_err(g, e) <= TOLERANCE[torch.float32]
-    finally:
-        torch._dynamo.reset()
+    compiled_matches_eager(fn, dynamic, [make_call(2, 3, 4, 3, h, w, 3, seed=40 + i,
+                                                   dtype=torch.float32)
+                                         for i, (h, w) in enumerate([(4, 4), (6, 5), (7, 9)])])
 
 
 # ----- bad inputs: the same error from the public function, the compiled operator, the fake and
