@@ -146,14 +146,19 @@ def check_against_reference(op, x, w, b, activation, grad_out, tol, backend=None
 def run_triton_compile_check(script: str, *args: str) -> tuple[dict, list[dict]]:
     """Run tests/<script> (a Triton compile check: it compiles kernels for a GPU without one and
     prints one JSON object per compiled kernel variant, then a summary) in a subprocess with
-    Triton's compiled mode; fail with its output unless it succeeded. Returns (summary, kernels)."""
+    Triton's compiled mode, on this checkout's package; fail with its output unless it succeeded.
+    Returns (summary, kernels)."""
     import json
     import os
     import subprocess
     import sys
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
-    env = dict(os.environ, TRITON_INTERPRET="0")
+    tests = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(tests, script)
+    # the package of this checkout, not whichever one the environment has installed
+    root = os.path.dirname(tests)
+    env = dict(os.environ, TRITON_INTERPRET="0",
+               PYTHONPATH=os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p))
     proc = subprocess.run([sys.executable, path, *args], env=env, capture_output=True, text=True,
                           timeout=900)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
