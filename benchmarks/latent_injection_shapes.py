@@ -30,7 +30,7 @@ from i2i_fast.nn.latent_injection import latent_conv2d
 
 def recorded_calls(config: str | None) -> list[dict]:
     return [{"x": c.x, "z": c.z, "weight": c.weight, "stride": c.stride, "padding": c.padding,
-             "padding_mode": c.padding_mode} for c in bicyclegan_calls(config)]
+             "padding_mode": c.last} for c in bicyclegan_calls(config)]
 
 
 def timed(fn, repeats: int) -> float:

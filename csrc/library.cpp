@@ -3,7 +3,8 @@
 //   normalization/normalization_ops.cpp   adain, instance_norm, layer_norm (+ _forward, _backward)
 //   gan_loss/gan_loss_ops.cpp             gan_loss, r1_penalty (+ _backward)
 //   resampling/resampling_ops.cpp         block_repeat, block_sum, reflection_pad (+ _backward)
-//   latent_conv/latent_conv_ops.cpp       latent_conv2d (+ _forward, _backward)
+//   latent_conv/latent_conv_ops.cpp       latent_conv2d, latent_conv_transpose2d (+ _forward,
+//                                         _backward)
 //   filter_response_norm/filter_response_norm_ops.cpp
 //                                         filter_response_norm (+ _forward, _backward)
 //   gaussian_nll/gaussian_nll_ops.cpp     gaussian_nll (+ _backward)

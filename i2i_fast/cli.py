@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     resampling_bench.add_arguments(bench_sub.add_parser(
         "resampling", help="upsample_nearest, avg_pool, reflection_pad: eager, compile, fused"))
     latent_conv_bench.add_arguments(bench_sub.add_parser(
-        "latent-conv", help="latent_conv2d at BicycleGAN's U-Net shapes: eager, compile, fused; "
+        "latent-conv", help="latent_conv2d at BicycleGAN's U-Net shapes, latent_conv_transpose2d at "
+                            "DRIT's G_concat shapes: eager, compile, fused; "
                             "time and peak memory"))
     loss_bench.add_arguments(
         bench_sub.add_parser("losses", help="GAN losses and R1 per method: eager, compile, fused"))

@@ -16,7 +16,7 @@ from helpers import TOLERANCE, channels_last, rel_err, strided_view
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv import checks as lc_checks
 from i2i_fast.ops.latent_conv import fake as lc_fake
-from i2i_fast.ops.latent_conv.plan import axis_plan
+from i2i_fast.ops.latent_conv.plan import axis_plan, concatenates
 
 F64 = torch.float64
 TRITON = ts.state().unavailable_reason is None
@@ -60,6 +60,7 @@ SHAPES = [
     (2, 4, 2, 3, 5, 7, (3, 2), 1, 1),  # non-square kernel
     (1, 2, 2, 2, 2, 2, 4, 1, 1),     # kernel as large as the padded input
     (2, 3, 4, 5, 6, 5, 1, 1, 0),
+    (2, 16, 8, 12, 2, 3, 4, 2, 1),   # weight larger than the concatenation: convolves that
 ]
 
 
@@ -180,9 +181,15 @@ def _opcheck_samples():
     w = weight.requires_grad_()
     yield (x.requires_grad_(), z.requires_grad_(), w, bias.requires_grad_(), 2, 1, "zeros")
     yield (channels_last(x.detach()), z.detach(), weight.detach(), None, 1, 1, "reflect")
+    # the deep-level path (plan.concatenates): the convolution of the concatenation
+    x, z, weight, bias = make_call(2, 16, 4, 8, 2, 3, 4, seed=31, dtype=torch.float32)
+    assert concatenates(x, z, weight)
+    yield (channels_last(x).requires_grad_(), z.requires_grad_(), weight.requires_grad_(),
+           bias.requires_grad_(), 2, 1, "zeros")
+    yield (x, z, weight, None, 1, 1, "reflect")
 
 
-@pytest.mark.parametrize("sample", range(2))
+@pytest.mark.parametrize("sample", range(4))
 def test_opcheck_compiled_operators(sample):
     args = list(_opcheck_samples())[sample]
     torch.library.opcheck(torch.ops.i2i_fast.latent_conv2d.default, args)
@@ -202,7 +209,7 @@ def test_opcheck_triton_operators():
     from i2i_fast.ops.latent_conv import triton as lc_triton
 
     x, z, weight, bias, stride, padding, mode = next(_opcheck_samples())
-    torch.library.opcheck(lc_triton.forward_op, (x, z, weight, bias, stride, padding, mode))
+    torch.library.opcheck(lc_triton.conv2d_forward_op, (x, z, weight, bias, stride, padding, mode))
 
 
 @pytest.mark.parametrize("dynamic", [None, True], ids=["default", "dynamic"])
@@ -210,10 +217,17 @@ def test_fullgraph_compile_forward_and_backward(dynamic):
     def fn(x, z, weight, bias):
         return ops.latent_conv2d(torch.relu(x), z, weight, bias, 2, 1, "zeros") * 2
 
+    compiled_matches_eager(fn, dynamic, [make_call(2, 3, 4, 3, h, w, 4, seed=40 + i,
+                                                   dtype=torch.float32)
+                                         for i, (h, w) in enumerate([(8, 8), (10, 7), (12, 9)])])
+
+
+def compiled_matches_eager(fn, dynamic, calls) -> None:
+    """torch.compile(fn, fullgraph=True, dynamic=dynamic) gives fn's values and gradients on each
+    call (x, z, weight, bias) in turn (a recompilation or a dynamic shape after the first)."""
     compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
     try:
-        for i, (h, w) in enumerate([(8, 8), (10, 7), (12, 9)]):
-            call = make_call(2, 3, 4, 3, h, w, 4, seed=40 + i, dtype=torch.float32)
+        for call in calls:
             expected, expected_grads = values_and_grads(fn, *call)
             got, grads = values_and_grads(compiled, *call)
             assert rel_err(got, expected) <= TOLERANCE[torch.float32]
@@ -230,14 +244,14 @@ _X = torch.randn(2, 3, 6, 6)
 _Z = torch.randn(2, 4)
 _W = torch.randn(5, 7, 4, 4)
 BAD_CALLS = [
-    ((_X.long(), _Z, _W, None, 1, 1, "zeros"), TypeError, "x: expected a floating point tensor, got torch.int64"),
+    ((_X.long(), _Z, _W, None, 1, 1, "zeros"), TypeError, r"x: expected a floating tensor \(float16, bfloat16, float32 or float64\), got torch.int64"),
     ((_X[0], _Z, _W, None, 1, 1, "zeros"), ValueError, r"x: expected shape \(N, C_x, H, W\), got \(3, 6, 6\)"),
     ((_X, _Z[:1], _W, None, 1, 1, "zeros"), ValueError, r"z: expected shape \(2, C_z\) \(one code per sample of x\), got \(1, 4\)"),
     ((_X, _Z, _W[:, :6], None, 1, 1, "zeros"), ValueError, r"weight: expected shape \(C_out, 7, k_h, k_w\) \(C_x 3 \+ C_z 4 input channels\), got \(5, 6, 4, 4\)"),
     ((_X, _Z, _W, torch.randn(4), 1, 1, "zeros"), ValueError, r"bias: expected None or shape \(5,\), got \(4,\)"),
     ((_X, _Z, _W, None, 0, 1, "zeros"), ValueError, "stride: expected an int >= 1, got 0"),
     ((_X, _Z, _W, None, 1, -1, "zeros"), ValueError, "padding: expected an int >= 0, got -1"),
-    ((_X, _Z, _W, None, 1, 1, "circular"), ValueError, "padding_mode: expected one of zeros, reflect, got 'circular'"),
+    ((_X, _Z, _W, None, 1, 1, "circular"), ValueError, "padding_mode: expected one of 'zeros', 'reflect', got 'circular'"),
     ((_X, _Z, _W, None, 1, 6, "reflect"), ValueError, r"padding: reflect padding needs padding < H and < W, got padding 6 for x of shape \(2, 3, 6, 6\)"),
     ((_X, _Z, _W.double(), None, 1, 1, "zeros"), TypeError, r"weight: expected dtype torch.float32 \(the dtype of x\), got torch.float64"),
     ((_X, _Z, _W, torch.randn(5).half(), 1, 1, "zeros"), TypeError, r"bias: expected dtype torch.float32 \(the dtype of x\), got torch.float16"),
@@ -246,25 +260,27 @@ BAD_CALLS = [
 ]
 
 
-def _entry_points():
-    entries = {"public": ops.latent_conv2d,
-               "compiled operator": torch.ops.i2i_fast.latent_conv2d,
-               "compiled forward operator": torch.ops.i2i_fast.latent_conv2d_forward,
-               "fake": lc_fake.latent_conv2d_forward,
-               "checks": lambda *a: lc_checks.latent_conv2d(*a)}
+def entry_points(op: str) -> dict:
+    """Every way to call `op` (latent_conv2d or latent_conv_transpose2d) that checks its
+    arguments."""
+    entries = {"public": getattr(ops, op),
+               "compiled operator": getattr(torch.ops.i2i_fast, op),
+               "compiled forward operator": getattr(torch.ops.i2i_fast, f"{op}_forward"),
+               "fake": getattr(lc_fake, f"{op}_forward"),
+               "checks": getattr(lc_checks, op)}
     if TRITON:
-        from i2i_fast.ops.latent_conv import triton as lc_triton
+        from i2i_fast.ops.latent_conv import triton  # noqa: F401 - registers the operators
 
-        entries["triton operator"] = lc_triton.forward_op
+        entries["triton operator"] = getattr(torch.ops.i2i_fast_triton, f"{op}_forward")
     return entries
 
 
-@pytest.mark.parametrize("entry", sorted(_entry_points()))
+@pytest.mark.parametrize("entry", sorted(entry_points("latent_conv2d")))
 @pytest.mark.parametrize("case", range(len(BAD_CALLS)))
 def test_bad_inputs_are_named_on_every_entry_point(case, entry):
     args, error, message = BAD_CALLS[case]
     with pytest.raises(error, match="^latent_conv2d: " + message):
-        _entry_points()[entry](*args)
+        entry_points("latent_conv2d")[entry](*args)
 
 
 def test_bad_gradient_of_the_backward_operator_is_named():
@@ -294,7 +310,8 @@ def test_row_classes_share_their_valid_taps(size, taps, stride, padding):
 
     covered = []
     for r in range(plan.classes):
-        first, last = plan.rows_of(r)
-        covered += range(first, last)
-        assert len({taps_of(i) for i in range(first, last)}) <= 1
+        rows = plan.rows_of(r)
+        assert rows.step == 1  # a conv2d's classes are runs of rows
+        covered += rows
+        assert len({taps_of(i) for i in rows}) <= 1
     assert covered == list(range(plan.out))

@@ -51,6 +51,8 @@ DEFINITION = {
     "reflection_pad": resampling_checks.reflection_pad,
     "latent_conv2d_forward": latent_checks.latent_conv2d,
     "latent_conv2d_backward": latent_checks.latent_conv2d_backward,
+    "latent_conv_transpose2d_forward": latent_checks.latent_conv_transpose2d,
+    "latent_conv_transpose2d_backward": latent_checks.latent_conv_transpose2d_backward,
 }
 
 # (operator, arguments): each a bad call.
@@ -178,6 +180,24 @@ BAD_CALLS = {
     "latent grad shape": ("latent_conv2d_backward", (torch.randn(2, 2, 3, 3), X, NC,
                                                      torch.randn(2, 6, 3, 3), 1, 1, "zeros",
                                                      [True] * 4)),
+    "latent weight dtype": ("latent_conv2d_forward", (X, NC, torch.randn(2, 6, 3, 3).double(),
+                                                      None, 1, 1, "zeros")),
+    "latent x empty": ("latent_conv2d_forward", (X[:, :, :0], NC, torch.randn(2, 6, 3, 3), None,
+                                                 1, 2, "zeros")),
+    # latent_conv_transpose2d (more in tests/test_latent_conv_transpose2d.py)
+    "latentT x dtype": ("latent_conv_transpose2d_forward", (X.int(), NC, torch.randn(6, 2, 3, 3),
+                                                            None, 2, 1, 1)),
+    "latentT weight shape": ("latent_conv_transpose2d_forward", (X, NC, torch.randn(2, 6, 3, 3),
+                                                                 None, 2, 1, 1)),
+    "latentT bias": ("latent_conv_transpose2d_forward", (X, NC, torch.randn(6, 2, 3, 3),
+                                                         torch.randn(6), 2, 1, 1)),
+    "latentT output_padding": ("latent_conv_transpose2d_forward", (X, NC, torch.randn(6, 2, 3, 3),
+                                                                   None, 2, 1, 2)),
+    "latentT output size": ("latent_conv_transpose2d_forward", (X, NC, torch.randn(6, 2, 3, 3),
+                                                                None, 1, 3, 0)),
+    "latentT grad shape": ("latent_conv_transpose2d_backward", (torch.randn(2, 2, 8, 10), X, NC,
+                                                                torch.randn(6, 2, 3, 3), 2, 1, 0,
+                                                                [True] * 4)),
 }
 
 

@@ -63,6 +63,10 @@ SAMPLES = {
     "latent_conv2d": (lambda m, x, z, w, b: m.latent_conv2d(x, z, w, b, 2, 1, "zeros"),
                       lambda: (_randn(2, 3, 7, 6, seed=15), _randn(2, 4, seed=16),
                                _randn(5, 7, 4, 4, seed=17), _randn(5, seed=18))),
+    "latent_conv_transpose2d": (
+        lambda m, x, z, w, b: m.latent_conv_transpose2d(x, z, w, b, 2, 1, 1),
+        lambda: (_randn(2, 3, 5, 4, seed=19), _randn(2, 4, seed=20), _randn(7, 5, 3, 3, seed=21),
+                 _randn(5, seed=22))),
 }
 ENTRIES = ("torch.func.jvp", "forward_ad", "forward_ad+requires_grad")
 

@@ -1,8 +1,9 @@
-// latent_conv2d on the CPU: the two passes over the output (latent_conv_common.h has the plan).
+// latent_conv2d and latent_conv_transpose2d on the CPU: the two passes over the output
+// (common.h has the plan; device_kernels.h the operators around them).
 //
 //   add_table_cpu: out[n, o, i, j] += Tab[n, o, class(i), class(j)], in place, one pass.
-//     NCHW: one task per (n, o) plane; within a row the interior columns add one value (a loop
-//     the compiler vectorises). Channels-last: one task per (n, i) row of pixels; the table is
+//     NCHW: one task per (n, o) plane; within a row the interior columns of a conv2d add one
+//     value (a loop the compiler vectorises), those of a transposed conv one value per phase. Channels-last: one task per (n, i) row of pixels; the table is
 //     transposed to (N, Kr, Kc, O) first so each pixel adds a contiguous vector over o.
 //   sum_by_class_cpu: S[n, o, r, c] = sum of grad over the rectangle (rows of r) x (cols of c).
 //     NCHW: per plane; channels-last: per (n, block of 64 channels), vectors over o.
@@ -17,7 +18,8 @@
 
 #include <vector>
 
-#include "latent_conv_common.h"
+#include "device_kernels.h"
+#include "latent_conv_cpu.h"
 
 namespace i2i_fast::latent_conv::cpu {
 namespace {
@@ -34,17 +36,23 @@ template <typename scalar_t>
 void add_table_nchw(scalar_t* out, const AccumulateOf_t<scalar_t>* tab, const LatentConvSpec& s) {
   using acc_t = AccumulateOf_t<scalar_t>;
   const int64_t kr = s.rows.classes(), kc = s.cols.classes(), ho = s.rows.out, wo = s.cols.out;
-  const int64_t head = s.cols.head, tail = s.cols.tail;
+  const int64_t head = s.cols.head, tail = s.cols.tail, period = s.cols.period;
   at::parallel_for(0, s.n * s.out_channels, 1, [&](int64_t begin, int64_t end) {
     for (int64_t plane = begin; plane < end; ++plane) {
       for (int64_t i = 0; i < ho; ++i) {
         const acc_t* t = tab + (plane * kr + s.rows.class_of(i)) * kc;
         scalar_t* row = out + (plane * ho + i) * wo;
         for (int64_t j = 0; j < head; ++j) row[j] = static_cast<acc_t>(row[j]) + t[j];
-        const acc_t interior = t[head];
-        for (int64_t j = head; j < tail; ++j) row[j] = static_cast<acc_t>(row[j]) + interior;
+        if (period == 1) {
+          const acc_t interior = t[head];
+          for (int64_t j = head; j < tail; ++j) row[j] = static_cast<acc_t>(row[j]) + interior;
+        } else {
+          for (int64_t j = head; j < tail; ++j) {
+            row[j] = static_cast<acc_t>(row[j]) + t[head + (j - head) % period];
+          }
+        }
         for (int64_t j = tail; j < wo; ++j) {
-          row[j] = static_cast<acc_t>(row[j]) + t[head + 1 + (j - tail)];
+          row[j] = static_cast<acc_t>(row[j]) + t[head + period + (j - tail)];
         }
       }
     }
@@ -71,10 +79,12 @@ void add_table_nhwc(scalar_t* out, const AccumulateOf_t<scalar_t>* tab_t,
   });
 }
 
+}  // namespace
+
 void add_table_cpu(at::Tensor& out, const at::Tensor& table, const LatentConvSpec& s) {
   const Layout layout = layout_of(out);
   at::Tensor target = layout == Layout::kOther ? out.contiguous() : out;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "latent_conv2d", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "latent_conv", [&] {
     if (layout == Layout::kChannelsLast) {
       const at::Tensor tab_t = table.permute({0, 2, 3, 1}).contiguous();
       add_table_nhwc(target.data_ptr<scalar_t>(),
@@ -85,6 +95,8 @@ void add_table_cpu(at::Tensor& out, const at::Tensor& table, const LatentConvSpe
   });
   if (layout == Layout::kOther) out.copy_(target);
 }
+
+namespace {
 
 template <typename scalar_t>
 void sum_by_class_nchw(const scalar_t* grad, AccumulateOf_t<scalar_t>* sums,
@@ -98,10 +110,10 @@ void sum_by_class_nchw(const scalar_t* grad, AccumulateOf_t<scalar_t>* sums,
         acc_t* o = out + s.rows.class_of(i) * kc;
         const scalar_t* row = grad + (plane * ho + i) * wo;
         for (int64_t c = 0; c < kc; ++c) {
-          int64_t first = 0, last = 0;
-          s.cols.rows_of(c, &first, &last);
+          int64_t first = 0, count = 0, step = 0;
+          s.cols.rows_of(c, &first, &count, &step);
           acc_t total = 0;
-          for (int64_t j = first; j < last; ++j) total += static_cast<acc_t>(row[j]);
+          for (int64_t e = 0; e < count; ++e) total += static_cast<acc_t>(row[first + e * step]);
           o[c] += total;
         }
       }
@@ -139,13 +151,15 @@ void sum_by_class_nhwc(const scalar_t* grad, AccumulateOf_t<scalar_t>* sums,
   });
 }
 
+}  // namespace
+
 at::Tensor sum_by_class_cpu(const at::Tensor& grad_in, const LatentConvSpec& s) {
   Layout layout = layout_of(grad_in);
   const at::Tensor grad = layout == Layout::kOther ? grad_in.contiguous() : grad_in;
   if (layout == Layout::kOther) layout = Layout::kContiguous;
   at::Tensor sums = at::zeros({s.n, s.out_channels, s.rows.classes(), s.cols.classes()},
                               grad.options().dtype(accumulate_type(grad)));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "latent_conv2d", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "latent_conv", [&] {
     using acc_t = AccumulateOf_t<scalar_t>;
     if (layout == Layout::kChannelsLast) {
       sum_by_class_nhwc(grad.data_ptr<scalar_t>(), sums.data_ptr<acc_t>(), s);
@@ -156,29 +170,11 @@ at::Tensor sum_by_class_cpu(const at::Tensor& grad_in, const LatentConvSpec& s) 
   return sums;
 }
 
-at::Tensor latent_conv2d_forward_cpu(const at::Tensor& x, const at::Tensor& z,
-                                     const at::Tensor& weight,
-                                     const std::optional<at::Tensor>& bias, int64_t stride,
-                                     int64_t padding, c10::string_view padding_mode) {
-  const LatentConvSpec s =
-      check_latent_conv2d("latent_conv2d", x, z, weight, bias, stride, padding, padding_mode);
-  return latent_conv2d_forward_impl(x, z, weight, bias, s, &add_table_cpu);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> latent_conv2d_backward_cpu(
-    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& z, const at::Tensor& weight,
-    int64_t stride, int64_t padding, c10::string_view padding_mode, std::array<bool, 4> mask) {
-  const LatentConvSpec s = check_latent_conv2d("latent_conv2d_backward", x, z, weight,
-                                               std::nullopt, stride, padding, padding_mode);
-  check_latent_conv2d_grad("latent_conv2d_backward", grad, x, s);
-  return latent_conv2d_backward_impl(grad, x, z, weight, s, mask, &sum_by_class_cpu);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-  m.impl("latent_conv2d_forward", &latent_conv2d_forward_cpu);
-  m.impl("latent_conv2d_backward", &latent_conv2d_backward_cpu);
-}
-
 }  // namespace i2i_fast::latent_conv::cpu
+
+// The CPU kernels of the latent_conv operators (schemas in latent_conv_ops.cpp; each runs its
+// operator's checks first, device_kernels.h).
+TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
+  i2i_fast::latent_conv::register_latent_conv_kernels<
+      &i2i_fast::latent_conv::cpu::add_table_cpu, &i2i_fast::latent_conv::cpu::sum_by_class_cpu>(m);
+}

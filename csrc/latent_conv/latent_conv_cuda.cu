@@ -1,12 +1,15 @@
-// latent_conv2d on CUDA: the two passes over the output (latent_conv_common.h has the plan; the
-// convolution of x and its backward are ATen's, i.e. cuDNN).
+// latent_conv2d and latent_conv_transpose2d on CUDA: the two passes over the output (common.h has
+// the plan, device_kernels.h the operators around them; the convolution of x and its backward
+// are ATen's, i.e. cuDNN).
 //
 //   add_table_kernel: out[n, o, i, j] += Tab[n, o, class(i), class(j)] in place; a grid-stride
 //     loop over the output in memory order (j fastest for NCHW, o fastest for channels-last), so
 //     loads and stores are coalesced; the table (N x O x a few dozen floats) stays in L1/L2.
-//   sum_by_class_kernel: S[n, o, r, c] = the sum of grad over the rectangle of (r, c).
-//     NCHW: one block per (n, o, r, c), threads over the rectangle's elements (rows of
-//     consecutive j: coalesced), a block reduction. Channels-last: one block per (n, r, c) and a
+//   sum_by_class_kernel: S[n, o, r, c] = the sum of grad over the rows of r x the columns of c
+//     (a rectangle for a conv2d; every stride-th row and column of one for a transposed conv's
+//     interior phases).
+//     NCHW: one block per (n, o, r, c), threads over the class's elements (consecutive j for a
+//     conv2d: coalesced), a block reduction. Channels-last: one block per (n, r, c) and a
 //     group of 32 channels, the threads of a warp on consecutive channels (coalesced) and the
 //     warps over the rectangle's pixels, then a reduction across warps in shared memory.
 //   Other layouts are read through a contiguous copy. Sums in float32 (float64 for float64), in
@@ -20,7 +23,7 @@
 #include <torch/library.h>
 
 #include "../common/cuda_utils.cuh"
-#include "latent_conv_common.h"
+#include "device_kernels.h"
 
 namespace i2i_fast::latent_conv::cuda {
 namespace {
@@ -56,6 +59,8 @@ __global__ void add_table_kernel(scalar_t* __restrict__ out,
   }
 }
 
+}  // namespace
+
 void add_table_cuda(at::Tensor& out, const at::Tensor& table, const LatentConvSpec& s) {
   const bool channels_last =
       !out.is_contiguous() && out.is_contiguous(at::MemoryFormat::ChannelsLast);
@@ -63,11 +68,12 @@ void add_table_cuda(at::Tensor& out, const at::Tensor& table, const LatentConvSp
   const int64_t total = target.numel();
   if (total == 0) return;
   const int device = target.get_device();
+  const c10::cuda::CUDAGuard guard(target.device());
   const int64_t blocks = std::min<int64_t>(
       i2i_fast::cuda::ceil_div(total, kThreads),
       int64_t(i2i_fast::cuda::multiprocessor_count(device)) * 8);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(target.get_device()).stream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, target.scalar_type(), "latent_conv2d", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, target.scalar_type(), "latent_conv", [&] {
     using acc_t = AccumulateOf_t<scalar_t>;
     if (channels_last) {
       add_table_kernel<scalar_t, true><<<blocks, kThreads, 0, stream>>>(
@@ -82,6 +88,8 @@ void add_table_cuda(at::Tensor& out, const at::Tensor& table, const LatentConvSp
   });
   if (!target.is_same(out)) out.copy_(target);
 }
+
+namespace {
 
 template <typename acc_t>
 __device__ acc_t block_sum(acc_t v, acc_t* scratch) {
@@ -107,14 +115,14 @@ __global__ void sum_by_class_nchw_kernel(const scalar_t* __restrict__ grad,
   const int64_t plane = blockIdx.x;
   const int64_t kc = cols.classes();
   const int64_t r = blockIdx.y / kc, c = blockIdx.y % kc;
-  int64_t i0, i1, j0, j1;
-  rows.rows_of(r, &i0, &i1);
-  cols.rows_of(c, &j0, &j1);
-  const int64_t width = j1 - j0, count = (i1 - i0) * width;
+  int64_t i0, ni, si, j0, nj, sj;
+  rows.rows_of(r, &i0, &ni, &si);
+  cols.rows_of(c, &j0, &nj, &sj);
+  const int64_t count = ni * nj;
   const scalar_t* base = grad + plane * rows.out * cols.out;
   acc_t acc = 0;
   for (int64_t e = threadIdx.x; e < count; e += blockDim.x) {
-    const int64_t i = i0 + e / width, j = j0 + e % width;
+    const int64_t i = i0 + (e / nj) * si, j = j0 + (e % nj) * sj;
     acc += static_cast<acc_t>(base[i * cols.out + j]);
   }
   const acc_t total = block_sum(acc, scratch);
@@ -134,14 +142,14 @@ __global__ void sum_by_class_nhwc_kernel(const scalar_t* __restrict__ grad,
   const int64_t r = rc / kc, c = rc % kc;
   const int64_t o = int64_t(blockIdx.y) * 32 + threadIdx.x % 32;
   const int lane = threadIdx.x / 32;
-  int64_t i0, i1, j0, j1;
-  rows.rows_of(r, &i0, &i1);
-  cols.rows_of(c, &j0, &j1);
-  const int64_t width = j1 - j0, count = (i1 - i0) * width;
+  int64_t i0, ni, si, j0, nj, sj;
+  rows.rows_of(r, &i0, &ni, &si);
+  cols.rows_of(c, &j0, &nj, &sj);
+  const int64_t count = ni * nj;
   acc_t acc = 0;
   if (o < channels) {
     for (int64_t e = lane; e < count; e += kLanes) {
-      const int64_t i = i0 + e / width, j = j0 + e % width;
+      const int64_t i = i0 + (e / nj) * si, j = j0 + (e % nj) * sj;
       acc += static_cast<acc_t>(grad[((n * rows.out + i) * cols.out + j) * channels + o]);
     }
   }
@@ -154,15 +162,18 @@ __global__ void sum_by_class_nhwc_kernel(const scalar_t* __restrict__ grad,
   }
 }
 
+}  // namespace
+
 at::Tensor sum_by_class_cuda(const at::Tensor& grad_in, const LatentConvSpec& s) {
   const bool channels_last =
       !grad_in.is_contiguous() && grad_in.is_contiguous(at::MemoryFormat::ChannelsLast);
   const at::Tensor grad = grad_in.is_contiguous() || channels_last ? grad_in : grad_in.contiguous();
+  const c10::cuda::CUDAGuard guard(grad.device());
   const int64_t kr = s.rows.classes(), kc = s.cols.classes();
   at::Tensor sums = at::empty({s.n, s.out_channels, kr, kc},
                               grad.options().dtype(accumulate_type(grad)));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(grad.get_device()).stream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "latent_conv2d", [&] {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "latent_conv", [&] {
     using acc_t = AccumulateOf_t<scalar_t>;
     if (channels_last) {
       const dim3 blocks(static_cast<unsigned>(s.n * kr * kc),
@@ -180,31 +191,12 @@ at::Tensor sum_by_class_cuda(const at::Tensor& grad_in, const LatentConvSpec& s)
   return sums;
 }
 
-at::Tensor latent_conv2d_forward_cuda(const at::Tensor& x, const at::Tensor& z,
-                                      const at::Tensor& weight,
-                                      const std::optional<at::Tensor>& bias, int64_t stride,
-                                      int64_t padding, c10::string_view padding_mode) {
-  const LatentConvSpec s =
-      check_latent_conv2d("latent_conv2d", x, z, weight, bias, stride, padding, padding_mode);
-  const c10::cuda::CUDAGuard guard(x.device());
-  return latent_conv2d_forward_impl(x, z, weight, bias, s, &add_table_cuda);
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> latent_conv2d_backward_cuda(
-    const at::Tensor& grad, const at::Tensor& x, const at::Tensor& z, const at::Tensor& weight,
-    int64_t stride, int64_t padding, c10::string_view padding_mode, std::array<bool, 4> mask) {
-  const LatentConvSpec s = check_latent_conv2d("latent_conv2d_backward", x, z, weight,
-                                               std::nullopt, stride, padding, padding_mode);
-  check_latent_conv2d_grad("latent_conv2d_backward", grad, x, s);
-  const c10::cuda::CUDAGuard guard(x.device());
-  return latent_conv2d_backward_impl(grad, x, z, weight, s, mask, &sum_by_class_cuda);
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  m.impl("latent_conv2d_forward", &latent_conv2d_forward_cuda);
-  m.impl("latent_conv2d_backward", &latent_conv2d_backward_cuda);
-}
-
 }  // namespace i2i_fast::latent_conv::cuda
+
+// The CUDA kernels of the latent_conv operators (schemas in latent_conv_ops.cpp; each runs its
+// operator's checks first, device_kernels.h).
+TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
+  i2i_fast::latent_conv::register_latent_conv_kernels<
+      &i2i_fast::latent_conv::cuda::add_table_cuda,
+      &i2i_fast::latent_conv::cuda::sum_by_class_cuda>(m);
+}

@@ -1,6 +1,8 @@
-"""latent_conv2d at BicycleGAN's U-Net shapes (`i2i-fast bench latent-conv`): eager concat + conv
-(the reference), torch.compile of it, and the fused operator, forward and forward+backward, timed
-in turn under each allocator setting, plus the peak memory of one step of each provider.
+"""The latent_conv operators at the methods' shapes (`i2i-fast bench latent-conv`):
+latent_conv2d at BicycleGAN's U-Net levels, latent_conv_transpose2d at DRIT's G_concat layers;
+eager concat + conv (the reference), torch.compile of it, and the fused operator, forward and
+forward+backward, timed in turn under each allocator setting, plus the peak memory of one step
+of each provider.
 
 The point of the fused operator is the memory: the reference materialises cat[x, z broadcast]
 (N x (C_x + C_z) x H x W), and autograd keeps it for the backward; the fused operator keeps x
@@ -27,7 +29,9 @@ MODES = ("forward", "forward_backward")
 
 @dataclasses.dataclass(frozen=True)
 class Call:
-    """One latent_conv2d call: x (N, C_x, H, W), z (N, C_z), weight (C_out, C_x + C_z, k, k)."""
+    """One call of `op`: x (N, C_x, H, W), z (N, C_z), weight (C_out, C_x + C_z, k, k) for
+    latent_conv2d (`last`: padding_mode), (C_x + C_z, C_out, k, k) for latent_conv_transpose2d
+    (`last`: output_padding)."""
 
     config: str
     x: tuple[int, int, int, int]
@@ -35,7 +39,12 @@ class Call:
     weight: tuple[int, int, int, int]
     stride: int
     padding: int
-    padding_mode: str
+    last: str | int
+    op: str = "latent_conv2d"
+
+    @property
+    def last_name(self) -> str:
+        return "padding_mode" if self.op == "latent_conv2d" else "output_padding"
 
 
 def bicyclegan_calls(config: str | None) -> list[Call]:
@@ -54,39 +63,76 @@ def bicyclegan_calls(config: str | None) -> list[Call]:
                               cfg.ngf, cfg.use_dropout)
     calls: list[Call] = []
 
-    def hook(module, args):
-        x, z = args
-        calls.append(Call(config or "default", tuple(x.shape), tuple(z.shape),
-                          tuple(module.weight.shape), module.stride[0], module.padding[0],
-                          module.padding_mode))
-
-    for m in gen.modules():
-        if isinstance(m, LatentConv2d):
-            m.register_forward_pre_hook(hook)
+    calls = _recorded_calls(gen, LatentConv2d, config, lambda m: m.padding_mode)
     n = cfg.batch_size
     with torch.no_grad(), ops.use_backend("reference"):
         gen(torch.randn(n, cfg.input_nc, cfg.image_size, cfg.image_size), torch.randn(n, cfg.nz))
     return calls
 
 
-def make_fn(provider: str) -> Callable:
+def drit_calls(config: str | None) -> list[Call]:
+    """The LatentConvTranspose2d calls of one G_concat decoding of DRIT's training iteration (the
+    fakes of an iteration run as one batch: n_encoded x (2 + the random codes)), recorded from
+    the decoder the method builds for the named configuration (None: the official defaults)."""
+    from i2i_fast import ops
+    from i2i_fast.methods.drit import DRIT
+    from i2i_fast.methods.registry import resolve_config
+    from i2i_fast.nn.disentangled import AttributeGenerator, SharedContentEncoder
+    from i2i_fast.nn.latent_injection import LatentConvTranspose2d
+
+    cfg = resolve_config(DRIT, config)
+    DRIT.check_config(cfg)
+    content_dim = SharedContentEncoder(cfg.input_dim_a, cfg.input_dim_b, cfg.dim,
+                                       cfg.n_res).out_channels
+    gen = AttributeGenerator(cfg.input_dim_a, cfg.input_dim_b, content_dim, cfg.nz, cfg.n_res,
+                             True, cfg.mlp_dim)
+    calls = _recorded_calls(gen.dec_a, LatentConvTranspose2d, config,
+                            lambda m: m.output_padding[0], op="latent_conv_transpose2d")
+    n = cfg.n_encoded * (3 + int(cfg.mode_seeking))
+    side = cfg.image_size // 4
+    with torch.no_grad(), ops.use_backend("reference"):
+        gen.decode_a(torch.randn(n, content_dim, side, side), torch.randn(n, cfg.nz))
+    return calls
+
+
+def _recorded_calls(net, module_type, config, last, op="latent_conv2d") -> list[Call]:
+    """A list that fills with the calls of every `module_type` module of net as it runs."""
+    calls: list[Call] = []
+
+    def hook(module, args):
+        x, z = args
+        calls.append(Call(config or "default", tuple(x.shape), tuple(z.shape),
+                          tuple(module.weight.shape), module.stride[0], module.padding[0],
+                          last(module), op))
+
+    for m in net.modules():
+        if isinstance(m, module_type):
+            m.register_forward_pre_hook(hook)
+    return calls
+
+
+METHOD_CALLS = {"bicyclegan": bicyclegan_calls, "drit": drit_calls}
+
+
+def make_fn(provider: str, op: str) -> Callable:
     import i2i_fast.ops as ops
 
     if provider == "fused":
-        return ops.latent_conv2d
+        return getattr(ops, op)
     if provider == "eager":
-        return ops.reference.latent_conv2d
-    return torch.compile(ops.reference.latent_conv2d, dynamic=False)
+        return getattr(ops.reference, op)
+    return torch.compile(getattr(ops.reference, op), dynamic=False)
 
 
 def make_inputs(call: Call, seed: int = 0) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
+    out_channels = call.weight[0 if call.op == "latent_conv2d" else 1]
     return [torch.randn(call.x, generator=g), torch.randn(call.z, generator=g),
-            torch.randn(call.weight, generator=g) * 0.05, torch.randn(call.weight[0], generator=g)]
+            torch.randn(call.weight, generator=g) * 0.05, torch.randn(out_channels, generator=g)]
 
 
 def step_fn(fn: Callable, call: Call, inputs: list[torch.Tensor], mode: str) -> Callable:
-    args = (call.stride, call.padding, call.padding_mode)
+    args = (call.stride, call.padding, call.last)
     if mode == "forward":
         return lambda: fn(*inputs, *args)
     leaves = [t.detach().clone().requires_grad_() for t in inputs]
@@ -129,23 +175,25 @@ def run(calls, modes, providers, repeats: int, allocators=("default",),
 
 
 def _describe(call: Call) -> str:
-    return (f"{call.config:7s} x {str(call.x):18s} z {str(call.z):7s} w {str(call.weight):18s} "
-            f"s{call.stride} p{call.padding} {call.padding_mode}")
+    last = call.last if call.op == "latent_conv2d" else f"op{call.last}"
+    kind = "conv " if call.op == "latent_conv2d" else "convT"
+    return (f"{call.config:7s} {kind} x {str(call.x):18s} z {str(call.z):7s} "
+            f"w {str(call.weight):18s} s{call.stride} p{call.padding} {last}")
 
 
 def _base(call: Call, mode: str, provider: str) -> dict:
-    return {"op": "latent_conv2d", "config": call.config, "x": list(call.x), "z": list(call.z),
+    return {"op": call.op, "config": call.config, "x": list(call.x), "z": list(call.z),
             "weight": list(call.weight), "stride": call.stride, "padding": call.padding,
-            "padding_mode": call.padding_mode, "mode": mode, "provider": provider}
+            call.last_name: call.last, "mode": mode, "provider": provider}
 
 
 def _time_calls(calls, modes, providers, repeats: int) -> list[dict]:
     records = []
-    fns = {p: make_fn(p) for p in providers}
+    fns = {(p, op): make_fn(p, op) for p in providers for op in {c.op for c in calls}}
     for call in calls:
         inputs = make_inputs(call)
         for mode in modes:
-            steps = {p: step_fn(fns[p], call, inputs, mode) for p in providers}
+            steps = {p: step_fn(fns[p, call.op], call, inputs, mode) for p in providers}
             times = ops_bench.time_steps_interleaved(steps, "cpu", repeats)
             by = {p: ops_bench.summarize(t) for p, t in times.items()}
             line = [f"{_describe(call)} {mode:16s}"]
@@ -166,14 +214,14 @@ def _time_calls(calls, modes, providers, repeats: int) -> list[dict]:
 
 def _memory(calls, modes, providers) -> list[dict]:
     records = []
-    fns = {p: make_fn(p) for p in providers}
+    fns = {(p, op): make_fn(p, op) for p in providers for op in {c.op for c in calls}}
     for call in calls:
         inputs = make_inputs(call)
         for mode in modes:
             line = [f"{_describe(call)} {mode:16s}"]
             peaks = {}
             for p in providers:
-                peaks[p] = peak_bytes(step_fn(fns[p], call, inputs, mode))
+                peaks[p] = peak_bytes(step_fn(fns[p, call.op], call, inputs, mode))
                 records.append({**_base(call, mode, p), "peak_bytes": peaks[p],
                                 "allocator": "default", "kind": "memory"})
                 line.append(f"{p} {peaks[p] / 2**20:8.2f} MiB")
@@ -184,9 +232,12 @@ def _memory(calls, modes, providers) -> list[dict]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--methods", default="bicyclegan,drit",
+                   help="whose calls are measured: bicyclegan (latent_conv2d in its U-Net), "
+                        "drit (latent_conv_transpose2d in G_concat)")
     p.add_argument("--configs", default="default,demo",
-                   help="bicyclegan configurations whose generator's calls are measured "
-                        "('default': the official 256^2 one)")
+                   help="the methods' configurations whose generator's calls are measured "
+                        "('default': the official one)")
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--providers", default=",".join(PROVIDERS))
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -209,8 +260,9 @@ def main(args: argparse.Namespace) -> int:
     import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
 
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    calls = [c for config in configs
-             for c in bicyclegan_calls(None if config == "default" else config)]
+    methods = arguments.listed("--methods", args.methods, tuple(METHOD_CALLS))
+    calls = [c for method in methods for config in configs
+             for c in METHOD_CALLS[method](None if config == "default" else config)]
     modes = arguments.listed("--modes", args.modes, MODES)
     providers = arguments.listed("--providers", args.providers, PROVIDERS)
     meta = ops_bench.machine_info("cpu")

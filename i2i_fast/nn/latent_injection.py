@@ -24,8 +24,9 @@ operator computes exactly this (tests/test_latent_injection.py checks the decomp
 materialising the concatenation (N, C_x + C_z, H, W).
 
 The transposed variant ``latent_conv_transpose2d(x, z, weight, bias, stride, padding,
-output_padding)`` (the reference of the future ``ops.latent_conv_transpose2d``; DRIT's G_concat)
-is ``conv_transpose2d(cat[x, z broadcast], weight, bias, stride, padding, output_padding)`` with
+output_padding)`` (the reference definition of ``ops.latent_conv_transpose2d``, which
+``LatentConvTranspose2d`` calls; DRIT's G_concat) is ``conv_transpose2d(cat[x, z broadcast],
+weight, bias, stride, padding, output_padding)`` with
 ``weight`` (C_x + C_z, C_out, k_h, k_w) = ``[W_x; W_z]``. Its z term is
 ``conv_transpose2d(z broadcast, W_z)``: the output position (i, j) receives the taps (u, v) with
 (i + padding − u) and (j + padding − v) multiples of stride whose input position lies inside
@@ -37,20 +38,21 @@ and column.
 
 ``LatentConv2d`` and ``LatentConvTranspose2d`` are the modules every network uses (Conv2d and
 ConvTranspose2d subclasses: their weight, bias, init and state-dict keys are those of the layer
-over the concatenation). ``LatentConv2d`` calls the fused ``ops.latent_conv2d`` (under
-``ops.use_backend("reference")``: the concatenation above); ``LatentConvTranspose2d`` still runs
-its reference (no fused transposed operator yet).
+over the concatenation). They call the fused ``ops.latent_conv2d`` and
+``ops.latent_conv_transpose2d`` (under ``ops.use_backend("reference")``: the concatenations
+above).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..ops.latent_conv import plan
 from ..ops.latent_conv.checks import PADDING_MODES
-from ..ops.latent_conv.reference import latent_conv2d  # noqa: F401 - the reference, re-exported
+from ..ops.latent_conv.reference import (  # noqa: F401 - the references, re-exported
+    latent_conv2d, latent_conv_transpose2d)
 
 
 def broadcast_concat(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -60,57 +62,7 @@ def broadcast_concat(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[0] != x.shape[0]:
         raise ValueError(f"broadcast_concat: z: expected shape ({x.shape[0]}, C_z) (one code per "
                          f"sample of x), got {tuple(getattr(z, 'shape', ())) or type(z).__name__}")
-    n, _, h, w = x.shape
-    return torch.cat([x, z.to(x.dtype)[:, :, None, None].expand(n, z.shape[1], h, w)], dim=1)
-
-
-def _check_transposed(x: object, z: object, weight: object, bias: object, stride: object,
-                      padding: object, output_padding: object) -> None:
-    """The argument checks of latent_conv_transpose2d (latent_conv2d's are in
-    i2i_fast.ops.latent_conv.checks), with the same wording."""
-    op = "latent_conv_transpose2d"
-    for name, t in (("x", x), ("z", z), ("weight", weight)):
-        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
-            raise TypeError(f"{op}: {name}: expected a floating point tensor, got "
-                            f"{getattr(t, 'dtype', type(t).__name__)}")
-    if x.dim() != 4:
-        raise ValueError(f"{op}: x: expected shape (N, C_x, H, W), got {tuple(x.shape)}")
-    if z.dim() != 2 or z.shape[0] != x.shape[0]:
-        raise ValueError(f"{op}: z: expected shape ({x.shape[0]}, C_z) (one code per sample of "
-                         f"x), got {tuple(z.shape)}")
-    expected_in = x.shape[1] + z.shape[1]
-    if weight.dim() != 4 or weight.shape[0] != expected_in:
-        raise ValueError(f"{op}: weight: expected shape ({expected_in}, C_out, k_h, k_w) (C_x "
-                         f"{x.shape[1]} + C_z {z.shape[1]} input channels), got "
-                         f"{tuple(weight.shape)}")
-    out_channels = weight.shape[1]
-    if bias is not None and (not isinstance(bias, torch.Tensor)
-                             or tuple(bias.shape) != (out_channels,)):
-        raise ValueError(f"{op}: bias: expected None or shape ({out_channels},), got "
-                         f"{tuple(bias.shape) if isinstance(bias, torch.Tensor) else bias!r}")
-    if (isinstance(output_padding, bool) or not isinstance(output_padding, int)
-            or not 0 <= output_padding < stride):
-        raise ValueError(f"{op}: output_padding: expected an int in [0, stride {stride}), got "
-                         f"{output_padding!r}")
-    for name, value, minimum in (("stride", stride, 1), ("padding", padding, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{op}: {name}: expected an int >= {minimum}, got {value!r}")
-
-
-def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
-                            bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
-                            output_padding: int = 0) -> torch.Tensor:
-    """conv_transpose2d(cat[x, z broadcast over H x W], weight, bias, stride, padding,
-    output_padding), the concatenation materialised: the reference definition of
-    ops.latent_conv_transpose2d (see the module docstring).
-
-    x (N, C_x, H, W); z (N, C_z), cast to x's dtype; weight (C_x + C_z, C_out, k_h, k_w); bias
-    (C_out,) or None; 0 <= output_padding < stride. Returns (N, C_out, H_out, W_out) as
-    F.conv_transpose2d.
-    """
-    _check_transposed(x, z, weight, bias, stride, padding, output_padding)
-    return F.conv_transpose2d(broadcast_concat(x, z), weight, bias, stride, padding,
-                              output_padding)
+    return plan.broadcast_concat(x, z)
 
 
 class LatentConv2d(nn.Conv2d):
@@ -154,8 +106,8 @@ class LatentConvTranspose2d(nn.ConvTranspose2d):
         self.latent_channels = latent_channels
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return latent_conv_transpose2d(x, z, self.weight, self.bias, self.stride[0],
-                                       self.padding[0], self.output_padding[0])
+        return ops.latent_conv_transpose2d(x, z, self.weight, self.bias, self.stride[0],
+                                           self.padding[0], self.output_padding[0])
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, latent_channels={self.latent_channels}"

@@ -48,7 +48,7 @@ from . import resampling  # noqa: E402
 from .filter_response_norm import filter_response_norm  # noqa: E402 - shadows its subpackage
 from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows its subpackage
 from .gaussian_nll import gaussian_nll  # noqa: E402
-from .latent_conv import latent_conv2d  # noqa: E402
+from .latent_conv import latent_conv2d, latent_conv_transpose2d  # noqa: E402
 from .normalization import adain, instance_norm, layer_norm  # noqa: E402
 from .resampling import avg_pool, reflection_pad, upsample_nearest  # noqa: E402
 
@@ -73,6 +73,7 @@ __all__ = [
     "implement",
     "instance_norm",
     "latent_conv2d",
+    "latent_conv_transpose2d",
     "layer_norm",
     "r1_penalty",
     "reference",

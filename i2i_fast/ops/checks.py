@@ -48,8 +48,7 @@ def norm_input(op: str, x: object) -> torch.Tensor:
             f"{x.dim()} dims with shape {tuple(x.shape)}"
         )
     floating(op, "x", x)
-    if x.numel() == 0:
-        raise ValueError(f"{op}: x: expected a non-empty tensor, got shape {tuple(x.shape)}")
+    non_empty(op, "x", x)
     return x
 
 
@@ -138,9 +137,13 @@ def batched(op: str, name: str, t: object, min_dim: int, shape_text: str) -> tor
     floating(op, name, t)
     if t.dim() < min_dim:
         raise ValueError(f"{op}: {name}: expected shape {shape_text}, got shape {tuple(t.shape)}")
+    non_empty(op, name, t)
+    return t
+
+
+def non_empty(op: str, name: str, t: torch.Tensor) -> None:
     if t.numel() == 0:
         raise ValueError(f"{op}: {name}: expected a non-empty tensor, got shape {tuple(t.shape)}")
-    return t
 
 
 def loss_outputs(op: str, outputs: object, heads: bool) -> list[torch.Tensor] | tuple:

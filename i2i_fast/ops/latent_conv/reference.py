@@ -1,5 +1,5 @@
-"""The reference definition of latent_conv2d: the concatenation materialised, then the
-convolution (the specification every backend is tested against)."""
+"""The reference definitions of latent_conv2d and latent_conv_transpose2d: the concatenation
+materialised, then the convolution (the specification every backend is tested against)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checks
+from .plan import broadcast_concat
 
 
 def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
@@ -19,10 +20,22 @@ def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
     Returns (N, C_out, H_out, W_out) as F.conv2d.
     """
     checks.latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)
-    n, _, h, w = x.shape
-    z_map = z.to(x.dtype)[:, :, None, None].expand(n, z.shape[1], h, w)
-    xz = torch.cat([x, z_map], dim=1)
+    xz = broadcast_concat(x, z)
     if padding_mode == "reflect" and padding > 0:
         xz = F.pad(xz, (padding, padding, padding, padding), mode="reflect")
         padding = 0
     return F.conv2d(xz, weight, bias, stride, padding)
+
+
+def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                            bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
+                            output_padding: int = 0) -> torch.Tensor:
+    """conv_transpose2d(cat[x, z broadcast over H x W], weight, bias, stride, padding,
+    output_padding).
+
+    x (N, C_x, H, W); z (N, C_z), cast to x's dtype; weight (C_x + C_z, C_out, k_h, k_w), x's
+    dtype; bias (C_out,) or None; 0 <= output_padding < stride. Returns (N, C_out, H_out, W_out)
+    as F.conv_transpose2d.
+    """
+    checks.latent_conv_transpose2d(x, z, weight, bias, stride, padding, output_padding)
+    return F.conv_transpose2d(broadcast_concat(x, z), weight, bias, stride, padding, output_padding)

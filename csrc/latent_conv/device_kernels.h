@@ -1,0 +1,75 @@
+// The device kernels of the latent_conv operators, written once for every device: each runs its
+// operator's checks (checks.h), then the shared host side (common.h) with the device's two passes
+// over the output. A device file registers them with its own passes, e.g. in
+// latent_conv_cpu.cpp:
+//
+//   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
+//     register_latent_conv_kernels<&add_table_cpu, &sum_by_class_cpu>(m);
+//   }
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <array>
+#include <optional>
+
+#include "checks.h"
+#include "common.h"
+
+namespace i2i_fast::latent_conv {
+
+template <AddTableFn add_table, SumByClassFn sum_by_class>
+struct LatentConvKernels {
+  using OptTensor = std::optional<at::Tensor>;
+  using Tensor = at::Tensor;
+
+  static Tensor conv2d_forward(const Tensor& x, const Tensor& z, const Tensor& weight,
+                               const OptTensor& bias, int64_t stride, int64_t padding,
+                               c10::string_view padding_mode) {
+    const LatentConvSpec s =
+        check_latent_conv2d("latent_conv2d", x, z, weight, bias, stride, padding, padding_mode);
+    return forward_impl(x, z, weight, bias, s, add_table);
+  }
+
+  static Gradients conv2d_backward(const Tensor& grad, const Tensor& x, const Tensor& z,
+                                   const Tensor& weight, int64_t stride, int64_t padding,
+                                   c10::string_view padding_mode, std::array<bool, 4> mask) {
+    const char* op = "latent_conv2d_backward";
+    const LatentConvSpec s =
+        check_latent_conv2d(op, x, z, weight, std::nullopt, stride, padding, padding_mode);
+    check_grad(op, grad, x, s);
+    return backward_impl(grad, x, z, weight, s, mask, sum_by_class);
+  }
+
+  static Tensor transpose2d_forward(const Tensor& x, const Tensor& z, const Tensor& weight,
+                                    const OptTensor& bias, int64_t stride, int64_t padding,
+                                    int64_t output_padding) {
+    const LatentConvSpec s = check_latent_conv_transpose2d(
+        "latent_conv_transpose2d", x, z, weight, bias, stride, padding, output_padding);
+    return forward_impl(x, z, weight, bias, s, add_table);
+  }
+
+  static Gradients transpose2d_backward(const Tensor& grad, const Tensor& x, const Tensor& z,
+                                        const Tensor& weight, int64_t stride, int64_t padding,
+                                        int64_t output_padding, std::array<bool, 4> mask) {
+    const char* op = "latent_conv_transpose2d_backward";
+    const LatentConvSpec s = check_latent_conv_transpose2d(op, x, z, weight, std::nullopt,
+                                                           stride, padding, output_padding);
+    check_grad(op, grad, x, s);
+    return backward_impl(grad, x, z, weight, s, mask, sum_by_class);
+  }
+};
+
+// Registers the four device operators (schemas in latent_conv_ops.cpp) for the dispatch key of
+// the enclosing TORCH_LIBRARY_IMPL.
+template <AddTableFn add_table, SumByClassFn sum_by_class>
+void register_latent_conv_kernels(torch::Library& m) {
+  using K = LatentConvKernels<add_table, sum_by_class>;
+  m.impl("latent_conv2d_forward", TORCH_FN(K::conv2d_forward));
+  m.impl("latent_conv2d_backward", TORCH_FN(K::conv2d_backward));
+  m.impl("latent_conv_transpose2d_forward", TORCH_FN(K::transpose2d_forward));
+  m.impl("latent_conv_transpose2d_backward", TORCH_FN(K::transpose2d_backward));
+}
+
+}  // namespace i2i_fast::latent_conv
