@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_map
 
 import i2i_fast.ops as ops
 from helpers import TOLERANCE, channels_last, rel_err
-from loss_helpers import make_domain
+from loss_helpers import SIGMOID_BCE_EXTREMES, make_domain
 
 F64 = torch.float64
 
@@ -223,7 +223,8 @@ def test_a_new_implementation_takes_tangents_only_when_it_says_so(monkeypatch):
 
 
 GAN_CASES = [("lsgan", "real"), ("lsgan", "fake"), ("nsgan", "real"), ("nsgan", 0.3),
-             ("hinge", "real"), ("hinge", "fake"), ("hinge", "generator"), ("wgan", "fake")]
+             ("hinge", "real"), ("hinge", "fake"), ("hinge", "generator"), ("wgan", "fake"),
+             ("sigmoid_bce", "real"), ("sigmoid_bce", 0.5)]
 
 
 @pytest.mark.parametrize("heads", [False, True], ids=["no-domain", "domain"])
@@ -242,6 +243,20 @@ def test_gan_loss_tangent(mode_target, reduction, heads):
     for g, e in zip(got, expected):
         assert g.shape == e.shape and g.dtype == e.dtype
         assert rel_err(g, e) <= TOLERANCE[F64]
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=str)
+@pytest.mark.parametrize("target", ["fake", 0.5])
+def test_sigmoid_bce_tangent_where_the_sigmoid_saturates(dtype, target):
+    """DRIT's clamps (p exactly 0 or 1, the backward's 1e-12): each element its own sample, the
+    tangent that of the reference in the same dtype, element by element."""
+    x = torch.tensor(SIGMOID_BCE_EXTREMES, dtype=dtype)[:, None]
+    t = torch.linspace(-2.0, 3.0, x.shape[0], dtype=dtype)[:, None]
+    fn = lambda m: lambda x: m.gan_loss(x, target, "sigmoid_bce", reduction="none")  # noqa: E731
+    _, expected = torch.func.jvp(fn(ops.reference), (x,), (t,))
+    _, got = torch.func.jvp(fn(ops), (x,), (t,))
+    rtol = 1e-12 if dtype == F64 else 1e-5
+    assert torch.all((got - expected).abs() <= rtol * expected.abs()), (got, expected)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)

@@ -15,6 +15,11 @@ Cases (the losses of one training step of each method, at its published sizes):
                 (target 0) at each sample's domain, + R1 (weight 0.5) on (8, 3, 256, 256) gradients
   tunit_d       TUNIT D: K = 10 heads, batch 32, hinge, + 10 x R1 (weight 1) on (32, 3, 128, 128)
   r1            R1 alone on (8, 3, 256, 256) gradients, weight 0.5
+  drit_d        DRIT D_A: sigmoid + BCE (mode sigmoid_bce) on real (label 1) and fake (label 0)
+                outputs of 3 PatchGAN scales (13x13, 6x6, 3x3 at the 216x216 crop), batch 1 (the
+                official half_size): two gan_loss calls
+  drit_g        DRIT E/G adversarial losses: D_content's 1x1 map on the contents of A and of B
+                toward 0.5, and D_A's 3 scales on fake A toward 1: three calls
 Providers:
   eager         the reference definitions (i2i_fast.ops.reference), plain PyTorch
   compile       torch.compile of the same function of the reference definitions
@@ -105,6 +110,16 @@ def _r1(L, grads):
     return L.r1_penalty(grads, weight=0.5)
 
 
+def _drit_d(L, f0, f1, f2, r0, r1, r2):
+    return (L.gan_loss([r0, r1, r2], 1.0, "sigmoid_bce")
+            + L.gan_loss([f0, f1, f2], 0.0, "sigmoid_bce"))
+
+
+def _drit_g(L, content_a, content_b, f0, f1, f2):
+    return (L.gan_loss(content_a, 0.5, "sigmoid_bce") + L.gan_loss(content_b, 0.5, "sigmoid_bce")
+            + L.gan_loss([f0, f1, f2], 1.0, "sigmoid_bce"))
+
+
 def _scales(prefix: str, batch: int, sizes) -> tuple[Input, ...]:
     return tuple(Input(f"{prefix}{i}", (batch, 1, s, s), "logits") for i, s in enumerate(sizes))
 
@@ -126,6 +141,12 @@ CASES = (
               Input("y_fake", (32,), "domain", 10)), _tunit_d),
     LossCase("r1", "R1 on (8, 3, 256, 256) gradients, weight 0.5 (StarGAN v2)",
              (Input("grads", (8, 3, 256, 256), "grads"),), _r1),
+    LossCase("drit_d", "DRIT D_A loss, sigmoid + BCE, 3 scales 13/6/3, batch 1 (two calls)",
+             _scales("fake", 1, (13, 6, 3)) + _scales("real", 1, (13, 6, 3)), _drit_d),
+    LossCase("drit_g", "DRIT E/G adversarial losses, sigmoid + BCE: D_content 1x1 toward 0.5 "
+             "(A and B), D_A's 3 scales toward 1, batch 1 (three calls)",
+             _scales("content_a", 1, (1,)) + _scales("content_b", 1, (1,))
+             + _scales("fake", 1, (13, 6, 3)), _drit_g),
 )
 CASE_NAMES = tuple(c.name for c in CASES)
 
@@ -134,7 +155,7 @@ FLOORS = {
     ("munit_d", "forward_backward"): {"eager": 3.0, "compile": 1.5},
     ("r1", "forward_backward"): {"eager": 2.0},
 }
-QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1")
+QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1", "drit_d")
 
 
 # ----- inputs and providers -------------------------------------------------------------------
