@@ -28,6 +28,7 @@ from loss_helpers import (
     MODE_TARGETS,
     REDUCTIONS,
     SCALE_SETS,
+    check_sigmoid_bce_extremes,
     close,
     make_domain,
     make_outputs,
@@ -195,6 +196,11 @@ def test_nan_and_inf_propagate_like_the_reference(mode_target, bad):
     ref, (ref_grad,) = _loss_and_grads(ops.reference.gan_loss, [x], target, mode, None, "none",
                                        torch.ones(2, dtype=torch.float64))
     assert close(loss, ref) <= 1e-12 and close(grad, ref_grad) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_sigmoid_bce_where_the_sigmoid_saturates_matches_the_reference(dtype):
+    check_sigmoid_bce_extremes(_cuda_gan_loss, dtype, "cuda")
 
 
 def test_nan_logit_of_an_unselected_head_is_ignored():

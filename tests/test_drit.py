@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import i2i_fast.ops as ops
 from i2i_fast.losses import sigmoid_bce_loss
 from i2i_fast.methods import RunContext, resolve_config
 from i2i_fast.methods.drit import (
@@ -174,6 +175,27 @@ def test_sigmoid_bce_is_sigmoid_then_binary_cross_entropy_with_the_clamp():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         half = sigmoid_bce_loss(x.to(torch.bfloat16), 1.0)
     assert half.dtype == torch.float32
+
+
+def test_sigmoid_bce_runs_the_fused_gan_loss_and_equals_the_reference_backend():
+    """DRIT's adversarial losses are ops.gan_loss's mode "sigmoid_bce": the fused kernels where
+    they are loaded, the same values and gradients as the reference backend."""
+    x = torch.randn(2, 1, 13, 13, dtype=torch.float64) * 10
+    scales = [x, x[:, :, ::2, ::2].contiguous(), x[:, :, ::4, ::4].contiguous()]
+    if ops.get_backend("cpu").unavailable_reason() is None:
+        assert sigmoid_bce_loss([s.clone().requires_grad_() for s in scales],
+                                1.0).grad_fn.name() == "GanLossBackward"
+    for label in (1.0, 0.0, 0.5):
+        leaves = [s.clone().requires_grad_() for s in scales]
+        loss = sigmoid_bce_loss(leaves, label)
+        grads = torch.autograd.grad(loss, leaves)
+        with ops.use_backend("reference"):
+            ref_leaves = [s.clone().requires_grad_() for s in scales]
+            ref = sigmoid_bce_loss(ref_leaves, label)
+        ref_grads = torch.autograd.grad(ref, ref_leaves)
+        assert loss.item() == pytest.approx(ref.item(), rel=1e-12)
+        for g, r in zip(grads, ref_grads):
+            assert torch.allclose(g, r, rtol=1e-12, atol=1e-300)
 
 
 def test_sigmoid_bce_gradient_in_float64():

@@ -53,7 +53,8 @@ Y = torch.tensor([0, 2, 1, 0])
          r"gan_loss: outputs\[1\]: expected device cpu \(that of outputs\[0\]\), got meta"),
         # mode, target, reduction
         (lambda: ops.gan_loss(X, "real", "bce"), ValueError,
-         r"gan_loss: mode: expected one of 'lsgan', 'nsgan', 'hinge', 'wgan', got 'bce'"),
+         r"gan_loss: mode: expected one of 'lsgan', 'nsgan', 'hinge', 'wgan', 'sigmoid_bce', got "
+         r"'bce'"),
         (lambda: ops.gan_loss(X, "true", "lsgan"), ValueError,
          r"gan_loss: target: expected 'real', 'fake', 'generator' or a number, got 'true'"),
         (lambda: ops.gan_loss(X, True, "lsgan"), TypeError,
@@ -63,8 +64,16 @@ Y = torch.tensor([0, 2, 1, 0])
         (lambda: ops.gan_loss(X, math.nan, "nsgan"), ValueError,
          r"gan_loss: target: expected a finite number, got nan"),
         (lambda: ops.gan_loss(X, 0.5, "hinge"), ValueError,
-         r"gan_loss: target: a numeric label \(0.5\) is only defined for mode 'lsgan' or "
-         r"'nsgan'; mode 'hinge' takes 'real', 'fake' or 'generator'"),
+         r"gan_loss: target: a numeric label \(0.5\) is only defined for mode 'lsgan', 'nsgan' "
+         r"or 'sigmoid_bce'; mode 'hinge' takes 'real', 'fake' or 'generator'"),
+        (lambda: ops.gan_loss(X, 1.5, "sigmoid_bce"), ValueError,
+         r"gan_loss: target: expected a label in \[0, 1\] for mode 'sigmoid_bce' \(a "
+         r"probability\), got 1.5"),
+        (lambda: ops.gan_loss(X, -1e-05, "sigmoid_bce"), ValueError,
+         r"gan_loss: target: expected a label in \[0, 1\] for mode 'sigmoid_bce' \(a "
+         r"probability\), got -1e-05"),
+        (lambda: ops.gan_loss(X, math.inf, "sigmoid_bce"), ValueError,
+         r"gan_loss: target: expected a finite number, got inf"),
         (lambda: ops.gan_loss(X, 1, "wgan"), ValueError, r"mode 'wgan' takes"),
         (lambda: ops.gan_loss(X, "real", "lsgan", reduction="avg"), ValueError,
          r"gan_loss: reduction: expected one of 'mean', 'sum', 'none', got 'avg'"),
@@ -134,12 +143,16 @@ lib = torch.ops.i2i_fast
         (lambda: lib.gan_loss([X.long()], "lsgan", "real", 0.0, None, "mean"),
          r"gan_loss: outputs\[0\]: expected a floating tensor"),
         (lambda: lib.gan_loss([X], "bce", "real", 0.0, None, "mean"),
-         r"gan_loss: mode: expected one of 'lsgan', 'nsgan', 'hinge', 'wgan', got 'bce'"),
+         r"gan_loss: mode: expected one of 'lsgan', 'nsgan', 'hinge', 'wgan', 'sigmoid_bce', got "
+         r"'bce'"),
         (lambda: lib.gan_loss([X], "lsgan", "true", 0.0, None, "mean"),
          r"gan_loss: target: expected 'real', 'fake', 'generator' or a number, got 'true'"),
         (lambda: lib.gan_loss([X], "hinge", "label", 0.5, None, "mean"),
-         r"gan_loss: target: a numeric label \(0.5\) is only defined for mode 'lsgan' or "
-         r"'nsgan'"),
+         r"gan_loss: target: a numeric label \(0.5\) is only defined for mode 'lsgan', 'nsgan' "
+         r"or 'sigmoid_bce'"),
+        (lambda: lib.gan_loss([X], "sigmoid_bce", "label", 2.0, None, "mean"),
+         r"gan_loss: target: expected a label in \[0, 1\] for mode 'sigmoid_bce' \(a "
+         r"probability\), got 2.0"),
         (lambda: lib.gan_loss([X], "lsgan", "label", math.inf, None, "mean"),
          r"gan_loss: target: expected a finite number, got inf"),
         (lambda: lib.gan_loss([X], "lsgan", "real", 0.0, None, "avg"),

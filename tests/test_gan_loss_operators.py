@@ -3,6 +3,8 @@ a full discriminator step with R1 against the reference, autocast, inference mod
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -357,3 +359,35 @@ def test_only_outputs_that_require_grad_get_one():
     (ga,) = torch.autograd.grad(loss, a)
     assert ga.shape == a.shape and b.grad is None
     assert not ops.gan_loss([b], "real", "nsgan").requires_grad
+
+
+# ----- sigmoid_bce (DRIT) under torch.compile ----------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["automatic", "reference"])
+@pytest.mark.parametrize("dynamic", [None, True], ids=["default", "dynamic"])
+def test_sigmoid_bce_under_fullgraph_compile_with_changing_labels(dynamic, backend):
+    """DRIT's labels 1, 0 and 0.5 in turn on changing sizes: each call as eager, with its
+    gradient; a label outside [0, 1] is still refused, naming the argument."""
+    torch._dynamo.reset()
+
+    def loss(x, label):
+        return ops.gan_loss([x, F.avg_pool2d(x, 2)], label, "sigmoid_bce")
+
+    compiled = torch.compile(loss, fullgraph=True, dynamic=dynamic)
+    forced = ops.use_backend("reference") if backend == "reference" else contextlib.nullcontext()
+    sides = (6, 6, 6) if dynamic is None else (6, 8, 10)
+    with forced:
+        for side, label in zip(sides, (1.0, 0.0, 0.5)):
+            x = make_outputs(2, [(1, side, side)], torch.float32, spread=6.0)[0]
+            eager_x, compiled_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+            expected = loss(eager_x, label)
+            got = compiled(compiled_x, label)
+            assert close(got, expected) < 1e-6, (side, label)
+            (g,), (e,) = (torch.autograd.grad(got, compiled_x),
+                          torch.autograd.grad(expected, eager_x))
+            assert close(g, e) < 1e-6, (side, label)
+        with pytest.raises((ValueError, RuntimeError),
+                           match=r"gan_loss: target: expected a label in \[0, 1\]"):
+            compiled(x, 1.5)
+    torch._dynamo.reset()

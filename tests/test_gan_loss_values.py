@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import i2i_fast.ops as ops
 from helpers import channels_last, strided_view
@@ -14,6 +15,7 @@ from loss_helpers import (
     MODE_TARGETS,
     REDUCTIONS,
     SCALE_SETS,
+    check_sigmoid_bce_extremes,
     close,
     loss_and_grads,
     make_domain,
@@ -144,6 +146,25 @@ def test_nsgan_is_stable_for_large_logits(target):
     assert torch.isfinite(loss).all() and torch.isfinite(grad).all()
     assert close(loss, ref_loss) < 1e-6
     assert close(grad, ref_grad) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_sigmoid_bce_where_the_sigmoid_saturates_matches_the_reference(dtype):
+    """DRIT's sigmoid + BCELoss: the clamps at -100 and the backward's 1e-12, p exactly 0 or 1."""
+    check_sigmoid_bce_extremes(ops.gan_loss, dtype)
+
+
+def test_sigmoid_bce_is_drits_formula():
+    """Σ_scales mean(BCELoss(sigmoid(x), label)), labels 1 / 0 / 0.5 as DRIT uses them, the named
+    targets standing for 1 (real, generator) and 0 (fake)."""
+    outputs = make_outputs(2, SCALE_SETS["munit"], torch.float64, spread=8.0)
+    for target, label in (("real", 1.0), ("generator", 1.0), ("fake", 0.0), (0.5, 0.5)):
+        expected = sum(F.binary_cross_entropy(torch.sigmoid(x), torch.full_like(x, label))
+                       for x in outputs)
+        assert close(ops.gan_loss(outputs, target, "sigmoid_bce"), expected) < 1e-12
+        if isinstance(target, str):
+            assert torch.equal(ops.gan_loss(outputs, target, "sigmoid_bce"),
+                               ops.gan_loss(outputs, label, "sigmoid_bce"))
 
 
 def test_reduction_conventions():

@@ -123,6 +123,9 @@ BAD_CALLS = {
     "label nan": ("gan_loss", ([OUT], "nsgan", "label", math.nan, None, "mean")),
     "label for hinge": ("gan_loss", ([OUT], "hinge", "label", 0.5, None, "mean")),
     "label for wgan": ("gan_loss", ([OUT], "wgan", "label", 1e-05, None, "sum")),
+    "label above 1": ("gan_loss", ([OUT], "sigmoid_bce", "label", 1.0000001, None, "mean")),
+    "label below 0": ("gan_loss", ([OUT], "sigmoid_bce", "label", -0.5, None, "none")),
+    "label inf bce": ("gan_loss", ([OUT], "sigmoid_bce", "label", -math.inf, None, "sum")),
     "reduction": ("gan_loss", ([OUT], "lsgan", "real", 0.0, None, "avg")),
     # gan_loss: domain
     "domain dtype": ("gan_loss", ([HEADS], "nsgan", "real", 0.0, Y.float(), "mean")),

@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_map
 
 import i2i_fast.ops as ops
 from helpers import TOLERANCE, channels_last, rel_err
-from loss_helpers import make_domain
+from loss_helpers import SIGMOID_BCE_EXTREMES, make_domain
 
 F64 = torch.float64
 
@@ -233,7 +233,8 @@ def test_a_new_implementation_takes_tangents_only_when_it_says_so(monkeypatch):
 
 
 GAN_CASES = [("lsgan", "real"), ("lsgan", "fake"), ("nsgan", "real"), ("nsgan", 0.3),
-             ("hinge", "real"), ("hinge", "fake"), ("hinge", "generator"), ("wgan", "fake")]
+             ("hinge", "real"), ("hinge", "fake"), ("hinge", "generator"), ("wgan", "fake"),
+             ("sigmoid_bce", "real"), ("sigmoid_bce", 0.5)]
 
 
 @pytest.mark.parametrize("heads", [False, True], ids=["no-domain", "domain"])
@@ -252,6 +253,26 @@ def test_gan_loss_tangent(mode_target, reduction, heads):
     for g, e in zip(got, expected):
         assert g.shape == e.shape and g.dtype == e.dtype
         assert rel_err(g, e) <= TOLERANCE[F64]
+
+
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=str)
+@pytest.mark.parametrize("target", ["fake", 0.5])
+def test_sigmoid_bce_tangent_where_the_sigmoid_saturates(dtype, target):
+    """DRIT's clamps (p exactly 0 or 1, the backward's 1e-12): each element its own sample, the
+    tangent that of the reference in the same dtype, element by element."""
+    x = torch.tensor(SIGMOID_BCE_EXTREMES, dtype=dtype)[:, None]
+    t = torch.linspace(-2.0, 3.0, x.shape[0], dtype=dtype)[:, None]
+    fn = lambda m: lambda x: m.gan_loss(x, target, "sigmoid_bce", reduction="none")  # noqa: E731
+    _, expected = torch.func.jvp(fn(ops.reference), (x,), (t,))
+    _, got = torch.func.jvp(fn(ops), (x,), (t,))
+    if dtype == F64:
+        assert torch.all((got - expected).abs() <= 1e-12 * expected.abs()), (got, expected)
+    else:
+        # The reference's float32 tangent passes through denormals where the clamp acts (at
+        # x = -50, sigmoid'(x) t ~ 1e-22 times p ~ 1e-22, before the division by 1e-12): its
+        # smallest elements are exact only to an absolute ~1e-33.
+        assert rel_err(got, expected) <= TOLERANCE[dtype], (got, expected)
+        assert torch.equal(got == 0, expected == 0), (got, expected)  # p exactly 0 or 1
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)

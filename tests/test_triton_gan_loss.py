@@ -26,6 +26,7 @@ from loss_helpers import (
     LOSS_TOLERANCE,
     MODE_TARGETS,
     REDUCTIONS,
+    check_sigmoid_bce_extremes,
     close,
     make_domain,
     make_outputs,
@@ -171,10 +172,16 @@ def test_nan_and_inf_propagate_like_the_reference(device):
     x = torch.tensor([[0.5, float("nan"), -1.0], [2.0, 0.0, float("inf")]], dtype=torch.float64,
                      device=device)
     for mode, target in (("lsgan", "real"), ("nsgan", "fake"), ("hinge", "real"),
-                         ("hinge", "fake"), ("wgan", "real")):
+                         ("hinge", "fake"), ("wgan", "real"), ("sigmoid_bce", 0.5)):
         loss = _triton(ops.gan_loss, x, target, mode, reduction="none")
         ref = ops.reference.gan_loss(x, target, mode, reduction="none")
         assert close(loss.cpu(), ref.cpu()) <= 1e-12, (mode, target, loss, ref)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
+def test_sigmoid_bce_where_the_sigmoid_saturates_matches_the_reference(device, dtype):
+    check_sigmoid_bce_extremes(lambda *a, **k: _triton(ops.gan_loss, *a, **k), dtype, device)
 
 
 # ----- r1_penalty ------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from triton_compile_check import family_main  # noqa: E402
 
 MODE_TARGETS = [("lsgan", "real", 0.0), ("nsgan", "label", 0.5), ("hinge", "real", 0.0),
-                ("hinge", "fake", 0.0), ("wgan", "generator", 0.0)]
+                ("hinge", "fake", 0.0), ("wgan", "generator", 0.0),
+                ("sigmoid_bce", "label", 0.5)]
 DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
 
 

@@ -53,23 +53,32 @@ inline Reduction check_reduction(std::string_view op, std::string_view reduction
 }
 
 // mode x target (x label) -> the per-element function. target is "real", "fake", "generator" or
-// "label" (a numeric label, lsgan and nsgan only; `label` holds it).
+// "label" (a numeric label, lsgan, nsgan and sigmoid_bce only; `label` holds it; sigmoid_bce's a
+// probability, in [0, 1]).
 inline GanLossSpec check_loss_function(const char* op, std::string_view mode,
                                        std::string_view target, double label) {
-  const size_t m = checks::choice(op, "mode", mode, {"lsgan", "nsgan", "hinge", "wgan"});
+  const size_t m =
+      checks::choice(op, "mode", mode, {"lsgan", "nsgan", "hinge", "wgan", "sigmoid_bce"});
+  const bool takes_label = m < 2 || m == 4;  // lsgan, nsgan, sigmoid_bce
   const bool is_label = target == "label";
   TORCH_CHECK_VALUE(is_label || target == "real" || target == "fake" || target == "generator", op,
                     ": target: expected 'real', 'fake', 'generator' or a number, got ",
                     checks::repr_text(target));
   if (is_label) {
     checks::finite_number(op, "target", label);
-    TORCH_CHECK_VALUE(m < 2, op, ": target: a numeric label (", checks::float_text(label),
-                      ") is only defined for mode 'lsgan' or 'nsgan'; mode ",
+    TORCH_CHECK_VALUE(takes_label, op, ": target: a numeric label (", checks::float_text(label),
+                      ") is only defined for mode 'lsgan', 'nsgan' or 'sigmoid_bce'; mode ",
                       checks::repr_text(mode), " takes 'real', 'fake' or 'generator'");
+    TORCH_CHECK_VALUE(m != 4 || (label >= 0.0 && label <= 1.0), op,
+                      ": target: expected a label in [0, 1] for mode 'sigmoid_bce' (a "
+                      "probability), got ",
+                      checks::float_text(label));
   }
   GanLossSpec spec{ElementLoss::kLinear, 0.0, 0.0, Reduction::kMean, op};
-  if (m < 2) {  // lsgan, nsgan
-    spec.loss = m == 0 ? ElementLoss::kSquared : ElementLoss::kBce;
+  if (takes_label) {
+    spec.loss = m == 0 ? ElementLoss::kSquared
+                : m == 1 ? ElementLoss::kBce
+                         : ElementLoss::kSigmoidBce;
     spec.label = is_label ? label : (target == "fake" ? 0.0 : 1.0);
   } else if (target == "generator") {
     spec.sign = -1.0;

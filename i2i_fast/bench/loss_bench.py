@@ -19,6 +19,11 @@ Cases (the losses of one training step of each method, at its published sizes):
                 encoder's (mu, logvar), batch 4: two gaussian_nll calls (reduction batch_sum)
   milo_large    the same two calls on (64, 16384) codes, where memory traffic, not the per-call
                 host time, decides
+  drit_d        DRIT D_A: sigmoid + BCE (mode sigmoid_bce) on real (label 1) and fake (label 0)
+                outputs of 3 PatchGAN scales (13x13, 6x6, 3x3 at the 216x216 crop), batch 1 (the
+                official half_size): two gan_loss calls
+  drit_g        DRIT E/G adversarial losses: D_content's 1x1 map on the contents of A and of B
+                toward 0.5, and D_A's 3 scales on fake A toward 1: three calls
 Providers:
   eager         the reference definitions (i2i_fast.ops.reference), plain PyTorch
   compile       torch.compile of the same function of the reference definitions
@@ -119,6 +124,16 @@ def _codes(shape) -> tuple[Input, ...]:
                  for name in ("z", "mu", "logvar"))
 
 
+def _drit_d(L, f0, f1, f2, r0, r1, r2):
+    return (L.gan_loss([r0, r1, r2], 1.0, "sigmoid_bce")
+            + L.gan_loss([f0, f1, f2], 0.0, "sigmoid_bce"))
+
+
+def _drit_g(L, content_a, content_b, f0, f1, f2):
+    return (L.gan_loss(content_a, 0.5, "sigmoid_bce") + L.gan_loss(content_b, 0.5, "sigmoid_bce")
+            + L.gan_loss([f0, f1, f2], 1.0, "sigmoid_bce"))
+
+
 def _scales(prefix: str, batch: int, sizes) -> tuple[Input, ...]:
     return tuple(Input(f"{prefix}{i}", (batch, 1, s, s), "logits") for i, s in enumerate(sizes))
 
@@ -143,6 +158,12 @@ CASES = (
     LossCase("miso_milo", "MISO MILO, two (4, 8) codes under (mu, logvar), batch_sum",
              _codes((4, 8)), _milo),
     LossCase("milo_large", "MILO's two calls on (64, 16384) codes", _codes((64, 16384)), _milo),
+    LossCase("drit_d", "DRIT D_A loss, sigmoid + BCE, 3 scales 13/6/3, batch 1 (two calls)",
+             _scales("fake", 1, (13, 6, 3)) + _scales("real", 1, (13, 6, 3)), _drit_d),
+    LossCase("drit_g", "DRIT E/G adversarial losses, sigmoid + BCE: D_content 1x1 toward 0.5 "
+             "(A and B), D_A's 3 scales toward 1, batch 1 (three calls)",
+             _scales("content_a", 1, (1,)) + _scales("content_b", 1, (1,))
+             + _scales("fake", 1, (13, 6, 3)), _drit_g),
 )
 CASE_NAMES = tuple(c.name for c in CASES)
 
@@ -151,7 +172,7 @@ FLOORS = {
     ("munit_d", "forward_backward"): {"eager": 3.0, "compile": 1.5},
     ("r1", "forward_backward"): {"eager": 2.0},
 }
-QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1", "miso_milo")
+QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1", "miso_milo", "drit_d")
 
 
 # ----- inputs and providers -------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""Adversarial losses over every scale (and head) of a discriminator, on ops.gan_loss, and DRIT's
-sigmoid + BCE loss (a plain-PyTorch reference until the fused operator has that mode).
+"""Adversarial losses over every scale (and head) of a discriminator, on ops.gan_loss, DRIT's
+sigmoid + BCE loss included (its mode "sigmoid_bce").
 
 Conventions (reduction "mean"): each scale contributes the mean over its elements; scales are
 summed (MUNIT's MsImageDis.calc_dis_loss / calc_gen_loss).
@@ -8,7 +8,6 @@ summed (MUNIT's MsImageDis.calc_dis_loss / calc_gen_loss).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from .. import ops
 
@@ -31,9 +30,9 @@ def generator_loss(fake_outputs: Outputs, mode: str,
 
 
 def sigmoid_bce_loss(outputs: Outputs, label: float) -> torch.Tensor:
-    """DRIT's adversarial loss, the reference the fused ``gan_loss`` mode "sigmoid_bce" will
-    implement: Σ_scales mean over the scale's elements of BCE(sigmoid(x), label), with BCE as
-    ``F.binary_cross_entropy`` computes it (nn.BCELoss), its logarithms clamped at −100:
+    """DRIT's adversarial loss, ``ops.gan_loss`` mode "sigmoid_bce": Σ_scales mean over the
+    scale's elements of BCE(sigmoid(x), label), with BCE as ``F.binary_cross_entropy`` computes
+    it (nn.BCELoss), its logarithms clamped at −100:
 
         p = sigmoid(x)  (rounded to the compute dtype)
         ℓ(x) = (label − 1) · max(log1p(−p), −100) − label · max(log p, −100)
@@ -43,20 +42,9 @@ def sigmoid_bce_loss(outputs: Outputs, label: float) -> torch.Tensor:
     BCE-with-logits gives |x| and a gradient of ±1. Gradient of one element (autograd of the two
     steps): g · (p − label) / max(p · (1 − p), 1e−12) · (1 − p) · p.
 
-    outputs: a tensor or a list of tensors (one per scale, any shapes); label: the target
-    probability (1 real, 0 fake, 0.5 for the content discriminator's encoder loss). Float16 and
-    bfloat16 outputs are computed in float32 (outside autocast, which refuses binary_cross_entropy);
-    the loss is float32, float64 for float64 outputs.
+    outputs: a tensor or a list of tensors (one per scale, any shapes (N, ...)); label: the target
+    probability in [0, 1] (1 real, 0 fake, 0.5 for the content discriminator's encoder loss).
+    Float16 and bfloat16 outputs are computed in float32; the loss is float32, float64 for
+    float64 outputs. A NaN output gives a NaN loss (nn.BCELoss would refuse it with an error).
     """
-    scales = [outputs] if isinstance(outputs, torch.Tensor) else list(outputs)
-    if not scales:
-        raise ValueError("sigmoid_bce_loss: outputs: expected a tensor or a non-empty list of "
-                         "tensors, got an empty list")
-    total = None
-    with torch.autocast(scales[0].device.type, enabled=False):
-        for x in scales:
-            x = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
-            p = torch.sigmoid(x)
-            term = F.binary_cross_entropy(p, torch.full_like(p, float(label)))
-            total = term if total is None else total + term
-    return total
+    return ops.gan_loss(outputs, label, "sigmoid_bce")

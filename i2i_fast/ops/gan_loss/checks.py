@@ -19,7 +19,8 @@ import torch
 
 from .. import checks
 
-MODES = ("lsgan", "nsgan", "hinge", "wgan")
+MODES = ("lsgan", "nsgan", "hinge", "wgan", "sigmoid_bce")
+LABEL_MODES = ("lsgan", "nsgan", "sigmoid_bce")  # the modes that take a numeric label
 TARGETS = ("real", "fake", "generator")  # and a number (the operators: "label" and its value)
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -41,14 +42,17 @@ def api_target(op: str, target: object) -> tuple[str, float]:
 
 def loss_function(op: str, mode: object, target: object, label: object) -> None:
     """mode, and target ('real', 'fake', 'generator', or 'label' with a finite `label`, which
-    lsgan and nsgan only define)."""
+    lsgan, nsgan and sigmoid_bce only define; sigmoid_bce's is a probability, in [0, 1])."""
     checks.choice(op, "mode", mode, MODES)
     if target == "label":
         label = checks.finite_number(op, "target", label)
-        if mode not in ("lsgan", "nsgan"):
+        if mode not in LABEL_MODES:
             raise ValueError(f"{op}: target: a numeric label ({label}) is only defined for mode "
-                             f"'lsgan' or 'nsgan'; mode {mode!r} takes 'real', 'fake' or "
-                             "'generator'")
+                             f"'lsgan', 'nsgan' or 'sigmoid_bce'; mode {mode!r} takes 'real', "
+                             "'fake' or 'generator'")
+        if mode == "sigmoid_bce" and not 0.0 <= label <= 1.0:
+            raise ValueError(f"{op}: target: expected a label in [0, 1] for mode 'sigmoid_bce' "
+                             f"(a probability), got {label}")
     elif not (isinstance(target, str) and target in TARGETS):
         raise _bad_target(op, target)
 

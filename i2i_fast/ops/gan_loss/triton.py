@@ -31,6 +31,7 @@ from .triton_kernels import (
     LINEAR,
     MEAN,
     NONE,
+    SIGMOID_BCE,
     SQUARED,
     SUM,
     finalize_kernel,
@@ -50,8 +51,8 @@ REDUCTION_CODES = {"mean": MEAN, "sum": SUM, "none": NONE}
 def element_function(mode: str, target: str, label: float) -> tuple[int, float, float]:
     """(KIND, label, sign) of the per-element function of checked arguments (as check_gan_loss in
     csrc/gan_loss/checks.h)."""
-    if mode in ("lsgan", "nsgan"):
-        kind = SQUARED if mode == "lsgan" else BCE
+    if mode in ("lsgan", "nsgan", "sigmoid_bce"):
+        kind = {"lsgan": SQUARED, "nsgan": BCE, "sigmoid_bce": SIGMOID_BCE}[mode]
         if target == "label":
             return kind, float(label), 0.0
         return kind, 0.0 if target == "fake" else 1.0, 0.0

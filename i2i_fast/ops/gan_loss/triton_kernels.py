@@ -32,7 +32,7 @@ import triton.language as tl
 from ..triton_device import scalar
 
 # The per-element functions (KIND; csrc/gan_loss/common.h, ElementLoss).
-SQUARED, BCE, HINGE_REAL, HINGE_FAKE, LINEAR = range(5)
+SQUARED, BCE, HINGE_REAL, HINGE_FAKE, LINEAR, SIGMOID_BCE = range(6)
 # The reductions (REDUCTION).
 MEAN, SUM, NONE = range(3)
 
@@ -42,10 +42,24 @@ MEAN, SUM, NONE = range(3)
 
 @triton.jit
 def _log1p(u):
-    """log(1 + u) for u in [0, 1], accurate also where 1 + u rounds to 1 (Goldberg's trick)."""
+    """log(1 + u) for u in [-1, 1], accurate also where 1 + u rounds to 1 (Goldberg's trick);
+    -inf at u = -1."""
     w = 1.0 + u
     exact = w == 1.0
     return tl.where(exact, u, tl.log(w) * (u / tl.where(exact, 1.0, w - 1.0)))
+
+
+@triton.jit
+def _sigmoid_probability(x):
+    """sigmoid(x) as PyTorch computes it, 1 / (1 + exp(-x)): exactly 0 or 1 where it saturates
+    (sigmoid_probability in common.h)."""
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def _clamped_log(v):
+    """max(v, -100), NaN staying NaN (tl.maximum may drop a NaN)."""
+    return tl.where(v < -100.0, -100.0, v)
 
 
 @triton.jit
@@ -57,6 +71,10 @@ def _element_loss(x, label, sign, KIND: tl.constexpr):
     elif KIND == 1:
         # softplus(x) - label * x = (1 - label) * x + max(-x, 0) + log1p(exp(-|x|))
         f = (1.0 - label) * x + tl.where(x < 0, -x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
+    elif KIND == 5:
+        # binary_cross_entropy(sigmoid(x), label), its logarithms clamped at -100
+        p = _sigmoid_probability(x)
+        f = (label - 1.0) * _clamped_log(_log1p(-p)) - label * _clamped_log(tl.log(p))
     elif KIND == 2:
         z = 1.0 - x
         f = tl.where(z < 0, 0.0, z)
@@ -77,6 +95,13 @@ def _element_grad(x, label, sign, g, KIND: tl.constexpr):
         e = tl.exp(-tl.abs(x))
         sigmoid = tl.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
         d = (sigmoid - label) * g
+    elif KIND == 5:
+        # binary_cross_entropy's backward, then sigmoid's (element_loss_grad in common.h)
+        p = _sigmoid_probability(x)
+        variance = (1.0 - p) * p
+        # PyTorch's 1e-12 is a float32 constant, in float64 too
+        eps = (tl.zeros([], tl.float32) + 1e-12).to(x.dtype)
+        d = g * (p - label) / tl.where(variance < eps, eps, variance) * (1.0 - p) * p
     elif KIND == 2:
         d = tl.where(1.0 - x <= 0, 0.0, -g)
     elif KIND == 3:
