@@ -21,26 +21,18 @@
 #include <vector>
 
 #include "../common/cpu_element.h"
+#include "../common/cpu_parallel.h"
 #include "../normalization/common.h"
 #include "device_kernels.h"
 
 namespace i2i_fast::filter_response_norm::cpu {
 namespace {
 
-using i2i_fast::cpu::AccumulateOf;
-using i2i_fast::cpu::narrow;
-using i2i_fast::cpu::StorageOf;
-using i2i_fast::cpu::widen;
+using namespace i2i_fast::cpu;  // NOLINT(build/namespaces): the element helpers
 
 constexpr int64_t kBlock = 1024;   // elements of a row summed in A before folding into double
 constexpr int64_t kRowBlock = 64;  // channels-last rows summed in A before folding
 constexpr int64_t kColumns = 64;   // channels per channels-last task
-constexpr int64_t kMinParallelWork = int64_t(1) << 15;  // elements per parallel chunk, at least
-
-int64_t grain_for(int64_t elements_per_task) {
-  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(elements_per_task, 1));
-}
-
 // The per-channel parameters in the accumulation type, contiguous.
 struct Params {
   at::Tensor weight, bias, tau;

@@ -23,10 +23,7 @@
 namespace i2i_fast::gaussian_nll::cpu {
 namespace {
 
-using i2i_fast::cpu::AccumulateOf;
-using i2i_fast::cpu::narrow;
-using i2i_fast::cpu::StorageOf;
-using i2i_fast::cpu::widen;
+using namespace i2i_fast::cpu;  // NOLINT(build/namespaces): the element helpers
 
 constexpr int64_t kBlock = 1024;                   // elements summed in A before a double fold
 constexpr int64_t kChunk = 1 << 14;                // elements per task

@@ -26,15 +26,13 @@
 
 #include "../common/activation.h"
 #include "../common/cpu_element.h"
+#include "../common/cpu_parallel.h"
 #include "device_kernels.h"
 
 namespace i2i_fast::normalization::cpu {
 namespace {
 
-using i2i_fast::cpu::AccumulateOf;
-using i2i_fast::cpu::narrow;
-using i2i_fast::cpu::StorageOf;
-using i2i_fast::cpu::widen;
+using namespace i2i_fast::cpu;  // NOLINT(build/namespaces): the element helpers
 
 constexpr int64_t kSpanBlock = 1024;  // elements summed in A before folding into a double
 constexpr int64_t kRowBlock = 64;     // rows of a column tile summed in A before folding
@@ -42,14 +40,6 @@ constexpr int64_t kColumnBlock = 256;  // columns handled at once by the row pri
 constexpr int64_t kChunk = 1 << 15;    // elements per task when one group is split
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-// Tasks per parallel chunk so that a chunk holds at least kMinParallelWork elements: small
-// problems run inline on the calling thread (opening a parallel region costs microseconds,
-// longer than normalising a few thousand values).
-constexpr int64_t kMinParallelWork = int64_t(1) << 15;
-int64_t grain_for(int64_t elements_per_task) {
-  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(elements_per_task, 1));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Contiguous span primitives.

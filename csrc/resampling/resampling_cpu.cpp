@@ -28,22 +28,15 @@
 
 #include "../common/checks.h"
 #include "../common/cpu_element.h"
+#include "../common/cpu_parallel.h"
 
 namespace i2i_fast::resampling::cpu {
 namespace {
 
 using at::Tensor;
-using i2i_fast::cpu::AccumulateOf;
-using i2i_fast::cpu::narrow;
-using i2i_fast::cpu::StorageOf;
-using i2i_fast::cpu::widen;
+using namespace i2i_fast::cpu;  // NOLINT(build/namespaces): the element helpers
 
-constexpr int64_t kMinParallelWork = int64_t(1) << 15;  // elements per task, at least
 constexpr int64_t kChannelTile = 256;                    // channels-last accumulators at once
-
-int64_t grain_for(int64_t elements_per_task) {
-  return std::max<int64_t>(1, kMinParallelWork / std::max<int64_t>(elements_per_task, 1));
-}
 
 // ----- layout -----
 
