@@ -315,3 +315,36 @@ def test_row_classes_share_their_valid_taps(size, taps, stride, padding):
         covered += rows
         assert len({taps_of(i) for i in rows}) <= 1
     assert covered == list(range(plan.out))
+
+
+@pytest.mark.parametrize("backend", ["reference", *BACKENDS])
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "transpose2d"])
+@pytest.mark.parametrize("x_dtype", [torch.float32, torch.bfloat16])
+def test_under_autocast_runs_in_the_lower_precision_as_the_conv_it_replaces(backend, transposed,
+                                                                            x_dtype):
+    """Under CPU autocast (bfloat16) the operators cast their float32 arguments as autocast casts
+    those of the Conv2d / ConvTranspose2d over the concatenation, whether x comes in float32 or
+    already in bfloat16 (the output of an earlier autocast layer); the gradients reach the
+    float32 parameters. (Before the cast, a bfloat16 x with float32 parameters was refused.)"""
+    g = torch.Generator().manual_seed(3)
+    if transposed:
+        layer = torch.nn.ConvTranspose2d(6 + 3, 5, 3, stride=2, padding=1, output_padding=1)
+        fn, args = ops.latent_conv_transpose2d, (2, 1, 1)
+        plain = torch.nn.functional.conv_transpose2d
+    else:
+        layer = torch.nn.Conv2d(6 + 3, 5, 3, padding=1)
+        fn, args = ops.latent_conv2d, (1, 1, "zeros")
+        plain = torch.nn.functional.conv2d
+    x = torch.randn(2, 6, 9, 8, generator=g).to(x_dtype)
+    z = torch.randn(2, 3, generator=g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cat = torch.cat([x.float(), z[:, :, None, None].expand(2, 3, 9, 8)], 1)
+        expected = plain(cat, layer.weight, layer.bias, *args[:2],
+                         *((args[2],) if transposed else ()))
+        with ops.use_backend(backend):
+            out = fn(x, z, layer.weight, layer.bias, *args)
+    assert out.dtype == expected.dtype == torch.bfloat16
+    assert rel_err(out.float(), expected.float()) <= TOLERANCE[torch.bfloat16]
+    out.float().sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.dtype == torch.float32
+    assert layer.bias.grad.dtype == torch.float32
