@@ -1,5 +1,7 @@
 """DRIT++: the official architecture (counts, shapes, sizes), losses, schedules and update order;
-translate; both attribute-injection modes pass check_method."""
+translate (the method and the command); both attribute-injection modes pass check_method. (The
+networks' outputs and whole iterations were also compared with the official code itself, in
+float64 outside the project: README, "DRIT++".)"""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import io
 import os
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -49,11 +50,19 @@ def tiny(dtype: torch.dtype = torch.float32, seed: int = 0, **overrides) -> DRIT
         return DRIT(resolve_config(DRIT, "tiny", copy.deepcopy(overrides)))
 
 
+def on_meta(config: str | None = None) -> DRIT:
+    """The method at a named configuration (None: the defaults) on the meta device: its
+    parameters and the shapes its networks compute, without memory or arithmetic (the 65M and 75M
+    parameter networks build in a second instead of ten; their values are compared with the
+    official networks' in float64 outside CI)."""
+    with torch.device("meta"):
+        return DRIT(resolve_config(DRIT, config), RunContext(device="meta"))
+
+
 @pytest.fixture(scope="module")
 def official():
     """The default (official) configuration, built once: 65M parameters."""
-    torch.manual_seed(0)
-    return DRIT(DRITConfig())
+    return on_meta()
 
 
 def test_parameter_counts_equal_the_official_implementation(official):
@@ -83,8 +92,7 @@ def test_parameter_counts_equal_the_official_implementation(official):
 
 
 def test_parameter_counts_of_the_misins_configuration():
-    torch.manual_seed(0)
-    m = DRIT(resolve_config(DRIT, "misins"))
+    m = on_meta("misins")
     assert n_params(m.enc_a) == 5_529_872
     assert n_params(m.enc_a.enc_a) == 2_764_936
     assert n_params(m.gen) == 17_146_374
@@ -98,7 +106,7 @@ def test_parameter_counts_of_the_misins_configuration():
 
 def test_official_shapes_at_the_216_crop(official):
     m = official
-    x = torch.rand(1, 3, 216, 216) * 2 - 1
+    x = torch.empty(1, 3, 216, 216, device="meta")
     with m.evaluating():
         content = m.enc_c.encode_a(x)
         assert content.shape == (1, 256, 54, 54)
@@ -108,7 +116,8 @@ def test_official_shapes_at_the_216_crop(official):
         assert mu.shape == logvar.shape == (1, 8)
         assert m.gen.decode_b(content, mu).shape == (1, 3, 216, 216)
         # at 256 the official content discriminator's map is 2x2 (its flattened loss fails there)
-        assert m.dis_content(m.enc_c.encode_a(torch.zeros(1, 3, 256, 256))).shape == (1, 1, 2, 2)
+        x = torch.empty(1, 3, 256, 256, device="meta")
+        assert m.dis_content(m.enc_c.encode_a(x)).shape == (1, 1, 2, 2)
 
 
 def test_content_discriminator_sizes_and_the_error_naming_them():
@@ -204,9 +213,10 @@ def test_sigmoid_bce_gradient_in_float64():
 
 
 def test_learning_rate_schedule_is_the_official_lambda_rule_per_iteration():
-    """LambdaLR(1 - max(0, ep - 600) / 601) stepped once per epoch, as a function of the step."""
-    def official(ep):
-        return 1.0 - max(0, ep - 600) / float(1200 - 600 + 1)
+    """LambdaLR(1 - max(0, ep - 600) / 601) stepped once per epoch, as a function of the step;
+    train_step steps every optimizer's schedule."""
+    def official(ep, n_ep=1200, n_ep_decay=600):
+        return 1.0 - max(0, ep - n_ep_decay) / float(n_ep - n_ep_decay + 1)
 
     for epoch in (0, 599, 600, 601, 900, 1199):
         for it in (0, 681):
@@ -214,16 +224,20 @@ def test_learning_rate_schedule_is_the_official_lambda_rule_per_iteration():
             assert learning_rate_factor(step, 682, "lambda", 1200, 600) == official(epoch)
     assert learning_rate_factor(10**6, 682, "lambda", 1200, -1) == 1.0
     assert learning_rate_factor(3 * 5 + 4, 5, "step", 10, 2) == 0.1  # epoch 3: 0.1^(3 // 2)
-    method = tiny(iterations_per_epoch=2, n_ep=4, n_ep_decay=2, max_iter=8)
+    # two iterations per epoch, decay from epoch 0 of 2: steps 0, 1 at 1, steps 2, 3 at 2/3
+    method = tiny(iterations_per_epoch=2, n_ep=2, n_ep_decay=0, max_iter=4)
     rates = {name: [] for name in method.optimizers}
     batch = random_batch("unpaired", method.config, 2, 0)
-    for step in range(7):
+    for step in range(4):
         for name, optimizer in method.optimizers.items():
             rates[name].append(optimizer.param_groups[0]["lr"])
-        method.train_step(batch, step)
-    factors = [1, 1, 1, 1, 1, 1, 1 - 1 / 3]  # epoch 2 = steps 4, 5: 1 - 0 / 3; epoch 3: 1 - 1/3
-    assert rates["gen"] == pytest.approx([1e-4 * f for f in factors])
-    assert rates["dis_content"] == pytest.approx([4e-5 * f for f in factors])
+        if step < 3:
+            method.train_step(batch, step)
+    factors = [official(step // 2, 2, 0) for step in range(4)]
+    assert factors == [1, 1, 1 - 1 / 3, 1 - 1 / 3]
+    for name, lr in rates.items():
+        assert lr == pytest.approx([(4e-5 if name == "dis_content" else 1e-4) * f
+                                    for f in factors]), name
 
 
 def official_loop_iterations(n_batches: int, d_iter: int) -> list[bool]:
@@ -414,12 +428,12 @@ def test_the_literal_official_order_fails_on_current_pytorch():
 
 # ----- backends, modes, translate -----
 
-@pytest.mark.parametrize("overrides", [{"d_iter": 2}, {"d_iter": 2, **MISINS}],
-                         ids=["concat", "misins"])
-def test_reference_and_fused_backends_agree(overrides):
-    """Content-only and full iterations alternate (d_iter 2): float64 over 4 iterations, float32
-    over 2 (tolerances: i2i_fast.testing.runs)."""
-    config = resolve_config(DRIT, "tiny", overrides)
+def test_reference_and_fused_backends_agree_with_misins_and_content_only_iterations():
+    """The MisINS generator, content-only and full iterations alternating (d_iter 2): float64
+    over 4 iterations, float32 over 2 (tolerances: i2i_fast.testing.runs). The default
+    configuration (concat, every iteration a full one) is compared the same way by
+    tests/test_method_equivalence.py, which runs every built-in method."""
+    config = resolve_config(DRIT, "tiny", {"d_iter": 2, **MISINS})
     fused, m_fused = train_losses(DRIT, config, 4, "cpu", torch.float64)
     reference, m_ref = train_losses(DRIT, config, 4, "reference", torch.float64)
     assert [list(s) == ["d_content"] for s in fused] == [True, False, True, False]
@@ -502,9 +516,10 @@ def test_a_batch_without_real_images_for_the_second_discriminators_is_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", [{}, MISINS], ids=["concat", "misins"])
-def test_check_method(overrides):
-    check_method(DRIT, config={**DRIT.configs["tiny"], **overrides})
+def test_check_method_misins():
+    """The misins configuration (tests/test_method_conformance.py runs check_method on every
+    registered method at its tiny configuration: drit's default, concat, is checked there)."""
+    check_method(DRIT, config={**DRIT.configs["tiny"], **MISINS})
 
 
 @pytest.mark.slow
@@ -527,25 +542,24 @@ def test_replicas_stay_identical_with_two_processes(tmp_path):
         assert torch.equal(value, rank1["state"][key]), key
 
 
-def test_the_trainer_reads_folders_with_the_drit_transform(tmp_path, monkeypatch):
-    """Folder images are resized to 256/216 of the crop (bicubic), then randomly cropped and
-    flipped (dataset.py), not MUNIT's default transform of unpaired sets."""
+@pytest.fixture(scope="module")
+def trained_on_folders(tmp_path_factory):
+    """Three iterations of the tiny configuration through the Trainer on a folder data set (70x90
+    images): (the transform the trainer opened the data with, the run's last checkpoint, the
+    folder of domain A's images)."""
     import numpy as np
     from PIL import Image
 
     import i2i_fast.train.trainer as trainer_module
     from i2i_fast.train import TrainOptions, Trainer
 
+    root = tmp_path_factory.mktemp("drit_folders")
     rng = np.random.default_rng(0)
     for folder in ("trainA", "trainB"):
-        (tmp_path / "data" / folder).mkdir(parents=True)
+        (root / "data" / folder).mkdir(parents=True)
         for i in range(3):
             pixels = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(tmp_path / "data" / folder / f"{i}.png")
-    # (the registry of an environment installed before drit existed does not list it)
-    monkeypatch.setattr(trainer_module, "get_method_class", lambda name: DRIT)
-    monkeypatch.setattr(trainer_module, "find_method",
-                        lambda name: types.SimpleNamespace(reachable_as="drit"))
+            Image.fromarray(pixels).save(root / "data" / folder / f"{i}.png")
     opened = []
     open_dataset = trainer_module.open_dataset
 
@@ -553,16 +567,58 @@ def test_the_trainer_reads_folders_with_the_drit_transform(tmp_path, monkeypatch
         opened.append(open_dataset(*args, **kwargs))
         return opened[-1]
 
-    monkeypatch.setattr(trainer_module, "open_dataset", spy)
-    options = TrainOptions("drit", config="tiny", data=str(tmp_path / "data"), device="cpu",
-                           workers=0, run_dir=str(tmp_path / "run"), progress=False,
+    options = TrainOptions("drit", config="tiny", data=str(root / "data"), device="cpu",
+                           workers=0, run_dir=str(root / "run"), progress=False,
                            overrides=["max_iter=3", "d_iter=3", "iterations_per_epoch=100"],
                            log_every=3, sample_every=3, checkpoint_every=3)
-    result = Trainer(options, stream=io.StringIO()).run()
-    transform = opened[0].a.transform
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer_module, "open_dataset", spy)
+        result = Trainer(options, stream=io.StringIO()).run()
+    assert result.step == 3
+    checkpoint = root / "run" / "checkpoints" / "step_000000003.pt"
+    assert checkpoint.is_file()
+    return opened[0].a.transform, checkpoint, root / "data" / "trainA"
+
+
+def test_the_trainer_reads_folders_with_the_drit_transform(trained_on_folders):
+    """Folder images are resized to 256/216 of the crop (bicubic), then randomly cropped and
+    flipped (dataset.py), not MUNIT's default transform of unpaired sets."""
+    transform, _, _ = trained_on_folders
     assert (transform.name, transform.resize, transform.size) == ("drit", 57, 48)
     assert transform.interpolation == "bicubic" and transform.crop and transform.flip
-    assert result.step == 3
+
+
+def test_translate_command_random_attributes_and_a_reference_both_directions(
+        trained_on_folders, tmp_path, capsys):
+    """`i2i-fast translate` on a DRIT checkpoint: random attributes (--n-styles), the attributes
+    of a reference image, A to B (the default) and B to A (--target-domain a)."""
+    from PIL import Image
+
+    from i2i_fast import cli
+
+    _, checkpoint, images = trained_on_folders
+    written = {}
+    for name, extra in (("ab", ["--n-styles", "2"]),
+                        ("ba", ["--n-styles", "2", "--target-domain", "a"]),
+                        ("ab_ref", ["--reference", str(images / "0.png")]),
+                        ("ba_ref", ["--reference", str(images / "0.png"),
+                                    "--target-domain", "a"])):
+        out = tmp_path / name
+        status = cli.main(["translate", "--checkpoint", str(checkpoint), "--input", str(images),
+                           "--out", str(out), *extra])
+        assert status == 0, capsys.readouterr().err
+        written[name] = {p.name: Image.open(p) for p in out.iterdir()}
+    stems = ("0", "1", "2")
+    assert sorted(written["ab"]) == sorted(written["ba"]) == sorted(
+        [f"{s}_style{k}.png" for s in stems for k in (1, 2)] + ["grid.png"])
+    assert sorted(written["ab_ref"]) == sorted(written["ba_ref"]) == sorted(
+        [f"{s}_ref.png" for s in stems] + ["grid.png"])
+    assert written["ab"]["1_style1.png"].size == (48, 48)  # the configuration's image_size
+    assert written["ab_ref"]["grid.png"].size == (3 * 48 + 2 * 2, 3 * 48 + 2 * 2)  # in|ref|out
+    # two random codes give two images; G_A is not G_B; with and without a reference differ
+    assert written["ab"]["0_style1.png"].tobytes() != written["ab"]["0_style2.png"].tobytes()
+    assert written["ab"]["0_style1.png"].tobytes() != written["ba"]["0_style1.png"].tobytes()
+    assert written["ab_ref"]["0_ref.png"].tobytes() != written["ba_ref"]["0_ref.png"].tobytes()
 
 
 def test_benchmarks_time_whole_cycles_of_the_d_iter_schedule(monkeypatch):
