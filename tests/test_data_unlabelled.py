@@ -76,6 +76,28 @@ def test_semi_supervised_items_carry_labelled_images(tmp_path):
         open_dataset("synthetic:shapes-k3", "unlabelled", resolution=16, transform="resize")
 
 
+def test_colour_jitter_option_sets_the_pair_augmentation():
+    """open_dataset's colour_jitter gives the pair augmentation its strengths (None: the
+    official ones); hue 0 and factors 0 leave the transformed image's colours as they are."""
+    official = open_dataset("synthetic:shapes-k3", "unlabelled", resolution=16, size=2)
+    assert official.augmentation == PairAugmentation(16)
+    weak = open_dataset("synthetic:shapes-k3", "unlabelled", resolution=16, size=2,
+                        colour_jitter=(0.1, 0.0, 0.2, 0.0))
+    aug = weak.augmentation
+    assert (aug.brightness, aug.contrast, aug.saturation, aug.hue) == (0.1, 0.0, 0.2, 0.0)
+    none = PairAugmentation(16, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0)
+    jitter = none.draw(16, 16, np.random.default_rng(3)).jitter
+    assert (jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue) == (1, 1, 1, 0)
+    for bad, error in (((0.4, 0.4, 0.4), ValueError), ((0.4, -0.1, 0.4, 0.1), ValueError),
+                       ((0.4, 0.4, 0.4, 0.6), ValueError), ((0.4, "a", 0.4, 0.1), TypeError)):
+        with pytest.raises(error, match="colour_jitter"):
+            open_dataset("synthetic:shapes-k3", "unlabelled", resolution=16,
+                         colour_jitter=bad)
+    with pytest.raises(ValueError, match="colour_jitter"):
+        open_dataset("synthetic:shapes-k3", "multi_domain", resolution=16,
+                     colour_jitter=(0.1, 0.1, 0.1, 0.0))
+
+
 def test_pair_augmentation_without_changes_is_the_resized_image():
     """Zero rotation/translation/shear, the full crop, factors 1 and hue 0, no flips: the
     transformed image is the original up to the hue step's HSV round trip (lossy in PIL, and

@@ -49,6 +49,25 @@ def test_default_config_is_the_official_one():
     assert (cfg.w_gp, cfg.w_rec, cfg.w_adv, cfg.w_vec) == (10.0, 0.1, 1.0, 0.01)
     assert (cfg.queue_size, cfg.moco_temperature, cfg.ema_beta) == (1024, 0.07, 0.999)
     assert (cfg.separated, cfg.ema_start, cfg.max_iter) == (65_000, 66_000, 200_000)
+    # torchvision ColorJitter(0.4, 0.4, 0.4, 0.125) of datasets/datasetgetter.py
+    assert (cfg.jitter_brightness, cfg.jitter_contrast, cfg.jitter_saturation,
+            cfg.jitter_hue) == (0.4, 0.4, 0.4, 0.125)
+    assert TUNIT(tiny()).dataset_options() == {"colour_jitter": (0.4, 0.4, 0.4, 0.125)}
+
+
+def test_the_colour_jitter_of_the_config_reaches_the_training_pairs():
+    from i2i_fast.data import open_dataset
+
+    method = TUNIT(tiny(jitter_brightness=0.1, jitter_contrast=0.2, jitter_saturation=0.3,
+                        jitter_hue=0.0))
+    data = open_dataset("synthetic:shapes-k3", "unlabelled", "train", 32, size=2,
+                        **method.dataset_options())
+    aug = data.augmentation
+    assert (aug.brightness, aug.contrast, aug.saturation, aug.hue) == (0.1, 0.2, 0.3, 0.0)
+    with pytest.raises(ValueError, match="jitter_hue"):
+        TUNIT(tiny(jitter_hue=0.6))
+    with pytest.raises(ValueError, match="jitter_contrast"):
+        TUNIT(tiny(jitter_contrast=-0.1))
 
 
 def test_schedule_is_a_function_of_the_iteration():
@@ -64,7 +83,8 @@ def test_schedule_is_a_function_of_the_iteration():
     # then each epoch of 4 starts with int(4 · 0.5) = 2 supervised iterations
     assert [semi.iteration_kind(s).supervised for s in range(200, 208)] == [True, True, False,
                                                                            False] * 2
-    assert semi.dataset_options() == {"labelled_fraction": 0.5}
+    assert semi.dataset_options() == {"labelled_fraction": 0.5,
+                                      "colour_jitter": (0.4, 0.4, 0.4, 0.125)}
 
 
 def test_only_the_guiding_network_trains_before_separated():

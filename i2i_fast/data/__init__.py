@@ -112,6 +112,7 @@ def open_dataset(
     skip_bad: bool = False,
     progress: bool = False,
     labelled_fraction: float = 0.0,
+    colour_jitter: Sequence[float] | None = None,
 ) -> Dataset:
     """Open a dataset for a method.
 
@@ -140,6 +141,9 @@ def open_dataset(
             checked.
         labelled_fraction: kind "unlabelled": the fraction of each domain's images given with
             their labels (TUNIT's semi-supervised mode; 0: none). Needs known domains.
+        colour_jitter: kind "unlabelled": the (brightness, contrast, saturation, hue) strengths of
+            the pair augmentation's colour jitter (see ``augment.PairAugmentation``); None: the
+            official (0.4, 0.4, 0.4, 0.125).
     Returns:
         A ``Dataset`` (``len()``, ``dataset[i]`` or ``dataset[(epoch, i)]``, ``describe()``).
     """
@@ -156,7 +160,11 @@ def open_dataset(
     if kind == "unlabelled" and transform is not None:
         raise ValueError("open_dataset: transform: kind 'unlabelled' makes its (image, "
                          "transformed image) pairs with TUNIT's augmentation, expected None")
-    pairs = PairAugmentation(resolution, augment=augment)
+    if colour_jitter is not None and kind != "unlabelled":
+        raise ValueError(f"open_dataset: colour_jitter: only kind 'unlabelled' takes one, got "
+                         f"{colour_jitter!r} with kind {kind!r}")
+    jitter = {} if colour_jitter is None else checks.colour_jitter("open_dataset", colour_jitter)
+    pairs = PairAugmentation(resolution, augment=augment, **jitter)
     if isinstance(spec, str) and spec.startswith(SYNTHETIC_PREFIX):
         if skip_bad:
             raise ValueError("open_dataset: skip_bad: expected False for a synthetic set (no files)")

@@ -130,6 +130,12 @@ class TUNITConfig(MethodConfig):
     # official: the queue starts every epoch again from the keys it was filled with before the
     # first iteration (its updates are lost when each epoch's training function returns)
     queue_restarts: bool = True
+    # the colour jitter of the pair augmentation (brightness, contrast, saturation, hue strengths;
+    # official: torchvision ColorJitter(0.4, 0.4, 0.4, 0.125), see i2i_fast.data.augment)
+    jitter_brightness: float = 0.4
+    jitter_contrast: float = 0.4
+    jitter_saturation: float = 0.4
+    jitter_hue: float = 0.125
     # optimisation
     max_iter: int = 200_000  # epochs 200 x iters 1000
     batch_size: int = 32
@@ -298,6 +304,11 @@ class TUNIT(Method):
                 fail(key, "a value >= 0", getattr(cfg, key))
         if not cfg.moco_temperature > 0:
             fail("moco_temperature", "a value > 0", cfg.moco_temperature)
+        for key in ("jitter_brightness", "jitter_contrast", "jitter_saturation"):
+            if not getattr(cfg, key) >= 0:
+                fail(key, "a value >= 0", getattr(cfg, key))
+        if not 0.0 <= cfg.jitter_hue <= 0.5:
+            fail("jitter_hue", "a value in [0, 0.5]", cfg.jitter_hue)
         for key in ("ema_beta", "rmsprop_alpha", "style_stats_decay"):
             if not 0.0 <= getattr(cfg, key) <= 1.0:
                 fail(key, "a value in [0, 1]", getattr(cfg, key))
@@ -341,9 +352,12 @@ class TUNIT(Method):
                              position == cfg.epoch_length - 1)
 
     def dataset_options(self) -> dict[str, Any]:
-        """The semi-supervised mode's labelled images come with every item (see
-        i2i_fast.data.unlabelled)."""
+        """The pair augmentation's colour jitter of the config; the semi-supervised mode's
+        labelled images come with every item (see i2i_fast.data.unlabelled)."""
+        cfg = self.config
         options = super().dataset_options()
+        options["colour_jitter"] = (cfg.jitter_brightness, cfg.jitter_contrast,
+                                    cfg.jitter_saturation, cfg.jitter_hue)
         if self.config.p_semi > 0:
             options["labelled_fraction"] = self.config.p_semi
         return options
