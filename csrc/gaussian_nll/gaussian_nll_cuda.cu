@@ -35,6 +35,9 @@ using namespace i2i_fast::cuda;  // cuda_utils.cuh: packs, reductions, launch ge
 constexpr int kBlock = 256;  // threads per block of every kernel
 constexpr int64_t kElemsPerThread = 16;
 constexpr int64_t kChunk = kBlock * kElemsPerThread;  // forward: elements per block
+// Loop unrolling of the items of a thread: all of them, except in float64.
+template <typename A, int items>
+constexpr int kUnrollItems = sizeof(A) == 8 ? 1 : items;
 
 // One block per chunk: the chunk's sum of element losses, into partials[block]; with a single
 // chunk, the loss itself (the sum divided by `divisor`) into out.
@@ -47,14 +50,15 @@ __global__ void __launch_bounds__(kBlock)
   __shared__ A scratch[kBlock / kWarpSize];
   const int64_t start = static_cast<int64_t>(blockIdx.x) * kChunk;
   A sum = 0;
-#pragma unroll
+  // float64's exp is a long software routine: unrolled over the items it spills registers.
+#pragma unroll(kUnrollItems<A, ITEMS>)
   for (int i = 0; i < ITEMS; ++i) {
     const int64_t e = start + (static_cast<int64_t>(i) * kBlock + threadIdx.x) * VEC;
     if (e < numel) {  // numel is a multiple of VEC
       const Pack<T, VEC> zp = load_pack<T, VEC>(z + e);
       const Pack<T, VEC> mp = load_pack<T, VEC>(mu + e);
       const Pack<T, VEC> lp = load_pack<T, VEC>(logvar + e);
-#pragma unroll
+#pragma unroll(kUnrollItems<A, VEC>)
       for (int u = 0; u < VEC; ++u) {
         sum += nll_element<A>(static_cast<A>(zp.v[u]), static_cast<A>(mp.v[u]),
                               static_cast<A>(lp.v[u]));
@@ -98,7 +102,7 @@ __global__ void __launch_bounds__(kBlock)
     const Pack<T, VEC> mp = load_pack<T, VEC>(mu + e);
     const Pack<T, VEC> lp = load_pack<T, VEC>(logvar + e);
     Pack<T, VEC> oz, om, ol;
-#pragma unroll
+#pragma unroll(kUnrollItems<A, VEC>)
     for (int u = 0; u < VEC; ++u) {
       const NllElementGrad<A> d = nll_element_grad<A>(
           static_cast<A>(zp.v[u]), static_cast<A>(mp.v[u]), static_cast<A>(lp.v[u]), g);
