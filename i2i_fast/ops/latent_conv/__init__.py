@@ -40,7 +40,10 @@ OPS = ("latent_conv2d", "latent_conv_transpose2d")
 
 
 def _under_autocast(x) -> bool:
-    return isinstance(x, torch.Tensor) and torch.is_autocast_enabled(x.device.type)
+    if not isinstance(x, torch.Tensor):
+        return False
+    device = x.device.type  # "meta" has no autocast, and asking raises
+    return torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
 
 
 @contextlib.contextmanager
