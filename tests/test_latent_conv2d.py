@@ -110,13 +110,19 @@ def test_layouts(layout, backend):
 def test_low_precision_against_the_float64_reference(dtype, backend):
     """In dtype, the fused operator is as close to the float64 truth as the reference computed
     in dtype (which rounds the concatenation and the convolution in dtype)."""
-    call = make_call(2, 6, 8, 5, 9, 8, 4, seed=11)
-    args = (2, 1, "zeros")
-    truth, truth_grads = values_and_grads(ops.reference.latent_conv2d, *call, *args)
+    check_low_precision("latent_conv2d", make_call(2, 6, 8, 5, 9, 8, 4, seed=11), (2, 1, "zeros"),
+                        dtype, backend)
+
+
+def check_low_precision(op, call, args, dtype, backend):
+    """ops.<op> on `call` cast to dtype, through `backend`: values and every gradient in dtype,
+    within twice the error of the reference computed in dtype (or twice the dtype's tolerance)
+    of the float64 reference."""
+    truth, truth_grads = values_and_grads(getattr(ops.reference, op), *call, *args)
     low = [t.to(dtype) for t in call]
-    ref, ref_grads = values_and_grads(ops.reference.latent_conv2d, *low, *args)
+    ref, ref_grads = values_and_grads(getattr(ops.reference, op), *low, *args)
     with ops.use_backend(backend):
-        out, grads = values_and_grads(ops.latent_conv2d, *low, *args)
+        out, grads = values_and_grads(getattr(ops, op), *low, *args)
     assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
     slack = 2 * TOLERANCE[dtype]
     assert rel_err(out, truth) <= max(slack, 2 * rel_err(ref, truth))

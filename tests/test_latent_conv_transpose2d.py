@@ -17,7 +17,8 @@ from helpers import TOLERANCE, channels_last, rel_err, strided_view
 from triton_test_devices import run_compile_check
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv.plan import tap_reaches, transposed_axis_plan
-from test_latent_conv2d import _randn, compiled_matches_eager, entry_points, values_and_grads
+from test_latent_conv2d import (_randn, check_low_precision, compiled_matches_eager, entry_points,
+                                values_and_grads)
 
 F64 = torch.float64
 TRITON = ts.state().unavailable_reason is None
@@ -94,18 +95,8 @@ def test_layouts(layout, backend):
 def test_low_precision_against_the_float64_reference(dtype, backend):
     """In dtype, the fused operator is as close to the float64 truth as the reference computed
     in dtype (which rounds the concatenation and the convolution in dtype)."""
-    call = make_call(2, 6, 8, 5, 7, 6, 3, seed=11)
-    args = (2, 1, 1)
-    truth, truth_grads = values_and_grads(ops.reference.latent_conv_transpose2d, *call, *args)
-    low = [t.to(dtype) for t in call]
-    ref, ref_grads = values_and_grads(ops.reference.latent_conv_transpose2d, *low, *args)
-    with ops.use_backend(backend):
-        out, grads = values_and_grads(ops.latent_conv_transpose2d, *low, *args)
-    assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
-    slack = 2 * TOLERANCE[dtype]
-    assert rel_err(out, truth) <= max(slack, 2 * rel_err(ref, truth))
-    for g, r, t in zip(grads, ref_grads, truth_grads):
-        assert rel_err(g, t) <= max(slack, 2 * rel_err(r, t))
+    check_low_precision("latent_conv_transpose2d", make_call(2, 6, 8, 5, 7, 6, 3, seed=11),
+                        (2, 1, 1), dtype, backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
