@@ -185,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
               "cpu": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
               "python": platform.python_version(), "data": DATA,
               "load_average_at_end": os.getloadavg(),
-              "wall_minutes": (time.perf_counter() - start) / 60,
+              # this invocation only: runs finished by an earlier invocation are read back,
+              # not re-run; their own training time is each run's train_minutes
+              "invocation_minutes": (time.perf_counter() - start) / 60,
+              "train_minutes_all_runs": sum(r["train_minutes"] for r in runs),
               "summary": table, "runs": runs}
     out = Path(args.out or f"benchmarks/results/miso-ablation-"
                            f"{datetime.datetime.now():%Y%m%d-%H%M%S}.json")
