@@ -332,7 +332,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
 }  // namespace i2i_fast::filter_response_norm::cpu
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-  i2i_fast::register_filter_response_norm_kernels<
+  i2i_fast::register_kernels<i2i_fast::FilterResponseNormKernels<
       &i2i_fast::filter_response_norm::cpu::frn_forward,
-      &i2i_fast::filter_response_norm::cpu::frn_backward>(m);
+      &i2i_fast::filter_response_norm::cpu::frn_backward>>(m);
 }

@@ -3,8 +3,8 @@
 // with its own implementation, e.g. in gan_loss_cpu.cpp:
 //
 //   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-//     register_gan_loss_kernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
-//                               &r1_penalty_backward>(m);
+//     register_kernels<GanLossKernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
+//                                     &r1_penalty_backward>>(m);
 //   }
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "../common/registration.h"
 #include "checks.h"
 #include "common.h"
 
@@ -67,18 +68,13 @@ struct GanLossKernels {
     check_loss_grad(op, grad_loss, red, grads.size(0), grads);
     return r1_backward(grad_loss, grads, weight, red);
   }
-};
 
-// Registers the four device operators (schemas in gan_loss_ops.cpp) for the dispatch key of the
-// enclosing TORCH_LIBRARY_IMPL.
-template <GanLossForwardFn gan_loss_forward, GanLossBackwardFn gan_loss_backward,
-          R1ForwardFn r1_forward, R1BackwardFn r1_backward>
-void register_gan_loss_kernels(torch::Library& m) {
-  using K = GanLossKernels<gan_loss_forward, gan_loss_backward, r1_forward, r1_backward>;
-  m.impl("gan_loss", TORCH_FN(K::gan_loss));
-  m.impl("gan_loss_backward", TORCH_FN(K::gan_loss_grads));
-  m.impl("r1_penalty", TORCH_FN(K::r1_penalty));
-  m.impl("r1_penalty_backward", TORCH_FN(K::r1_penalty_grads));
-}
+  // The device operators (schemas in gan_loss_ops.cpp) and their kernels; a device file
+  // registers them with register_kernels<...>(m) (common/registration.h).
+  static constexpr std::tuple kernels{
+      Kernel<&gan_loss>{"gan_loss"}, Kernel<&gan_loss_grads>{"gan_loss_backward"},
+      Kernel<&r1_penalty>{"r1_penalty"}, Kernel<&r1_penalty_grads>{"r1_penalty_backward"},
+  };
+};
 
 }  // namespace i2i_fast

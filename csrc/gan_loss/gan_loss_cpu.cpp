@@ -432,6 +432,6 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   using namespace i2i_fast::gan_loss::cpu;
-  i2i_fast::register_gan_loss_kernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
-                                      &r1_penalty_backward>(m);
+  i2i_fast::register_kernels<i2i_fast::GanLossKernels<
+      &gan_loss_forward, &gan_loss_backward, &r1_penalty_forward, &r1_penalty_backward>>(m);
 }

@@ -148,5 +148,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gaussian_nll_backward(
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   using namespace i2i_fast::gaussian_nll::cpu;
-  i2i_fast::register_gaussian_nll_kernels<&gaussian_nll_forward, &gaussian_nll_backward>(m);
+  i2i_fast::register_kernels<
+      i2i_fast::GaussianNllKernels<&gaussian_nll_forward, &gaussian_nll_backward>>(m);
 }
