@@ -52,7 +52,8 @@ struct GanLossKernels {
                                                 c10::string_view reduction) {
     const char* op = "gan_loss_backward";
     const GanLossSpec spec = check_gan_loss(op, outputs, mode, target, label, domain, reduction);
-    check_loss_grad(op, grad_loss, spec.reduction, outputs[0].size(0), outputs[0]);
+    checks::loss_grad(op, grad_loss, reduction, outputs[0].size(0), outputs[0].device(),
+                      "outputs[0]");
     return gan_loss_backward(grad_loss, outputs, domain, spec);
   }
 
@@ -65,7 +66,7 @@ struct GanLossKernels {
                                      double weight, c10::string_view reduction) {
     const char* op = "r1_penalty_backward";
     const Reduction red = check_r1_penalty(op, grads, weight, reduction);
-    check_loss_grad(op, grad_loss, red, grads.size(0), grads);
+    checks::loss_grad(op, grad_loss, reduction, grads.size(0), grads.device(), "grads");
     return r1_backward(grad_loss, grads, weight, red);
   }
 
