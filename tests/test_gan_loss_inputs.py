@@ -169,7 +169,8 @@ lib = torch.ops.i2i_fast
         (lambda: lib.gan_loss_backward(torch.ones(3), [X], "lsgan", "real", 0.0, None, "none"),
          r"gan_loss_backward: grad_loss: expected shape \(4,\) \(reduction 'none'\), got \(3,\)"),
         (lambda: lib.gan_loss_backward(torch.ones(4), [X], "lsgan", "real", 0.0, None, "mean"),
-         r"gan_loss_backward: grad_loss: expected a scalar \(reduction 'mean' or 'sum'\)"),
+         r"gan_loss_backward: grad_loss: expected a scalar \(reduction 'mean'\), got shape "
+         r"\(4,\)"),
         (lambda: lib.gan_loss_backward(torch.tensor(1.0), [H], "lsgan", "real", 0.0,
                                        torch.tensor([0, 1, 3, 0]), "mean"),
          r"gan_loss_backward: domain: expected indices in \[0, 3\)"),

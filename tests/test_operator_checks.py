@@ -254,6 +254,29 @@ def test_the_entry_points_are_all_checked_somewhere():
     assert set(DEFINITION) == {op for op, _ in BAD_CALLS.values()}
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda g: loss_checks.gan_loss_backward(g, [OUT], "lsgan", "real", 0.0, None, "sum"),
+     "gan_loss_backward: grad_loss: expected {} (that of outputs[0]), got {}"),
+    (lambda g: loss_checks.r1_penalty_backward(g, X, 1.0, "mean"),
+     "r1_penalty_backward: grad_loss: expected {} (that of grads), got {}"),
+    (lambda g: nll_checks.gaussian_nll_backward(g, NC, NC, NC, "batch_sum"),
+     "gaussian_nll_backward: grad_loss: expected {} (that of z), got {}"),
+])
+def test_the_losses_check_their_upstream_gradient_in_one_wording(call, message):
+    """gan_loss, r1_penalty and gaussian_nll check grad_loss with one function (loss_grad in
+    i2i_fast/ops/checks.py and csrc/common/checks.h): the scalar names the reduction, the device
+    names the input it must share."""
+    with pytest.raises(ValueError) as caught:
+        call(torch.tensor(1.0, device="meta"))
+    assert str(caught.value) == message.format("device cpu", "meta")
+    op = message.split(":")[0]
+    reduction = {"gan_loss_backward": "sum", "r1_penalty_backward": "mean"}.get(op, "batch_sum")
+    with pytest.raises(ValueError) as caught:
+        call(torch.ones(2))
+    assert str(caught.value) == (f"{op}: grad_loss: expected a scalar (reduction "
+                                 f"'{reduction}'), got shape (2,)")
+
+
 @pytest.mark.parametrize("value, text", [
     (1e-05, "1e-05"), (-1.0, "-1.0"), (0.5, "0.5"), (1e16, "1e+16"), (123456.0, "123456.0"),
     (1.5e-4, "0.00015"), (0.0, "0.0"), (-0.0, "-0.0"), (2.0**0.5, "1.4142135623730951"),

@@ -126,6 +126,23 @@ inline void eps(std::string_view op, double value, bool positive = false) {
                     " number, got ", float_text(value));
 }
 
+// The upstream gradient of a loss over a batch of n samples: floating, (n,) for reduction 'none'
+// (one loss per sample), else a scalar; on `device`, that of the input named `whose`.
+inline void loss_grad(std::string_view op, const at::Tensor& grad_loss, std::string_view reduction,
+                      int64_t n, const c10::Device& device, std::string_view whose) {
+  floating(op, "grad_loss", grad_loss);
+  if (reduction == "none") {
+    TORCH_CHECK_VALUE(grad_loss.dim() == 1 && grad_loss.size(0) == n, op,
+                      ": grad_loss: expected shape (", n, ",) (reduction 'none'), got ",
+                      shape_text(grad_loss.sizes()));
+  } else {
+    TORCH_CHECK_VALUE(grad_loss.dim() == 0, op, ": grad_loss: expected a scalar (reduction ",
+                      repr_text(reduction), "), got shape ", shape_text(grad_loss.sizes()));
+  }
+  TORCH_CHECK_VALUE(grad_loss.device() == device, op, ": grad_loss: expected device ", device,
+                    " (that of ", whose, "), got ", grad_loss.device());
+}
+
 // The index of `value` in `allowed`; otherwise "expected one of 'a', 'b', got 'c'".
 inline size_t choice(std::string_view op, std::string_view name, std::string_view value,
                      std::initializer_list<std::string_view> allowed) {

@@ -3,7 +3,7 @@
 // file registers them with its own implementation, e.g. in filter_response_norm_cpu.cpp:
 //
 //   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-//     register_filter_response_norm_kernels<&frn_forward, &frn_backward>(m);
+//     register_kernels<FilterResponseNormKernels<&frn_forward, &frn_backward>>(m);
 //   }
 #pragma once
 
@@ -12,6 +12,7 @@
 
 #include <tuple>
 
+#include "../common/registration.h"
 #include "checks.h"
 #include "common.h"
 
@@ -45,15 +46,13 @@ struct FilterResponseNormKernels {
         check_filter_response_norm_backward(grad_out, x, weight, bias, tau, rstd, eps);
     return backward(grad_out, x, weight, bias, tau, rstd, spec);
   }
-};
 
-// Registers the two device operators (schemas in filter_response_norm_ops.cpp) for the dispatch
-// key of the enclosing TORCH_LIBRARY_IMPL.
-template <FrnForwardFn forward, FrnBackwardFn backward>
-void register_filter_response_norm_kernels(torch::Library& m) {
-  using K = FilterResponseNormKernels<forward, backward>;
-  m.impl("filter_response_norm_forward", TORCH_FN(K::frn_forward));
-  m.impl("filter_response_norm_backward", TORCH_FN(K::frn_backward));
-}
+  // The device operators (schemas in filter_response_norm_ops.cpp) and their kernels; a device file
+  // registers them with register_kernels<...>(m) (common/registration.h).
+  static constexpr std::tuple kernels{
+      Kernel<&frn_forward>{"filter_response_norm_forward"},
+      Kernel<&frn_backward>{"filter_response_norm_backward"},
+  };
+};
 
 }  // namespace i2i_fast

@@ -49,18 +49,10 @@ A rstd_of(double sum_squares, int64_t count, double eps) {
 
 template <typename T, typename A>
 double row_sum_squares(const T* x, int64_t n) {
-  double total = 0;
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    A s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = b; i < e; ++i) {
-      const A v = static_cast<A>(widen(x[i]));
-      s += v * v;
-    }
-    total += s;
-  }
-  return total;
+  return blocked_sum<A, kBlock>(n, [x](int64_t i) {
+    const A v = static_cast<A>(widen(x[i]));
+    return v * v;
+  });
 }
 
 template <typename T, typename A>
@@ -332,7 +324,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
 }  // namespace i2i_fast::filter_response_norm::cpu
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-  i2i_fast::register_filter_response_norm_kernels<
+  i2i_fast::register_kernels<i2i_fast::FilterResponseNormKernels<
       &i2i_fast::filter_response_norm::cpu::frn_forward,
-      &i2i_fast::filter_response_norm::cpu::frn_backward>(m);
+      &i2i_fast::filter_response_norm::cpu::frn_backward>>(m);
 }

@@ -280,7 +280,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
 }  // namespace i2i_fast::filter_response_norm::cuda
 
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  i2i_fast::register_filter_response_norm_kernels<
+  i2i_fast::register_kernels<i2i_fast::FilterResponseNormKernels<
       &i2i_fast::filter_response_norm::cuda::frn_forward,
-      &i2i_fast::filter_response_norm::cuda::frn_backward>(m);
+      &i2i_fast::filter_response_norm::cuda::frn_backward>>(m);
 }

@@ -19,12 +19,11 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
-
 #include <tuple>
 #include <vector>
 
 #include "../common/operator_handle.h"
+#include "../common/registration.h"
 
 namespace i2i_fast {
 namespace {
@@ -107,27 +106,21 @@ Tensor frn_no_grad(const Tensor& x, const Tensor& weight, const Tensor& bias, co
 }  // namespace i2i_fast
 
 TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
-  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  // FRN + TLU: per-(n, c) mean of squares over (H, W), per-channel weight, bias, tau (C,).
-  m.def(
+  i2i_fast::define_operators(m, {
+      // FRN + TLU: per-(n, c) mean of squares over (H, W), per-channel weight, bias, tau (C,).
       "filter_response_norm(Tensor x, Tensor weight, Tensor bias, Tensor tau, float eps=1e-06) "
       "-> Tensor",
-      tags);
-  m.def(
       "filter_response_norm_forward(Tensor x, Tensor weight, Tensor bias, Tensor tau, float eps) "
       "-> (Tensor, Tensor)",
-      tags);
-  m.def(
       "filter_response_norm_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, "
       "Tensor tau, Tensor rstd, float eps) -> (Tensor, Tensor, Tensor, Tensor)",
-      tags);
+  });
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("filter_response_norm", &i2i_fast::frn_autograd);
-  for (const char* name : {"filter_response_norm_forward", "filter_response_norm_backward"}) {
-    m.impl(name, torch::autograd::autogradNotImplementedFallback());
-  }
+  i2i_fast::not_differentiable(m,
+                               {"filter_response_norm_forward", "filter_response_norm_backward"});
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, CompositeExplicitAutograd, m) {

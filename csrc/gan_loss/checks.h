@@ -134,23 +134,6 @@ void check_domain_range(std::string_view op, at::TensorList outputs, int64_t n, 
   }
 }
 
-// The upstream gradient of a loss: floating, (N,) for reduction "none" or a scalar, on the
-// device of `like`.
-inline void check_loss_grad(std::string_view op, const at::Tensor& grad_loss, Reduction reduction,
-                            int64_t n, const at::Tensor& like) {
-  checks::floating(op, "grad_loss", grad_loss);
-  if (reduction == Reduction::kNone) {
-    TORCH_CHECK_VALUE(grad_loss.dim() == 1 && grad_loss.size(0) == n, op,
-                      ": grad_loss: expected shape (", n, ",) (reduction 'none'), got ",
-                      checks::shape_text(grad_loss.sizes()));
-  } else {
-    TORCH_CHECK_VALUE(grad_loss.dim() == 0, op,
-                      ": grad_loss: expected a scalar (reduction 'mean' or 'sum'), got shape ",
-                      checks::shape_text(grad_loss.sizes()));
-  }
-  checks::same_device(op, "grad_loss", grad_loss, like.device(), "");
-}
-
 inline Reduction check_r1_penalty(std::string_view op, const at::Tensor& grads, double weight,
                                   std::string_view reduction) {
   checks::batched(op, "grads", grads, 1, "(N, ...) with a batch dimension");

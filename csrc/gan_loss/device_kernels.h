@@ -3,8 +3,8 @@
 // with its own implementation, e.g. in gan_loss_cpu.cpp:
 //
 //   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-//     register_gan_loss_kernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
-//                               &r1_penalty_backward>(m);
+//     register_kernels<GanLossKernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
+//                                     &r1_penalty_backward>>(m);
 //   }
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <optional>
 #include <vector>
 
+#include "../common/registration.h"
 #include "checks.h"
 #include "common.h"
 
@@ -51,7 +52,8 @@ struct GanLossKernels {
                                                 c10::string_view reduction) {
     const char* op = "gan_loss_backward";
     const GanLossSpec spec = check_gan_loss(op, outputs, mode, target, label, domain, reduction);
-    check_loss_grad(op, grad_loss, spec.reduction, outputs[0].size(0), outputs[0]);
+    checks::loss_grad(op, grad_loss, reduction, outputs[0].size(0), outputs[0].device(),
+                      "outputs[0]");
     return gan_loss_backward(grad_loss, outputs, domain, spec);
   }
 
@@ -64,21 +66,16 @@ struct GanLossKernels {
                                      double weight, c10::string_view reduction) {
     const char* op = "r1_penalty_backward";
     const Reduction red = check_r1_penalty(op, grads, weight, reduction);
-    check_loss_grad(op, grad_loss, red, grads.size(0), grads);
+    checks::loss_grad(op, grad_loss, reduction, grads.size(0), grads.device(), "grads");
     return r1_backward(grad_loss, grads, weight, red);
   }
-};
 
-// Registers the four device operators (schemas in gan_loss_ops.cpp) for the dispatch key of the
-// enclosing TORCH_LIBRARY_IMPL.
-template <GanLossForwardFn gan_loss_forward, GanLossBackwardFn gan_loss_backward,
-          R1ForwardFn r1_forward, R1BackwardFn r1_backward>
-void register_gan_loss_kernels(torch::Library& m) {
-  using K = GanLossKernels<gan_loss_forward, gan_loss_backward, r1_forward, r1_backward>;
-  m.impl("gan_loss", TORCH_FN(K::gan_loss));
-  m.impl("gan_loss_backward", TORCH_FN(K::gan_loss_grads));
-  m.impl("r1_penalty", TORCH_FN(K::r1_penalty));
-  m.impl("r1_penalty_backward", TORCH_FN(K::r1_penalty_grads));
-}
+  // The device operators (schemas in gan_loss_ops.cpp) and their kernels; a device file
+  // registers them with register_kernels<...>(m) (common/registration.h).
+  static constexpr std::tuple kernels{
+      Kernel<&gan_loss>{"gan_loss"}, Kernel<&gan_loss_grads>{"gan_loss_backward"},
+      Kernel<&r1_penalty>{"r1_penalty"}, Kernel<&r1_penalty_grads>{"r1_penalty_backward"},
+  };
+};
 
 }  // namespace i2i_fast

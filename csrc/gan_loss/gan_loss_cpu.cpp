@@ -124,6 +124,23 @@ std::vector<int64_t> read_domain(const std::optional<at::Tensor>& domain, at::Te
   return y;
 }
 
+// What the forward and the backward read of a call: the batch size, the number of scales, every
+// sample's domain index (range-checked) and the scales.
+struct Batch {
+  int64_t n;
+  int64_t num_scales;
+  std::vector<int64_t> y;
+  std::vector<Scale> scales;
+};
+
+Batch batch_of(at::TensorList outputs, const std::optional<at::Tensor>& domain,
+               const GanLossSpec& spec) {
+  const int64_t n = outputs[0].size(0);
+  const bool with_heads = domain.has_value() && domain->defined();
+  return {n, static_cast<int64_t>(outputs.size()), read_domain(domain, outputs, n, spec.op),
+          scales_of(outputs, with_heads)};
+}
+
 template <ElementLoss kind, typename T, typename A>
 double sum_of_losses(const T* x, int64_t count, A label, A sign) {
   double total = 0;
@@ -155,11 +172,7 @@ void fill_zero(T* p, int64_t begin, int64_t end) {
 
 at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tensor>& domain,
                             const GanLossSpec& spec) {
-  const int64_t n = outputs[0].size(0);
-  const bool with_heads = domain.has_value() && domain->defined();
-  const std::vector<int64_t> y = read_domain(domain, outputs, n, spec.op);
-  const std::vector<Scale> scales = scales_of(outputs, with_heads);
-  const auto num_scales = static_cast<int64_t>(scales.size());
+  const auto [n, num_scales, y, scales] = batch_of(outputs, domain, spec);
 
   std::vector<Task> tasks;
   tasks.reserve(static_cast<size_t>(num_scales * n));
@@ -225,11 +238,7 @@ at::Tensor gan_loss_forward(at::TensorList outputs, const std::optional<at::Tens
 std::vector<at::Tensor> gan_loss_backward(const at::Tensor& grad_loss, at::TensorList outputs,
                                           const std::optional<at::Tensor>& domain,
                                           const GanLossSpec& spec) {
-  const int64_t n = outputs[0].size(0);
-  const bool with_heads = domain.has_value() && domain->defined();
-  const std::vector<int64_t> y = read_domain(domain, outputs, n, spec.op);
-  const std::vector<Scale> scales = scales_of(outputs, with_heads);
-  const auto num_scales = static_cast<int64_t>(scales.size());
+  const auto [n, num_scales, y, scales] = batch_of(outputs, domain, spec);
   const std::vector<double> g = read_values(grad_loss);
 
   // d loss / d (selected element) = f'(x) * upstream[scale, sample].
@@ -432,6 +441,6 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   using namespace i2i_fast::gan_loss::cpu;
-  i2i_fast::register_gan_loss_kernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
-                                      &r1_penalty_backward>(m);
+  i2i_fast::register_kernels<i2i_fast::GanLossKernels<
+      &gan_loss_forward, &gan_loss_backward, &r1_penalty_forward, &r1_penalty_backward>>(m);
 }

@@ -529,8 +529,8 @@ at::Tensor r1_penalty_backward(const at::Tensor& grad_loss, const at::Tensor& gr
 // first, device_kernels.h, which read no domain values on the host).
 
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  register_gan_loss_kernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
-                            &r1_penalty_backward>(m);
+  register_kernels<GanLossKernels<&gan_loss_forward, &gan_loss_backward, &r1_penalty_forward,
+                                  &r1_penalty_backward>>(m);
 }
 
 }  // namespace i2i_fast::gan_loss::cuda

@@ -28,7 +28,6 @@
 #include <torch/library.h>
 
 #include <ATen/FuncTorchTLS.h>
-#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/csrc/autograd/saved_variable.h>
 #include <torch/csrc/dynamo/compiled_autograd.h>
@@ -40,6 +39,7 @@
 
 #include "../common/forward_ad.h"
 #include "../common/operator_handle.h"
+#include "../common/registration.h"
 #include "checks.h"
 #include "common.h"
 
@@ -357,11 +357,7 @@ Tensor r1_penalty_autograd(const Tensor& grads, double weight, c10::string_view 
     return with_forward_tangent(r1_penalty_op().call(primal, weight, reduction),
                                 r1_directional(primal, tangent, weight, reduction));
   }
-  if (!at::GradMode::is_enabled() || !grads.requires_grad()) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return r1_penalty_op().call(grads, weight, reduction);
-  }
-  return R1Function::apply(grads, weight, reduction);
+  return call_or_record<R1Function>(recording(grads), r1_penalty_op(), grads, weight, reduction);
 }
 
 Tensor r1_penalty_backward_autograd(const Tensor& grad_loss, const Tensor& grads, double weight,
@@ -380,38 +376,30 @@ Tensor r1_penalty_backward_autograd(const Tensor& grad_loss, const Tensor& grads
     }
     return with_forward_tangent(op.call(loss_primal, grads_primal, weight, reduction), tangent);
   }
-  if (!at::GradMode::is_enabled() || !(grad_loss.requires_grad() || grads.requires_grad())) {
-    // An ordinary backward pass (no create_graph): no graph to record.
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return r1_penalty_backward_op().call(grad_loss, grads, weight, reduction);
-  }
-  return R1BackwardFunction::apply(grad_loss, grads, weight, reduction);
+  // An ordinary backward pass (no create_graph) records no graph.
+  return call_or_record<R1BackwardFunction>(recording(grad_loss, grads), r1_penalty_backward_op(),
+                                            grad_loss, grads, weight, reduction);
 }
 
 }  // namespace
 }  // namespace i2i_fast
 
 TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
-  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  // The discriminator's outputs at every scale (each (N, ...), or (N, K, ...) with `domain`);
-  // target: "real", "fake", "generator", or "label" with the value `label` (lsgan/nsgan only).
-  m.def(
+  i2i_fast::define_operators(m, {
+      // The discriminator's outputs at every scale (each (N, ...), or (N, K, ...) with `domain`);
+      // target: "real", "fake", "generator", or "label" with the value `label` (lsgan/nsgan only).
       "gan_loss(Tensor[] outputs, str mode, str target, float label=0., Tensor? domain=None, "
       "str reduction=\"mean\") -> Tensor",
-      tags);
-  m.def(
       "gan_loss_backward(Tensor grad_loss, Tensor[] outputs, str mode, str target, float label, "
       "Tensor? domain, str reduction) -> Tensor[]",
-      tags);
-  m.def("r1_penalty(Tensor grads, float weight=1., str reduction=\"mean\") -> Tensor", tags);
-  m.def(
+      "r1_penalty(Tensor grads, float weight=1., str reduction=\"mean\") -> Tensor",
       "r1_penalty_backward(Tensor grad_loss, Tensor grads, float weight, str reduction) -> Tensor",
-      tags);
+  });
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("gan_loss", &i2i_fast::gan_loss_autograd);
-  m.impl("gan_loss_backward", torch::autograd::autogradNotImplementedFallback());
+  i2i_fast::not_differentiable(m, {"gan_loss_backward"});
   m.impl("r1_penalty", &i2i_fast::r1_penalty_autograd);
   m.impl("r1_penalty_backward", &i2i_fast::r1_penalty_backward_autograd);
 }

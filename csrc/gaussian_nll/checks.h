@@ -41,10 +41,7 @@ inline GaussianNllSpec check_gaussian_nll_backward(const at::Tensor& grad_loss,
                                                    std::string_view reduction) {
   constexpr std::string_view op = "gaussian_nll_backward";
   const GaussianNllSpec spec = check_gaussian_nll(op, z, mu, logvar, reduction);
-  checks::floating(op, "grad_loss", grad_loss);
-  TORCH_CHECK_VALUE(grad_loss.dim() == 0, op, ": grad_loss: expected a scalar, got shape ",
-                    checks::shape_text(grad_loss.sizes()));
-  checks::same_device(op, "grad_loss", grad_loss, z.device(), " (that of z)");
+  checks::loss_grad(op, grad_loss, reduction, z.size(0), z.device(), "z");
   return spec;
 }
 

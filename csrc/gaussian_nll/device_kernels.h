@@ -3,7 +3,7 @@
 // with its own implementation, e.g. in gaussian_nll_cpu.cpp:
 //
 //   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-//     register_gaussian_nll_kernels<&gaussian_nll_forward, &gaussian_nll_backward>(m);
+//     register_kernels<GaussianNllKernels<&gaussian_nll_forward, &gaussian_nll_backward>>(m);
 //   }
 #pragma once
 
@@ -12,6 +12,7 @@
 
 #include <tuple>
 
+#include "../common/registration.h"
 #include "checks.h"
 #include "common.h"
 
@@ -38,15 +39,12 @@ struct GaussianNllKernels {
     return backward(grad_loss, z, mu, logvar,
                     check_gaussian_nll_backward(grad_loss, z, mu, logvar, reduction));
   }
-};
 
-// Registers the two device operators (schemas in gaussian_nll_ops.cpp) for the dispatch key of
-// the enclosing TORCH_LIBRARY_IMPL.
-template <NllForwardFn forward, NllBackwardFn backward>
-void register_gaussian_nll_kernels(torch::Library& m) {
-  using K = GaussianNllKernels<forward, backward>;
-  m.impl("gaussian_nll", TORCH_FN(K::gaussian_nll));
-  m.impl("gaussian_nll_backward", TORCH_FN(K::gaussian_nll_grads));
-}
+  // The device operators (schemas in gaussian_nll_ops.cpp) and their kernels; a device file
+  // registers them with register_kernels<...>(m) (common/registration.h).
+  static constexpr std::tuple kernels{
+      Kernel<&gaussian_nll>{"gaussian_nll"}, Kernel<&gaussian_nll_grads>{"gaussian_nll_backward"},
+  };
+};
 
 }  // namespace i2i_fast

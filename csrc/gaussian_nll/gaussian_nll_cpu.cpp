@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "../common/cpu_element.h"
+#include "../common/cpu_parallel.h"
 #include "device_kernels.h"
 
 namespace i2i_fast::gaussian_nll::cpu {
@@ -52,18 +53,10 @@ at::Tensor new_output(at::IntArrayRef sizes, at::ScalarType dtype) {
 
 template <typename S, typename A>
 double sum_of_elements(const S* z, const S* mu, const S* logvar, int64_t count) {
-  double total = 0;
-  for (int64_t b = 0; b < count; b += kBlock) {
-    const int64_t e = std::min(count, b + kBlock);
-    A s = 0;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = b; i < e; ++i) {
-      s += nll_element<A>(static_cast<A>(widen(z[i])), static_cast<A>(widen(mu[i])),
+  return blocked_sum<A, kBlock>(count, [z, mu, logvar](int64_t i) {
+    return nll_element<A>(static_cast<A>(widen(z[i])), static_cast<A>(widen(mu[i])),
                           static_cast<A>(widen(logvar[i])));
-    }
-    total += static_cast<double>(s);
-  }
-  return total;
+  });
 }
 
 // The gradients of `count` elements for the upstream gradient g of each.
@@ -148,5 +141,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gaussian_nll_backward(
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   using namespace i2i_fast::gaussian_nll::cpu;
-  i2i_fast::register_gaussian_nll_kernels<&gaussian_nll_forward, &gaussian_nll_backward>(m);
+  i2i_fast::register_kernels<
+      i2i_fast::GaussianNllKernels<&gaussian_nll_forward, &gaussian_nll_backward>>(m);
 }

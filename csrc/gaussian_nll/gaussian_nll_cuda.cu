@@ -191,7 +191,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gaussian_nll_backward(
 // checks first, device_kernels.h).
 
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  register_gaussian_nll_kernels<&gaussian_nll_forward, &gaussian_nll_backward>(m);
+  register_kernels<GaussianNllKernels<&gaussian_nll_forward, &gaussian_nll_backward>>(m);
 }
 
 }  // namespace i2i_fast::gaussian_nll::cuda

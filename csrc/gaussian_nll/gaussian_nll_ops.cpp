@@ -17,14 +17,13 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
-
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "../common/forward_ad.h"
 #include "../common/operator_handle.h"
+#include "../common/registration.h"
 #include "common.h"
 
 namespace i2i_fast {
@@ -89,30 +88,23 @@ Tensor gaussian_nll_autograd(const Tensor& z, const Tensor& mu, const Tensor& lo
     }
     return with_forward_tangent(loss, tangent);
   }
-  if (!at::GradMode::is_enabled() ||
-      !(z.requires_grad() || mu.requires_grad() || logvar.requires_grad())) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return gaussian_nll_op().call(z, mu, logvar, reduction);
-  }
-  return GaussianNllFunction::apply(z, mu, logvar, reduction);
+  return call_or_record<GaussianNllFunction>(recording(z, mu, logvar), gaussian_nll_op(), z, mu,
+                                             logvar, reduction);
 }
 
 }  // namespace
 }  // namespace i2i_fast
 
 TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
-  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  // z, mu, logvar: one shape (N, ...); reduction "batch_sum", "sum" or "mean".
-  m.def(
+  i2i_fast::define_operators(m, {
+      // z, mu, logvar: one shape (N, ...); reduction "batch_sum", "sum" or "mean".
       "gaussian_nll(Tensor z, Tensor mu, Tensor logvar, str reduction=\"batch_sum\") -> Tensor",
-      tags);
-  m.def(
       "gaussian_nll_backward(Tensor grad_loss, Tensor z, Tensor mu, Tensor logvar, "
       "str reduction) -> (Tensor, Tensor, Tensor)",
-      tags);
+  });
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("gaussian_nll", &i2i_fast::gaussian_nll_autograd);
-  m.impl("gaussian_nll_backward", torch::autograd::autogradNotImplementedFallback());
+  i2i_fast::not_differentiable(m, {"gaussian_nll_backward"});
 }

@@ -4,7 +4,7 @@
 // latent_conv_cpu.cpp:
 //
 //   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-//     register_latent_conv_kernels<&add_table_cpu, &sum_by_class_cpu>(m);
+//     register_kernels<LatentConvKernels<&add_table_cpu, &sum_by_class_cpu>>(m);
 //   }
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <array>
 #include <optional>
 
+#include "../common/registration.h"
 #include "checks.h"
 #include "common.h"
 
@@ -59,17 +60,15 @@ struct LatentConvKernels {
     check_grad(op, grad, x, s);
     return backward_impl(grad, x, z, weight, s, mask, sum_by_class);
   }
-};
 
-// Registers the four device operators (schemas in latent_conv_ops.cpp) for the dispatch key of
-// the enclosing TORCH_LIBRARY_IMPL.
-template <AddTableFn add_table, SumByClassFn sum_by_class>
-void register_latent_conv_kernels(torch::Library& m) {
-  using K = LatentConvKernels<add_table, sum_by_class>;
-  m.impl("latent_conv2d_forward", TORCH_FN(K::conv2d_forward));
-  m.impl("latent_conv2d_backward", TORCH_FN(K::conv2d_backward));
-  m.impl("latent_conv_transpose2d_forward", TORCH_FN(K::transpose2d_forward));
-  m.impl("latent_conv_transpose2d_backward", TORCH_FN(K::transpose2d_backward));
-}
+  // The device operators (schemas in latent_conv_ops.cpp) and their kernels; a device file
+  // registers them with register_kernels<...>(m) (common/registration.h).
+  static constexpr std::tuple kernels{
+      Kernel<&conv2d_forward>{"latent_conv2d_forward"},
+      Kernel<&conv2d_backward>{"latent_conv2d_backward"},
+      Kernel<&transpose2d_forward>{"latent_conv_transpose2d_forward"},
+      Kernel<&transpose2d_backward>{"latent_conv_transpose2d_backward"},
+  };
+};
 
 }  // namespace i2i_fast::latent_conv

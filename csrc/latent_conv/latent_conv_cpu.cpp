@@ -170,11 +170,10 @@ at::Tensor sum_by_class_cpu(const at::Tensor& grad_in, const LatentConvSpec& s) 
   return sums;
 }
 
-}  // namespace i2i_fast::latent_conv::cpu
-
 // The CPU kernels of the latent_conv operators (schemas in latent_conv_ops.cpp; each runs its
 // operator's checks first, device_kernels.h).
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-  i2i_fast::latent_conv::register_latent_conv_kernels<
-      &i2i_fast::latent_conv::cpu::add_table_cpu, &i2i_fast::latent_conv::cpu::sum_by_class_cpu>(m);
+  register_kernels<LatentConvKernels<&add_table_cpu, &sum_by_class_cpu>>(m);
 }
+
+}  // namespace i2i_fast::latent_conv::cpu

@@ -191,12 +191,10 @@ at::Tensor sum_by_class_cuda(const at::Tensor& grad_in, const LatentConvSpec& s)
   return sums;
 }
 
-}  // namespace i2i_fast::latent_conv::cuda
-
 // The CUDA kernels of the latent_conv operators (schemas in latent_conv_ops.cpp; each runs its
 // operator's checks first, device_kernels.h).
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  i2i_fast::latent_conv::register_latent_conv_kernels<
-      &i2i_fast::latent_conv::cuda::add_table_cuda,
-      &i2i_fast::latent_conv::cuda::sum_by_class_cuda>(m);
+  register_kernels<LatentConvKernels<&add_table_cuda, &sum_by_class_cuda>>(m);
 }
+
+}  // namespace i2i_fast::latent_conv::cuda

@@ -24,6 +24,7 @@
 
 #include "../common/forward_ad.h"
 #include "../common/operator_handle.h"
+#include "../common/registration.h"
 
 namespace i2i_fast {
 namespace {
@@ -105,14 +106,6 @@ class LatentConvFunction : public torch::autograd::Function<LatentConvFunction<O
   }
 };
 
-bool recording(std::initializer_list<const Tensor*> inputs) {
-  if (!at::GradMode::is_enabled()) return false;
-  for (const Tensor* t : inputs) {
-    if (t->defined() && t->requires_grad()) return true;
-  }
-  return false;
-}
-
 template <typename Ops>
 Tensor latent_autograd(const Tensor& x, const Tensor& z, const Tensor& weight,
                        const std::optional<Tensor>& bias, int64_t stride, int64_t padding,
@@ -142,11 +135,8 @@ Tensor latent_autograd(const Tensor& x, const Tensor& z, const Tensor& weight,
     }
     return with_forward_tangent(out, tangent);
   }
-  if (!recording({&x, &z, &weight, &b})) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return Ops::forward_op().call(x, z, weight, bias, stride, padding, last);
-  }
-  return LatentConvFunction<Ops>::apply(x, z, weight, bias, stride, padding, last);
+  return call_or_record<LatentConvFunction<Ops>>(recording(x, z, weight, b), Ops::forward_op(), x,
+                                                 z, weight, bias, stride, padding, last);
 }
 
 // Below autograd (inference mode, torch.no_grad under functionalization): the forward operator.
@@ -161,42 +151,29 @@ Tensor latent_no_grad(const Tensor& x, const Tensor& z, const Tensor& weight,
 }  // namespace i2i_fast
 
 TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
-  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  m.def(
+  i2i_fast::define_operators(m, {
       "latent_conv2d(Tensor x, Tensor z, Tensor weight, Tensor? bias=None, int stride=1, "
       "int padding=0, str padding_mode=\"zeros\") -> Tensor",
-      tags);
-  m.def(
       "latent_conv2d_forward(Tensor x, Tensor z, Tensor weight, Tensor? bias, int stride, "
       "int padding, str padding_mode) -> Tensor",
-      tags);
-  m.def(
       "latent_conv2d_backward(Tensor grad, Tensor x, Tensor z, Tensor weight, int stride, "
       "int padding, str padding_mode, bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)",
-      tags);
-  m.def(
       "latent_conv_transpose2d(Tensor x, Tensor z, Tensor weight, Tensor? bias=None, "
       "int stride=1, int padding=0, int output_padding=0) -> Tensor",
-      tags);
-  m.def(
       "latent_conv_transpose2d_forward(Tensor x, Tensor z, Tensor weight, Tensor? bias, "
       "int stride, int padding, int output_padding) -> Tensor",
-      tags);
-  m.def(
       "latent_conv_transpose2d_backward(Tensor grad, Tensor x, Tensor z, Tensor weight, "
       "int stride, int padding, int output_padding, bool[4] output_mask) -> (Tensor, Tensor, "
       "Tensor, Tensor)",
-      tags);
+  });
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("latent_conv2d", &i2i_fast::latent_autograd<i2i_fast::Conv2d>);
   m.impl("latent_conv_transpose2d", &i2i_fast::latent_autograd<i2i_fast::ConvTranspose2d>);
-  for (const char* name : {"latent_conv2d_forward", "latent_conv2d_backward",
-                           "latent_conv_transpose2d_forward",
-                           "latent_conv_transpose2d_backward"}) {
-    m.impl(name, torch::autograd::autogradNotImplementedFallback());
-  }
+  i2i_fast::not_differentiable(m, {"latent_conv2d_forward", "latent_conv2d_backward",
+                                   "latent_conv_transpose2d_forward",
+                                   "latent_conv_transpose2d_backward"});
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, CompositeExplicitAutograd, m) {

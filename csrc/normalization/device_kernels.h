@@ -4,7 +4,7 @@
 // normalization_cpu.cpp:
 //
 //   TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-//     register_normalization_kernels<&norm_forward, &norm_backward>(m);
+//     register_kernels<NormalizationKernels<&norm_forward, &norm_backward>>(m);
 //   }
 #pragma once
 
@@ -14,6 +14,7 @@
 #include <optional>
 #include <tuple>
 
+#include "../common/registration.h"
 #include "checks.h"
 #include "common.h"
 
@@ -89,19 +90,16 @@ struct NormalizationKernels {
     check_norm_backward_inputs(op, grad_out, x, mean, rstd, spec.grouping);
     return backward(grad_out, x, weight, bias, mean, rstd, spec);
   }
-};
 
-// Registers the six device operators (schemas in normalization_ops.cpp) for the dispatch key of
-// the enclosing TORCH_LIBRARY_IMPL.
-template <NormForwardFn forward, NormBackwardFn backward>
-void register_normalization_kernels(torch::Library& m) {
-  using K = NormalizationKernels<forward, backward>;
-  m.impl("adain_forward", TORCH_FN(K::adain_forward));
-  m.impl("adain_backward", TORCH_FN(K::adain_backward));
-  m.impl("instance_norm_forward", TORCH_FN(K::instance_norm_forward));
-  m.impl("instance_norm_backward", TORCH_FN(K::instance_norm_backward));
-  m.impl("layer_norm_forward", TORCH_FN(K::layer_norm_forward));
-  m.impl("layer_norm_backward", TORCH_FN(K::layer_norm_backward));
-}
+  // The device operators (schemas in normalization_ops.cpp) and their kernels; a device file
+  // registers them with register_kernels<...>(m) (common/registration.h).
+  static constexpr std::tuple kernels{
+      Kernel<&adain_forward>{"adain_forward"}, Kernel<&adain_backward>{"adain_backward"},
+      Kernel<&instance_norm_forward>{"instance_norm_forward"},
+      Kernel<&instance_norm_backward>{"instance_norm_backward"},
+      Kernel<&layer_norm_forward>{"layer_norm_forward"},
+      Kernel<&layer_norm_backward>{"layer_norm_backward"},
+  };
+};
 
 }  // namespace i2i_fast

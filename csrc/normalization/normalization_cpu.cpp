@@ -971,6 +971,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
 // operator's checks first, device_kernels.h).
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
-  i2i_fast::register_normalization_kernels<&i2i_fast::normalization::cpu::norm_forward,
-                                           &i2i_fast::normalization::cpu::norm_backward>(m);
+  i2i_fast::register_kernels<
+      i2i_fast::NormalizationKernels<&i2i_fast::normalization::cpu::norm_forward,
+                                     &i2i_fast::normalization::cpu::norm_backward>>(m);
 }

@@ -1185,7 +1185,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
 // its operator's checks first, device_kernels.h).
 
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
-  register_normalization_kernels<&norm_forward, &norm_backward>(m);
+  register_kernels<NormalizationKernels<&norm_forward, &norm_backward>>(m);
 }
 
 }  // namespace i2i_fast::normalization::cuda

@@ -15,13 +15,12 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <torch/csrc/autograd/autograd_not_implemented_fallback.h>
-
 #include <optional>
 #include <string>
 #include <tuple>
 
 #include "../common/operator_handle.h"
+#include "../common/registration.h"
 
 namespace i2i_fast {
 namespace {
@@ -176,60 +175,41 @@ Tensor layer_norm_no_grad(const Tensor& x, const OptTensor& weight, const OptTen
 }  // namespace i2i_fast
 
 TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
-  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  // AdaIN: per-(n, c) instance statistics, per-sample modulation weight/bias (N, C).
-  m.def(
+  i2i_fast::define_operators(m, {
+      // AdaIN: per-(n, c) instance statistics, per-sample modulation weight/bias (N, C).
       "adain(Tensor x, Tensor weight, Tensor bias, float eps=1e-05, str activation=\"none\", "
       "float negative_slope=0.2) -> Tensor",
-      tags);
-  m.def(
       "adain_forward(Tensor x, Tensor weight, Tensor bias, float eps, str activation, "
       "float negative_slope) -> (Tensor, Tensor, Tensor)",
-      tags);
-  m.def(
       "adain_backward(Tensor grad_out, Tensor x, Tensor weight, Tensor bias, Tensor mean, "
       "Tensor rstd, float eps, str activation, float negative_slope) -> (Tensor, Tensor, Tensor)",
-      tags);
-  // InstanceNorm: per-(n, c) statistics, optional per-channel affine (C,).
-  m.def(
+      // InstanceNorm: per-(n, c) statistics, optional per-channel affine (C,).
       "instance_norm(Tensor x, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, "
       "str activation=\"none\", float negative_slope=0.2) -> Tensor",
-      tags);
-  m.def(
       "instance_norm_forward(Tensor x, Tensor? weight, Tensor? bias, float eps, str activation, "
       "float negative_slope) -> (Tensor, Tensor, Tensor)",
-      tags);
-  m.def(
       "instance_norm_backward(Tensor grad_out, Tensor x, Tensor? weight, Tensor? bias, "
       "Tensor mean, Tensor rstd, float eps, str activation, float negative_slope) "
       "-> (Tensor, Tensor, Tensor)",
-      tags);
-  // LayerNorm: per-sample statistics over (C, spatial), optional per-channel affine (C,);
-  // style "munit" (unbiased std, divide by std + eps) or "standard" (F.layer_norm).
-  m.def(
+      // LayerNorm: per-sample statistics over (C, spatial), optional per-channel affine (C,);
+      // style "munit" (unbiased std, divide by std + eps) or "standard" (F.layer_norm).
       "layer_norm(Tensor x, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, "
       "str style=\"munit\", str activation=\"none\", float negative_slope=0.2) -> Tensor",
-      tags);
-  m.def(
       "layer_norm_forward(Tensor x, Tensor? weight, Tensor? bias, float eps, str style, "
       "str activation, float negative_slope) -> (Tensor, Tensor, Tensor)",
-      tags);
-  m.def(
       "layer_norm_backward(Tensor grad_out, Tensor x, Tensor? weight, Tensor? bias, Tensor mean, "
       "Tensor rstd, float eps, str style, str activation, float negative_slope) "
       "-> (Tensor, Tensor, Tensor)",
-      tags);
+  });
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("adain", &i2i_fast::adain_autograd);
   m.impl("instance_norm", &i2i_fast::instance_norm_autograd);
   m.impl("layer_norm", &i2i_fast::layer_norm_autograd);
-  for (const char* name : {"adain_forward", "adain_backward", "instance_norm_forward",
-                           "instance_norm_backward", "layer_norm_forward",
-                           "layer_norm_backward"}) {
-    m.impl(name, torch::autograd::autogradNotImplementedFallback());
-  }
+  i2i_fast::not_differentiable(m, {"adain_forward", "adain_backward", "instance_norm_forward",
+                                   "instance_norm_backward", "layer_norm_forward",
+                                   "layer_norm_backward"});
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, CompositeExplicitAutograd, m) {

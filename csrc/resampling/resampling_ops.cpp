@@ -17,9 +17,9 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-
 #include "../common/forward_ad.h"
 #include "../common/operator_handle.h"
+#include "../common/registration.h"
 
 namespace i2i_fast {
 namespace {
@@ -36,8 +36,6 @@ I2I_FAST_OPERATOR_HANDLE(block_repeat_op, BlockRepeatOp, "i2i_fast::block_repeat
 I2I_FAST_OPERATOR_HANDLE(block_sum_op, BlockSumOp, "i2i_fast::block_sum")
 I2I_FAST_OPERATOR_HANDLE(reflection_pad_op, PadOp, "i2i_fast::reflection_pad")
 I2I_FAST_OPERATOR_HANDLE(reflection_pad_backward_op, PadOp, "i2i_fast::reflection_pad_backward")
-
-bool recording(const Tensor& x) { return at::GradMode::is_enabled() && x.requires_grad(); }
 
 class BlockRepeatFunction : public torch::autograd::Function<BlockRepeatFunction> {
  public:
@@ -111,11 +109,8 @@ Tensor block_repeat_autograd(const Tensor& x, int64_t factor, double divisor, in
     return with_forward_tangent(op.call(forward_primal(x), factor, divisor, out_h, out_w),
                                 op.call(tangent, factor, divisor, out_h, out_w));
   }
-  if (!recording(x)) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return block_repeat_op().call(x, factor, divisor, out_h, out_w);
-  }
-  return BlockRepeatFunction::apply(x, factor, divisor, out_h, out_w);
+  return call_or_record<BlockRepeatFunction>(recording(x), block_repeat_op(), x, factor, divisor,
+                                             out_h, out_w);
 }
 
 Tensor block_sum_autograd(const Tensor& x, int64_t factor, double divisor) {
@@ -124,11 +119,7 @@ Tensor block_sum_autograd(const Tensor& x, int64_t factor, double divisor) {
     return with_forward_tangent(op.call(forward_primal(x), factor, divisor),
                                 op.call(tangent, factor, divisor));
   }
-  if (!recording(x)) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return block_sum_op().call(x, factor, divisor);
-  }
-  return BlockSumFunction::apply(x, factor, divisor);
+  return call_or_record<BlockSumFunction>(recording(x), block_sum_op(), x, factor, divisor);
 }
 
 template <bool kPad>
@@ -137,22 +128,19 @@ Tensor reflection_autograd(const Tensor& x, int64_t pad) {
   if (const Tensor tangent = forward_tangent(x); tangent.defined()) {
     return with_forward_tangent(op.call(forward_primal(x), pad), op.call(tangent, pad));
   }
-  if (!recording(x)) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return op.call(x, pad);
-  }
-  return ReflectionFunction<kPad>::apply(x, pad);
+  return call_or_record<ReflectionFunction<kPad>>(recording(x), op, x, pad);
 }
 
 }  // namespace
 }  // namespace i2i_fast
 
 TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
-  const std::vector<at::Tag> tags{at::Tag::pt2_compliant_tag};
-  m.def("block_repeat(Tensor x, int factor, float divisor, int out_h, int out_w) -> Tensor", tags);
-  m.def("block_sum(Tensor x, int factor, float divisor) -> Tensor", tags);
-  m.def("reflection_pad(Tensor x, int pad) -> Tensor", tags);
-  m.def("reflection_pad_backward(Tensor grad, int pad) -> Tensor", tags);
+  i2i_fast::define_operators(m, {
+      "block_repeat(Tensor x, int factor, float divisor, int out_h, int out_w) -> Tensor",
+      "block_sum(Tensor x, int factor, float divisor) -> Tensor",
+      "reflection_pad(Tensor x, int pad) -> Tensor",
+      "reflection_pad_backward(Tensor grad, int pad) -> Tensor",
+  });
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {

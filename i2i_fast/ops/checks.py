@@ -146,6 +146,25 @@ def non_empty(op: str, name: str, t: torch.Tensor) -> None:
         raise ValueError(f"{op}: {name}: expected a non-empty tensor, got shape {tuple(t.shape)}")
 
 
+def loss_grad(op: str, grad_loss: object, reduction: str, like: torch.Tensor,
+              like_name: str) -> None:
+    """The upstream gradient of a loss over `like` ((N, ...), named `like_name`): a floating
+    tensor, (N,) for reduction 'none' (one loss per sample), else a scalar; on like's device."""
+    grad_loss = tensor(op, "grad_loss", grad_loss)
+    floating(op, "grad_loss", grad_loss)
+    if reduction == "none":
+        n = like.shape[0]
+        if grad_loss.dim() != 1 or grad_loss.shape[0] != n:
+            raise ValueError(f"{op}: grad_loss: expected shape ({n},) (reduction 'none'), got "
+                             f"{tuple(grad_loss.shape)}")
+    elif grad_loss.dim() != 0:
+        raise ValueError(f"{op}: grad_loss: expected a scalar (reduction {reduction!r}), got "
+                         f"shape {tuple(grad_loss.shape)}")
+    if grad_loss.device != like.device:
+        raise ValueError(f"{op}: grad_loss: expected device {like.device} (that of {like_name}), "
+                         f"got {grad_loss.device}")
+
+
 def loss_outputs(op: str, outputs: object, heads: bool) -> list[torch.Tensor] | tuple:
     """The discriminator outputs of a loss: one tensor or a non-empty list/tuple of tensors, every
     one floating and non-empty, with the same batch size, dtype and device; (N, ...) each, or

@@ -75,7 +75,7 @@ def gan_loss(outputs, mode, target, label, domain, reduction, op: str = "gan_los
 def gan_loss_backward(grad_loss, outputs, mode, target, label, domain, reduction) -> None:
     op = "gan_loss_backward"
     scales = gan_loss(outputs, mode, target, label, domain, reduction, op)
-    loss_grad(op, grad_loss, reduction, scales[0])
+    checks.loss_grad(op, grad_loss, reduction, scales[0], "outputs[0]")
 
 
 def r1_penalty(grads, weight, reduction, op: str = "r1_penalty") -> float:
@@ -89,21 +89,4 @@ def r1_penalty(grads, weight, reduction, op: str = "r1_penalty") -> float:
 def r1_penalty_backward(grad_loss, grads, weight, reduction) -> None:
     op = "r1_penalty_backward"
     r1_penalty(grads, weight, reduction, op)
-    loss_grad(op, grad_loss, reduction, grads)
-
-
-def loss_grad(op: str, grad_loss: torch.Tensor, reduction: str, like: torch.Tensor) -> None:
-    """The upstream gradient of a loss: floating, (N,) for reduction "none" or a scalar, on the
-    device of `like` ((N, ...))."""
-    checks.floating(op, "grad_loss", grad_loss)
-    n = like.shape[0]
-    if reduction == "none":
-        if grad_loss.dim() != 1 or grad_loss.shape[0] != n:
-            raise ValueError(f"{op}: grad_loss: expected shape ({n},) (reduction 'none'), got "
-                             f"{tuple(grad_loss.shape)}")
-    elif grad_loss.dim() != 0:
-        raise ValueError(f"{op}: grad_loss: expected a scalar (reduction 'mean' or 'sum'), got "
-                         f"shape {tuple(grad_loss.shape)}")
-    if grad_loss.device != like.device:
-        raise ValueError(f"{op}: grad_loss: expected device {like.device}, got "
-                         f"{grad_loss.device}")
+    checks.loss_grad(op, grad_loss, reduction, grads, "grads")

@@ -38,11 +38,4 @@ def gaussian_nll_backward(grad_loss, z, mu, logvar, reduction) -> None:
     """The forward checks, then grad_loss: a floating scalar on the device of z."""
     op = "gaussian_nll_backward"
     gaussian_nll(z, mu, logvar, reduction, op)
-    checks.tensor(op, "grad_loss", grad_loss)
-    checks.floating(op, "grad_loss", grad_loss)
-    if grad_loss.dim() != 0:
-        raise ValueError(f"{op}: grad_loss: expected a scalar, got shape "
-                         f"{tuple(grad_loss.shape)}")
-    if grad_loss.device != z.device:
-        raise ValueError(f"{op}: grad_loss: expected device {z.device} (that of z), got "
-                         f"{grad_loss.device}")
+    checks.loss_grad(op, grad_loss, reduction, z, "z")

@@ -26,6 +26,17 @@ def rows_of(r, head, tail, period):
 
 
 @triton.jit
+def unravel(idx, size0, size1, size2):
+    """The coordinates (a0, a1, a2, a3) of the flat index idx = ((a3 * size2 + a2) * size1 + a1)
+    * size0 + a0, a0 the fastest."""
+    a0 = idx % size0
+    t = idx // size0
+    a1 = t % size1
+    t = t // size1
+    return a0, a1, t % size2, t // size2
+
+
+@triton.jit
 def add_table_kernel(out_ptr, tab_ptr, total, C, HO, WO, s_n, s_c, s_i, s_j, KR, KC,
                      head_r, tail_r, period_r, head_c, tail_c, period_c,
                      CHANNELS_LAST: tl.constexpr, BLOCK: tl.constexpr):
@@ -34,19 +45,9 @@ def add_table_kernel(out_ptr, tab_ptr, total, C, HO, WO, s_n, s_c, s_i, s_j, KR,
     idx = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = idx < total
     if CHANNELS_LAST:
-        o = idx % C
-        t = idx // C
-        j = t % WO
-        t = t // WO
-        i = t % HO
-        n = t // HO
+        o, j, i, n = unravel(idx, C, WO, HO)
     else:
-        j = idx % WO
-        t = idx // WO
-        i = t % HO
-        t = t // HO
-        o = t % C
-        n = t // C
+        j, i, o, n = unravel(idx, WO, HO, C)
     cr = class_of(i, head_r, tail_r, period_r)
     cc = class_of(j, head_c, tail_c, period_c)
     offset = n * s_n + o * s_c + i * s_i + j * s_j
