@@ -161,6 +161,24 @@ void dispatch_term_pack_width(const TermTensors<K>& a, const TermTensors<K>* b, 
   }
 }
 
+// What every call of a term's kernels sets up: the inputs' device made current (first, so that
+// the copies below are made there), its current stream, and the inputs as contiguous tensors.
+template <int K>
+struct TermCall {
+  explicit TermCall(const TermTensors<K>& inputs_in)
+      : guard(inputs_in[0].device()),
+        device(inputs_in[0].get_device()),
+        stream(c10::cuda::getCurrentCUDAStream(device).stream()),
+        inputs(contiguous<K>(inputs_in)),
+        numel(inputs[0].numel()) {}
+
+  const c10::cuda::CUDAGuard guard;
+  const int device;
+  const cudaStream_t stream;
+  const TermTensors<K> inputs;
+  const int64_t numel;
+};
+
 // The Device of LatentTermKernels (device_kernels.h) on CUDA, for any term of common.h.
 struct CudaTerms {
   // forward: the reduced loss of a term over its inputs (of one shape, dtype and device).
@@ -168,12 +186,11 @@ struct CudaTerms {
   static at::Tensor forward(const TermTensors<Term::kInputs>& inputs_in,
                             const LatentTermSpec& spec) {
     constexpr int K = Term::kInputs;
-    const c10::cuda::CUDAGuard guard(inputs_in[0].device());
-    const int device = inputs_in[0].get_device();
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
-    const TermTensors<K> inputs = contiguous<K>(inputs_in);
+    const TermCall<K> call(inputs_in);
+    const TermTensors<K>& inputs = call.inputs;
     const at::Tensor& first = inputs[0];
-    const int64_t numel = first.numel();
+    const int64_t numel = call.numel;
+    const cudaStream_t stream = call.stream;
     const double divisor = latent_divisor(spec.reduction, first.size(0), numel);
     const int64_t chunks = ceil_div(numel, kChunk);
     const auto loss_options = first.options().dtype(latent_loss_dtype(first.scalar_type()));
@@ -205,12 +222,8 @@ struct CudaTerms {
                                              const TermTensors<Term::kInputs>& inputs_in,
                                              const LatentTermSpec& spec) {
     constexpr int K = Term::kInputs;
-    const c10::cuda::CUDAGuard guard(inputs_in[0].device());
-    const int device = inputs_in[0].get_device();
-    const cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device).stream();
-    const TermTensors<K> inputs = contiguous<K>(inputs_in);
-    const at::Tensor& first = inputs[0];
-    const int64_t numel = first.numel();
+    const TermCall<K> call(inputs_in);
+    const at::Tensor& first = call.inputs[0];
     const at::Tensor g = grad_loss.to(latent_loss_dtype(first.scalar_type()));
     TermTensors<K> grads;
     for (auto& t : grads) t = at::empty_like(first);
@@ -220,11 +233,12 @@ struct CudaTerms {
       using A = typename AccumulateOf<T>::type;
       Pointers<T*, K> out;
       for (int k = 0; k < K; ++k) out.p[k] = grads[k].template mutable_data_ptr<T>();
-      dispatch_term_pack_width<T, K>(inputs, &grads, numel, [&](auto vec_constant) {
+      const int64_t numel = call.numel;
+      dispatch_term_pack_width<T, K>(call.inputs, &grads, numel, [&](auto vec_constant) {
         constexpr int VEC = decltype(vec_constant)::value;
-        const dim3 blocks = grid(stride_blocks(numel / VEC, kBlock, device));
-        term_element_grads<Term, T, A, VEC><<<blocks, kBlock, 0, stream>>>(
-            inputs_of<T, K>(inputs), numel, g.const_data_ptr<A>(),
+        const dim3 blocks = grid(stride_blocks(numel / VEC, kBlock, call.device));
+        term_element_grads<Term, T, A, VEC><<<blocks, kBlock, 0, call.stream>>>(
+            inputs_of<T, K>(call.inputs), numel, g.const_data_ptr<A>(),
             latent_divisor(spec.reduction, first.size(0), numel), out);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       }, std::make_index_sequence<K>());
