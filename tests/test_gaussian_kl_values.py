@@ -11,16 +11,14 @@ import pytest
 import torch
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, channels_last, rel_err, strided_view
+from helpers import channels_last, strided_view
+from latent_term_checks import F64, as_dtype, backends, check_thread_count_independence
+from latent_term_checks import check as check_term
+from latent_term_checks import loss_and_grads as term_loss_and_grads
 
 REDUCTIONS = ("sum", "batch_sum", "mean")
 SHAPES = [(1, 1), (1, 8), (4, 8), (3, 7), (2, 3, 5), (2, 3, 4, 5), (5, 4099)]
-F64 = torch.float64
-
-
-def backends() -> list[str]:
-    return [b for b in ops.backend_names()
-            if ops.get_backend(b).reason("gaussian_kl", torch.zeros(1, 1)) is None]
+BACKENDS = backends("gaussian_kl")
 
 
 def make_inputs(shape, dtype, seed=0):
@@ -32,43 +30,28 @@ def make_inputs(shape, dtype, seed=0):
 
 
 def loss_and_grads(mu, logvar, reduction, grad=2.5):
-    leaves = [t.detach().requires_grad_() for t in (mu, logvar)]
-    loss = ops.gaussian_kl(*leaves, reduction)
-    grads = torch.autograd.grad(loss, leaves, torch.tensor(grad, dtype=loss.dtype))
-    return loss.detach(), grads
-
-
-def reference64(mu, logvar, reduction, grad=2.5):
-    with ops.use_backend("reference"):
-        return loss_and_grads(*(t.detach().double() for t in (mu, logvar)), reduction, grad)
+    return term_loss_and_grads("gaussian_kl", (mu, logvar), reduction, grad)
 
 
 def check(mu, logvar, reduction, backend, dtype):
-    with ops.use_backend(backend):
-        loss, grads = loss_and_grads(mu, logvar, reduction)
-    ref_loss, ref_grads = reference64(mu, logvar, reduction)
-    assert loss.dtype == (F64 if dtype == F64 else torch.float32) and loss.shape == ()
-    assert rel_err(loss, ref_loss) <= TOLERANCE[dtype], (backend, reduction)
-    for name, g, r, x in zip(("mu", "logvar"), grads, ref_grads, (mu, logvar)):
-        assert g.dtype == x.dtype and g.shape == x.shape, name
-        assert rel_err(g, r) <= TOLERANCE[dtype], (backend, reduction, name)
+    check_term("gaussian_kl", ("mu", "logvar"), (mu, logvar), reduction, backend, dtype)
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_float64_every_backend_reduction_and_shape(backend, reduction, shape):
     check(*make_inputs(shape, F64), reduction, backend, F64)
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_lower_precision_against_the_float64_reference(backend, dtype):
     for reduction in REDUCTIONS:
         check(*make_inputs((4, 37), dtype, seed=1), reduction, backend, dtype)
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["channels_last", "strided", "expanded"])
 def test_channels_last_strided_and_expanded_inputs(backend, layout):
     mu, logvar = make_inputs((2, 3, 4, 5), F64, seed=2)
@@ -84,22 +67,11 @@ def test_channels_last_strided_and_expanded_inputs(backend, layout):
 @pytest.mark.skipif(ops.get_backend("cpu").unavailable_reason() is not None,
                     reason="the compiled extension is not loaded")
 def test_the_cpu_result_does_not_depend_on_the_thread_count():
-    mu, logvar = make_inputs((4, 70000), torch.float32, seed=3)
-    threads = torch.get_num_threads()
-    results = []
-    try:
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            with ops.use_backend("cpu"):
-                results.append(loss_and_grads(mu, logvar, "sum"))
-    finally:
-        torch.set_num_threads(threads)
-    assert torch.equal(results[0][0], results[1][0])
-    for a, b in zip(results[0][1], results[1][1]):
-        assert torch.equal(a, b)
+    check_thread_count_independence("gaussian_kl", make_inputs((4, 70000), torch.float32, seed=3),
+                                    "sum")
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("which", ["mu", "logvar"])
 def test_nan_propagates_to_the_loss_and_that_element_only(backend, which):
     inputs = list(make_inputs((3, 5), F64, seed=4))
@@ -132,12 +104,7 @@ def careful(mu: float, logvar: float, grad: float) -> tuple[float, float, float]
     return e, grad * mu, grad * half_exp - grad / 2
 
 
-def as_dtype(value: float, dtype) -> float:
-    """value rounded to dtype: inf beyond its range."""
-    return float(torch.tensor(value, dtype=F64).to(dtype))
-
-
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
 def test_large_log_variances_are_finite_wherever_the_true_value_is(backend, dtype):
     """logvar from -1e6 to 1e4 (and, on the kernels, where exp(logvar) overflows the dtype but
@@ -179,7 +146,7 @@ def test_the_reference_formula_is_the_official_codes_and_the_kl_divergence():
                                    rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_zero_at_the_prior(backend):
     """mu = 0, logvar = 0 is the prior itself: the KL and both gradients are exactly zero."""
     zero = torch.zeros(2, 8)
