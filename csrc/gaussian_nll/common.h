@@ -23,8 +23,9 @@
 // s and h are finite and non-zero for |logvar| < 4 * 88 = 352 (resp. 2 * 88 = 176) in float32
 // (2836, 1418 in float64), and each product overflows only where its true value does. Beyond that
 // range s is 0 or inf: z == mu then gives t = 0 (never 0 * inf), and any other z a t that is
-// truly 0 or truly beyond the type's range; h is inf only where exp(logvar) / 2 is, and the KL
-// terms of logvar -> -inf are the finite -logvar / 2 - 1 / 2 + mu^2 / 2 (h = 0). So the losses and
+// truly 0 or truly beyond the type's range; h is inf only where exp(logvar) / 2 is, and where h
+// underflows to 0 the KL term is -logvar / 2 - 1 / 2 + mu^2 / 2, its value to the type's
+// precision (exp(logvar) is below it), finite for a finite logvar. So the losses and
 // the gradients are inf (or NaN from inf - inf) only where their true values are not finite, or
 // where an input is. (An infinite or NaN input gives what the formula gives, except z == mu with
 // logvar = -inf in the NLL: t = 0 and e = -inf, where the formula's 0 * inf is NaN.)
