@@ -7,7 +7,7 @@
 //                                         _backward)
 //   filter_response_norm/filter_response_norm_ops.cpp
 //                                         filter_response_norm (+ _forward, _backward)
-//   gaussian_nll/gaussian_nll_ops.cpp     gaussian_nll (+ _backward)
+//   gaussian_nll/gaussian_nll_ops.cpp     gaussian_nll, gaussian_kl (+ _backward)
 // and its kernels with TORCH_LIBRARY_IMPL(i2i_fast, CPU / CUDA, ...) next to them
 // (<family>_cpu.cpp, <family>_cuda.cu). Every compiled file has a name of its own: the build
 // names each object file after its source's base name (CONTRIBUTING.md, "Adding an operator").

@@ -33,7 +33,8 @@ NORM_OPERATORS = ("adain", "instance_norm", "layer_norm")
 DEVICE_OPERATORS = tuple(f"{op}_{kind}" for op in NORM_OPERATORS
                          for kind in ("forward", "backward")) + (
     "gan_loss", "gan_loss_backward", "r1_penalty", "r1_penalty_backward",
-    "gaussian_nll", "gaussian_nll_backward", "latent_conv2d_forward", "latent_conv2d_backward",
+    "gaussian_nll", "gaussian_nll_backward", "gaussian_kl", "gaussian_kl_backward",
+    "latent_conv2d_forward", "latent_conv2d_backward",
     "latent_conv_transpose2d_forward", "latent_conv_transpose2d_backward",
     "filter_response_norm_forward", "filter_response_norm_backward")
 

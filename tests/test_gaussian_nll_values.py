@@ -10,16 +10,14 @@ import pytest
 import torch
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, channels_last, rel_err, strided_view
+from helpers import channels_last, strided_view
+from latent_term_checks import F64, as_dtype, backends, check_thread_count_independence
+from latent_term_checks import check as check_term
+from latent_term_checks import loss_and_grads as term_loss_and_grads
 
 REDUCTIONS = ("batch_sum", "sum", "mean")
 SHAPES = [(1, 1), (8, 8), (3, 7), (2, 3, 5), (2, 3, 4, 5), (5, 4099)]
-F64 = torch.float64
-
-
-def backends() -> list[str]:
-    return [b for b in ops.backend_names()
-            if ops.get_backend(b).reason("gaussian_nll", torch.zeros(1, 1)) is None]
+BACKENDS = backends("gaussian_nll")
 
 
 def make_inputs(shape, dtype, seed=0):
@@ -32,43 +30,28 @@ def make_inputs(shape, dtype, seed=0):
 
 
 def loss_and_grads(z, mu, logvar, reduction, grad=2.5):
-    leaves = [t.detach().requires_grad_() for t in (z, mu, logvar)]
-    loss = ops.gaussian_nll(*leaves, reduction)
-    grads = torch.autograd.grad(loss, leaves, torch.tensor(grad, dtype=loss.dtype))
-    return loss.detach(), grads
-
-
-def reference64(z, mu, logvar, reduction, grad=2.5):
-    with ops.use_backend("reference"):
-        return loss_and_grads(*(t.detach().double() for t in (z, mu, logvar)), reduction, grad)
+    return term_loss_and_grads("gaussian_nll", (z, mu, logvar), reduction, grad)
 
 
 def check(z, mu, logvar, reduction, backend, dtype):
-    with ops.use_backend(backend):
-        loss, grads = loss_and_grads(z, mu, logvar, reduction)
-    ref_loss, ref_grads = reference64(z, mu, logvar, reduction)
-    assert loss.dtype == (F64 if dtype == F64 else torch.float32) and loss.shape == ()
-    assert rel_err(loss, ref_loss) <= TOLERANCE[dtype], (backend, reduction)
-    for name, g, r, x in zip(("z", "mu", "logvar"), grads, ref_grads, (z, mu, logvar)):
-        assert g.dtype == x.dtype and g.shape == x.shape, name
-        assert rel_err(g, r) <= TOLERANCE[dtype], (backend, reduction, name)
+    check_term("gaussian_nll", ("z", "mu", "logvar"), (z, mu, logvar), reduction, backend, dtype)
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_float64_every_backend_reduction_and_shape(backend, reduction, shape):
     check(*make_inputs(shape, F64), reduction, backend, F64)
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_lower_precision_against_the_float64_reference(backend, dtype):
     for reduction in REDUCTIONS:
         check(*make_inputs((4, 37), dtype, seed=1), reduction, backend, dtype)
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["channels_last", "strided", "expanded"])
 def test_channels_last_strided_and_expanded_inputs(backend, layout):
     z, mu, logvar = make_inputs((2, 3, 4, 5), F64, seed=2)
@@ -84,23 +67,11 @@ def test_channels_last_strided_and_expanded_inputs(backend, layout):
 @pytest.mark.skipif(ops.get_backend("cpu").unavailable_reason() is not None,
                     reason="the compiled extension is not loaded")
 def test_the_cpu_result_does_not_depend_on_the_thread_count():
-    backend = "cpu"
-    z, mu, logvar = make_inputs((4, 70000), torch.float32, seed=3)
-    threads = torch.get_num_threads()
-    results = []
-    try:
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            with ops.use_backend(backend):
-                results.append(loss_and_grads(z, mu, logvar, "batch_sum"))
-    finally:
-        torch.set_num_threads(threads)
-    assert torch.equal(results[0][0], results[1][0])
-    for a, b in zip(results[0][1], results[1][1]):
-        assert torch.equal(a, b)
+    check_thread_count_independence("gaussian_nll", make_inputs((4, 70000), torch.float32, seed=3),
+                                    "batch_sum")
 
 
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("which", ["z", "mu", "logvar"])
 def test_nan_propagates_to_the_loss_and_that_element_only(backend, which):
     inputs = list(make_inputs((3, 5), F64, seed=4))
@@ -132,12 +103,7 @@ def careful(d: float, logvar: float, grad: float) -> tuple[float, float, float]:
     return logvar / 2 + t2 / 2, dz, grad / 2 * (1 - t2)
 
 
-def as_dtype(value: float, dtype) -> float:
-    """value rounded to dtype: inf beyond its range."""
-    return float(torch.tensor(value, dtype=F64).to(dtype))
-
-
-@pytest.mark.parametrize("backend", backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
 def test_large_log_variances_are_finite_wherever_the_true_value_is(backend, dtype):
     """logvar = +-80, +-200 (and +-400 on the kernels): each element against the careful value;

@@ -48,6 +48,8 @@ DEFINITION = {
     "r1_penalty_backward": loss_checks.r1_penalty_backward,
     "gaussian_nll": nll_checks.gaussian_nll,
     "gaussian_nll_backward": nll_checks.gaussian_nll_backward,
+    "gaussian_kl": nll_checks.gaussian_kl,
+    "gaussian_kl_backward": nll_checks.gaussian_kl_backward,
     "reflection_pad": resampling_checks.reflection_pad,
     "latent_conv2d_forward": latent_checks.latent_conv2d,
     "latent_conv2d_backward": latent_checks.latent_conv2d_backward,
@@ -168,6 +170,21 @@ BAD_CALLS = {
     "nll grad_loss dtype": ("gaussian_nll_backward", (torch.tensor(1), NC, NC, NC, "mean")),
     "nll backward reduction": ("gaussian_nll_backward", (torch.tensor(1.0), NC, NC, NC,
                                                          "batchsum")),
+    # gaussian_kl
+    "kl mu dtype": ("gaussian_kl", (NC.long(), NC, "sum")),
+    "kl mu rank": ("gaussian_kl", (torch.tensor(1.0), torch.tensor(1.0), "sum")),
+    "kl mu empty": ("gaussian_kl", (torch.ones(0, 3), torch.ones(0, 3), "batch_sum")),
+    "kl logvar shape": ("gaussian_kl", (NC, C, "sum")),
+    "kl logvar dtype": ("gaussian_kl", (NC.bfloat16(), NC.half(), "mean")),
+    "kl logvar device": ("gaussian_kl", (NC, torch.ones(2, 3, device="meta"), "sum")),
+    "kl reduction": ("gaussian_kl", (NC, NC, "none")),
+    "kl backward mu": ("gaussian_kl_backward", (torch.tensor(1.0), NC.int(), NC, "sum")),
+    "kl backward logvar shape": ("gaussian_kl_backward", (torch.tensor(1.0), NC, NC.t(), "sum")),
+    "kl grad_loss shape": ("gaussian_kl_backward", (torch.ones(2), NC, NC, "sum")),
+    "kl grad_loss dtype": ("gaussian_kl_backward", (torch.tensor(1), NC, NC, "mean")),
+    "kl grad_loss device": ("gaussian_kl_backward", (torch.tensor(1.0, device="meta"), NC, NC,
+                                                     "batch_sum")),
+    "kl backward reduction": ("gaussian_kl_backward", (torch.tensor(1.0), NC, NC, "Sum")),
     # reflection_pad
     "pad x rank": ("reflection_pad", (torch.zeros(2, 3, 4), 1)),
     "pad x dtype": ("reflection_pad", (torch.zeros(1, 1, 4, 4, dtype=torch.int32), 1)),
@@ -261,9 +278,11 @@ def test_the_entry_points_are_all_checked_somewhere():
      "r1_penalty_backward: grad_loss: expected {} (that of grads), got {}"),
     (lambda g: nll_checks.gaussian_nll_backward(g, NC, NC, NC, "batch_sum"),
      "gaussian_nll_backward: grad_loss: expected {} (that of z), got {}"),
+    (lambda g: nll_checks.gaussian_kl_backward(g, NC, NC, "batch_sum"),
+     "gaussian_kl_backward: grad_loss: expected {} (that of mu), got {}"),
 ])
 def test_the_losses_check_their_upstream_gradient_in_one_wording(call, message):
-    """gan_loss, r1_penalty and gaussian_nll check grad_loss with one function (loss_grad in
+    """gan_loss, r1_penalty, gaussian_nll and gaussian_kl check grad_loss with one function (loss_grad in
     i2i_fast/ops/checks.py and csrc/common/checks.h): the scalar names the reduction, the device
     names the input it must share."""
     with pytest.raises(ValueError) as caught:

@@ -50,6 +50,8 @@ CASES = {
                    [(0.5,), (1.0,), (10.0,)], ((float("nan"),), "weight")),
     "gaussian_nll": (lambda x, reduction: ops.gaussian_nll(x, x * 0.5, x.tanh(), reduction),
                      [("batch_sum",), ("sum",), ("mean",)], (("none",), "reduction")),
+    "gaussian_kl": (lambda x, reduction: ops.gaussian_kl(x * 0.5, x.tanh(), reduction),
+                    [("sum",), ("batch_sum",), ("mean",)], (("batchmean",), "reduction")),
     "upsample_nearest": (lambda x, factor: ops.upsample_nearest(x, factor),
                          [(2,), (1,), (3,)], ((0,), "factor")),
     "avg_pool": (lambda x, factor: ops.avg_pool(x, factor), [(2,), (1,), (3,)], ((0,), "factor")),

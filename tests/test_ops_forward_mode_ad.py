@@ -54,6 +54,8 @@ SAMPLES = {
     "gaussian_nll": (lambda m, z, mu, logvar: m.gaussian_nll(z, mu, logvar),
                      lambda: (_randn(3, 8, seed=19), _randn(3, 8, seed=20),
                               _randn(3, 8, seed=21))),
+    "gaussian_kl": (lambda m, mu, logvar: m.gaussian_kl(mu, logvar, "batch_sum"),
+                    lambda: (_randn(3, 8, seed=22), _randn(3, 8, seed=23))),
     "upsample_nearest": (lambda m, x: m.upsample_nearest(x, 3),
                          lambda: (_randn(2, 3, 5, 6, seed=12),)),
     "avg_pool": (lambda m, x: m.avg_pool(x, 2),

@@ -1,13 +1,13 @@
-"""Compile the Triton kernels of the Gaussian NLL operators for a GPU, on a machine without one.
+"""Compile the Triton kernels of the Gaussian latent terms for a GPU, on a machine without one.
 
     python tests/triton_gaussian_nll_compile_check.py [--arch 90]
 
 Runs the operators' host code on small CPU tensors and compiles each kernel launch it would make
 for CUDA compute capability `arch` with the real Triton compiler (to PTX and cubin) instead of
-running it (the machinery of tests/triton_compile_check.py). Covers every dtype and reduction, a
-call of one program and one of several. Prints one JSON object per compiled kernel variant, then
-a summary line; exits 1 if any compilation failed. Needs Triton's compiled mode: TRITON_INTERPRET
-must be off. tests/test_triton_gaussian_nll.py runs it in a subprocess.
+running it (the machinery of tests/triton_compile_check.py). Covers both operators (gaussian_nll,
+gaussian_kl), every dtype and reduction, a call of one program and one of several. Prints one JSON
+object per compiled kernel variant, then a summary line; exits 1 if any compilation failed. Needs
+Triton's compiled mode: TRITON_INTERPRET must be off. tests/test_triton_gaussian_nll.py runs it in a subprocess.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def run_case(tk, case) -> None:
     z, mu, logvar = (torch.randn(shape).to(dtype) for _ in range(3))
     tk._gaussian_nll(z, mu, logvar, reduction)
     tk._gaussian_nll_backward(torch.tensor(1.0), z, mu, logvar, reduction)
+    tk._gaussian_kl(mu, logvar, reduction)
+    tk._gaussian_kl_backward(torch.tensor(1.0), mu, logvar, reduction)
 
 
 def main() -> int:

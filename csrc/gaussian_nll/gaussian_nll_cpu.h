@@ -1,22 +1,25 @@
-// CPU implementation of the Gaussian NLL operators (see common.h for the definitions).
+// CPU implementation of the Gaussian latent terms (see common.h for the definitions).
 #pragma once
 
 #include <ATen/ATen.h>
 
-#include <tuple>
-
 #include "common.h"
+#include "device_kernels.h"
 
 namespace i2i_fast::gaussian_nll::cpu {
 
-// The loss: a float32 scalar (float64 for float64 inputs). The inputs must have passed
-// check_gaussian_nll (checks.h).
-at::Tensor gaussian_nll_forward(const at::Tensor& z, const at::Tensor& mu,
-                                const at::Tensor& logvar, const GaussianNllSpec& spec);
+// The Device of LatentTermKernels (device_kernels.h) on the CPU, for any term of common.h
+// (defined in gaussian_nll_cpu.cpp, which instantiates it for each).
+struct CpuTerms {
+  // The loss: a float32 scalar (float64 for float64 inputs).
+  template <typename Term>
+  static at::Tensor forward(const TermTensors<Term::kInputs>& inputs, const LatentTermSpec& spec);
 
-// (dz, dmu, dlogvar): contiguous, the inputs' shape and dtype.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> gaussian_nll_backward(
-    const at::Tensor& grad_loss, const at::Tensor& z, const at::Tensor& mu,
-    const at::Tensor& logvar, const GaussianNllSpec& spec);
+  // The inputs' gradients: contiguous, their shape and dtype.
+  template <typename Term>
+  static TermTensors<Term::kInputs> backward(const at::Tensor& grad_loss,
+                                             const TermTensors<Term::kInputs>& inputs,
+                                             const LatentTermSpec& spec);
+};
 
 }  // namespace i2i_fast::gaussian_nll::cpu

@@ -19,6 +19,12 @@ Cases (the losses of one training step of each method, at its published sizes):
                 encoder's (mu, logvar), batch 4: two gaussian_nll calls (reduction batch_sum)
   milo_large    the same two calls on (64, 16384) codes, where memory traffic, not the per-call
                 host time, decides
+  drit_kl       DRIT's KL term: KL(N(mu, exp(logvar)) || N(0, I)) of the attribute encoder's
+                (mu, logvar) of both domains, (1, 8) each (batch 1, the official half_size): two
+                gaussian_kl calls (reduction sum)
+  bicyclegan_kl BicycleGAN's KL term on the encoder's (2, 8) (mu, logvar): one call (sum)
+  miso_kl       MISO's KL term of both domains' (4, 8) posteriors: two calls (batch_sum)
+  kl_large      MISO's two calls on (64, 16384) posteriors, where memory traffic decides
   drit_d        DRIT D_A: sigmoid + BCE (mode sigmoid_bce) on real (label 1) and fake (label 0)
                 outputs of 3 PatchGAN scales (13x13, 6x6, 3x3 at the 216x216 crop), batch 1 (the
                 official half_size): two gan_loss calls
@@ -119,9 +125,18 @@ def _milo(L, z_a, mu_a, logvar_a, z_b, mu_b, logvar_b):
     return L.gaussian_nll(z_a, mu_a, logvar_a) + L.gaussian_nll(z_b, mu_b, logvar_b)
 
 
-def _codes(shape) -> tuple[Input, ...]:
-    return tuple(Input(f"{name}_{d}", shape, "code") for d in "ab"
-                 for name in ("z", "mu", "logvar"))
+def _codes(shape, names=("z", "mu", "logvar"), domains="ab") -> tuple[Input, ...]:
+    return tuple(Input(f"{name}_{d}", shape, "code") for d in domains for name in names)
+
+
+def _kl_sum(L, *posteriors):
+    """The KL terms of (mu, logvar) pairs, summed over every element (DRIT, BicycleGAN)."""
+    return sum(L.gaussian_kl(posteriors[i], posteriors[i + 1], "sum")
+               for i in range(0, len(posteriors), 2))
+
+
+def _kl_batch_sum(L, mu_a, logvar_a, mu_b, logvar_b):
+    return L.gaussian_kl(mu_a, logvar_a, "batch_sum") + L.gaussian_kl(mu_b, logvar_b, "batch_sum")
 
 
 def _drit_d(L, f0, f1, f2, r0, r1, r2):
@@ -158,6 +173,14 @@ CASES = (
     LossCase("miso_milo", "MISO MILO, two (4, 8) codes under (mu, logvar), batch_sum",
              _codes((4, 8)), _milo),
     LossCase("milo_large", "MILO's two calls on (64, 16384) codes", _codes((64, 16384)), _milo),
+    LossCase("drit_kl", "DRIT KL term, (mu, logvar) of A and B, (1, 8) each, sum (two calls)",
+             _codes((1, 8), ("mu", "logvar")), _kl_sum),
+    LossCase("bicyclegan_kl", "BicycleGAN KL term, (mu, logvar) (2, 8), sum (one call)",
+             _codes((2, 8), ("mu", "logvar"), "a"), _kl_sum),
+    LossCase("miso_kl", "MISO KL term, (mu, logvar) of A and B, (4, 8) each, batch_sum",
+             _codes((4, 8), ("mu", "logvar")), _kl_batch_sum),
+    LossCase("kl_large", "MISO's two KL calls on (64, 16384) posteriors",
+             _codes((64, 16384), ("mu", "logvar")), _kl_batch_sum),
     LossCase("drit_d", "DRIT D_A loss, sigmoid + BCE, 3 scales 13/6/3, batch 1 (two calls)",
              _scales("fake", 1, (13, 6, 3)) + _scales("real", 1, (13, 6, 3)), _drit_d),
     LossCase("drit_g", "DRIT E/G adversarial losses, sigmoid + BCE: D_content 1x1 toward 0.5 "
@@ -172,7 +195,7 @@ FLOORS = {
     ("munit_d", "forward_backward"): {"eager": 3.0, "compile": 1.5},
     ("r1", "forward_backward"): {"eager": 2.0},
 }
-QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1", "miso_milo", "drit_d")
+QUICK_CASES = ("munit_d", "munit_g", "stargan_v2_d", "r1", "miso_milo", "drit_d", "drit_kl")
 
 
 # ----- inputs and providers -------------------------------------------------------------------
@@ -222,7 +245,7 @@ def backend_skip_reason(provider: str, tensors: list) -> str | None:
     if provider not in ops.backend_names():
         return f"no {provider!r} backend is registered"
     x = next(t for t in tensors if t.is_floating_point())
-    for op in ("gan_loss", "r1_penalty", "gaussian_nll"):
+    for op in ("gan_loss", "r1_penalty", "gaussian_nll", "gaussian_kl"):
         why = ops.get_backend(provider).reason(op, x)
         if why is not None:
             return why

@@ -6,7 +6,9 @@ BicycleGAN models/bicycle_gan_model.py):
 
 - ``reparameterize``: z = eps · exp(logvar / 2) + mu, eps ~ N(0, I).
 - ``kl_standard_normal``: KL(N(mu, exp(logvar)) || N(0, I)) = −1/2 · Σ (1 + logvar − mu² −
-  exp(logvar)); "sum" over every element (DRIT and BicycleGAN, then weighted 0.01), or "mean".
+  exp(logvar)); "sum" over every element (DRIT and BicycleGAN, then weighted 0.01), "mean", or
+  "batch_sum" (MISO), on the fused operator ``ops.gaussian_kl`` (its reference,
+  ``ops.reference.gaussian_kl``, is the official codes' formula in their order).
 - ``latent_regression``: mean |z_recovered − z| (DRIT: 10 · on the re-encoded mu; BicycleGAN:
   lambda_z 0.5).
 - ``mode_seeking``: DRIT++'s 1 / (mean|G(c, z2) − G(c, z1)| / mean|z2 − z1| + eps).
@@ -21,8 +23,6 @@ import torch
 
 from .. import ops
 
-REDUCTIONS = ("sum", "mean", "batch_sum")
-
 
 def _check_pair(owner: str, a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor) -> None:
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)):
@@ -34,18 +34,6 @@ def _check_pair(owner: str, a_name: str, a: torch.Tensor, b_name: str, b: torch.
     if not (a.is_floating_point() and b.is_floating_point()):
         raise TypeError(f"{owner}: {a_name}, {b_name}: expected floating point tensors, got "
                         f"{a.dtype}, {b.dtype}")
-
-
-def _reduce(owner: str, values: torch.Tensor, reduction: str) -> torch.Tensor:
-    """sum: over every element; mean: over every element; batch_sum: sum over all but the first
-    dimension, mean over the first (per-sample totals averaged over the batch)."""
-    if reduction == "sum":
-        return torch.sum(values)
-    if reduction == "mean":
-        return torch.mean(values)
-    if reduction == "batch_sum":
-        return torch.mean(values.reshape(values.shape[0], -1).sum(dim=1))
-    raise ValueError(f"{owner}: reduction: expected one of {REDUCTIONS}, got {reduction!r}")
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
@@ -64,10 +52,12 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
 def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor,
                        reduction: str = "sum") -> torch.Tensor:
     """KL(N(mu, diag exp(logvar)) || N(0, I)) of every element, reduced ("sum": DRIT's and
-    BicycleGAN's, before their 0.01 weight; "mean"; "batch_sum": per-sample KL averaged)."""
+    BicycleGAN's, before their 0.01 weight; "mean"; "batch_sum": per-sample KL averaged).
+
+    mu, logvar: one shape (N, ...), dtype and device. The fused operator ``ops.gaussian_kl``
+    (forward and backward in one pass each); the loss is float32 (float64 for float64 inputs)."""
     _check_pair("kl_standard_normal", "mu", mu, "logvar", logvar)
-    elements = (1 - (mu.pow(2) + logvar.exp())) + logvar
-    return _reduce("kl_standard_normal", elements, reduction) * -0.5
+    return ops.gaussian_kl(mu, logvar, reduction)
 
 
 def latent_regression(recovered: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ from . import reference  # noqa: E402
 from . import resampling  # noqa: E402
 from .filter_response_norm import filter_response_norm  # noqa: E402 - shadows its subpackage
 from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows its subpackage
-from .gaussian_nll import gaussian_nll  # noqa: E402
+from .gaussian_nll import gaussian_kl, gaussian_nll  # noqa: E402
 from .latent_conv import latent_conv2d, latent_conv_transpose2d  # noqa: E402
 from .normalization import adain, instance_norm, layer_norm  # noqa: E402
 from .resampling import avg_pool, reflection_pad, upsample_nearest  # noqa: E402
@@ -68,6 +68,7 @@ __all__ = [
     "filter_response_norm",
     "forced_backend",
     "gan_loss",
+    "gaussian_kl",
     "gaussian_nll",
     "get_backend",
     "implement",
