@@ -56,6 +56,7 @@ def test_default_config_is_the_official_one():
             cfg.jitter_hue) == (0.4, 0.4, 0.4, 0.125)
     # calc_iic_loss's lamb 1, one cluster head, one learning rate for the three networks
     assert (cfg.iic_entropy_weight, cfg.overclusters, cfg.guide_lr, cfg.lr) == (1.0, 0, None, 1e-4)
+    assert cfg.cluster_head_init_std == 0.01  # models/guidingNet.py: Linear weights N(0, 0.01)
     assert TUNIT(tiny()).guiding_network.disc_over is None
     assert TUNIT(tiny()).dataset_options() == {"colour_jitter": (0.4, 0.4, 0.4, 0.125)}
 
@@ -133,6 +134,18 @@ def test_iic_options_reach_the_guiding_network_loss():
     assert method.cluster(batch["image"]).max() < 3
 
 
+def test_the_demo_starts_the_cluster_head_wider():
+    """The demo's one departure from the official init (README, TUNIT): the cluster head's
+    weights from N(0, 0.1); every other linear layer keeps N(0, 0.01)."""
+    assert resolve_config(TUNIT, "demo").cluster_head_init_std == 0.1
+    torch.manual_seed(0)
+    guide = TUNIT(tiny(cluster_head_init_std=0.1, style_dim=64, guide_dim=16)).guiding_network
+    assert guide.disc.weight.std().item() == pytest.approx(0.1, rel=0.1)
+    assert guide.cont.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert TUNIT(tiny(guide_dim=16)).guiding_network.disc.weight.std().item() == pytest.approx(
+        0.01, rel=0.1)
+
+
 def test_guide_lr_is_the_guiding_networks_own():
     method = TUNIT(tiny(guide_lr=3e-4))
     assert method.optimizers["guiding_network"].param_groups[0]["lr"] == 3e-4
@@ -195,6 +208,7 @@ def test_benchmarks_time_gan_iterations(monkeypatch):
     ({"moco_temperature": 0.0}, "moco_temperature"), ({"gen_dim": True}, "gen_dim"),
     ({"iic_entropy_weight": 0.0}, "iic_entropy_weight"), ({"overclusters": -1}, "overclusters"),
     ({"overclusters": 2.5}, "overclusters"), ({"guide_lr": 0.0}, "guide_lr"),
+    ({"cluster_head_init_std": 0.0}, "cluster_head_init_std"),
 ])
 def test_bad_configs_are_named(overrides, field):
     with pytest.raises(ValueError, match=f"tunit: {field}"):

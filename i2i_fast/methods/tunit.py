@@ -132,6 +132,9 @@ class TUNITConfig(MethodConfig):
     # many clusters, trained by IIC alongside the main head (same weight, unsupervised steps);
     # it shapes C's trunk only (pseudo-labels, evaluation and styles use the main head); 0: none
     overclusters: int = 0
+    # the standard deviation of the cluster heads' initial weights (official N(0, 0.01)); see the
+    # demo config for why it uses 0.1
+    cluster_head_init_std: float = 0.01
     queue_size: int = 1024
     # official: the queue starts every epoch again from the keys it was filled with before the
     # first iteration (its updates are lost when each epoch's training function returns)
@@ -230,12 +233,15 @@ class TUNIT(Method):
         # The CPU demo on synthetic:shapes-k3 (3 clusters, 64x64): the official structure,
         # losses and optimisers with narrower networks (C width 16; G width 16, MLP 64, style 32;
         # D 8 to 64) and batch 16; C alone for 400 iterations, then the GAN; G_EMA from 600;
-        # epochs of 100 iterations; a queue of 256 keys (16 batches). Its first phase finds the
-        # three domains at some seeds only (README, "Ground truth"): not yet a tuned schedule.
+        # epochs of 100 iterations; a queue of 256 keys (16 batches). One departure: the cluster
+        # head starts from N(0, 0.1) instead of N(0, 0.01). With the official init its logits
+        # differ by ~0.05 between images, IIC starts where its gradient grows along one feature
+        # direction only, the three logits become one direction with two "twin" clusters, and
+        # two true domains end merged in one saturated cluster (seeds 0 and 2; README, TUNIT).
         "demo": {"image_size": 64, "num_clusters": 3, "style_dim": 32, "guide_dim": 16,
                  "gen_dim": 16, "mlp_dim": 64, "dis_dim": 8, "dis_max_dim": 64,
                  "batch_size": 16, "max_iter": 1200, "epoch_length": 100, "separated": 400,
-                 "ema_start": 600, "queue_size": 256},
+                 "ema_start": 600, "queue_size": 256, "cluster_head_init_std": 0.1},
         # The smallest networks of the official structure (32x32), for tests and check_method:
         # the GAN from the first iteration, G_EMA from the second, epochs of 2 iterations.
         "tiny": {"image_size": 32, "num_clusters": 3, "style_dim": 8, "guide_dim": 4,
@@ -253,7 +259,7 @@ class TUNIT(Method):
         cfg = config
         self.check_config(cfg)
         self.guiding_network = GuidingNetwork(cfg.num_clusters, cfg.style_dim, cfg.guide_dim,
-                                              cfg.overclusters)
+                                              cfg.overclusters, cfg.cluster_head_init_std)
         self.guiding_network_ema = copy.deepcopy(self.guiding_network)
         self.generator = init_weights(ContentStyleGenerator(
             cfg.image_size, cfg.style_dim, cfg.gen_dim, cfg.gen_res_blocks, cfg.mlp_dim), "kaiming")
@@ -319,6 +325,8 @@ class TUNIT(Method):
             fail("guide_lr", "None (lr, official) or a value > 0", cfg.guide_lr)
         if not cfg.moco_temperature > 0:
             fail("moco_temperature", "a value > 0", cfg.moco_temperature)
+        if isinstance(cfg.cluster_head_init_std, bool) or not cfg.cluster_head_init_std > 0:
+            fail("cluster_head_init_std", "a value > 0 (official 0.01)", cfg.cluster_head_init_std)
         if not cfg.iic_entropy_weight > 0:
             fail("iic_entropy_weight", "a value > 0 (official 1)", cfg.iic_entropy_weight)
         for key in ("jitter_brightness", "jitter_contrast", "jitter_saturation"):

@@ -42,7 +42,8 @@ class GuidingNetwork(nn.Module):
     The trunk (5 max poolings: S >= 32) ends in a global average pooling to (N, 8 dim); ``disc``
     gives the cluster logits, ``cont`` the style code (never normalised). Init as the official:
     convs kaiming_normal (fan_out, ReLU gain), BatchNorm weight 1 and bias 0, linear N(0, 0.01),
-    biases 0.
+    biases 0; ``cluster_head_std`` replaces 0.01 for the cluster heads' weights (``disc`` and
+    ``disc_over``).
 
     ``stat_updates``: how many official forward passes one call stands for. The official code
     runs the trunk once per head and per call (``C.moco(x)`` and ``C.iic(x)``, and again on
@@ -53,12 +54,13 @@ class GuidingNetwork(nn.Module):
     """
 
     def __init__(self, num_clusters: int = 10, style_dim: int = 128, dim: int = 64,
-                 overclusters: int = 0):
+                 overclusters: int = 0, cluster_head_std: float = 0.01):
         super().__init__()
         self.features, width = vgg_trunk(dim)
         self.disc = nn.Linear(width, num_clusters)
         self.cont = nn.Linear(width, style_dim)
         self.disc_over = nn.Linear(width, overclusters) if overclusters > 0 else None
+        cluster_heads = (self.disc, self.disc_over)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -67,7 +69,8 @@ class GuidingNetwork(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
+                std = cluster_head_std if any(m is h for h in cluster_heads) else 0.01
+                nn.init.normal_(m.weight, 0.0, std)
                 nn.init.zeros_(m.bias)
 
     def pooled(self, x: torch.Tensor, stat_updates: int = 1) -> torch.Tensor:
