@@ -218,8 +218,8 @@ class TUNIT(Method):
     name = "tunit"
     Config = TUNITConfig
     data_kind = "unlabelled"
-    loss_names = ("c_total", "c_moco", "c_iic", "c_iic_over", "c_ce", "d_total", "d_adv", "d_gp", "g_total",
-                  "g_adv", "g_rec", "g_sty")
+    loss_names = ("c_total", "c_moco", "c_iic", "c_iic_over", "c_ce", "d_total", "d_adv", "d_gp",
+                  "g_total", "g_adv", "g_rec", "g_sty")
     configs = {
         # main.py's defaults (README: --dataset animal_faces --output_k 10 --p_semi 0.0); the
         # AFHQ and FFHQ/LSUN runs use the same settings
