@@ -31,7 +31,9 @@ def test_check_method_passes():
     check_method(TUNIT)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"p_semi": 0.5, "separated": 1}])
+@pytest.mark.parametrize("overrides", [{}, {"p_semi": 0.5, "separated": 1},
+                                       {"overclusters": 5, "iic_entropy_weight": 1.5,
+                                        "separated": 1}])
 def test_reference_and_fused_backends_agree_in_float64(overrides):
     config = tiny(**overrides)
     fused, m_fused = train_losses(TUNIT, config, 3, "cpu", torch.float64)
@@ -52,6 +54,10 @@ def test_default_config_is_the_official_one():
     # torchvision ColorJitter(0.4, 0.4, 0.4, 0.125) of datasets/datasetgetter.py
     assert (cfg.jitter_brightness, cfg.jitter_contrast, cfg.jitter_saturation,
             cfg.jitter_hue) == (0.4, 0.4, 0.4, 0.125)
+    # calc_iic_loss's lamb 1, one cluster head, one learning rate for the three networks
+    assert (cfg.iic_entropy_weight, cfg.overclusters, cfg.guide_lr, cfg.lr) == (1.0, 0, None, 1e-4)
+    assert cfg.cluster_head_init_std == 0.01  # models/guidingNet.py: Linear weights N(0, 0.01)
+    assert TUNIT(tiny()).guiding_network.disc_over is None
     assert TUNIT(tiny()).dataset_options() == {"colour_jitter": (0.4, 0.4, 0.4, 0.125)}
 
 
@@ -95,6 +101,58 @@ def test_only_the_guiding_network_trains_before_separated():
     assert all(torch.equal(a, b) for a, b in zip(d_before, method.discriminator.parameters()))
     losses = run_steps(method, 1, first_step=2)
     assert {"d_total", "g_total", "g_sty"} <= set(losses[0])
+
+
+def test_iic_options_reach_the_guiding_network_loss():
+    """iic_entropy_weight is IIC's λ in C's loss, and an over-clustering head adds its own IIC
+    term: c_total = MoCo + 5 (IIC + IIC_over) in a C-only iteration, the head is trained then and
+    C_EMA follows it; pseudo-labels and clusters stay the main head's."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from i2i_fast.losses import iic_loss
+    from i2i_fast.testing import default_dtype
+
+    with default_dtype(torch.float64):
+        method = TUNIT(tiny(separated=3, iic_entropy_weight=2.0, overclusters=6))
+        batch = random_batch("unlabelled", method.config, 4, seed=0, dtype=torch.float64)
+        before = copy.deepcopy(method.guiding_network)
+        _, logits, over = before(batch["image"], with_overclusters=True)
+        _, logits_tf, over_tf = before(batch["image_tf"], with_overclusters=True)
+        losses = method.train_step(batch, 0)
+    iic = iic_loss(F.softmax(logits, 1), F.softmax(logits_tf, 1), entropy_weight=2.0)
+    iic_over = iic_loss(F.softmax(over, 1), F.softmax(over_tf, 1), entropy_weight=2.0)
+    plain = iic_loss(F.softmax(logits, 1), F.softmax(logits_tf, 1))
+    assert iic.item() != pytest.approx(plain.item())
+    assert float(losses["c_iic"]) == pytest.approx(iic.item(), rel=1e-9, abs=1e-15)
+    assert float(losses["c_iic_over"]) == pytest.approx(iic_over.item(), rel=1e-9, abs=1e-15)
+    assert float(losses["c_total"]) == pytest.approx(
+        float(losses["c_moco"]) + 5 * (iic.item() + iic_over.item()), rel=1e-12)
+    head, head_ema = method.guiding_network.disc_over, method.guiding_network_ema.disc_over
+    assert not torch.equal(head.weight, before.disc_over.weight)
+    assert not torch.equal(head_ema.weight, before.disc_over.weight)
+    assert method.cluster(batch["image"]).max() < 3
+
+
+def test_the_demo_starts_the_cluster_head_wider():
+    """The demo's one departure from the official init (README, TUNIT): the cluster head's
+    weights from N(0, 0.1); every other linear layer keeps N(0, 0.01)."""
+    assert resolve_config(TUNIT, "demo").cluster_head_init_std == 0.1
+    torch.manual_seed(0)
+    guide = TUNIT(tiny(cluster_head_init_std=0.1, style_dim=64, guide_dim=16)).guiding_network
+    assert guide.disc.weight.std().item() == pytest.approx(0.1, rel=0.1)
+    assert guide.cont.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert TUNIT(tiny(guide_dim=16)).guiding_network.disc.weight.std().item() == pytest.approx(
+        0.01, rel=0.1)
+
+
+def test_guide_lr_is_the_guiding_networks_own():
+    method = TUNIT(tiny(guide_lr=3e-4))
+    assert method.optimizers["guiding_network"].param_groups[0]["lr"] == 3e-4
+    assert method.optimizers["generator"].param_groups[0]["lr"] == 1e-4
+    assert method.optimizers["discriminator"].param_groups[0]["lr"] == 1e-4
+    assert TUNIT(tiny()).optimizers["guiding_network"].param_groups[0]["lr"] == 1e-4
 
 
 def test_queue_fills_and_restarts_each_epoch():
@@ -149,6 +207,9 @@ def test_benchmarks_time_gan_iterations(monkeypatch):
     ({"num_clusters": 0}, "num_clusters"), ({"p_semi": 1.0}, "p_semi"),
     ({"unsup_start": 10}, "unsup_start"), ({"image_size": 48}, "image_size"),
     ({"moco_temperature": 0.0}, "moco_temperature"), ({"gen_dim": True}, "gen_dim"),
+    ({"iic_entropy_weight": 0.0}, "iic_entropy_weight"), ({"overclusters": -1}, "overclusters"),
+    ({"overclusters": 2.5}, "overclusters"), ({"guide_lr": 0.0}, "guide_lr"),
+    ({"cluster_head_init_std": 0.0}, "cluster_head_init_std"),
 ])
 def test_bad_configs_are_named(overrides, field):
     with pytest.raises(ValueError, match=f"tunit: {field}"):

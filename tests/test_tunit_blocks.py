@@ -155,6 +155,24 @@ def test_guiding_network_stat_updates_equal_repeated_passes():
         once(x, stat_updates=0)
 
 
+def test_guiding_network_over_clustering_head():
+    """overclusters adds a third head on the same pooled features; without it, asking for its
+    logits is refused by name."""
+    torch.manual_seed(0)
+    plain = GuidingNetwork(3, 4, 2).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with pytest.raises(ValueError, match="with_overclusters: this network has no"):
+        plain(x, with_overclusters=True)
+    guide = GuidingNetwork(3, 4, 2, overclusters=7).eval()
+    assert set(guide.state_dict()) - set(plain.state_dict()) == {"disc_over.weight",
+                                                                 "disc_over.bias"}
+    style, logits, over = guide(x, with_overclusters=True)
+    assert over.shape == (2, 7)
+    torch.testing.assert_close(over, guide.disc_over(guide.pooled(x)))
+    for a, b in zip(guide(x), (style, logits)):
+        torch.testing.assert_close(a, b)
+
+
 def test_class_style_statistics_are_the_per_class_mean_and_std():
     torch.manual_seed(6)
     styles = torch.randn(9, 4, dtype=torch.float64)

@@ -11,7 +11,7 @@ import torch
 from i2i_fast.losses import KeyQueue, iic_joint, iic_loss, moco_loss
 
 
-def iic_by_hand(p, p_tf, eps=1e-10):
+def iic_by_hand(p, p_tf, eps=1e-10, entropy_weight=1.0):
     k = p.shape[1]
     joint = sum(torch.outer(p[n], p_tf[n]) for n in range(p.shape[0]))
     joint = (joint + joint.t()) / 2
@@ -21,8 +21,8 @@ def iic_by_hand(p, p_tf, eps=1e-10):
     for i in range(k):
         for j in range(k):
             pij = max(float(joint[i, j]), eps)
-            total += pij * (math.log(pij) - math.log(max(float(rows[i]), eps))
-                            - math.log(max(float(cols[j]), eps)))
+            total += pij * (math.log(pij) - entropy_weight * math.log(max(float(rows[i]), eps))
+                            - entropy_weight * math.log(max(float(cols[j]), eps)))
     return -total
 
 
@@ -62,7 +62,35 @@ def test_iic_loss_gradients():
         lambda a, b: iic_loss(torch.softmax(a, 1), torch.softmax(b, 1)), (logits, logits_tf))
 
 
+@pytest.mark.parametrize("weight", [0.5, 2.0, 3])
+def test_iic_loss_entropy_weight(weight):
+    """λ: −Σ P_ij (log P_ij − λ log P_i − λ log P_j) = H(z, z') − λ (H(z) + H(z')) (values and
+    gradients); λ = 1 is the plain loss."""
+    torch.manual_seed(2)
+    p = torch.softmax(torch.randn(7, 3, dtype=torch.float64), 1)
+    p_tf = torch.softmax(torch.randn(7, 3, dtype=torch.float64), 1)
+    loss = iic_loss(p, p_tf, entropy_weight=weight).item()
+    assert loss == pytest.approx(iic_by_hand(p, p_tf, entropy_weight=weight), rel=1e-12)
+    joint = iic_joint(p, p_tf)
+
+    def entropy(q):
+        return -(q * q.log()).sum().item()
+
+    assert loss == pytest.approx(entropy(joint) - weight * (entropy(joint.sum(1))
+                                                           + entropy(joint.sum(0))), rel=1e-12)
+    assert iic_loss(p, p_tf, entropy_weight=1.0).item() == iic_loss(p, p_tf).item()
+    assert loss != pytest.approx(iic_loss(p, p_tf).item())
+    logits = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    logits_tf = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: iic_loss(torch.softmax(a, 1), torch.softmax(b, 1), entropy_weight=weight),
+        (logits, logits_tf))
+
+
 def test_iic_loss_bad_inputs_are_named():
+    for bad in (0.0, -1.0, float("nan"), True, "2"):
+        with pytest.raises(ValueError, match="entropy_weight: expected a number > 0"):
+            iic_loss(torch.full((4, 3), 1 / 3), torch.full((4, 3), 1 / 3), entropy_weight=bad)
     with pytest.raises(ValueError, match="p: expected"):
         iic_loss(torch.ones(4), torch.ones(4))
     with pytest.raises(ValueError, match="p_tf: expected the shape"):

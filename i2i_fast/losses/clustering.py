@@ -25,9 +25,14 @@ def iic_joint(p: torch.Tensor, p_tf: torch.Tensor) -> torch.Tensor:
     return joint / joint.sum()
 
 
-def iic_loss(p: torch.Tensor, p_tf: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+def iic_loss(p: torch.Tensor, p_tf: torch.Tensor, eps: float = 1e-10,
+             entropy_weight: float = 1.0) -> torch.Tensor:
     """−I(z; z') = −Σ_ij P_ij (log P_ij − log P_i − log P_j), the negative mutual information of
     the joint ``iic_joint(p, p_tf)`` and its marginals P_i (row sums), P_j (column sums).
+
+    entropy_weight λ (the official ``lamb``, 1 in TUNIT and IIC): −Σ_ij P_ij (log P_ij − λ log
+    P_i − λ log P_j) = H(z, z') − λ (H(z) + H(z')); λ > 1 rewards evenly used clusters more (IIC's
+    remedy for degenerate solutions that leave clusters nearly empty or merge classes).
 
     p, p_tf: (N, K) softmax probabilities of the images and of their transformed versions.
     Entries of P, P_i and P_j below eps are set to eps before the logs (the official clamp: no
@@ -39,9 +44,16 @@ def iic_loss(p: torch.Tensor, p_tf: torch.Tensor, eps: float = 1e-10) -> torch.T
     if p.shape != p_tf.shape:
         raise ValueError(f"iic_loss: p_tf: expected the shape of p {tuple(p.shape)}, got "
                          f"{tuple(p_tf.shape)}")
+    if isinstance(entropy_weight, bool) or not isinstance(entropy_weight, (int, float)) \
+            or not entropy_weight > 0:
+        raise ValueError(f"iic_loss: entropy_weight: expected a number > 0, got "
+                         f"{entropy_weight!r}")
     joint = iic_joint(p, p_tf)
     p_i = joint.sum(dim=1, keepdim=True)
     p_j = joint.sum(dim=0, keepdim=True)
     floor = torch.tensor(eps, dtype=joint.dtype, device=joint.device)
     joint, p_i, p_j = (torch.where(t < eps, floor, t) for t in (joint, p_i, p_j))
-    return -(joint * (torch.log(joint) - torch.log(p_j) - torch.log(p_i))).sum()
+    if entropy_weight == 1.0:  # the official expression, rounding included
+        return -(joint * (torch.log(joint) - torch.log(p_j) - torch.log(p_i))).sum()
+    return -(joint * (torch.log(joint) - entropy_weight * torch.log(p_j)
+                      - entropy_weight * torch.log(p_i))).sum()

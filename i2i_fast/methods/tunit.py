@@ -126,6 +126,15 @@ class TUNITConfig(MethodConfig):
     w_adv: float = 1.0
     w_vec: float = 0.01  # the generator's MoCo style term
     moco_temperature: float = 0.07
+    # IIC's entropy weight λ (the official calc_iic_loss's lamb, 1): see i2i_fast.losses.iic_loss
+    iic_entropy_weight: float = 1.0
+    # IIC over-clustering (IIC's paper, not TUNIT): > 0 adds to C a second cluster head with this
+    # many clusters, trained by IIC alongside the main head (same weight, unsupervised steps);
+    # it shapes C's trunk only (pseudo-labels, evaluation and styles use the main head); 0: none
+    overclusters: int = 0
+    # the standard deviation of the cluster heads' initial weights (official N(0, 0.01)); see the
+    # demo config for why it uses 0.1
+    cluster_head_init_std: float = 0.01
     queue_size: int = 1024
     # official: the queue starts every epoch again from the keys it was filled with before the
     # first iteration (its updates are lost when each epoch's training function returns)
@@ -140,6 +149,7 @@ class TUNITConfig(MethodConfig):
     max_iter: int = 200_000  # epochs 200 x iters 1000
     batch_size: int = 32
     lr: float = 1e-4  # all three networks
+    guide_lr: float | None = None  # C's Adam learning rate; None: lr (official)
     weight_decay: float = 1e-4  # RMSprop of G and D
     rmsprop_alpha: float = 0.99
     guide_weight_decay: float = 1e-3  # Adam of C, betas (0.9, 0.999)
@@ -208,8 +218,8 @@ class TUNIT(Method):
     name = "tunit"
     Config = TUNITConfig
     data_kind = "unlabelled"
-    loss_names = ("c_total", "c_moco", "c_iic", "c_ce", "d_total", "d_adv", "d_gp", "g_total",
-                  "g_adv", "g_rec", "g_sty")
+    loss_names = ("c_total", "c_moco", "c_iic", "c_iic_over", "c_ce", "d_total", "d_adv", "d_gp",
+                  "g_total", "g_adv", "g_rec", "g_sty")
     configs = {
         # main.py's defaults (README: --dataset animal_faces --output_k 10 --p_semi 0.0); the
         # AFHQ and FFHQ/LSUN runs use the same settings
@@ -223,12 +233,15 @@ class TUNIT(Method):
         # The CPU demo on synthetic:shapes-k3 (3 clusters, 64x64): the official structure,
         # losses and optimisers with narrower networks (C width 16; G width 16, MLP 64, style 32;
         # D 8 to 64) and batch 16; C alone for 400 iterations, then the GAN; G_EMA from 600;
-        # epochs of 100 iterations; a queue of 256 keys (16 batches). Its first phase finds the
-        # three domains at some seeds only (README, "Ground truth"): not yet a tuned schedule.
+        # epochs of 100 iterations; a queue of 256 keys (16 batches). One departure: the cluster
+        # head starts from N(0, 0.1) instead of N(0, 0.01). With the official init its logits
+        # differ by ~0.05 between images, IIC starts where its gradient grows along one feature
+        # direction only, the three logits become one direction with two "twin" clusters, and
+        # two true domains end merged in one saturated cluster (seeds 0 and 2; README, TUNIT).
         "demo": {"image_size": 64, "num_clusters": 3, "style_dim": 32, "guide_dim": 16,
                  "gen_dim": 16, "mlp_dim": 64, "dis_dim": 8, "dis_max_dim": 64,
                  "batch_size": 16, "max_iter": 1200, "epoch_length": 100, "separated": 400,
-                 "ema_start": 600, "queue_size": 256},
+                 "ema_start": 600, "queue_size": 256, "cluster_head_init_std": 0.1},
         # The smallest networks of the official structure (32x32), for tests and check_method:
         # the GAN from the first iteration, G_EMA from the second, epochs of 2 iterations.
         "tiny": {"image_size": 32, "num_clusters": 3, "style_dim": 8, "guide_dim": 4,
@@ -245,7 +258,8 @@ class TUNIT(Method):
         super().__init__(config, context)
         cfg = config
         self.check_config(cfg)
-        self.guiding_network = GuidingNetwork(cfg.num_clusters, cfg.style_dim, cfg.guide_dim)
+        self.guiding_network = GuidingNetwork(cfg.num_clusters, cfg.style_dim, cfg.guide_dim,
+                                              cfg.overclusters, cfg.cluster_head_init_std)
         self.guiding_network_ema = copy.deepcopy(self.guiding_network)
         self.generator = init_weights(ContentStyleGenerator(
             cfg.image_size, cfg.style_dim, cfg.gen_dim, cfg.gen_res_blocks, cfg.mlp_dim), "kaiming")
@@ -260,7 +274,8 @@ class TUNIT(Method):
         self.context.prepare(self)
 
         ctx = self.context
-        self.add_optimizer("guiding_network", ctx.adam(self.guiding_network.parameters(), cfg.lr,
+        guide_lr = cfg.lr if cfg.guide_lr is None else cfg.guide_lr
+        self.add_optimizer("guiding_network", ctx.adam(self.guiding_network.parameters(), guide_lr,
                                                        (0.9, 0.999), cfg.guide_weight_decay))
         for name in ("generator", "discriminator"):
             self.add_optimizer(name, torch.optim.RMSprop(
@@ -294,6 +309,10 @@ class TUNIT(Method):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 fail(key, "None (the official width) or an int >= 1", value)
+        if isinstance(cfg.overclusters, bool) or not isinstance(cfg.overclusters, int) \
+                or cfg.overclusters < 0:
+            fail("overclusters", "an int >= 0 (0: no over-clustering head, official)",
+                 cfg.overclusters)
         for key in ("separated", "ema_start", "unsup_start"):
             value = getattr(cfg, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -302,8 +321,14 @@ class TUNIT(Method):
                     "guide_weight_decay"):
             if not getattr(cfg, key) >= 0:
                 fail(key, "a value >= 0", getattr(cfg, key))
+        if cfg.guide_lr is not None and (isinstance(cfg.guide_lr, bool) or not cfg.guide_lr > 0):
+            fail("guide_lr", "None (lr, official) or a value > 0", cfg.guide_lr)
         if not cfg.moco_temperature > 0:
             fail("moco_temperature", "a value > 0", cfg.moco_temperature)
+        if isinstance(cfg.cluster_head_init_std, bool) or not cfg.cluster_head_init_std > 0:
+            fail("cluster_head_init_std", "a value > 0 (official 0.01)", cfg.cluster_head_init_std)
+        if not cfg.iic_entropy_weight > 0:
+            fail("iic_entropy_weight", "a value > 0 (official 1)", cfg.iic_entropy_weight)
         for key in ("jitter_brightness", "jitter_contrast", "jitter_saturation"):
             if not getattr(cfg, key) >= 0:
                 fail(key, "a value >= 0", getattr(cfg, key))
@@ -406,9 +431,12 @@ class TUNIT(Method):
         cfg, ctx, nets = self.config, self.context, self.nets
         optimizer = self._optimizers["guiding_network"]
         optimizer.zero_grad(set_to_none=True)
+        over = cfg.overclusters > 0 and not kind.supervised
         with ctx.autocast():
-            style, logits = nets.guiding_network(x, stat_updates=2)  # official moco + iic passes
-            _, logits_tf = nets.guiding_network(x_tf)
+            # official moco + iic passes (+ the over-clustering head's, on the same trunk pass)
+            style, logits, *logits_over = nets.guiding_network(x, stat_updates=2,
+                                                                with_overclusters=over)
+            _, logits_tf, *logits_over_tf = nets.guiding_network(x_tf, with_overclusters=over)
             with torch.no_grad():
                 keys = self.guiding_network_ema(x_tf)[0]
             loss_moco = moco_loss(_full(style), _full(keys), self.queue.keys(),
@@ -418,13 +446,21 @@ class TUNIT(Method):
                         + F.cross_entropy(_full(logits_tf), labels))
             else:
                 term = iic_loss(F.softmax(_full(logits), dim=1),
-                                F.softmax(_full(logits_tf), dim=1))
+                                F.softmax(_full(logits_tf), dim=1),
+                                entropy_weight=cfg.iic_entropy_weight)
             loss = loss_moco + IIC_WEIGHT * term
+            if over:
+                term_over = iic_loss(F.softmax(_full(logits_over[0]), dim=1),
+                                     F.softmax(_full(logits_over_tf[0]), dim=1),
+                                     entropy_weight=cfg.iic_entropy_weight)
+                loss = loss + IIC_WEIGHT * term_over
             if kind.gan or (cfg.p_semi > 0 and not kind.supervised):
                 loss = SEPARATED_SCALE * loss
         ctx.optimizer_step(loss, optimizer)
         losses = {"c_total": loss.detach(), "c_moco": loss_moco.detach(),
                   ("c_ce" if kind.supervised else "c_iic"): term.detach()}
+        if over:
+            losses["c_iic_over"] = term_over.detach()
         return losses, keys.detach(), logits.detach()
 
     def _gan_steps(self, x: torch.Tensor, y: torch.Tensor | None, perm: torch.Tensor
@@ -437,7 +473,9 @@ class TUNIT(Method):
         # changes in between): the official trunk passes of C on x and x[perm] after C's update
         # (semi: 3, unsupervised: 4 with the pseudo-labels') as one.
         with ctx.autocast():
-            s_src, logits = nets.guiding_network(x, stat_updates=3 if cfg.p_semi > 0 else 4)
+            s_src, logits, *logits_over = nets.guiding_network(
+                x, stat_updates=3 if cfg.p_semi > 0 else 4,
+                with_overclusters=cfg.overclusters > 0)
             y = logits.detach().argmax(dim=1) if y is None else y
             y_ref, s_ref = y[perm], s_src[perm]
             content = nets.generator.encode(x)
@@ -458,8 +496,10 @@ class TUNIT(Method):
             loss = cfg.w_adv * loss_adv + cfg.w_rec * loss_rec + cfg.w_vec * loss_sty
         # The cluster head takes no part in this loss; the official code (torch 1.1) still gave
         # it a zeroed gradient, so Adam stepped it: a zero gradient here does the same (and lets
-        # DistributedDataParallel see every parameter of C reached).
-        ctx.optimizer_step(loss + 0.0 * logits.sum(),
+        # DistributedDataParallel see every parameter of C reached; the over-clustering head,
+        # when there is one, is treated as the cluster head).
+        unused_heads = logits.sum() + sum(t.sum() for t in logits_over)
+        ctx.optimizer_step(loss + 0.0 * unused_heads,
                            [self._optimizers["guiding_network"], self._optimizers["generator"]])
         self.cluster_styles.add(s_ema, y, cfg.style_stats_decay)
         losses.update(g_total=loss.detach(), g_adv=loss_adv.detach(), g_rec=loss_rec.detach(),

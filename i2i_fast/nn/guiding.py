@@ -35,10 +35,15 @@ def vgg_trunk(dim: int, in_channels: int = 3) -> tuple[nn.Sequential, int]:
 class GuidingNetwork(nn.Module):
     """forward(x (N, 3, S, S)) → (style (N, style_dim), cluster logits (N, num_clusters)).
 
+    ``overclusters`` > 0 adds ``disc_over``, a second cluster head with that many logits (IIC's
+    over-clustering head, not in TUNIT); ``forward(x, with_overclusters=True)`` then also returns
+    its logits (N, overclusters) as a third output. 0 (default): the official network.
+
     The trunk (5 max poolings: S >= 32) ends in a global average pooling to (N, 8 dim); ``disc``
     gives the cluster logits, ``cont`` the style code (never normalised). Init as the official:
     convs kaiming_normal (fan_out, ReLU gain), BatchNorm weight 1 and bias 0, linear N(0, 0.01),
-    biases 0.
+    biases 0; ``cluster_head_std`` replaces 0.01 for the cluster heads' weights (``disc`` and
+    ``disc_over``).
 
     ``stat_updates``: how many official forward passes one call stands for. The official code
     runs the trunk once per head and per call (``C.moco(x)`` and ``C.iic(x)``, and again on
@@ -48,11 +53,14 @@ class GuidingNetwork(nn.Module):
     ``num_batches_tracked`` advances by n. Outputs and gradients do not depend on it.
     """
 
-    def __init__(self, num_clusters: int = 10, style_dim: int = 128, dim: int = 64):
+    def __init__(self, num_clusters: int = 10, style_dim: int = 128, dim: int = 64,
+                 overclusters: int = 0, cluster_head_std: float = 0.01):
         super().__init__()
         self.features, width = vgg_trunk(dim)
         self.disc = nn.Linear(width, num_clusters)
         self.cont = nn.Linear(width, style_dim)
+        self.disc_over = nn.Linear(width, overclusters) if overclusters > 0 else None
+        cluster_heads = (self.disc, self.disc_over)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -61,7 +69,8 @@ class GuidingNetwork(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
             elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0.0, 0.01)
+                std = cluster_head_std if any(m is h for h in cluster_heads) else 0.01
+                nn.init.normal_(m.weight, 0.0, std)
                 nn.init.zeros_(m.bias)
 
     def pooled(self, x: torch.Tensor, stat_updates: int = 1) -> torch.Tensor:
@@ -85,7 +94,12 @@ class GuidingNetwork(nn.Module):
                     m.num_batches_tracked.add_(stat_updates - 1)
         return F.adaptive_avg_pool2d(h, 1).flatten(1)
 
-    def forward(self, x: torch.Tensor, stat_updates: int = 1
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, stat_updates: int = 1, with_overclusters: bool = False
+                ) -> tuple[torch.Tensor, ...]:
+        if with_overclusters and self.disc_over is None:
+            raise ValueError("GuidingNetwork: with_overclusters: this network has no "
+                             "over-clustering head (built with overclusters=0)")
         flat = self.pooled(x, stat_updates)
+        if with_overclusters:
+            return self.cont(flat), self.disc(flat), self.disc_over(flat)
         return self.cont(flat), self.disc(flat)
