@@ -17,7 +17,7 @@ import torch
 
 from i2i_fast.data import open_dataset
 from i2i_fast.metrics import evaluate, lpips_or_reason
-from i2i_fast.train.images import labelled_grid, save_png
+from i2i_fast.train.images import grid, save_png
 from i2i_fast.train.translate import load_method
 
 DATA = "synthetic:shapes-paired"
@@ -34,7 +34,7 @@ def paired_grid(method, inputs: int, n_styles: int, seed: int):
                               generator=torch.Generator().manual_seed(seed))
     rows = [[a[i], b[i], encoded[i], *random[i]] for i in range(inputs)]
     columns = ["input", "target", "encoded"] + [f"random {k + 1}" for k in range(n_styles)]
-    return labelled_grid(rows, [f"pair {i}" for i in range(inputs)], columns)
+    return grid(rows, column_labels=columns, row_labels=[f"pair {i}" for i in range(inputs)])
 
 
 def main() -> None:
