@@ -87,6 +87,11 @@ def smallest_multiple(works: Callable[[int], bool], multiple: int, known: int | 
     return hi * multiple
 
 
+def is_power_of_two(n: int) -> bool:
+    """n is 1, 2, 4, 8, ..."""
+    return n > 0 and n & (n - 1) == 0
+
+
 def smallest_power_of_two(works: Callable[[int], bool]) -> int | None:
     """The smallest power of two for which works(side) holds (each tried, up to LIMIT)."""
     side = 1

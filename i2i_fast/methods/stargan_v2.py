@@ -69,7 +69,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import importlib
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -134,10 +133,6 @@ class StarGANv2Config(MethodConfig):
     # data: random resized crop (p 0.5, scale 0.8-1, ratio 0.9-1.1), resize, flip, [-1, 1]
     # (the "stargan_v2" transform of i2i_fast.data)
     n_sample_domains: int = 5  # latent-guided columns of sample grids (official: min(K, 5))
-
-
-def _power_of_two_log(n: int) -> int | None:
-    return int(math.log2(n)) if n > 0 and n & (n - 1) == 0 else None
 
 
 _SMALLEST_SIZES: dict[tuple, int] = {}
@@ -301,7 +296,7 @@ class StarGANv2(Method):
             if not getattr(cfg, key) >= 0:
                 fail(key, "a value >= 0", getattr(cfg, key))
         smallest = smallest_image_size(cfg)  # from the networks, after the checks they rely on
-        if _power_of_two_log(cfg.image_size) is None or cfg.image_size < smallest:
+        if not sizes.is_power_of_two(cfg.image_size) or cfg.image_size < smallest:
             fail("image_size", f"a power of two >= {smallest} (the sides these networks are built "
                  f"for, found by trying them)", cfg.image_size)
 

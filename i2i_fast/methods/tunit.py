@@ -171,10 +171,6 @@ def _full(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def _power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
-
-
 def discriminator(cfg: TUNITConfig) -> MultiHeadDiscriminator:
     dim = cfg.dis_dim if cfg.dis_dim is not None else (64 if cfg.image_size < 256 else 32)
     return MultiHeadDiscriminator(cfg.image_size, cfg.num_clusters, cfg.dis_max_dim, dim,
@@ -346,7 +342,7 @@ class TUNIT(Method):
             fail("unsup_start", f"a multiple of {cls.supervised_epoch_length(cfg)} (the length "
                  f"of the supervised epochs before it)", cfg.unsup_start)
         smallest = smallest_image_size()
-        if not _power_of_two(cfg.image_size) or cfg.image_size < smallest:
+        if not sizes.is_power_of_two(cfg.image_size) or cfg.image_size < smallest:
             fail("image_size", f"a power of two >= {smallest} (the sides these networks are "
                  f"built for, found by trying them)", cfg.image_size)
 
