@@ -1,9 +1,14 @@
-"""What the value tests of the Gaussian latent terms (tests/test_gaussian_nll_values.py,
-tests/test_gaussian_kl_values.py) share: the backends that run an operator, its loss and input
-gradients on a backend, the comparison with the float64 reference, the thread-count check, and
-rounding a float64 value to a dtype."""
+"""What the tests of the Gaussian latent terms (gaussian_nll, gaussian_kl) share: ``Term``, what
+a parametrised test needs to know of each operator (test_latent_term_operators.py,
+test_triton_latent_terms.py); and for the value tests (test_gaussian_nll_values.py,
+test_gaussian_kl_values.py) the backends that run an operator, its loss and input gradients on a
+backend, the comparison with the float64 reference, the thread-count check, and rounding a
+float64 value to a dtype."""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
 
 import torch
 
@@ -11,6 +16,39 @@ import i2i_fast.ops as ops
 from helpers import TOLERANCE, rel_err
 
 F64 = torch.float64
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """One latent-term operator: ops.<name>(*inputs, reduction)."""
+
+    name: str
+    inputs: tuple[str, ...]  # its tensor arguments: (z,) mu, logvar
+    reductions: tuple[str, ...]  # the first is the operator's default
+    needs: tuple[tuple[bool, ...], ...]  # requires_grad patterns to try
+    second_reduction: str  # of the second call in the Triton compile test
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def arity(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def fused(self) -> Callable:
+        return getattr(ops, self.name)
+
+    @property
+    def reference(self) -> Callable:
+        return getattr(ops.reference, self.name)
+
+
+NLL = Term("gaussian_nll", ("z", "mu", "logvar"), ("batch_sum", "sum", "mean"),
+           ((True, False, False), (False, True, True), (False, False, True)), "mean")
+KL = Term("gaussian_kl", ("mu", "logvar"), ("sum", "batch_sum", "mean"),
+          ((True, False), (False, True), (True, True)), "batch_sum")
+TERMS = (NLL, KL)
 
 
 def backends(op: str) -> list[str]:

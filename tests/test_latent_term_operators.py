@@ -6,44 +6,18 @@ reduction."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
-
 import pytest
 import torch
 
 import i2i_fast.ops as ops
 from helpers import channels_last, rel_err
+from latent_term_checks import KL, NLL, TERMS, Term
 
 pytestmark = pytest.mark.skipif(ops.get_backend("cpu").unavailable_reason() is not None,
                                 reason="the compiled extension is not loaded")
 lib = torch.ops.i2i_fast
 
 
-@dataclasses.dataclass(frozen=True)
-class Term:
-    name: str
-    arity: int  # tensors before the reduction: (z,) mu, logvar
-    reductions: tuple[str, ...]  # the first is the operator's default
-    needs: tuple[tuple[bool, ...], ...]  # requires_grad patterns to try
-
-    def __str__(self) -> str:
-        return self.name
-
-    @property
-    def fused(self) -> Callable:
-        return getattr(ops, self.name)
-
-    @property
-    def reference(self) -> Callable:
-        return getattr(ops.reference, self.name)
-
-
-NLL = Term("gaussian_nll", 3, ("batch_sum", "sum", "mean"),
-           ((True, False, False), (False, True, True), (False, False, True)))
-KL = Term("gaussian_kl", 2, ("sum", "batch_sum", "mean"), ((True, False), (False, True),
-                                                            (True, True)))
-TERMS = (NLL, KL)
 CASES = [(term, r) for term in TERMS for r in term.reductions]
 
 

@@ -7,7 +7,7 @@ for CUDA compute capability `arch` with the real Triton compiler (to PTX and cub
 running it (the machinery of tests/triton_compile_check.py). Covers both operators (gaussian_nll,
 gaussian_kl), every dtype and reduction, a call of one program and one of several. Prints one JSON
 object per compiled kernel variant, then a summary line; exits 1 if any compilation failed. Needs
-Triton's compiled mode: TRITON_INTERPRET must be off. tests/test_triton_gaussian_nll.py runs it in a subprocess.
+Triton's compiled mode: TRITON_INTERPRET must be off. tests/test_triton_latent_terms.py runs it in a subprocess.
 """
 
 from __future__ import annotations
