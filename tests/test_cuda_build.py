@@ -36,7 +36,8 @@ DEVICE_OPERATORS = tuple(f"{op}_{kind}" for op in NORM_OPERATORS
     "gaussian_nll", "gaussian_nll_backward", "gaussian_kl", "gaussian_kl_backward",
     "latent_conv2d_forward", "latent_conv2d_backward",
     "latent_conv_transpose2d_forward", "latent_conv_transpose2d_backward",
-    "filter_response_norm_forward", "filter_response_norm_backward")
+    "filter_response_norm_forward", "filter_response_norm_backward",
+    "filter_response_norm_double_backward")
 
 
 def _toolkit_or_skip() -> extension.CudaToolkit:

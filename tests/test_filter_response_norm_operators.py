@@ -46,6 +46,8 @@ def test_opcheck(layout):
     _, rstd = lib.filter_response_norm_forward(x, w, b, t, 1e-6)
     torch.library.opcheck(lib.filter_response_norm_backward.default,
                           (torch.randn_like(x), x, w, b, t, rstd, 1e-6))
+    torch.library.opcheck(lib.filter_response_norm_double_backward.default,
+                          (torch.randn_like(x), torch.randn_like(x), x, w, b, t, rstd, 1e-6))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -81,6 +83,55 @@ def test_r1_style_double_backward_equals_the_reference(backend):
 
     for got, expected in zip(penalty_grads(backend), penalty_grads("reference")):
         assert rel_err(got, expected) < 1e-10
+
+
+@needs_extension
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype, tolerance", [(F64, 1e-10), (torch.float32, 1e-5),
+                                              (torch.bfloat16, 3e-2)])
+def test_the_fused_double_backward_matches_the_reference(layout, dtype, tolerance):
+    """The R1 pattern on the compiled backend (the fused backward, then the fused double
+    backward) against float64 autograd of the reference, per layout and dtype, on a shape with
+    whole and partial channels-last column blocks (C = 70) and ties of z with tau."""
+    x, w, b, t = inputs((3, 70, 5, 3), F64, seed=7)
+    t[::5] = b[::5]  # z = tau where x = 0
+    x[:, ::5, 1, 1] = 0.0
+    grad_out = torch.randn(x.shape, generator=torch.Generator().manual_seed(8), dtype=F64)
+
+    def penalty_grads(which, cast):
+        leaves = [cast(v).detach().clone().requires_grad_() for v in (x, w, b, t)]
+        with ops.use_backend(which):
+            y = ops.filter_response_norm(*leaves)
+        (gx,) = torch.autograd.grad(y, leaves[0], cast(grad_out), create_graph=True)
+        return torch.autograd.grad((gx.float() * gx.detach().float().sin()).sum(), leaves,
+                                   allow_unused=True, materialize_grads=True)
+
+    def cast(v):
+        v = v.to(dtype if v.dim() == 4 else (F64 if dtype == F64 else torch.float32))
+        return channels_last(v) if layout == "channels_last" and v.dim() == 4 else v
+
+    expected = penalty_grads("reference", lambda v: v.double())
+    for got, want in zip(penalty_grads("cpu", cast), expected):
+        assert rel_err(got, want) < tolerance
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_input_gradient_is_differentiable_twice_more(backend):
+    """The gradient built with create_graph=True (the fused backends: the fused backward operator
+    with its closed-form gradient) checked by gradcheck and gradgradcheck: the second and third
+    derivatives, to x, weight, bias and tau."""
+    x, w, b, t = inputs((2, 3, 3, 4), F64, seed=5)
+    leaves = tuple(v.detach().clone().requires_grad_() for v in (x, w, b, t))
+    grad_out = torch.randn(x.shape, generator=torch.Generator().manual_seed(6), dtype=F64)
+
+    def input_gradient(*args):
+        with ops.use_backend(backend):
+            y = ops.filter_response_norm(*args)
+        (gx,) = torch.autograd.grad(y, args[0], grad_out, create_graph=True)
+        return gx
+
+    assert torch.autograd.gradcheck(input_gradient, leaves)
+    assert torch.autograd.gradgradcheck(input_gradient, leaves)
 
 
 @needs_extension

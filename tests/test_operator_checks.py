@@ -41,6 +41,7 @@ DEFINITION = {
     "layer_norm_backward": norm_checks.layer_norm_backward,
     "filter_response_norm_forward": frn_checks.filter_response_norm,
     "filter_response_norm_backward": frn_checks.filter_response_norm_backward,
+    "filter_response_norm_double_backward": frn_checks.filter_response_norm_double_backward,
     "gan_loss": lambda *args: loss_checks.gan_loss(list(args[0]), *args[1:]),
     "gan_loss_backward": lambda g, outputs, *args: loss_checks.gan_loss_backward(
         g, list(outputs), *args),
@@ -109,6 +110,16 @@ BAD_CALLS = {
                                                              1e-6)),
     "frn rstd shape": ("filter_response_norm_backward", (X, X, C, C, C, STATS_N, 1e-6)),
     "frn rstd dtype": ("filter_response_norm_backward", (X, X, C, C, C, STATS_NC.int(), 1e-6)),
+    "frn double backward x": ("filter_response_norm_double_backward", (X, X, X.int(), C, C, C,
+                                                                       STATS_NC, 1e-6)),
+    "frn double backward rstd": ("filter_response_norm_double_backward", (X, X, X, C, C, C,
+                                                                          STATS_N, 1e-6)),
+    "frn grad_grad_x shape": ("filter_response_norm_double_backward", (X[:, :2], X, X, C, C, C,
+                                                                       STATS_NC, 1e-6)),
+    "frn grad_grad_x dtype": ("filter_response_norm_double_backward", (X.long(), X, X, C, C, C,
+                                                                       STATS_NC, 1e-6)),
+    "frn grad_grad_x device": ("filter_response_norm_double_backward", (X.to("meta"), X, X, C, C,
+                                                                        C, STATS_NC, 1e-6)),
     # gan_loss: outputs
     "outputs dtype": ("gan_loss", ([OUT.long()], "lsgan", "real", 0.0, None, "mean")),
     "outputs batch": ("gan_loss", ([OUT, torch.randn(2, 1)], "lsgan", "real", 0.0, None,
@@ -238,6 +249,11 @@ def _fake_args(mode: FakeTensorMode, args):
     return tuple(fake(a) for a in args)
 
 
+# Compiled operators with no Triton counterpart (the Triton backend pads with aten, and
+# differentiates its FRN gradient in plain PyTorch).
+NO_TRITON_OPERATOR = {"reflection_pad", "filter_response_norm_double_backward"}
+
+
 def _entry_points(op: str, args) -> dict:
     points = {"python definition": lambda: DEFINITION[op](*args)}
     if ops.get_backend("cpu").unavailable_reason() is None:
@@ -249,7 +265,7 @@ def _entry_points(op: str, args) -> dict:
                 compiled(*_fake_args(mode, args))
 
         points["fake implementation"] = through_fake
-    if triton_support.state().unavailable_reason is None and op != "reflection_pad":
+    if triton_support.state().unavailable_reason is None and op not in NO_TRITON_OPERATOR:
         triton_op = getattr(torch.ops.i2i_fast_triton, op)
         points["triton operator"] = lambda: triton_op(*args)
     return points

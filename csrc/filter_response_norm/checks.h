@@ -35,11 +35,10 @@ inline FrnSpec check_filter_response_norm(std::string_view op, const at::Tensor&
 
 // The forward checks under the backward operator's name, then grad_out (x's shape) and rstd
 // ((N, C), what the forward operator returned), both floating and on x's device.
-inline FrnSpec check_filter_response_norm_backward(const at::Tensor& grad_out,
-                                                   const at::Tensor& x, const at::Tensor& weight,
-                                                   const at::Tensor& bias, const at::Tensor& tau,
-                                                   const at::Tensor& rstd, double eps) {
-  const std::string_view op = "filter_response_norm_backward";
+inline FrnSpec check_filter_response_norm_backward(
+    const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
+    const at::Tensor& bias, const at::Tensor& tau, const at::Tensor& rstd, double eps,
+    std::string_view op = "filter_response_norm_backward") {
   const FrnSpec spec = check_filter_response_norm(op, x, weight, bias, tau, eps);
   TORCH_CHECK_VALUE(grad_out.sizes() == x.sizes(), op, ": grad_out: expected shape ",
                     checks::shape_text(x.sizes()), " (the shape of x), got ",
@@ -53,6 +52,23 @@ inline FrnSpec check_filter_response_norm_backward(const at::Tensor& grad_out,
     checks::same_device(op, name, t, x.device(), " (the device of x)");
     checks::floating(op, name, t);
   }
+  return spec;
+}
+
+// The backward checks under the double backward's name, then grad_grad_x (the gradient of
+// grad_x: x's shape), on x's device and floating.
+inline FrnSpec check_filter_response_norm_double_backward(
+    const at::Tensor& grad_grad_x, const at::Tensor& grad_out, const at::Tensor& x,
+    const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& tau,
+    const at::Tensor& rstd, double eps) {
+  const std::string_view op = "filter_response_norm_double_backward";
+  const FrnSpec spec =
+      check_filter_response_norm_backward(grad_out, x, weight, bias, tau, rstd, eps, op);
+  TORCH_CHECK_VALUE(grad_grad_x.sizes() == x.sizes(), op, ": grad_grad_x: expected shape ",
+                    checks::shape_text(x.sizes()), " (the shape of x), got ",
+                    checks::shape_text(grad_grad_x.sizes()));
+  checks::same_device(op, "grad_grad_x", grad_grad_x, x.device(), " (the device of x)");
+  checks::floating(op, "grad_grad_x", grad_grad_x);
   return spec;
 }
 

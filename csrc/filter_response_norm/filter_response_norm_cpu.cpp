@@ -63,26 +63,39 @@ void row_forward(const T* x, T* y, int64_t n, A scale, A shift, A tau) {
   }
 }
 
+// Three sums over a row of n elements: terms(i, t0, t1, t2) sets element i's three terms; each is
+// summed in A over blocks of kBlock, each block folded into sums[0..2] (double).
+template <typename A, typename Terms>
+void row_three_sums(int64_t n, Terms&& terms, double* sums) {
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    A s0 = 0, s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2)
+    for (int64_t i = b; i < e; ++i) {
+      A t0, t1, t2;
+      terms(i, t0, t1, t2);
+      s0 += t0;
+      s1 += t1;
+      s2 += t2;
+    }
+    sums[0] += s0;
+    sums[1] += s1;
+    sums[2] += s2;
+  }
+}
+
 // Adds the group's Σ g, Σ g x and Σ grad_out * share_tau to sums[kSumG...].
 template <typename T, typename A>
 void row_grad_sums(const T* x, const T* dy, int64_t n, A scale, A shift, A tau, double* sums) {
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    A sg = 0, sgx = 0, st = 0;
-#pragma omp simd reduction(+ : sg, sgx, st)
-    for (int64_t i = b; i < e; ++i) {
-      const A v = static_cast<A>(widen(x[i]));
-      const A d = static_cast<A>(widen(dy[i]));
-      const A z = v * scale + shift;
-      const A g = d * tlu_share_z(z, tau);
-      sg += g;
-      sgx += g * v;
-      st += d * tlu_share_tau(z, tau);
-    }
-    sums[kSumG] += sg;
-    sums[kSumGX] += sgx;
-    sums[kSumGTau] += st;
-  }
+  static_assert(kSumG == 0 && kSumGX == 1 && kSumGTau == 2);
+  row_three_sums<A>(n, [&](int64_t i, A& sg, A& sgx, A& st) {
+    const A v = static_cast<A>(widen(x[i]));
+    const A d = static_cast<A>(widen(dy[i]));
+    const A z = v * scale + shift;
+    sg = d * tlu_share_z(z, tau);
+    sgx = sg * v;
+    st = d * tlu_share_tau(z, tau);
+  }, sums);
 }
 
 // grad_x = scale * g - k * x, k = w r³ Σ(g x) / S.
@@ -108,51 +121,155 @@ ColumnTask column_task(int64_t task, int64_t channels) {
   return {task / blocks, c0, std::min(kColumns, channels - c0)};
 }
 
+// Runs fn(task, base, g0) for every channels-last task of an (N, C, S) tensor, in parallel: base
+// is the task's first element, g0 its first (n, c) group; `passes` over the task's data set the
+// grain.
+template <typename Fn>
+void for_each_column_task(int64_t N, int64_t C, int64_t S, int64_t passes, Fn&& fn) {
+  const int64_t tasks = N * ((C + kColumns - 1) / kColumns);
+  at::parallel_for(0, tasks, grain_for(passes * S * kColumns), [&](int64_t k0, int64_t k1) {
+    for (int64_t k = k0; k < k1; ++k) {
+      const ColumnTask task = column_task(k, C);
+      fn(task, task.n * S * C + task.c0, task.n * C + task.c0);
+    }
+  });
+}
+
+// A task's per-channel scale (w r of its sample), shift (b) and tau, from rstd r of its groups.
+template <typename A>
+struct ColumnParams {
+  A scale[kColumns], shift[kColumns], tau[kColumns];
+};
+
+template <typename A>
+ColumnParams<A> column_params(const ColumnTask& task, const A* w, const A* b, const A* t,
+                              const A* r) {
+  ColumnParams<A> q;
+  for (int64_t c = 0; c < task.cw; ++c) {
+    q.scale[c] = w[task.c0 + c] * r[c];
+    q.shift[c] = b[task.c0 + c];
+    q.tau[c] = t[task.c0 + c];
+  }
+  return q;
+}
+
+// K per-channel sums over `rows` rows of a channels-last block of cw columns: add_row(r, part)
+// adds row r's K terms of every column c < cw to part[k][c]; the rows are summed in A over blocks
+// of kRowBlock, each block folded into sums[c * K + k] (double).
+template <typename A, int K, typename AddRow>
+void columns_sums(int64_t rows, int64_t cw, AddRow&& add_row, double* sums) {
+  A part[K][kColumns];
+  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
+    for (int k = 0; k < K; ++k) std::fill(part[k], part[k] + cw, A(0));
+    for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r) add_row(r, part);
+    for (int64_t c = 0; c < cw; ++c) {
+      for (int k = 0; k < K; ++k) sums[c * K + k] += part[k][c];
+    }
+  }
+}
+
 template <typename T, typename A>
 void columns_sum_squares(const T* x, int64_t rows, int64_t ld, int64_t cw, double* out) {
-  A part[kColumns];
-  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
-    std::fill(part, part + cw, A(0));
-    for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r) {
-      const T* row = x + r * ld;
+  columns_sums<A, 1>(rows, cw, [&](int64_t r, A (&part)[1][kColumns]) {
+    const T* row = x + r * ld;
 #pragma omp simd
-      for (int64_t c = 0; c < cw; ++c) {
-        const A v = static_cast<A>(widen(row[c]));
-        part[c] += v * v;
-      }
+    for (int64_t c = 0; c < cw; ++c) {
+      const A v = static_cast<A>(widen(row[c]));
+      part[0][c] += v * v;
     }
-    for (int64_t c = 0; c < cw; ++c) out[c] += part[c];
-  }
+  }, out);
 }
 
 template <typename T, typename A>
 void columns_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_t cw,
                        const A* scale, const A* shift, const A* tau, double* sums) {
-  A sg[kColumns], sgx[kColumns], st[kColumns];
-  for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
-    std::fill(sg, sg + cw, A(0));
-    std::fill(sgx, sgx + cw, A(0));
-    std::fill(st, st + cw, A(0));
-    for (int64_t r = r0; r < std::min(rows, r0 + kRowBlock); ++r) {
-      const T* xr = x + r * ld;
-      const T* dr = dy + r * ld;
+  columns_sums<A, kFrnSums>(rows, cw, [&](int64_t r, A (&part)[kFrnSums][kColumns]) {
+    const T* xr = x + r * ld;
+    const T* dr = dy + r * ld;
 #pragma omp simd
-      for (int64_t c = 0; c < cw; ++c) {
-        const A v = static_cast<A>(widen(xr[c]));
-        const A d = static_cast<A>(widen(dr[c]));
-        const A z = v * scale[c] + shift[c];
-        const A g = d * tlu_share_z(z, tau[c]);
-        sg[c] += g;
-        sgx[c] += g * v;
-        st[c] += d * tlu_share_tau(z, tau[c]);
-      }
-    }
     for (int64_t c = 0; c < cw; ++c) {
-      sums[c * kFrnSums + kSumG] += sg[c];
-      sums[c * kFrnSums + kSumGX] += sgx[c];
-      sums[c * kFrnSums + kSumGTau] += st[c];
+      const A v = static_cast<A>(widen(xr[c]));
+      const A d = static_cast<A>(widen(dr[c]));
+      const A z = v * scale[c] + shift[c];
+      const A g = d * tlu_share_z(z, tau[c]);
+      part[kSumG][c] += g;
+      part[kSumGX][c] += g * v;
+      part[kSumGTau][c] += d * tlu_share_tau(z, tau[c]);
     }
+  }, sums);
+}
+
+// ----- double backward (the gradient of grad_x for an incoming gradient a; common.h) -----
+
+// Per group, with g = grad_out * share_z: Σ g x, Σ a g, Σ a x, in this order.
+enum SecondSum : int { kSumGXSecond = 0, kSumAG = 1, kSumAX = 2, kSecondSums = 3 };
+
+// The per-group coefficients of the double backward's outputs (the accumulation type):
+//   d grad_out = share_z (ga a - gx x),   d x = xx x - xg g - xa a.
+template <typename A>
+struct SecondCoefs {
+  A ga, gx, xx, xg, xa;
+};
+
+// Coefficients of one group from its sums (in double), with S its size, w its channel's weight
+// and r its rstd: beta = Σgx / S, P = Σag / S, Q = Σax / S.
+template <typename A>
+SecondCoefs<A> second_coefs(const double* sums, int64_t S, double w, double r) {
+  const double count = static_cast<double>(S);
+  const double beta = sums[kSumGXSecond] / count, p = sums[kSumAG] / count,
+               q = sums[kSumAX] / count;
+  const double wr3 = w * r * r * r;
+  return {static_cast<A>(w * r), static_cast<A>(wr3 * q),
+          static_cast<A>(wr3 * (3 * r * r * beta * q - p)), static_cast<A>(wr3 * q),
+          static_cast<A>(wr3 * beta)};
+}
+
+template <typename T, typename A>
+void row_second_sums(const T* x, const T* dy, const T* a, int64_t n, A scale, A shift, A tau,
+                     double* sums) {
+  static_assert(kSumGXSecond == 0 && kSumAG == 1 && kSumAX == 2);
+  row_three_sums<A>(n, [&](int64_t i, A& sgx, A& sag, A& sax) {
+    const A v = static_cast<A>(widen(x[i]));
+    const A g = static_cast<A>(widen(dy[i])) * tlu_share_z(v * scale + shift, tau);
+    const A av = static_cast<A>(widen(a[i]));
+    sgx = g * v;
+    sag = av * g;
+    sax = av * v;
+  }, sums);
+}
+
+template <typename T, typename A>
+void row_second_grads(const T* x, const T* dy, const T* a, T* d_dy, T* d_x, int64_t n, A scale,
+                      A shift, A tau, const SecondCoefs<A>& k) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    const A v = static_cast<A>(widen(x[i]));
+    const A share = tlu_share_z(v * scale + shift, tau);
+    const A g = static_cast<A>(widen(dy[i])) * share;
+    const A av = static_cast<A>(widen(a[i]));
+    d_dy[i] = narrow<T>(share * (k.ga * av - k.gx * v));
+    d_x[i] = narrow<T>(k.xx * v - k.xg * g - k.xa * av);
   }
+}
+
+template <typename T, typename A>
+void columns_second_sums(const T* x, const T* dy, const T* a, int64_t rows, int64_t ld,
+                         int64_t cw, const A* scale, const A* shift, const A* tau,
+                         double* sums) {
+  columns_sums<A, kSecondSums>(rows, cw, [&](int64_t r, A (&part)[kSecondSums][kColumns]) {
+    const T* xr = x + r * ld;
+    const T* dr = dy + r * ld;
+    const T* ar = a + r * ld;
+#pragma omp simd
+    for (int64_t c = 0; c < cw; ++c) {
+      const A v = static_cast<A>(widen(xr[c]));
+      const A g = static_cast<A>(widen(dr[c])) * tlu_share_z(v * scale[c] + shift[c], tau[c]);
+      const A av = static_cast<A>(widen(ar[c]));
+      part[kSumGXSecond][c] += g * v;
+      part[kSumAG][c] += av * g;
+      part[kSumAX][c] += av * v;
+    }
+  }, sums);
 }
 
 // ----- the operators -----
@@ -179,29 +296,24 @@ void forward_impl(const at::Tensor& xd, at::Tensor& y, at::Tensor& rstd, const P
     });
     return;
   }
-  const int64_t tasks = N * ((C + kColumns - 1) / kColumns);
-  at::parallel_for(0, tasks, grain_for(S * kColumns), [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) {
-      const ColumnTask task = column_task(k, C);
-      const int64_t base = task.n * S * C + task.c0;
-      double squares[kColumns] = {};
-      columns_sum_squares<T, A>(x + base, S, C, task.cw, squares);
-      A scale[kColumns], shift[kColumns], tau[kColumns];
-      for (int64_t c = 0; c < task.cw; ++c) {
-        const int64_t ch = task.c0 + c;
-        const A rc = rstd_of<A>(squares[c], S, eps);
-        r[task.n * C + ch] = rc;
-        scale[c] = w[ch] * rc;
-        shift[c] = b[ch];
-        tau[c] = t[ch];
-      }
-      for (int64_t s = 0; s < S; ++s) {
-        const T* xr = x + base + s * C;
-        T* yr = out + base + s * C;
+  for_each_column_task(N, C, S, 1, [&](const ColumnTask& task, int64_t base, int64_t g0) {
+    double squares[kColumns] = {};
+    columns_sum_squares<T, A>(x + base, S, C, task.cw, squares);
+    A scale[kColumns], shift[kColumns], tau[kColumns];
+    for (int64_t c = 0; c < task.cw; ++c) {
+      const int64_t ch = task.c0 + c;
+      const A rc = rstd_of<A>(squares[c], S, eps);
+      r[g0 + c] = rc;
+      scale[c] = w[ch] * rc;
+      shift[c] = b[ch];
+      tau[c] = t[ch];
+    }
+    for (int64_t s = 0; s < S; ++s) {
+      const T* xr = x + base + s * C;
+      T* yr = out + base + s * C;
 #pragma omp simd
-        for (int64_t c = 0; c < task.cw; ++c) {
-          yr[c] = narrow<T>(tlu(static_cast<A>(widen(xr[c])) * scale[c] + shift[c], tau[c]));
-        }
+      for (int64_t c = 0; c < task.cw; ++c) {
+        yr[c] = narrow<T>(tlu(static_cast<A>(widen(xr[c])) * scale[c] + shift[c], tau[c]));
       }
     }
   });
@@ -239,31 +351,76 @@ void backward_impl(const at::Tensor& gd, const at::Tensor& xd, at::Tensor& dx,
     });
     return;
   }
-  const int64_t tasks = N * ((C + kColumns - 1) / kColumns);
-  at::parallel_for(0, tasks, grain_for(2 * S * kColumns), [&](int64_t k0, int64_t k1) {
-    for (int64_t k = k0; k < k1; ++k) {
-      const ColumnTask task = column_task(k, C);
-      const int64_t base = task.n * S * C + task.c0;
-      const int64_t g0 = task.n * C + task.c0;
-      A scale[kColumns], shift[kColumns], tau[kColumns], coef[kColumns];
-      for (int64_t c = 0; c < task.cw; ++c) {
-        scale[c] = w[task.c0 + c] * r[g0 + c];
-        shift[c] = b[task.c0 + c];
-        tau[c] = t[task.c0 + c];
-      }
-      columns_grad_sums<T, A>(x + base, dy + base, S, C, task.cw, scale, shift, tau,
-                              sums + g0 * kFrnSums);
-      for (int64_t c = 0; c < task.cw; ++c) coef[c] = input_grad_k(g0 + c, task.c0 + c);
-      for (int64_t s = 0; s < S; ++s) {
-        const T* xr = x + base + s * C;
-        const T* dr = dy + base + s * C;
-        T* gr = gx + base + s * C;
+  for_each_column_task(N, C, S, 2, [&](const ColumnTask& task, int64_t base, int64_t g0) {
+    const ColumnParams<A> q = column_params(task, w, b, t, r + g0);
+    const A *scale = q.scale, *shift = q.shift, *tau = q.tau;
+    A coef[kColumns];
+    columns_grad_sums<T, A>(x + base, dy + base, S, C, task.cw, scale, shift, tau,
+                            sums + g0 * kFrnSums);
+    for (int64_t c = 0; c < task.cw; ++c) coef[c] = input_grad_k(g0 + c, task.c0 + c);
+    for (int64_t s = 0; s < S; ++s) {
+      const T* xr = x + base + s * C;
+      const T* dr = dy + base + s * C;
+      T* gr = gx + base + s * C;
 #pragma omp simd
-        for (int64_t c = 0; c < task.cw; ++c) {
-          const A v = static_cast<A>(widen(xr[c]));
-          const A g = static_cast<A>(widen(dr[c])) * tlu_share_z(v * scale[c] + shift[c], tau[c]);
-          gr[c] = narrow<T>(scale[c] * g - coef[c] * v);
-        }
+      for (int64_t c = 0; c < task.cw; ++c) {
+        const A v = static_cast<A>(widen(xr[c]));
+        const A g = static_cast<A>(widen(dr[c])) * tlu_share_z(v * scale[c] + shift[c], tau[c]);
+        gr[c] = narrow<T>(scale[c] * g - coef[c] * v);
+      }
+    }
+  });
+}
+
+// Fills d_dy, d_x and sums ((N, C, kSecondSums) doubles) for the incoming gradient a of grad_x.
+template <typename scalar_t>
+void double_backward_impl(const at::Tensor& ad, const at::Tensor& gd, const at::Tensor& xd,
+                          at::Tensor& d_dy, at::Tensor& d_x, const at::Tensor& rstd,
+                          const Params& p, Layout layout, double* sums) {
+  using T = typename StorageOf<scalar_t>::type;
+  using A = typename AccumulateOf<scalar_t>::type;
+  const int64_t N = xd.size(0), C = xd.size(1), S = xd.size(2) * xd.size(3);
+  const T* x = reinterpret_cast<const T*>(xd.const_data_ptr<scalar_t>());
+  const T* dy = reinterpret_cast<const T*>(gd.const_data_ptr<scalar_t>());
+  const T* a = reinterpret_cast<const T*>(ad.const_data_ptr<scalar_t>());
+  T* out_dy = reinterpret_cast<T*>(d_dy.mutable_data_ptr<scalar_t>());
+  T* out_x = reinterpret_cast<T*>(d_x.mutable_data_ptr<scalar_t>());
+  const A* r = rstd.const_data_ptr<A>();
+  const A* w = p.weight.const_data_ptr<A>();
+  const A* b = p.bias.const_data_ptr<A>();
+  const A* t = p.tau.const_data_ptr<A>();
+  if (layout == Layout::kNCS) {
+    at::parallel_for(0, N * C, grain_for(3 * S), [&](int64_t g0, int64_t g1) {
+      for (int64_t g = g0; g < g1; ++g) {
+        const int64_t c = g % C, o = g * S;
+        const A scale = w[c] * r[g];
+        double* gs = sums + g * kSecondSums;
+        row_second_sums<T, A>(x + o, dy + o, a + o, S, scale, b[c], t[c], gs);
+        row_second_grads<T, A>(x + o, dy + o, a + o, out_dy + o, out_x + o, S, scale, b[c],
+                               t[c], second_coefs<A>(gs, S, w[c], r[g]));
+      }
+    });
+    return;
+  }
+  for_each_column_task(N, C, S, 3, [&](const ColumnTask& task, int64_t base, int64_t g0) {
+    const ColumnParams<A> q = column_params(task, w, b, t, r + g0);
+    const A *scale = q.scale, *shift = q.shift, *tau = q.tau;
+    columns_second_sums<T, A>(x + base, dy + base, a + base, S, C, task.cw, scale, shift, tau,
+                              sums + g0 * kSecondSums);
+    SecondCoefs<A> coef[kColumns];
+    for (int64_t c = 0; c < task.cw; ++c) {
+      coef[c] = second_coefs<A>(sums + (g0 + c) * kSecondSums, S, w[task.c0 + c], r[g0 + c]);
+    }
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t row = base + s * C;
+      for (int64_t c = 0; c < task.cw; ++c) {
+        const A v = static_cast<A>(widen(x[row + c]));
+        const A share = tlu_share_z(v * scale[c] + shift[c], tau[c]);
+        const A g = static_cast<A>(widen(dy[row + c])) * share;
+        const A av = static_cast<A>(widen(a[row + c]));
+        const SecondCoefs<A>& e = coef[c];
+        out_dy[row + c] = narrow<T>(share * (e.ga * av - e.gx * v));
+        out_x[row + c] = narrow<T>(e.xx * v - e.xg * g - e.xa * av);
       }
     }
   });
@@ -321,10 +478,47 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
   return {dx, gw.to(weight.scalar_type()), gb.to(bias.scalar_type()), gt.to(tau.scalar_type())};
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> frn_double_backward(
+    const at::Tensor& grad_grad_x, const at::Tensor& grad_out, const at::Tensor& x,
+    const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& tau,
+    const at::Tensor& rstd, const FrnSpec&) {
+  const at::Tensor xd = to_dense_layout(x);
+  const Layout layout = layout_of_dense(xd);
+  const at::Tensor gd = to_layout(grad_out.to(x.scalar_type()), layout);
+  const at::Tensor ad = to_layout(grad_grad_x.to(x.scalar_type()), layout);
+  const at::ScalarType acc = accumulate_type_of(x.scalar_type());
+  const at::Tensor r = rstd.to(acc).contiguous();
+  const int64_t N = x.size(0), C = x.size(1), S = x.size(2) * x.size(3);
+  at::Tensor d_dy = at::empty_like(xd), d_x = at::empty_like(xd);
+  std::vector<double> sums(static_cast<size_t>(N * C * kSecondSums), 0.0);
+  const Params p(weight, bias, tau, acc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
+                                  "frn_double_backward", [&] {
+    double_backward_impl<scalar_t>(ad, gd, xd, d_dy, d_x, r, p, layout, sums.data());
+  });
+  // d weight[c] = Σ_n S r (P - r² beta Q), over the batch in order.
+  at::Tensor d_w = at::empty({C}, x.options().dtype(at::kDouble));
+  const at::Tensor r64 = r.to(at::kDouble);
+  const double* rr = r64.const_data_ptr<double>();
+  double* dw = d_w.mutable_data_ptr<double>();
+  const double count = static_cast<double>(S);
+  for (int64_t c = 0; c < C; ++c) {
+    double total = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const double* gs = sums.data() + (n * C + c) * kSecondSums;
+      const double rg = rr[n * C + c];
+      total += rg * (gs[kSumAG] - rg * rg * gs[kSumGXSecond] * gs[kSumAX] / count);
+    }
+    dw[c] = total;
+  }
+  return {d_dy.to(grad_out.scalar_type()), d_x, d_w.to(weight.scalar_type())};
+}
+
 }  // namespace i2i_fast::filter_response_norm::cpu
 
 TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   i2i_fast::register_kernels<i2i_fast::FilterResponseNormKernels<
       &i2i_fast::filter_response_norm::cpu::frn_forward,
-      &i2i_fast::filter_response_norm::cpu::frn_backward>>(m);
+      &i2i_fast::filter_response_norm::cpu::frn_backward,
+      &i2i_fast::filter_response_norm::cpu::frn_double_backward>>(m);
 }

@@ -20,4 +20,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
     const at::Tensor& grad_out, const at::Tensor& x, const at::Tensor& weight,
     const at::Tensor& bias, const at::Tensor& tau, const at::Tensor& rstd, const FrnSpec& spec);
 
+// Returns (d grad_out, d x, d weight): the gradient of grad_x's inner product with grad_grad_x
+// (common.h), in the dtypes of grad_out, x and weight; d x in x's layout.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> frn_double_backward(
+    const at::Tensor& grad_grad_x, const at::Tensor& grad_out, const at::Tensor& x,
+    const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& tau,
+    const at::Tensor& rstd, const FrnSpec& spec);
+
 }  // namespace i2i_fast::filter_response_norm::cpu

@@ -24,6 +24,7 @@
 #include "../normalization/common.h"
 #include "common.h"
 #include "device_kernels.h"
+#include "double_backward_aten.h"
 
 namespace i2i_fast::filter_response_norm::cuda {
 namespace {
@@ -277,10 +278,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
           s64.select(2, kSumGTau).sum(0).to(tau.scalar_type())};
 }
 
+// No fused CUDA kernel yet: the closed form in ATen operations (double_backward_aten.h), which
+// runs on the GPU as a few elementwise and reduction kernels.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> frn_double_backward(
+    const at::Tensor& grad_grad_x, const at::Tensor& grad_out, const at::Tensor& x,
+    const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& tau,
+    const at::Tensor& rstd, const FrnSpec& spec) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  return frn_double_backward_aten(grad_grad_x, at::Tensor(), at::Tensor(), at::Tensor(),
+                                  grad_out, x, weight, bias, tau, rstd, spec.eps);
+}
+
 }  // namespace i2i_fast::filter_response_norm::cuda
 
 TORCH_LIBRARY_IMPL(i2i_fast, CUDA, m) {
   i2i_fast::register_kernels<i2i_fast::FilterResponseNormKernels<
       &i2i_fast::filter_response_norm::cuda::frn_forward,
-      &i2i_fast::filter_response_norm::cuda::frn_backward>>(m);
+      &i2i_fast::filter_response_norm::cuda::frn_backward,
+      &i2i_fast::filter_response_norm::cuda::frn_double_backward>>(m);
 }

@@ -4,9 +4,10 @@ discriminator normalization.
 The public function checks its arguments (``checks``: the one definition every backend and the
 fake implementations run), picks a backend (see ``backends``) and runs it. Every backend computes
 ``reference.filter_response_norm`` and is differentiable in x, weight, bias and tau, twice: the
-fused backends' gradient is itself differentiable (when it is built with ``create_graph=True``
-they compute it with ``reference.filter_response_norm_backward``, plain PyTorch), as TUNIT's R1
-penalty needs. Forward-mode derivatives (torch.func.jvp, torch.autograd.forward_ad) come from the
+fused backends' gradient is itself differentiable (built with ``create_graph=True``, as TUNIT's
+R1 penalty builds it), the compiled backends' through their fused backward and double backward
+operators (csrc/filter_response_norm/double_backward_aten.h has the formula), the Triton
+backend's by computing it with ``reference.filter_response_norm_backward``, plain PyTorch. Forward-mode derivatives (torch.func.jvp, torch.autograd.forward_ad) come from the
 reference backend only: the fused backends refuse inputs with tangents, naming the operator.
 
 Shapes: x (N, C, H, W), contiguous, channels-last or any other strides (the output keeps x's

@@ -31,10 +31,10 @@ def filter_response_norm(x, weight, bias, tau, eps, op: str = "filter_response_n
     return checks.eps(op, eps, positive=True)
 
 
-def filter_response_norm_backward(grad_out, x, weight, bias, tau, rstd, eps):
+def filter_response_norm_backward(grad_out, x, weight, bias, tau, rstd, eps,
+                                  op: str = "filter_response_norm_backward"):
     """The forward operator's checks, then grad_out (x's shape) and rstd ((N, C), what the
     forward operator returned), both floating and on x's device."""
-    op = "filter_response_norm_backward"
     eps = filter_response_norm(x, weight, bias, tau, eps, op)
     grad_out = checks.tensor(op, "grad_out", grad_out)
     rstd = checks.tensor(op, "rstd", rstd)
@@ -50,4 +50,20 @@ def filter_response_norm_backward(grad_out, x, weight, bias, tau, rstd, eps):
             raise ValueError(f"{op}: {name}: expected device {x.device} (the device of x), got "
                              f"{t.device}")
         checks.floating(op, name, t)
+    return eps
+
+
+def filter_response_norm_double_backward(grad_grad_x, grad_out, x, weight, bias, tau, rstd, eps):
+    """The backward operator's checks, then grad_grad_x (the gradient of grad_x: x's shape),
+    floating and on x's device."""
+    op = "filter_response_norm_double_backward"
+    eps = filter_response_norm_backward(grad_out, x, weight, bias, tau, rstd, eps, op)
+    grad_grad_x = checks.tensor(op, "grad_grad_x", grad_grad_x)
+    if grad_grad_x.shape != x.shape:
+        raise ValueError(f"{op}: grad_grad_x: expected shape {tuple(x.shape)} (the shape of x), "
+                         f"got {tuple(grad_grad_x.shape)}")
+    if grad_grad_x.device != x.device:
+        raise ValueError(f"{op}: grad_grad_x: expected device {x.device} (the device of x), got "
+                         f"{grad_grad_x.device}")
+    checks.floating(op, "grad_grad_x", grad_grad_x)
     return eps

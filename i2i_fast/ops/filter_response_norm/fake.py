@@ -6,7 +6,8 @@ triton.py), whose schemas are the same.
 Each runs its operator's checks and gives every output's shape, dtype and strides as the kernels
 produce them: the output keeps x's memory format when x is contiguous or channels-last (else it
 is contiguous), rstd is (N, C) float32 (float64 for a float64 x), each parameter's gradient has
-its parameter's shape and dtype.
+its parameter's shape and dtype. The double backward's gradient of grad_out has grad_out's dtype
+(the compiled operators only: the Triton backend differentiates its gradient in plain PyTorch).
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ def filter_response_norm_backward(grad_out, x, weight, bias, tau, rstd, eps):
             tau.new_empty(tau.shape))
 
 
-COMPILED = (filter_response_norm, filter_response_norm_forward, filter_response_norm_backward)
+def filter_response_norm_double_backward(grad_grad_x, grad_out, x, weight, bias, tau, rstd, eps):
+    checks.filter_response_norm_double_backward(grad_grad_x, grad_out, x, weight, bias, tau, rstd,
+                                                eps)
+    return (output_like(x).to(grad_out.dtype), output_like(x), weight.new_empty(weight.shape))
+
+
+COMPILED = (filter_response_norm, filter_response_norm_forward, filter_response_norm_backward,
+            filter_response_norm_double_backward)
 
 
 def register() -> None:

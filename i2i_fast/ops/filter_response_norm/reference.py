@@ -7,9 +7,9 @@ float64. The arguments are not validated here: ``i2i_fast.ops`` checks them befo
 runs.
 
 ``filter_response_norm_backward`` is the same function's gradient written out, in plain PyTorch
-and itself differentiable: the fused backends run it in place of their backward kernel when the
+and itself differentiable: the Triton backend runs it in place of its backward kernel when the
 gradient must be differentiated again (``create_graph=True``, e.g. TUNIT's R1 penalty through
-the discriminator).
+the discriminator); the compiled backends have a fused double backward operator instead.
 """
 
 from __future__ import annotations
