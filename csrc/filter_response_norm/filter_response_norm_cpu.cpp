@@ -63,39 +63,26 @@ void row_forward(const T* x, T* y, int64_t n, A scale, A shift, A tau) {
   }
 }
 
-// Three sums over a row of n elements: terms(i, t0, t1, t2) sets element i's three terms; each is
-// summed in A over blocks of kBlock, each block folded into sums[0..2] (double).
-template <typename A, typename Terms>
-void row_three_sums(int64_t n, Terms&& terms, double* sums) {
-  for (int64_t b = 0; b < n; b += kBlock) {
-    const int64_t e = std::min(n, b + kBlock);
-    A s0 = 0, s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2)
-    for (int64_t i = b; i < e; ++i) {
-      A t0, t1, t2;
-      terms(i, t0, t1, t2);
-      s0 += t0;
-      s1 += t1;
-      s2 += t2;
-    }
-    sums[0] += s0;
-    sums[1] += s1;
-    sums[2] += s2;
-  }
-}
-
 // Adds the group's Σ g, Σ g x and Σ grad_out * share_tau to sums[kSumG...].
 template <typename T, typename A>
 void row_grad_sums(const T* x, const T* dy, int64_t n, A scale, A shift, A tau, double* sums) {
-  static_assert(kSumG == 0 && kSumGX == 1 && kSumGTau == 2);
-  row_three_sums<A>(n, [&](int64_t i, A& sg, A& sgx, A& st) {
-    const A v = static_cast<A>(widen(x[i]));
-    const A d = static_cast<A>(widen(dy[i]));
-    const A z = v * scale + shift;
-    sg = d * tlu_share_z(z, tau);
-    sgx = sg * v;
-    st = d * tlu_share_tau(z, tau);
-  }, sums);
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    A sg = 0, sgx = 0, st = 0;
+#pragma omp simd reduction(+ : sg, sgx, st)
+    for (int64_t i = b; i < e; ++i) {
+      const A v = static_cast<A>(widen(x[i]));
+      const A d = static_cast<A>(widen(dy[i]));
+      const A z = v * scale + shift;
+      const A g = d * tlu_share_z(z, tau);
+      sg += g;
+      sgx += g * v;
+      st += d * tlu_share_tau(z, tau);
+    }
+    sums[kSumG] += sg;
+    sums[kSumGX] += sgx;
+    sums[kSumGTau] += st;
+  }
 }
 
 // grad_x = scale * g - k * x, k = w r³ Σ(g x) / S.
@@ -224,18 +211,27 @@ SecondCoefs<A> second_coefs(const double* sums, int64_t S, double w, double r) {
           static_cast<A>(wr3 * beta)};
 }
 
+// Adds the group's Σ g x, Σ a g and Σ a x to sums[kSumGXSecond...] (the shape of row_grad_sums,
+// other sums).
 template <typename T, typename A>
 void row_second_sums(const T* x, const T* dy, const T* a, int64_t n, A scale, A shift, A tau,
                      double* sums) {
-  static_assert(kSumGXSecond == 0 && kSumAG == 1 && kSumAX == 2);
-  row_three_sums<A>(n, [&](int64_t i, A& sgx, A& sag, A& sax) {
-    const A v = static_cast<A>(widen(x[i]));
-    const A g = static_cast<A>(widen(dy[i])) * tlu_share_z(v * scale + shift, tau);
-    const A av = static_cast<A>(widen(a[i]));
-    sgx = g * v;
-    sag = av * g;
-    sax = av * v;
-  }, sums);
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    A sgx = 0, sag = 0, sax = 0;
+#pragma omp simd reduction(+ : sgx, sag, sax)
+    for (int64_t i = b; i < e; ++i) {
+      const A v = static_cast<A>(widen(x[i]));
+      const A g = static_cast<A>(widen(dy[i])) * tlu_share_z(v * scale + shift, tau);
+      const A av = static_cast<A>(widen(a[i]));
+      sgx += g * v;
+      sag += av * g;
+      sax += av * v;
+    }
+    sums[kSumGXSecond] += sgx;
+    sums[kSumAG] += sag;
+    sums[kSumAX] += sax;
+  }
 }
 
 template <typename T, typename A>
@@ -407,20 +403,28 @@ void double_backward_impl(const at::Tensor& ad, const at::Tensor& gd, const at::
     const A *scale = q.scale, *shift = q.shift, *tau = q.tau;
     columns_second_sums<T, A>(x + base, dy + base, a + base, S, C, task.cw, scale, shift, tau,
                               sums + g0 * kSecondSums);
-    SecondCoefs<A> coef[kColumns];
+    // The coefficients per column, one array each (a unit-stride inner loop).
+    A ga[kColumns], gx[kColumns], xx[kColumns], xg[kColumns], xa[kColumns];
     for (int64_t c = 0; c < task.cw; ++c) {
-      coef[c] = second_coefs<A>(sums + (g0 + c) * kSecondSums, S, w[task.c0 + c], r[g0 + c]);
+      const SecondCoefs<A> e =
+          second_coefs<A>(sums + (g0 + c) * kSecondSums, S, w[task.c0 + c], r[g0 + c]);
+      ga[c] = e.ga, gx[c] = e.gx, xx[c] = e.xx, xg[c] = e.xg, xa[c] = e.xa;
     }
     for (int64_t s = 0; s < S; ++s) {
       const int64_t row = base + s * C;
+      const T* xr = x + row;
+      const T* dr = dy + row;
+      const T* ar = a + row;
+      T* odr = out_dy + row;
+      T* oxr = out_x + row;
+#pragma omp simd
       for (int64_t c = 0; c < task.cw; ++c) {
-        const A v = static_cast<A>(widen(x[row + c]));
+        const A v = static_cast<A>(widen(xr[c]));
         const A share = tlu_share_z(v * scale[c] + shift[c], tau[c]);
-        const A g = static_cast<A>(widen(dy[row + c])) * share;
-        const A av = static_cast<A>(widen(a[row + c]));
-        const SecondCoefs<A>& e = coef[c];
-        out_dy[row + c] = narrow<T>(share * (e.ga * av - e.gx * v));
-        out_x[row + c] = narrow<T>(e.xx * v - e.xg * g - e.xa * av);
+        const A g = static_cast<A>(widen(dr[c])) * share;
+        const A av = static_cast<A>(widen(ar[c]));
+        odr[c] = narrow<T>(share * (ga[c] * av - gx[c] * v));
+        oxr[c] = narrow<T>(xx[c] * v - xg[c] * g - xa[c] * av);
       }
     }
   });
