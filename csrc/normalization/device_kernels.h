@@ -102,4 +102,37 @@ struct NormalizationKernels {
   };
 };
 
+// batch_norm's device operators, with the same function types: forward (x, weight, bias, spec)
+// -> (out, mean, var) and backward (grad_out, x, weight, bias, mean, var, spec), the batch
+// statistics per channel (C,). A separate list because not every device has them yet (CPU only;
+// the Python backends fall back to the reference elsewhere).
+template <NormForwardFn forward, NormBackwardFn backward>
+struct BatchNormKernels {
+  using OptTensor = std::optional<at::Tensor>;
+  using Tensor = at::Tensor;
+
+  static NormResult batch_norm_forward(const Tensor& x, const OptTensor& weight,
+                                       const OptTensor& bias, double eps,
+                                       c10::string_view activation, double negative_slope) {
+    const NormSpec spec =
+        check_batch_norm("batch_norm", x, weight, bias, eps, activation, negative_slope);
+    return forward(x, weight, bias, spec);
+  }
+
+  static NormResult batch_norm_backward(const Tensor& grad_out, const Tensor& x,
+                                        const OptTensor& weight, const OptTensor& bias,
+                                        const Tensor& mean, const Tensor& var, double eps,
+                                        c10::string_view activation, double negative_slope) {
+    const char* op = "batch_norm_backward";
+    const NormSpec spec = check_batch_norm(op, x, weight, bias, eps, activation, negative_slope);
+    check_norm_backward_inputs(op, grad_out, x, mean, var, spec.grouping, "var");
+    return backward(grad_out, x, weight, bias, mean, var, spec);
+  }
+
+  static constexpr std::tuple kernels{
+      Kernel<&batch_norm_forward>{"batch_norm_forward"},
+      Kernel<&batch_norm_backward>{"batch_norm_backward"},
+  };
+};
+
 }  // namespace i2i_fast

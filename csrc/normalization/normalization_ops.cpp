@@ -1,4 +1,5 @@
 // The normalization operators: schemas, autograd and the device-independent kernels.
+// (batch_norm's public operator returns (y, mean, var) and differentiates y only.)
 //
 // Every normalization is three operators:
 //   i2i_fast::<op>           the public operator (what i2i_fast.ops calls); differentiable
@@ -54,6 +55,10 @@ I2I_FAST_OPERATOR_HANDLE(instance_norm_backward_op, InstanceNormBackward,
                          "i2i_fast::instance_norm_backward")
 I2I_FAST_OPERATOR_HANDLE(layer_norm_forward_op, LayerNormForward, "i2i_fast::layer_norm_forward")
 I2I_FAST_OPERATOR_HANDLE(layer_norm_backward_op, LayerNormBackward, "i2i_fast::layer_norm_backward")
+// batch_norm's device operators have instance_norm's signatures (mean and var for mean and rstd).
+I2I_FAST_OPERATOR_HANDLE(batch_norm_forward_op, InstanceNormForward, "i2i_fast::batch_norm_forward")
+I2I_FAST_OPERATOR_HANDLE(batch_norm_backward_op, InstanceNormBackward,
+                         "i2i_fast::batch_norm_backward")
 
 // ----- autograd -----
 
@@ -132,6 +137,46 @@ class NormFunction : public torch::autograd::Function<NormFunction> {
   }
 };
 
+// batch_norm: three outputs, (y, mean, var); the batch statistics are not differentiable (what the
+// running statistics take), so only y has a gradient.
+class BatchNormFunction : public torch::autograd::Function<BatchNormFunction> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
+                                                const Tensor& x, const OptTensor& weight,
+                                                const OptTensor& bias, double eps,
+                                                c10::string_view activation,
+                                                double negative_slope) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [out, mean, var] =
+        batch_norm_forward_op().call(x, weight, bias, eps, activation, negative_slope);
+    ctx->save_for_backward({x, weight.value_or(Tensor()), bias.value_or(Tensor()), mean, var});
+    ctx->mark_non_differentiable({mean, var});
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["activation"] = std::string(activation);
+    ctx->saved_data["negative_slope"] = negative_slope;
+    return {out, mean, var};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const Tensor& grad_out = grads[0];
+    // x, weight, bias, eps, activation, negative_slope
+    torch::autograd::variable_list result(6);
+    if (!grad_out.defined()) return result;
+    const auto saved = ctx->get_saved_variables();
+    const OptTensor weight = optional_of(saved[1]);
+    const OptTensor bias = optional_of(saved[2]);
+    const auto [dx, dw, db] = batch_norm_backward_op().call(
+        grad_out, saved[0], weight, bias, saved[3], saved[4], ctx->saved_data["eps"].toDouble(),
+        ctx->saved_data["activation"].toStringRef(),
+        ctx->saved_data["negative_slope"].toDouble());
+    result[0] = dx;
+    if (weight.has_value()) result[1] = dw;
+    if (bias.has_value()) result[2] = db;
+    return result;
+  }
+};
+
 Tensor adain_autograd(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                       c10::string_view activation, double negative_slope) {
   return NormFunction::apply(static_cast<int64_t>(NormOp::kAdain), x, OptTensor(weight),
@@ -151,7 +196,23 @@ Tensor layer_norm_autograd(const Tensor& x, const OptTensor& weight, const OptTe
                              style, activation, negative_slope);
 }
 
+TensorTriple batch_norm_autograd(const Tensor& x, const OptTensor& weight, const OptTensor& bias,
+                                 double eps, c10::string_view activation, double negative_slope) {
+  if (!recording(x, weight.value_or(Tensor()), bias.value_or(Tensor()))) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return batch_norm_forward_op().call(x, weight, bias, eps, activation, negative_slope);
+  }
+  const auto out = BatchNormFunction::apply(x, weight, bias, eps, activation, negative_slope);
+  return {out[0], out[1], out[2]};
+}
+
 // ----- below autograd: the public operators are their forward operator's first output -----
+// (batch_norm's all three: y and the batch statistics)
+
+TensorTriple batch_norm_no_grad(const Tensor& x, const OptTensor& weight, const OptTensor& bias,
+                                double eps, c10::string_view activation, double negative_slope) {
+  return batch_norm_forward_op().call(x, weight, bias, eps, activation, negative_slope);
+}
 
 Tensor adain_no_grad(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                      c10::string_view activation, double negative_slope) {
@@ -200,6 +261,14 @@ TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
       "layer_norm_backward(Tensor grad_out, Tensor x, Tensor? weight, Tensor? bias, Tensor mean, "
       "Tensor rstd, float eps, str style, str activation, float negative_slope) "
       "-> (Tensor, Tensor, Tensor)",
+      // BatchNorm in training mode: per-channel statistics over (N, H, W), optional per-channel
+      // affine (C,); returns (y, mean, var), the batch statistics (C,) not differentiable.
+      "batch_norm(Tensor x, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, "
+      "str activation=\"none\", float negative_slope=0.2) -> (Tensor, Tensor, Tensor)",
+      "batch_norm_forward(Tensor x, Tensor? weight, Tensor? bias, float eps, str activation, "
+      "float negative_slope) -> (Tensor, Tensor, Tensor)",
+      "batch_norm_backward(Tensor grad_out, Tensor x, Tensor? weight, Tensor? bias, Tensor mean, "
+      "Tensor var, float eps, str activation, float negative_slope) -> (Tensor, Tensor, Tensor)",
   });
 }
 
@@ -207,13 +276,16 @@ TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("adain", &i2i_fast::adain_autograd);
   m.impl("instance_norm", &i2i_fast::instance_norm_autograd);
   m.impl("layer_norm", &i2i_fast::layer_norm_autograd);
+  m.impl("batch_norm", &i2i_fast::batch_norm_autograd);
   i2i_fast::not_differentiable(m, {"adain_forward", "adain_backward", "instance_norm_forward",
                                    "instance_norm_backward", "layer_norm_forward",
-                                   "layer_norm_backward"});
+                                   "layer_norm_backward", "batch_norm_forward",
+                                   "batch_norm_backward"});
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, CompositeExplicitAutograd, m) {
   m.impl("adain", &i2i_fast::adain_no_grad);
   m.impl("instance_norm", &i2i_fast::instance_norm_no_grad);
   m.impl("layer_norm", &i2i_fast::layer_norm_no_grad);
+  m.impl("batch_norm", &i2i_fast::batch_norm_no_grad);
 }
