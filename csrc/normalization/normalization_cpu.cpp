@@ -1052,8 +1052,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
   at::Tensor y = at::empty_strided(x.sizes(), x.strides(), x.options());
   const auto stat_options = x.options().dtype(acc);
+  // (N, C) instance, (N,) layer, (C,) batch statistics; for batch statistics `rstd` is the var.
   at::Tensor mean = spec.grouping == Grouping::kInstance ? at::empty({N, C}, stat_options)
-                                                         : at::empty({N}, stat_options);
+                    : spec.grouping == Grouping::kLayer  ? at::empty({N}, stat_options)
+                                                         : at::empty({C}, stat_options);
   at::Tensor rstd = at::empty_like(mean);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_forward", [&] {
     using A = typename AccumulateOf<scalar_t>::type;
@@ -1063,7 +1065,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
     A* rstd_out = rstd.mutable_data_ptr<A>();
     dispatch_activation(spec.activation, [&](auto act_c) {
       constexpr Activation act = decltype(act_c)::value;
-      if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
+      if (spec.grouping == Grouping::kBatch) {
+        forward_batch<act>(p, mean_out, rstd_out);
+      } else if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
         forward_instance_channels_last<act>(p, mean_out, rstd_out);
       } else {
         forward_contiguous_groups<act>(contiguous_groups(p, spec.grouping), mean_out, rstd_out);
@@ -1087,8 +1091,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   const at::Tensor mean_acc = mean.to(acc).contiguous();
   const at::Tensor rstd_acc = rstd.to(acc).contiguous();
   at::Tensor dx = at::empty_strided(x.sizes(), x.strides(), x.options());
-  // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n.
-  at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
+  // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n
+  // (per channel, one row, for batch statistics).
+  const int64_t rows = spec.grouping == Grouping::kBatch ? 1 : N;
+  at::Tensor sums = at::empty({2, rows, C}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {
     using A = typename AccumulateOf<scalar_t>::type;
     using S = typename StorageOf<scalar_t>::type;
@@ -1096,10 +1102,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     const A* mn = mean_acc.const_data_ptr<A>();
     const A* rs = rstd_acc.const_data_ptr<A>();
     double* sum_g = sums.mutable_data_ptr<double>();
-    double* sum_gx = sum_g + N * C;
+    double* sum_gx = sum_g + rows * C;
     dispatch_activation(spec.activation, [&](auto act_c) {
       constexpr Activation act = decltype(act_c)::value;
-      if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
+      if (spec.grouping == Grouping::kBatch) {
+        backward_batch<act>(p, mn, rs, sum_g, sum_gx);
+      } else if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
         backward_instance_channels_last<act>(p, mn, rs, sum_g, sum_gx);
       } else {
         backward_contiguous_groups<act>(contiguous_groups(p, spec.grouping), mn, rs, sum_g,
@@ -1108,61 +1116,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     });
   });
   // sums[0] = Σ g = grad of bias, sums[1] = Σ g * xhat = grad of weight, per (n, c).
-  return {dx, param_grad(weight, sums[1], x.scalar_type()),
-          param_grad(bias, sums[0], x.scalar_type())};
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_forward(
-    const at::Tensor& x_in, const std::optional<at::Tensor>& weight,
-    const std::optional<at::Tensor>& bias, const NormSpec& spec) {
-  const at::Tensor x = to_dense_layout(x_in);
-  const int64_t C = x.size(1);
-  const at::ScalarType acc = accumulate_type_of(x.scalar_type());
-  const at::Tensor w = param_in_accumulate_type(weight, C, 1.0, acc);
-  const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
-  at::Tensor y = at::empty_strided(x.sizes(), x.strides(), x.options());
-  at::Tensor mean = at::empty({C}, x.options().dtype(acc));
-  at::Tensor var = at::empty_like(mean);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "batch_norm_forward",
-                                  [&] {
-    using A = typename AccumulateOf<scalar_t>::type;
-    using S = typename StorageOf<scalar_t>::type;
-    const auto p = make_problem<S, A>(x, nullptr, y, w, b, spec);
-    dispatch_activation(spec.activation, [&](auto act_c) {
-      forward_batch<decltype(act_c)::value>(p, mean.mutable_data_ptr<A>(),
-                                            var.mutable_data_ptr<A>());
-    });
-  });
-  return {y, mean, var};
-}
-
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_backward(
-    const at::Tensor& grad_out, const at::Tensor& x_in, const std::optional<at::Tensor>& weight,
-    const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& var,
-    const NormSpec& spec) {
-  const at::Tensor x = to_dense_layout(x_in);
-  const int64_t C = x.size(1);
-  const at::Tensor dy = to_layout(grad_out.to(x.scalar_type()), layout_of_dense(x));
-  const at::ScalarType acc = accumulate_type_of(x.scalar_type());
-  const at::Tensor w = param_in_accumulate_type(weight, C, 1.0, acc);
-  const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
-  const at::Tensor mean_acc = mean.to(acc).contiguous();
-  const at::Tensor var_acc = var.to(acc).contiguous();
-  at::Tensor dx = at::empty_strided(x.sizes(), x.strides(), x.options());
-  // Per-channel sums of g and g * xhat, as (1, C) rows: the parameter gradients.
-  at::Tensor sums = at::empty({2, 1, C}, x.options().dtype(at::kDouble));
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
-                                  "batch_norm_backward", [&] {
-    using A = typename AccumulateOf<scalar_t>::type;
-    using S = typename StorageOf<scalar_t>::type;
-    const auto p = make_problem<S, A>(x, &dy, dx, w, b, spec);
-    double* sum_g = sums.mutable_data_ptr<double>();
-    dispatch_activation(spec.activation, [&](auto act_c) {
-      backward_batch<decltype(act_c)::value>(p, mean_acc.const_data_ptr<A>(),
-                                             var_acc.const_data_ptr<A>(), sum_g, sum_g + C);
-    });
-  });
-  // sums[0] = Σ g = grad of bias, sums[1] = Σ g * xhat = grad of weight.
   return {dx, param_grad(weight, sums[1], x.scalar_type()),
           param_grad(bias, sums[0], x.scalar_type())};
 }
@@ -1178,6 +1131,6 @@ TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
       i2i_fast::NormalizationKernels<&i2i_fast::normalization::cpu::norm_forward,
                                      &i2i_fast::normalization::cpu::norm_backward>>(m);
   i2i_fast::register_kernels<
-      i2i_fast::BatchNormKernels<&i2i_fast::normalization::cpu::batch_norm_forward,
-                                 &i2i_fast::normalization::cpu::batch_norm_backward>>(m);
+      i2i_fast::BatchNormKernels<&i2i_fast::normalization::cpu::norm_forward,
+                                 &i2i_fast::normalization::cpu::norm_backward>>(m);
 }

@@ -13,6 +13,8 @@ namespace i2i_fast::normalization::cpu {
 // Returns (y, mean, rstd). y has the layout of x (contiguous or channels-last; anything else is
 // made contiguous). mean/rstd are (N, C) for instance statistics and (N,) for layer statistics,
 // float32 (float64 for a float64 x). weight/bias: (N, C) per sample, (C,) per channel, or absent.
+// Batch statistics (batch_norm): (y, mean, var), the batch mean and biased variance (C,); its
+// backward takes them in place of mean and rstd.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
     const at::Tensor& x, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const NormSpec& spec);
@@ -23,18 +25,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
 std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     const at::Tensor& grad_out, const at::Tensor& x, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& rstd,
-    const NormSpec& spec);
-
-// batch_norm (spec.grouping kBatch): returns (y, mean, var), the batch mean and biased variance
-// per channel, (C,), float32 (float64 for a float64 x). x: (N, C, H, W).
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_forward(
-    const at::Tensor& x, const std::optional<at::Tensor>& weight,
-    const std::optional<at::Tensor>& bias, const NormSpec& spec);
-
-// batch_norm's (grad_x, grad_weight, grad_bias) from the forward's mean and var, as norm_backward.
-std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_backward(
-    const at::Tensor& grad_out, const at::Tensor& x, const std::optional<at::Tensor>& weight,
-    const std::optional<at::Tensor>& bias, const at::Tensor& mean, const at::Tensor& var,
     const NormSpec& spec);
 
 }  // namespace i2i_fast::normalization::cpu

@@ -127,14 +127,10 @@ def layer_norm(
     return _channel_affine(y, x, weight, bias, activation, negative_slope)
 
 
-def batch_norm(
-    x: torch.Tensor,
-    weight: torch.Tensor | None = None,
-    bias: torch.Tensor | None = None,
-    eps: float = 1e-5,
-    activation: str | None = None,
-    negative_slope: float = 0.2,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_norm(x: torch.Tensor, weight: torch.Tensor | None = None,
+               bias: torch.Tensor | None = None, eps: float = 1e-5,
+               activation: str | None = None, negative_slope: float = 0.2
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """BatchNorm in training mode (nn.BatchNorm2d + nn.ReLU as TUNIT's guiding network runs them):
     F.batch_norm(training=True), per-channel mean and biased variance over (N, H, W), then the
     activation. Returns (y, mean, var): the batch mean and biased variance per channel (C,), in
