@@ -1,6 +1,7 @@
 // The i2i_fast operator namespace. Each family of operators adds its schemas with
 // TORCH_LIBRARY_FRAGMENT(i2i_fast, ...) in its own folder:
-//   normalization/normalization_ops.cpp   adain, instance_norm, layer_norm (+ _forward, _backward)
+//   normalization/normalization_ops.cpp   adain, instance_norm, layer_norm, batch_norm (+ _forward,
+//                                         _backward)
 //   gan_loss/gan_loss_ops.cpp             gan_loss, r1_penalty (+ _backward)
 //   resampling/resampling_ops.cpp         block_repeat, block_sum, reflection_pad (+ _backward)
 //   latent_conv/latent_conv_ops.cpp       latent_conv2d, latent_conv_transpose2d (+ _forward,

@@ -27,6 +27,7 @@ NC = torch.ones(2, 3)
 C = torch.ones(3)
 STATS_NC = torch.zeros(2, 3)
 STATS_N = torch.zeros(2)
+STATS_C = torch.zeros(3)
 OUT = torch.randn(4, 1, 3, 3)
 HEADS = torch.randn(4, 3)
 Y = torch.tensor([0, 2, 1, 0])
@@ -39,6 +40,8 @@ DEFINITION = {
     "instance_norm_backward": norm_checks.instance_norm_backward,
     "layer_norm_forward": norm_checks.layer_norm,
     "layer_norm_backward": norm_checks.layer_norm_backward,
+    "batch_norm_forward": norm_checks.batch_norm,
+    "batch_norm_backward": norm_checks.batch_norm_backward,
     "filter_response_norm_forward": frn_checks.filter_response_norm,
     "filter_response_norm_backward": frn_checks.filter_response_norm_backward,
     "filter_response_norm_double_backward": frn_checks.filter_response_norm_double_backward,
@@ -91,6 +94,25 @@ BAD_CALLS = {
                                            "standard", "none", 0.2)),
     "backward style": ("layer_norm_backward", (X, X, None, None, STATS_N, STATS_N, 1e-5, "x",
                                                "none", 0.2)),
+    # batch_norm
+    "bn x rank": ("batch_norm_forward", (torch.randn(2, 3, 4), None, None, 1e-5, "relu", 0.2)),
+    "bn one value per channel": ("batch_norm_forward", (torch.randn(1, 3, 1, 1), C, C, 1e-5,
+                                                        "relu", 0.2)),
+    "bn x dtype": ("batch_norm_forward", (X.int(), C, C, 1e-5, "relu", 0.2)),
+    "bn x empty": ("batch_norm_forward", (torch.randn(0, 3, 2, 2), None, None, 1e-5, "none",
+                                          0.2)),
+    "bn weight shape": ("batch_norm_forward", (X, torch.ones(4), None, 1e-5, "relu", 0.2)),
+    "bn bias dtype": ("batch_norm_forward", (X, C, C.double(), 1e-5, "relu", 0.2)),
+    "bn eps nan": ("batch_norm_forward", (X, C, C, math.nan, "relu", 0.2)),
+    "bn activation": ("batch_norm_forward", (X, C, C, 1e-5, "gelu", 0.2)),
+    "bn backward x": ("batch_norm_backward", (X, X[0], C, C, STATS_C, STATS_C, 1e-5, "relu",
+                                              0.2)),
+    "bn grad_out shape": ("batch_norm_backward", (X[:1], X, C, C, STATS_C, STATS_C, 1e-5, "relu",
+                                                  0.2)),
+    "bn mean dtype": ("batch_norm_backward", (X, X, C, C, STATS_C.long(), STATS_C, 1e-5, "relu",
+                                              0.2)),
+    "bn var shape": ("batch_norm_backward", (X, X, None, None, STATS_C, STATS_NC, 1e-5, "none",
+                                             0.2)),
     # filter_response_norm
     "frn x rank": ("filter_response_norm_forward", (torch.randn(2, 3, 4), C, C, C, 1e-6)),
     "frn x dtype": ("filter_response_norm_forward", (X.int(), C, C, C, 1e-6)),

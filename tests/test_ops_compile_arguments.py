@@ -42,6 +42,8 @@ CASES = {
     "layer_norm": (lambda x, eps, slope: ops.layer_norm(x, W1, B1, eps, "munit", "leaky_relu",
                                                         slope),
                    [(1e-5, 0.2), (1e-3, 0.1), (0.5, 0.3)], ((-1.0, 0.2), "eps")),
+    "batch_norm": (lambda x, eps, slope: ops.batch_norm(x, W1, B1, eps, "leaky_relu", slope)[0],
+                   [(1e-5, 0.2), (1e-3, 0.1), (0.5, 0.3)], ((float("nan"), 0.2), "eps")),
     "filter_response_norm": (lambda x, eps: ops.filter_response_norm(x, W1, B1, B1 * 0.3, eps),
                              [(1e-6,), (1e-3,), (0.5,)], ((0.0,), "eps")),
     "gan_loss": (lambda x, label: ops.gan_loss([x, x[:, :, ::2, ::2]], label, "lsgan"),

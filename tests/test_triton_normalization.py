@@ -395,8 +395,8 @@ def test_torch_finds_every_kernel_of_each_operator():
         "from i2i_fast.ops.normalization import triton\n"
         "from torch._library.triton import get_triton_kernels_for_op\n"
         "print(json.dumps({f'{op}_{d}': sorted(k.fn.__name__ for k in get_triton_kernels_for_op("
-        "f'i2i_fast_triton::{op}_{d}')) for op in ('adain', 'instance_norm', 'layer_norm') "
-        "for d in ('forward', 'backward')}))\n"
+        "f'i2i_fast_triton::{op}_{d}')) for op in ('adain', 'instance_norm', 'layer_norm', "
+        "'batch_norm') for d in ('forward', 'backward')}))\n"
     )
     env = dict(os.environ, TRITON_INTERPRET="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
@@ -408,6 +408,9 @@ def test_torch_finds_every_kernel_of_each_operator():
     for op in ("adain", "instance_norm", "layer_norm"):
         assert found[f"{op}_forward"] == forward, found
         assert found[f"{op}_backward"] == backward, found
+    # batch_norm: the split path only (its statistics span the batch)
+    assert found["batch_norm_forward"] == ["normalize_kernel", "partial_moments_kernel"], found
+    assert found["batch_norm_backward"] == ["input_grad_kernel", "partial_grad_sums_kernel"], found
 
 
 @pytest.mark.parametrize("device", DEVICES)

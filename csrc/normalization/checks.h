@@ -104,28 +104,49 @@ inline NormSpec check_layer_norm(std::string_view op, const at::Tensor& x,
   return norm_spec(op, Grouping::kLayer, std_kind, eps, activation, negative_slope);
 }
 
+inline NormSpec check_batch_norm(std::string_view op, const at::Tensor& x,
+                                 const std::optional<at::Tensor>& weight,
+                                 const std::optional<at::Tensor>& bias, double eps,
+                                 std::string_view activation, double negative_slope) {
+  TORCH_CHECK_VALUE(x.dim() == 4, op, ": x: expected shape (N, C, H, W), got ", x.dim(),
+                    " dims with shape ", checks::shape_text(x.sizes()));
+  checks::floating(op, "x", x);
+  checks::non_empty(op, "x", x);
+  // F.batch_norm's condition in training mode.
+  TORCH_CHECK_VALUE(x.size(0) * x.size(2) * x.size(3) != 1, op,
+                    ": x: expected more than 1 value per channel (N * H * W > 1, as F.batch_norm "
+                    "in training mode), got shape ",
+                    checks::shape_text(x.sizes()));
+  check_per_channel_params(op, x, weight, bias);
+  return norm_spec(op, Grouping::kBatch, StdKind::kBiasedVar, eps, activation, negative_slope);
+}
+
 // What a backward operator takes besides its forward operator's arguments: grad_out like x, and
 // the statistics the forward operator returned ((N, C) for instance statistics, (N,) for layer
-// statistics), all floating and on x's device. The kernels index them by x's shape, so a
+// statistics, (C,) for batch statistics; the second named `second`: "rstd", or "var" for
+// batch_norm), all floating and on x's device. The kernels index them by x's shape, so a
 // mismatch must stop here.
 inline void check_norm_backward_inputs(std::string_view op, const at::Tensor& grad_out,
                                        const at::Tensor& x, const at::Tensor& mean,
-                                       const at::Tensor& rstd, Grouping grouping) {
+                                       const at::Tensor& rstd, Grouping grouping,
+                                       const char* second = "rstd") {
   TORCH_CHECK_VALUE(grad_out.sizes() == x.sizes(), op, ": grad_out: expected shape ",
                     checks::shape_text(x.sizes()), " (the shape of x), got ",
                     checks::shape_text(grad_out.sizes()));
   for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"grad_out", grad_out},
                                 {"mean", mean},
-                                {"rstd", rstd}}) {
+                                {second, rstd}}) {
     checks::same_device(op, name, t, x.device(), " (the device of x)");
     checks::floating(op, name, t);
   }
   const int64_t instance[] = {x.size(0), x.size(1)};
   const int64_t layer[] = {x.size(0)};
-  const at::IntArrayRef stat_shape =
-      grouping == Grouping::kInstance ? at::IntArrayRef(instance) : at::IntArrayRef(layer);
+  const int64_t batch[] = {x.size(1)};
+  const at::IntArrayRef stat_shape = grouping == Grouping::kInstance ? at::IntArrayRef(instance)
+                                     : grouping == Grouping::kLayer  ? at::IntArrayRef(layer)
+                                                                     : at::IntArrayRef(batch);
   for (const auto& [name, t] :
-       {std::pair<const char*, const at::Tensor&>{"mean", mean}, {"rstd", rstd}}) {
+       {std::pair<const char*, const at::Tensor&>{"mean", mean}, {second, rstd}}) {
     TORCH_CHECK_VALUE(t.sizes() == stat_shape, op, ": ", name, ": expected shape ",
                       checks::shape_text(stat_shape),
                       " (what the forward operator returned), got ", checks::shape_text(t.sizes()));

@@ -22,7 +22,9 @@
 
 namespace i2i_fast {
 
-enum class Grouping { kInstance, kLayer };
+// kBatch: batch_norm's per-channel statistics over (N, spatial) (its own CPU kernels,
+// normalization_cpu.cpp; the instance/layer kernels never see it).
+enum class Grouping { kInstance, kLayer, kBatch };
 enum class StdKind { kBiasedVar, kUnbiasedStdPlusEps };
 
 struct NormSpec {

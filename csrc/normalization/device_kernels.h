@@ -30,6 +30,22 @@ using NormBackwardFn = NormResult (*)(const at::Tensor&, const at::Tensor&,
                                       const std::optional<at::Tensor>&, const at::Tensor&,
                                       const at::Tensor&, const NormSpec&);
 
+// What instance_norm's and batch_norm's device kernels differ in: the checks, the names in their
+// messages, and the name of the second statistic ("rstd"; batch_norm's is the variance).
+struct InstanceNormOp {
+  static constexpr auto check = &check_instance_norm;
+  static constexpr const char* name = "instance_norm";
+  static constexpr const char* backward_name = "instance_norm_backward";
+  static constexpr const char* second = "rstd";
+};
+
+struct BatchNormOp {
+  static constexpr auto check = &check_batch_norm;
+  static constexpr const char* name = "batch_norm";
+  static constexpr const char* backward_name = "batch_norm_backward";
+  static constexpr const char* second = "var";
+};
+
 template <NormForwardFn forward, NormBackwardFn backward>
 struct NormalizationKernels {
   using OptTensor = std::optional<at::Tensor>;
@@ -52,23 +68,26 @@ struct NormalizationKernels {
     return backward(grad_out, x, weight, bias, mean, rstd, spec);
   }
 
-  static NormResult instance_norm_forward(const Tensor& x, const OptTensor& weight,
-                                          const OptTensor& bias, double eps,
-                                          c10::string_view activation, double negative_slope) {
-    const NormSpec spec =
-        check_instance_norm("instance_norm", x, weight, bias, eps, activation, negative_slope);
-    return forward(x, weight, bias, spec);
+  // instance_norm's and batch_norm's kernels (per-channel weight and bias, or none), which differ
+  // in their checks (Op: InstanceNormOp, BatchNormOp below).
+  template <typename Op>
+  static NormResult per_channel_forward(const Tensor& x, const OptTensor& weight,
+                                        const OptTensor& bias, double eps,
+                                        c10::string_view activation, double negative_slope) {
+    return forward(x, weight, bias,
+                   Op::check(Op::name, x, weight, bias, eps, activation, negative_slope));
   }
 
-  static NormResult instance_norm_backward(const Tensor& grad_out, const Tensor& x,
-                                           const OptTensor& weight, const OptTensor& bias,
-                                           const Tensor& mean, const Tensor& rstd, double eps,
-                                           c10::string_view activation, double negative_slope) {
-    const char* op = "instance_norm_backward";
+  template <typename Op>
+  static NormResult per_channel_backward(const Tensor& grad_out, const Tensor& x,
+                                         const OptTensor& weight, const OptTensor& bias,
+                                         const Tensor& mean, const Tensor& second, double eps,
+                                         c10::string_view activation, double negative_slope) {
     const NormSpec spec =
-        check_instance_norm(op, x, weight, bias, eps, activation, negative_slope);
-    check_norm_backward_inputs(op, grad_out, x, mean, rstd, spec.grouping);
-    return backward(grad_out, x, weight, bias, mean, rstd, spec);
+        Op::check(Op::backward_name, x, weight, bias, eps, activation, negative_slope);
+    check_norm_backward_inputs(Op::backward_name, grad_out, x, mean, second, spec.grouping,
+                               Op::second);
+    return backward(grad_out, x, weight, bias, mean, second, spec);
   }
 
   static NormResult layer_norm_forward(const Tensor& x, const OptTensor& weight,
@@ -95,10 +114,23 @@ struct NormalizationKernels {
   // registers them with register_kernels<...>(m) (common/registration.h).
   static constexpr std::tuple kernels{
       Kernel<&adain_forward>{"adain_forward"}, Kernel<&adain_backward>{"adain_backward"},
-      Kernel<&instance_norm_forward>{"instance_norm_forward"},
-      Kernel<&instance_norm_backward>{"instance_norm_backward"},
+      Kernel<&per_channel_forward<InstanceNormOp>>{"instance_norm_forward"},
+      Kernel<&per_channel_backward<InstanceNormOp>>{"instance_norm_backward"},
       Kernel<&layer_norm_forward>{"layer_norm_forward"},
       Kernel<&layer_norm_backward>{"layer_norm_backward"},
+  };
+};
+
+// batch_norm's device operators: the per-channel kernels with batch statistics (forward (out,
+// mean, var), the backward taking mean and var), (C,) per channel. A list of their own because
+// only the CPU implements Grouping::kBatch (the Python backends run triton or the reference on
+// CUDA tensors).
+template <NormForwardFn forward, NormBackwardFn backward>
+struct BatchNormKernels {
+  using Norm = NormalizationKernels<forward, backward>;
+  static constexpr std::tuple kernels{
+      Kernel<&Norm::template per_channel_forward<BatchNormOp>>{"batch_norm_forward"},
+      Kernel<&Norm::template per_channel_backward<BatchNormOp>>{"batch_norm_backward"},
   };
 };
 

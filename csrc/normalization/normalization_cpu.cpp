@@ -1,4 +1,5 @@
-// CPU kernels for AdaIN, InstanceNorm and LayerNorm (both styles), forward and backward.
+// CPU kernels for AdaIN, InstanceNorm, LayerNorm (both styles) and BatchNorm (training mode),
+// forward and backward.
 //
 // Statistics take one sweep over memory and stay numerically stable: the data is cut into blocks
 // that fit in L1, each block gets an exact two-pass mean and sum of squared deviations (float
@@ -850,6 +851,153 @@ void backward_instance_channels_last(const Problem<T, A>& p, const A* mean_in, c
   }
 }
 
+// ----- batch statistics (batch_norm): channel c's group is its N planes -----
+// NCS: task t is a fixed chunk of one (n, c) plane, the tasks ordered by channel, then n, then
+// chunk, so that a channel's partial results are consecutive and merge in a fixed order.
+// NSC: the N * S rows of C channels are one row-major block, cut into fixed chunks of rows with
+// per-channel partial results (the row primitives of channels-last instance statistics).
+// Two sweeps: the statistics, then the output (the backward: the gradient sums, then dx).
+
+template <typename T, typename A>
+struct BatchTasks {
+  const Problem<T, A>& p;
+  bool ncs;
+  int64_t per_plane;      // NCS: chunks per plane
+  int64_t rows_per_task;  // NSC: rows per chunk
+  int64_t count;          // tasks
+  int64_t elements;       // elements of a channel: N * S
+
+  explicit BatchTasks(const Problem<T, A>& problem)
+      : p(problem),
+        ncs(problem.layout == Layout::kNCS),
+        per_plane(ceil_div(problem.S, kChunk)),
+        rows_per_task(std::max<int64_t>(1, kChunk / problem.C)),
+        count(ncs ? problem.C * problem.N * per_plane
+                  : ceil_div(problem.N * problem.S, rows_per_task)),
+        elements(problem.N * problem.S) {}
+
+  int64_t width() const { return ncs ? 1 : p.C; }  // partial results per task
+  int64_t grain() const { return grain_for(ncs ? std::min(p.S, kChunk) : rows_per_task * p.C); }
+  // NCS task t: its channel, and where its span starts and how long it is.
+  int64_t channel(int64_t t) const { return t / (p.N * per_plane); }
+  int64_t span_offset(int64_t t) const {
+    const int64_t n = (t / per_plane) % p.N;
+    return (n * p.C + channel(t)) * p.S + (t % per_plane) * kChunk;
+  }
+  int64_t span_length(int64_t t) const {
+    return std::min(kChunk, p.S - (t % per_plane) * kChunk);
+  }
+  // NSC task t: its first row and its number of rows.
+  int64_t row0(int64_t t) const { return t * rows_per_task; }
+  int64_t rows(int64_t t) const {
+    return std::min(p.N * p.S, row0(t) + rows_per_task) - row0(t);
+  }
+  // Channel c's total of a per-task partial result, in task order.
+  template <typename R>
+  R reduce(const std::vector<R>& partial, int64_t c) const {
+    R total{};
+    if (ncs) {
+      const int64_t per_channel = count / p.C;
+      for (int64_t i = c * per_channel; i < (c + 1) * per_channel; ++i) add(total, partial[i]);
+    } else {
+      for (int64_t t = 0; t < count; ++t) add(total, partial[t * p.C + c]);
+    }
+    return total;
+  }
+  static void add(Moments& total, const Moments& part) { total.merge(part); }
+  static void add(double& total, double part) { total += part; }
+};
+
+// 1 / sqrt(var + eps) from the variance as stored, so that forward and backward agree exactly.
+template <typename A>
+A batch_rstd(A var, double eps) {
+  return static_cast<A>(1.0 / std::sqrt(static_cast<double>(var) + eps));
+}
+
+template <Activation act, typename T, typename A>
+void forward_batch(const Problem<T, A>& p, A* mean_out, A* var_out) {
+  const BatchTasks<T, A> bt(p);
+  const int64_t C = p.C;
+  std::vector<Moments> partial(bt.count * bt.width());
+  at::parallel_for(0, bt.count, bt.grain(), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (bt.ncs) {
+        partial[t] = span_moments<T, A>(p.x + bt.span_offset(t), bt.span_length(t));
+      } else {
+        rows_moments<T, A>(p.x + bt.row0(t) * C, bt.rows(t), C, C, partial.data() + t * C);
+      }
+    }
+  });
+  ChannelCoefficients<T, A> k(C);
+  for (int64_t c = 0; c < C; ++c) {
+    const Moments m = bt.reduce(partial, c);
+    mean_out[c] = static_cast<A>(m.mean);
+    var_out[c] = static_cast<A>(m.m2 / static_cast<double>(bt.elements));
+    k.set(p, 0, c, mean_out[c], batch_rstd(var_out[c], p.eps));
+  }
+  at::parallel_for(0, bt.count, bt.grain(), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (bt.ncs) {
+        const int64_t c = bt.channel(t), off = bt.span_offset(t);
+        span_normalize<act>(p.x + off, p.out + off, bt.span_length(t), k.mean[c], k.scale[c],
+                            k.shift[c], p.slope);
+      } else {
+        const int64_t off = bt.row0(t) * C;
+        rows_normalize<act>(p.x + off, p.out + off, bt.rows(t), C, C, k.mean.data(),
+                            k.scale.data(), k.shift.data(), p.slope);
+      }
+    }
+  });
+}
+
+// sum_g / sum_gx: (C) per-channel sums of g and g * xhat, written here.
+template <Activation act, typename T, typename A>
+void backward_batch(const Problem<T, A>& p, const A* mean_in, const A* var_in, double* sum_g,
+                    double* sum_gx) {
+  const BatchTasks<T, A> bt(p);
+  const int64_t C = p.C;
+  ChannelCoefficients<T, A> k(C);
+  for (int64_t c = 0; c < C; ++c) k.set(p, 0, c, mean_in[c], batch_rstd(var_in[c], p.eps));
+  std::vector<double> part_g(bt.count * bt.width(), 0.0), part_gx(bt.count * bt.width(), 0.0);
+  at::parallel_for(0, bt.count, bt.grain(), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (bt.ncs) {
+        const int64_t c = bt.channel(t), off = bt.span_offset(t);
+        span_grad_sums<act>(p.x + off, p.dy + off, bt.span_length(t), k.mean[c], k.rstd[c],
+                            k.scale[c], k.shift[c], p.slope, part_g[t], part_gx[t]);
+      } else {
+        const int64_t off = bt.row0(t) * C;
+        rows_grad_sums<act>(p.x + off, p.dy + off, bt.rows(t), C, C, k.mean.data(),
+                            k.rstd.data(), k.scale.data(), k.shift.data(), p.slope,
+                            part_g.data() + t * C, part_gx.data() + t * C);
+      }
+    }
+  });
+  for (int64_t c = 0; c < C; ++c) {
+    sum_g[c] = bt.reduce(part_g, c);
+    sum_gx[c] = bt.reduce(part_gx, c);
+    const double w = p.weight[c];
+    const InputGradTerms terms = input_grad_terms(w * sum_g[c], w * sum_gx[c], bt.elements,
+                                                  k.rstd[c], StdKind::kBiasedVar, p.eps);
+    k.k_x[c] = static_cast<A>(terms.k_x);
+    k.k_0[c] = static_cast<A>(terms.k_0);
+  }
+  at::parallel_for(0, bt.count, bt.grain(), [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      if (bt.ncs) {
+        const int64_t c = bt.channel(t), off = bt.span_offset(t);
+        span_input_grad<act>(p.x + off, p.dy + off, p.out + off, bt.span_length(t), k.mean[c],
+                             k.scale[c], k.shift[c], p.slope, k.scale[c], k.k_x[c], k.k_0[c]);
+      } else {
+        const int64_t off = bt.row0(t) * C;
+        rows_input_grad<act>(p.x + off, p.dy + off, p.out + off, bt.rows(t), C, C,
+                             k.mean.data(), k.scale.data(), k.shift.data(), p.slope,
+                             k.scale.data(), k.k_x.data(), k.k_0.data());
+      }
+    }
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tensor-level plumbing.
 
@@ -904,8 +1052,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
   const at::Tensor b = param_in_accumulate_type(bias, C, 0.0, acc);
   at::Tensor y = at::empty_strided(x.sizes(), x.strides(), x.options());
   const auto stat_options = x.options().dtype(acc);
+  // (N, C) instance, (N,) layer, (C,) batch statistics; for batch statistics `rstd` is the var.
   at::Tensor mean = spec.grouping == Grouping::kInstance ? at::empty({N, C}, stat_options)
-                                                         : at::empty({N}, stat_options);
+                    : spec.grouping == Grouping::kLayer  ? at::empty({N}, stat_options)
+                                                         : at::empty({C}, stat_options);
   at::Tensor rstd = at::empty_like(mean);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_forward", [&] {
     using A = typename AccumulateOf<scalar_t>::type;
@@ -915,7 +1065,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
     A* rstd_out = rstd.mutable_data_ptr<A>();
     dispatch_activation(spec.activation, [&](auto act_c) {
       constexpr Activation act = decltype(act_c)::value;
-      if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
+      if (spec.grouping == Grouping::kBatch) {
+        forward_batch<act>(p, mean_out, rstd_out);
+      } else if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
         forward_instance_channels_last<act>(p, mean_out, rstd_out);
       } else {
         forward_contiguous_groups<act>(contiguous_groups(p, spec.grouping), mean_out, rstd_out);
@@ -939,8 +1091,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
   const at::Tensor mean_acc = mean.to(acc).contiguous();
   const at::Tensor rstd_acc = rstd.to(acc).contiguous();
   at::Tensor dx = at::empty_strided(x.sizes(), x.strides(), x.options());
-  // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n.
-  at::Tensor sums = at::empty({2, N, C}, x.options().dtype(at::kDouble));
+  // Per-(n, c) sums of g and g * xhat: the parameter gradients before any reduction over n
+  // (per channel, one row, for batch statistics).
+  const int64_t rows = spec.grouping == Grouping::kBatch ? 1 : N;
+  at::Tensor sums = at::empty({2, rows, C}, x.options().dtype(at::kDouble));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "norm_backward", [&] {
     using A = typename AccumulateOf<scalar_t>::type;
     using S = typename StorageOf<scalar_t>::type;
@@ -948,10 +1102,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_backward(
     const A* mn = mean_acc.const_data_ptr<A>();
     const A* rs = rstd_acc.const_data_ptr<A>();
     double* sum_g = sums.mutable_data_ptr<double>();
-    double* sum_gx = sum_g + N * C;
+    double* sum_gx = sum_g + rows * C;
     dispatch_activation(spec.activation, [&](auto act_c) {
       constexpr Activation act = decltype(act_c)::value;
-      if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
+      if (spec.grouping == Grouping::kBatch) {
+        backward_batch<act>(p, mn, rs, sum_g, sum_gx);
+      } else if (spec.grouping == Grouping::kInstance && p.layout == Layout::kNSC) {
         backward_instance_channels_last<act>(p, mn, rs, sum_g, sum_gx);
       } else {
         backward_contiguous_groups<act>(contiguous_groups(p, spec.grouping), mn, rs, sum_g,
@@ -974,4 +1130,7 @@ TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   i2i_fast::register_kernels<
       i2i_fast::NormalizationKernels<&i2i_fast::normalization::cpu::norm_forward,
                                      &i2i_fast::normalization::cpu::norm_backward>>(m);
+  i2i_fast::register_kernels<
+      i2i_fast::BatchNormKernels<&i2i_fast::normalization::cpu::norm_forward,
+                                 &i2i_fast::normalization::cpu::norm_backward>>(m);
 }

@@ -13,6 +13,8 @@ namespace i2i_fast::normalization::cpu {
 // Returns (y, mean, rstd). y has the layout of x (contiguous or channels-last; anything else is
 // made contiguous). mean/rstd are (N, C) for instance statistics and (N,) for layer statistics,
 // float32 (float64 for a float64 x). weight/bias: (N, C) per sample, (C,) per channel, or absent.
+// Batch statistics (batch_norm): (y, mean, var), the batch mean and biased variance (C,); its
+// backward takes them in place of mean and rstd.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> norm_forward(
     const at::Tensor& x, const std::optional<at::Tensor>& weight,
     const std::optional<at::Tensor>& bias, const NormSpec& spec);

@@ -1,4 +1,5 @@
 // The normalization operators: schemas, autograd and the device-independent kernels.
+// (batch_norm's public operator returns (y, mean, var) and differentiates y only.)
 //
 // Every normalization is three operators:
 //   i2i_fast::<op>           the public operator (what i2i_fast.ops calls); differentiable
@@ -54,18 +55,24 @@ I2I_FAST_OPERATOR_HANDLE(instance_norm_backward_op, InstanceNormBackward,
                          "i2i_fast::instance_norm_backward")
 I2I_FAST_OPERATOR_HANDLE(layer_norm_forward_op, LayerNormForward, "i2i_fast::layer_norm_forward")
 I2I_FAST_OPERATOR_HANDLE(layer_norm_backward_op, LayerNormBackward, "i2i_fast::layer_norm_backward")
+// batch_norm's device operators have instance_norm's signatures (mean and var for mean and rstd).
+I2I_FAST_OPERATOR_HANDLE(batch_norm_forward_op, InstanceNormForward, "i2i_fast::batch_norm_forward")
+I2I_FAST_OPERATOR_HANDLE(batch_norm_backward_op, InstanceNormBackward,
+                         "i2i_fast::batch_norm_backward")
 
 // ----- autograd -----
 
-enum class NormOp : int64_t { kAdain = 0, kInstanceNorm = 1, kLayerNorm = 2 };
+enum class NormOp : int64_t { kAdain = 0, kInstanceNorm = 1, kLayerNorm = 2, kBatchNorm = 3 };
 
 OptTensor optional_of(const Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
 
-// One autograd::Function for the three normalizations: they differ only in which forward and
-// backward operators they call and in the arguments they pass along.
+// One autograd::Function for the four normalizations: they differ only in which forward and
+// backward operators they call and in the arguments they pass along. It returns the forward
+// operator's (out, mean, rstd) (batch_norm: (out, mean, var)), the statistics not differentiable:
+// batch_norm's public operator returns all three, the others out.
 class NormFunction : public torch::autograd::Function<NormFunction> {
  public:
-  static Tensor forward(torch::autograd::AutogradContext* ctx, int64_t op, const Tensor& x,
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, int64_t op, const Tensor& x,
                         const OptTensor& weight, const OptTensor& bias, double eps,
                         c10::string_view style, c10::string_view activation,
                         double negative_slope) {
@@ -82,15 +89,19 @@ class NormFunction : public torch::autograd::Function<NormFunction> {
         result =
             layer_norm_forward_op().call(x, weight, bias, eps, style, activation, negative_slope);
         break;
+      case NormOp::kBatchNorm:
+        result = batch_norm_forward_op().call(x, weight, bias, eps, activation, negative_slope);
+        break;
     }
     auto& [out, mean, rstd] = result;
+    ctx->mark_non_differentiable({mean, rstd});
     ctx->save_for_backward({x, weight.value_or(Tensor()), bias.value_or(Tensor()), mean, rstd});
     ctx->saved_data["op"] = op;
     ctx->saved_data["eps"] = eps;
     ctx->saved_data["style"] = std::string(style);
     ctx->saved_data["activation"] = std::string(activation);
     ctx->saved_data["negative_slope"] = negative_slope;
-    return out;
+    return {out, mean, rstd};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -124,6 +135,10 @@ class NormFunction : public torch::autograd::Function<NormFunction> {
         g = layer_norm_backward_op().call(grad_out, x, weight, bias, mean, rstd, eps, style,
                                           activation, slope);
         break;
+      case NormOp::kBatchNorm:
+        g = batch_norm_backward_op().call(grad_out, x, weight, bias, mean, rstd, eps, activation,
+                                          slope);
+        break;
     }
     result[1] = std::get<0>(g);
     if (weight.has_value()) result[2] = std::get<1>(g);
@@ -135,23 +150,40 @@ class NormFunction : public torch::autograd::Function<NormFunction> {
 Tensor adain_autograd(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                       c10::string_view activation, double negative_slope) {
   return NormFunction::apply(static_cast<int64_t>(NormOp::kAdain), x, OptTensor(weight),
-                             OptTensor(bias), eps, "", activation, negative_slope);
+                             OptTensor(bias), eps, "", activation, negative_slope)[0];
 }
 
 Tensor instance_norm_autograd(const Tensor& x, const OptTensor& weight, const OptTensor& bias,
                               double eps, c10::string_view activation, double negative_slope) {
   return NormFunction::apply(static_cast<int64_t>(NormOp::kInstanceNorm), x, weight, bias, eps,
-                             "", activation, negative_slope);
+                             "", activation, negative_slope)[0];
 }
 
 Tensor layer_norm_autograd(const Tensor& x, const OptTensor& weight, const OptTensor& bias,
                            double eps, c10::string_view style, c10::string_view activation,
                            double negative_slope) {
   return NormFunction::apply(static_cast<int64_t>(NormOp::kLayerNorm), x, weight, bias, eps,
-                             style, activation, negative_slope);
+                             style, activation, negative_slope)[0];
+}
+
+TensorTriple batch_norm_autograd(const Tensor& x, const OptTensor& weight, const OptTensor& bias,
+                                 double eps, c10::string_view activation, double negative_slope) {
+  if (!recording(x, weight.value_or(Tensor()), bias.value_or(Tensor()))) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return batch_norm_forward_op().call(x, weight, bias, eps, activation, negative_slope);
+  }
+  const auto out = NormFunction::apply(static_cast<int64_t>(NormOp::kBatchNorm), x, weight, bias,
+                                       eps, "", activation, negative_slope);
+  return {out[0], out[1], out[2]};
 }
 
 // ----- below autograd: the public operators are their forward operator's first output -----
+// (batch_norm's all three: y and the batch statistics)
+
+TensorTriple batch_norm_no_grad(const Tensor& x, const OptTensor& weight, const OptTensor& bias,
+                                double eps, c10::string_view activation, double negative_slope) {
+  return batch_norm_forward_op().call(x, weight, bias, eps, activation, negative_slope);
+}
 
 Tensor adain_no_grad(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                      c10::string_view activation, double negative_slope) {
@@ -191,6 +223,14 @@ TORCH_LIBRARY_FRAGMENT(i2i_fast, m) {
       "instance_norm_backward(Tensor grad_out, Tensor x, Tensor? weight, Tensor? bias, "
       "Tensor mean, Tensor rstd, float eps, str activation, float negative_slope) "
       "-> (Tensor, Tensor, Tensor)",
+      // BatchNorm in training mode: per-channel statistics over (N, H, W), optional per-channel
+      // affine (C,); returns (y, mean, var), the batch statistics (C,) not differentiable.
+      "batch_norm(Tensor x, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, "
+      "str activation=\"none\", float negative_slope=0.2) -> (Tensor, Tensor, Tensor)",
+      "batch_norm_forward(Tensor x, Tensor? weight, Tensor? bias, float eps, str activation, "
+      "float negative_slope) -> (Tensor, Tensor, Tensor)",
+      "batch_norm_backward(Tensor grad_out, Tensor x, Tensor? weight, Tensor? bias, Tensor mean, "
+      "Tensor var, float eps, str activation, float negative_slope) -> (Tensor, Tensor, Tensor)",
       // LayerNorm: per-sample statistics over (C, spatial), optional per-channel affine (C,);
       // style "munit" (unbiased std, divide by std + eps) or "standard" (F.layer_norm).
       "layer_norm(Tensor x, Tensor? weight=None, Tensor? bias=None, float eps=1e-05, "
@@ -207,13 +247,16 @@ TORCH_LIBRARY_IMPL(i2i_fast, Autograd, m) {
   m.impl("adain", &i2i_fast::adain_autograd);
   m.impl("instance_norm", &i2i_fast::instance_norm_autograd);
   m.impl("layer_norm", &i2i_fast::layer_norm_autograd);
+  m.impl("batch_norm", &i2i_fast::batch_norm_autograd);
   i2i_fast::not_differentiable(m, {"adain_forward", "adain_backward", "instance_norm_forward",
                                    "instance_norm_backward", "layer_norm_forward",
-                                   "layer_norm_backward"});
+                                   "layer_norm_backward", "batch_norm_forward",
+                                   "batch_norm_backward"});
 }
 
 TORCH_LIBRARY_IMPL(i2i_fast, CompositeExplicitAutograd, m) {
   m.impl("adain", &i2i_fast::adain_no_grad);
   m.impl("instance_norm", &i2i_fast::instance_norm_no_grad);
   m.impl("layer_norm", &i2i_fast::layer_norm_no_grad);
+  m.impl("batch_norm", &i2i_fast::batch_norm_no_grad);
 }

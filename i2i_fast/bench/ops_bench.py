@@ -81,6 +81,13 @@ METHOD_CASES = (
     for c, r, where in ((64, 128, "stage 1 (3 of 20 FRNs)"), (128, 64, "stage 2 (3 of 20)"),
                         (256, 32, "stage 3 (3 of 20)"), (512, 16, "stage 4 (3 of 20)"),
                         (1024, 8, "stage 5 (3 of 20)"), (1024, 4, "stage 5, last (1 of 20)"))
+) + tuple(
+    # TUNIT's guiding network (VGG11: BatchNorm2d + ReLU after each conv): the demo config's
+    # levels (batch 16, 64²) and the official one's first (batch 32, 128²). Not in --ops' default.
+    Case("batch_norm", shape, "relu", f"TUNIT guiding network, {where}")
+    for shape, where in (((16, 16, 64, 64), "demo, level 1"), ((16, 32, 32, 32), "demo, level 2"),
+                         ((16, 64, 16, 16), "demo, level 3"), ((16, 128, 8, 8), "demo, level 4"),
+                         ((32, 64, 128, 128), "official, level 1"))
 )
 
 # The CPU floors (2 threads, float32) at the floor shapes, per operator and allocator setting
@@ -154,7 +161,8 @@ def _native(case: Case) -> Callable | None:
     (MUNIT's LayerNorm, TUNIT's FRN)."""
     from i2i_fast.bench import torch_native
 
-    if (case.op == "layer_norm" and case.style != "standard") or case.op == "filter_response_norm":
+    if ((case.op == "layer_norm" and case.style != "standard")
+            or case.op in ("filter_response_norm", "batch_norm")):  # batch_norm's is F.batch_norm
         return None
     fn = getattr(torch_native, case.op)
     kwargs = {"activation": case.activation}
@@ -206,7 +214,8 @@ def backend_skip_reason(provider: str, case: Case, x: torch.Tensor) -> str | Non
 
 
 def step_fn(fn: Callable, inputs: dict, mode: str) -> Callable[[], object]:
-    """A no-argument callable running one measured step (backward: to every tensor input)."""
+    """A no-argument callable running one measured step (backward: to every tensor input). An
+    operator with several outputs (batch_norm's y, mean, var) is differentiated in its first."""
     tensors = tuple(inputs.values())
     if mode == "forward":
         return lambda: fn(*tensors)
@@ -215,7 +224,7 @@ def step_fn(fn: Callable, inputs: dict, mode: str) -> Callable[[], object]:
 
     def fwd_bwd():
         y = fn(*leaves)
-        return torch.autograd.grad(y, leaves, gy)
+        return torch.autograd.grad(y[0] if isinstance(y, tuple) else y, leaves, gy)
 
     return fwd_bwd
 

@@ -25,6 +25,7 @@ from .mlp import MLP
 from .noise import GaussianNoise
 from .norms import (
     AdaptiveInstanceNorm,
+    BatchNorm,
     ChannelAffineLayerNorm,
     FilterResponseNorm,
     InstanceNorm,
@@ -50,7 +51,8 @@ from .unet import LatentUNetGenerator, LatentUNetLevel
 
 __all__ = [
     "AdaINDecoder", "AdaINPreActResBlock", "AdaINResBlock", "AdaINResBlocks",
-    "AdaptiveInstanceNorm", "AttributeEncoders", "AttributeGenerator", "ChannelAffineLayerNorm",
+    "AdaptiveInstanceNorm", "AttributeEncoders", "AttributeGenerator", "BatchNorm",
+    "ChannelAffineLayerNorm",
     "ClassStyleStatistics", "ConcatLatentDecoder", "ContentDiscriminator", "ContentEncoder",
     "ContentStyleGenerator", "Conv2dBlock", "ConvTranspose2dBlock", "FRNPreActResBlock",
     "FilterResponseNorm", "FusionLatentDecoder", "GaussianNoise", "GuidingNetwork", "HighPass",

@@ -6,9 +6,11 @@ activation: None, "relu" or "leaky_relu" (slope `negative_slope`), applied in th
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..ops.normalization.reference import activate
 
 
 class InstanceNorm(nn.Module):
@@ -144,3 +146,52 @@ class FilterResponseNorm(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}"
+
+
+class BatchNorm(nn.BatchNorm2d):
+    """torch.nn.BatchNorm2d + activation (TUNIT's guiding network: BatchNorm2d then ReLU).
+
+    The same module as nn.BatchNorm2d: arguments, parameters and buffers (weight, bias,
+    running_mean, running_var, num_batches_tracked: official checkpoints load by these keys), and
+    ``self.momentum`` read at each call (None: the cumulative average, as nn.BatchNorm2d).
+
+    Training mode (or no running statistics): the fused ``ops.batch_norm`` (batch statistics,
+    affine and activation in one kernel), then, when tracking, the running statistics updated
+    under no_grad exactly as aten updates them: ``running_mean = m * mean + (1 - m) *
+    running_mean``, ``running_var = m * var * n / (n - 1) + (1 - m) * running_var`` (n = N*H*W),
+    ``num_batches_tracked += 1``. Eval mode with running statistics: aten's F.batch_norm with
+    them, then the activation (one elementwise pass; nothing to fuse the statistics into).
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True,
+                 activation: str | None = None, negative_slope: float = 0.2,
+                 device=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
+        self.activation, self.negative_slope = activation, negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if not self.training and self.running_mean is not None:
+            y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                             False, 0.0, self.eps)
+            return activate(y, self.activation, self.negative_slope)
+        y, mean, var = ops.batch_norm(x, self.weight, self.bias, self.eps, self.activation,
+                                      self.negative_slope)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(mean, var, x.numel() // x.shape[1])
+        return y
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, n: int) -> None:
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:
+            m = 1.0 / float(self.num_batches_tracked)
+        else:
+            m = self.momentum
+        running_mean, running_var = self.running_mean, self.running_var
+        running_mean.copy_(m * mean + (1 - m) * running_mean)
+        running_var.copy_(m * (var * n / (n - 1)) + (1 - m) * running_var)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, activation={self.activation}"

@@ -49,7 +49,7 @@ from .filter_response_norm import filter_response_norm  # noqa: E402 - shadows i
 from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows its subpackage
 from .gaussian_nll import gaussian_kl, gaussian_nll  # noqa: E402
 from .latent_conv import latent_conv2d, latent_conv_transpose2d  # noqa: E402
-from .normalization import adain, instance_norm, layer_norm  # noqa: E402
+from .normalization import adain, batch_norm, instance_norm, layer_norm  # noqa: E402
 from .resampling import avg_pool, reflection_pad, upsample_nearest  # noqa: E402
 
 OPS = (normalization.OPS + _frn_family.OPS + _gan_loss_family.OPS + _gaussian_nll_family.OPS
@@ -64,6 +64,7 @@ __all__ = [
     "adain",
     "avg_pool",
     "backend_names",
+    "batch_norm",
     "chosen_backend",
     "filter_response_norm",
     "forced_backend",

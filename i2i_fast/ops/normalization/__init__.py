@@ -1,4 +1,5 @@
-"""The normalization operators: AdaIN, InstanceNorm, LayerNorm (MUNIT and standard styles).
+"""The normalization operators: AdaIN, InstanceNorm, LayerNorm (MUNIT and standard styles) and
+BatchNorm in training mode.
 
 Each checks its arguments (``checks``: the one definition every backend and the fake
 implementations run), picks a backend (see ``backends``) and runs it. Every backend computes
@@ -20,7 +21,7 @@ from .. import extension, triton_support
 from ..backends import implement, select
 from . import checks, reference
 
-OPS = ("adain", "instance_norm", "layer_norm")
+OPS = ("adain", "instance_norm", "layer_norm", "batch_norm")
 
 
 def adain(
@@ -88,6 +89,38 @@ def layer_norm(
     return select("layer_norm", x)(x, weight, bias, eps, style, act, negative_slope)
 
 
+def batch_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+    activation: str | None = None,
+    negative_slope: float = 0.2,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Batch normalization in training mode with an optional fused activation.
+
+    ``act((x - mean_c) / sqrt(var_c + eps) * weight[c] + bias[c])`` with the per-channel mean and
+    biased variance over (N, H, W): F.batch_norm(training=True) then the activation, as
+    nn.BatchNorm2d + nn.ReLU in training mode.
+
+    Args:
+        x: (N, C, H, W) with N * H * W > 1.
+        weight, bias: (C,) or None.
+        eps: added to the variance inside the square root.
+        activation: None, "relu" or "leaky_relu" (with ``negative_slope``).
+    Returns:
+        (y, mean, var): y like x; the batch mean and biased variance per channel, (C,), float32
+        (float64 for a float64 x), not differentiable. The running statistics are the caller's
+        (``i2i_fast.nn.BatchNorm`` updates them as nn.BatchNorm2d does).
+    """
+    act, eps, negative_slope = checks.batch_norm(x, weight, bias, eps, activation, negative_slope)
+    return select("batch_norm", x)(x, weight, bias, eps, act, negative_slope)
+
+
+# The operators with a CUDA kernel (normalization_cuda.cu): batch_norm has none yet, and runs
+# on the triton backend (or the reference) on CUDA tensors.
+CUDA_OPS = ("adain", "instance_norm", "layer_norm")
+
 for _op in OPS:
     implement("reference", _op, getattr(reference, _op))
 if extension.state().loaded:
@@ -98,6 +131,7 @@ if extension.state().loaded:
     # device of x (the cuda backend is available only when the library has CUDA kernels).
     for _op in OPS:
         implement("cpu", _op, getattr(torch.ops.i2i_fast, _op).default)
+    for _op in CUDA_OPS:
         implement("cuda", _op, getattr(torch.ops.i2i_fast, _op).default)
 if triton_support.state().unavailable_reason is None:
     from . import triton as _triton

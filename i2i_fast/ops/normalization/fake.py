@@ -40,9 +40,8 @@ def stat_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _with_stats(x: torch.Tensor, layer: bool):
-    """(out, mean, rstd): mean and rstd (N, C), or (N,) for layer statistics."""
-    shape = (x.shape[0],) if layer else (x.shape[0], x.shape[1])
+def _with_stats(x: torch.Tensor, shape: tuple):
+    """(out, mean, rstd) (or (out, mean, var) for batch statistics): the statistics of `shape`."""
     return output_like(x), x.new_empty(shape, dtype=stat_dtype(x)), x.new_empty(
         shape, dtype=stat_dtype(x))
 
@@ -65,7 +64,7 @@ def adain(x, weight, bias, eps=1e-5, activation="none", negative_slope=0.2):
 
 def adain_forward(x, weight, bias, eps, activation, negative_slope):
     checks.adain(x, weight, bias, eps, activation, negative_slope)
-    return _with_stats(x, layer=False)
+    return _with_stats(x, (x.shape[0], x.shape[1]))
 
 
 def adain_backward(grad_out, x, weight, bias, mean, rstd, eps, activation, negative_slope):
@@ -80,7 +79,7 @@ def instance_norm(x, weight=None, bias=None, eps=1e-5, activation="none", negati
 
 def instance_norm_forward(x, weight, bias, eps, activation, negative_slope):
     checks.instance_norm(x, weight, bias, eps, activation, negative_slope)
-    return _with_stats(x, layer=False)
+    return _with_stats(x, (x.shape[0], x.shape[1]))
 
 
 def instance_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, activation,
@@ -98,7 +97,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, style="munit", activation="n
 
 def layer_norm_forward(x, weight, bias, eps, style, activation, negative_slope):
     checks.layer_norm(x, weight, bias, eps, style, activation, negative_slope)
-    return _with_stats(x, layer=True)
+    return _with_stats(x, (x.shape[0],))
 
 
 def layer_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, style, activation,
@@ -108,9 +107,25 @@ def layer_norm_backward(grad_out, x, weight, bias, mean, rstd, eps, style, activ
     return _grads(x, weight, bias)
 
 
+def batch_norm(x, weight=None, bias=None, eps=1e-5, activation="none", negative_slope=0.2):
+    return batch_norm_forward(x, weight, bias, eps, activation, negative_slope)
+
+
+def batch_norm_forward(x, weight, bias, eps, activation, negative_slope):
+    checks.batch_norm(x, weight, bias, eps, activation, negative_slope)
+    return _with_stats(x, (x.shape[1],))
+
+
+def batch_norm_backward(grad_out, x, weight, bias, mean, var, eps, activation, negative_slope):
+    checks.batch_norm_backward(grad_out, x, weight, bias, mean, var, eps, activation,
+                               negative_slope)
+    return _grads(x, weight, bias)
+
+
 # The compiled library's operators: the public ones (adain, ...) and the device ones.
 COMPILED = (adain, adain_forward, adain_backward, instance_norm, instance_norm_forward,
-            instance_norm_backward, layer_norm, layer_norm_forward, layer_norm_backward)
+            instance_norm_backward, layer_norm, layer_norm_forward, layer_norm_backward,
+            batch_norm, batch_norm_forward, batch_norm_backward)
 
 
 def register() -> None:

@@ -2,7 +2,8 @@
 
 Plain PyTorch, written to read like the formulas of the official implementations (METHODS.md),
 quirks included (MUNIT's LayerNorm divides by the unbiased std plus eps). Differentiable by
-autograd. float16/bfloat16 inputs are computed in float32 and the result cast back, matching the
+autograd. batch_norm is the official code itself: F.batch_norm in training mode, then the
+activation (its eager speed is aten's). float16/bfloat16 inputs are computed in float32 and the result cast back, matching the
 fused kernels' float32 accumulation; float64 stays float64.
 
 These functions do not validate their arguments: ``i2i_fast.ops`` does that before any backend
@@ -124,3 +125,29 @@ def layer_norm(
     else:
         raise ValueError(f"style: expected 'munit' or 'standard', got {style!r}")
     return _channel_affine(y, x, weight, bias, activation, negative_slope)
+
+
+def batch_norm(x: torch.Tensor, weight: torch.Tensor | None = None,
+               bias: torch.Tensor | None = None, eps: float = 1e-5,
+               activation: str | None = None, negative_slope: float = 0.2
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """BatchNorm in training mode (nn.BatchNorm2d + nn.ReLU as TUNIT's guiding network runs them):
+    F.batch_norm(training=True), per-channel mean and biased variance over (N, H, W), then the
+    activation. Returns (y, mean, var): the batch mean and biased variance per channel (C,), in
+    float32 (float64 for a float64 x), not differentiable (what the running statistics take).
+
+    One aten call, as the official module makes it: F.batch_norm with running statistics of
+    zeros and momentum 1 leaves the batch mean and the unbiased variance in them (aten's own
+    statistics, no second pass); the biased variance is the unbiased one times (n - 1) / n.
+    A float16/bfloat16 x is computed in float32 (the family's rule; float32 and float64 run as
+    they are).
+    """
+    dtype = compute_dtype(x)
+    c = x.shape[1]
+    mean = x.new_zeros(c, dtype=dtype)
+    unbiased_var = x.new_zeros(c, dtype=dtype)
+    params = [None if p is None else p.to(dtype) for p in (weight, bias)]
+    y = F.batch_norm(x.to(dtype), mean, unbiased_var, *params, training=True, momentum=1.0,
+                     eps=eps)
+    n = x.numel() // c
+    return activate(y, activation, negative_slope).to(x.dtype), mean, unbiased_var * ((n - 1) / n)

@@ -8,6 +8,10 @@ Operators (the schemas of the compiled ``i2i_fast::*_forward`` / ``*_backward``)
         -> (grad_x, grad_weight, grad_bias)
     instance_norm_forward / instance_norm_backward  (weight, bias optional, per channel)
     layer_norm_forward / layer_norm_backward        (+ style "munit" or "standard")
+    batch_norm_forward(x, weight, bias, eps, activation, negative_slope) -> (out, mean, var)
+    batch_norm_backward(grad_out, x, weight, bias, mean, var, eps, activation, negative_slope)
+        (per-channel batch statistics (C,): the instance kernels' split path, with the partial
+        moments and gradient sums of every (n, c) merged per channel in float64 in between)
 
 Each runs its operator's checks (checks.py, as the compiled kernels do) and has the fake
 implementation of its schema (fake.py). The forward operators are differentiable (their
@@ -269,6 +273,76 @@ def _backward(grad_out, x, weight, bias, mean, rstd, eps: float, activation: str
     return dx, _param_grad(weight, sum_gx, p.x), _param_grad(bias, sum_g, p.x)
 
 
+# ----- batch statistics: the split kernels with per-(n, c) statistics repeated over n ----------
+
+
+def _per_channel_over_batch(p: _Problem, per_c: torch.Tensor) -> torch.Tensor:
+    """(C,) batch statistics as the (N, C) per-(n, c) statistics the tile kernels read."""
+    return per_c.to(p.acc).expand(p.n, p.c).contiguous()
+
+
+def _split_counts(p: _Problem) -> torch.Tensor:
+    """Values in each split of the spatial range (the last one may be shorter), in float64."""
+    splits, split_len = p.split
+    first = torch.arange(splits, device=p.x.device, dtype=torch.float64) * split_len
+    return torch.clamp(p.s - first, max=split_len)
+
+
+def _batch_rstd(var: torch.Tensor, eps: float) -> torch.Tensor:
+    """1 / sqrt(var + eps) from the variance as stored (forward and backward agree exactly)."""
+    return torch.rsqrt(var.double() + eps).to(var.dtype)
+
+
+def _batch_norm_launch_forward(x, weight, bias, eps: float, activation: str,
+                               negative_slope: float):
+    p = _problem(x)
+    prm = _params(weight, bias, p.x)
+    pmean = p.empty(p.n, p.c, p.plan.splits)
+    pm2 = torch.empty_like(pmean)
+    wrap_triton(partial_moments_kernel)[p.grid](p.x, pmean, pm2, *p.tile, *p.split, **p.meta)
+    # Chan's merge of the (n, split) partials of each channel, in float64.
+    cnt = _split_counts(p)
+    mu, q = pmean.double(), pm2.double()
+    total = p.n * p.s
+    mean = (mu * cnt).sum((0, 2)) / total
+    m2 = q.sum((0, 2)) + (cnt * (mu - mean[:, None]) ** 2).sum((0, 2))
+    mean, var = mean.to(p.acc), (m2 / total).to(p.acc)
+    y = torch.empty_like(p.x)
+    wrap_triton(normalize_kernel)[p.grid](
+        p.x, y, *prm.pointers, _per_channel_over_batch(p, mean),
+        _per_channel_over_batch(p, _batch_rstd(var, eps)), *p.tile, *p.split, *prm.nstrides,
+        negative_slope, ACTIVATION=ACTIVATION_CODES[activation], LAYER=False, **prm.present,
+        **p.meta)
+    return y, mean, var
+
+
+def _batch_norm_launch_backward(grad_out, x, weight, bias, mean, var, eps: float,
+                                activation: str, negative_slope: float):
+    p = _problem(x)
+    prm = _params(weight, bias, p.x)
+    act = ACTIVATION_CODES[activation]
+    dy = _in_layout(grad_out.to(p.x.dtype), p.channels_last)
+    mean_nc = _per_channel_over_batch(p, mean)
+    rstd_nc = _per_channel_over_batch(p, _batch_rstd(var.to(p.acc), eps))
+    psum_g = p.empty(p.n, p.c, p.plan.splits)
+    psum_gx = torch.empty_like(psum_g)
+    wrap_triton(partial_grad_sums_kernel)[p.grid](
+        p.x, dy, *prm.pointers, mean_nc, rstd_nc, psum_g, psum_gx, *p.tile, *p.split,
+        *prm.nstrides, negative_slope, ACTIVATION=act, LAYER=False, **prm.present, **p.meta)
+    sum_g, sum_gx = psum_g.double().sum((0, 2)), psum_gx.double().sum((0, 2))  # (C,)
+    w = weight.double() if weight is not None else None
+    gsum_dxhat = sum_g if w is None else sum_g * w
+    gsum_dxhat_xhat = sum_gx if w is None else sum_gx * w
+    dx = torch.empty_like(p.x)
+    wrap_triton(input_grad_kernel)[p.grid](
+        p.x, dy, dx, *prm.pointers, mean_nc, rstd_nc, _per_channel_over_batch(p, gsum_dxhat),
+        _per_channel_over_batch(p, gsum_dxhat_xhat), *p.tile, *p.split, *prm.nstrides,
+        p.n * p.s, eps, negative_slope, ACTIVATION=act, LAYER=False, MUNIT_STD=False,
+        **prm.present, **p.meta)
+    return (dx, _param_grad(weight, sum_gx.to(p.acc)[None], p.x),
+            _param_grad(bias, sum_g.to(p.acc)[None], p.x))
+
+
 # ----- the operators: checks (checks.py), then the launches -------------------------------------
 
 
@@ -326,6 +400,23 @@ def _layer_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: Option
                      True, style == "munit")
 
 
+def _batch_norm_forward(x: torch.Tensor, weight: Optional[torch.Tensor],
+                        bias: Optional[torch.Tensor], eps: float, activation: str,
+                        negative_slope: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    checks.batch_norm(x, weight, bias, eps, activation, negative_slope)
+    return _batch_norm_launch_forward(x, weight, bias, eps, activation, negative_slope)
+
+
+def _batch_norm_backward(grad_out: torch.Tensor, x: torch.Tensor, weight: Optional[torch.Tensor],
+                         bias: Optional[torch.Tensor], mean: torch.Tensor, var: torch.Tensor,
+                         eps: float, activation: str, negative_slope: float
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    checks.batch_norm_backward(grad_out, x, weight, bias, mean, var, eps, activation,
+                               negative_slope)
+    return _batch_norm_launch_backward(grad_out, x, weight, bias, mean, var, eps, activation,
+                                       negative_slope)
+
+
 # ----- autograd: the forward operators' backward is the backward operator -----------------------
 
 
@@ -333,7 +424,7 @@ def _setup_context(ctx, inputs, output) -> None:
     x, weight, bias, eps = inputs[:4]
     ctx.options = inputs[4:]  # (activation, negative_slope) or (style, activation, negative_slope)
     ctx.eps = eps
-    _, mean, rstd = output
+    _, mean, rstd = output  # (batch_norm: mean, var)
     ctx.mark_non_differentiable(mean, rstd)
     ctx.save_for_backward(x, weight, bias, mean, rstd)
 
@@ -369,9 +460,13 @@ instance_norm_forward_op = _register("instance_norm_forward", _instance_norm_for
                                      instance_norm_backward_op)
 layer_norm_forward_op = _register("layer_norm_forward", _layer_norm_forward,
                                   layer_norm_backward_op)
+batch_norm_backward_op = _register("batch_norm_backward", _batch_norm_backward)
+batch_norm_forward_op = _register("batch_norm_forward", _batch_norm_forward,
+                                  batch_norm_backward_op)
 
 OPERATORS = (adain_forward_op, adain_backward_op, instance_norm_forward_op,
-             instance_norm_backward_op, layer_norm_forward_op, layer_norm_backward_op)
+             instance_norm_backward_op, layer_norm_forward_op, layer_norm_backward_op,
+             batch_norm_forward_op, batch_norm_backward_op)
 
 
 # ----- what the "triton" backend runs (arguments already checked by i2i_fast.ops) -----------------
@@ -390,3 +485,9 @@ def instance_norm(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optiona
 def layer_norm(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
                eps: float, style: str, activation: str, negative_slope: float) -> torch.Tensor:
     return layer_norm_forward_op(x, weight, bias, eps, style, activation, negative_slope)[0]
+
+
+def batch_norm(x: torch.Tensor, weight: Optional[torch.Tensor], bias: Optional[torch.Tensor],
+               eps: float, activation: str, negative_slope: float
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return batch_norm_forward_op(x, weight, bias, eps, activation, negative_slope)
