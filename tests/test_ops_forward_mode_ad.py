@@ -60,6 +60,8 @@ SAMPLES = {
                          lambda: (_randn(2, 3, 5, 6, seed=12),)),
     "avg_pool": (lambda m, x: m.avg_pool(x, 2),
                  lambda: (_randn(2, 3, 7, 9, seed=13),)),
+    "max_pool": (lambda m, x: m.max_pool(x, 2),
+                 lambda: (_randn(2, 3, 7, 9, seed=23),)),
     "reflection_pad": (lambda m, x: m.reflection_pad(x, 2),
                        lambda: (_randn(2, 3, 5, 6, seed=14),)),
     "latent_conv2d": (lambda m, x, z, w, b: m.latent_conv2d(x, z, w, b, 2, 1, "zeros"),
@@ -304,7 +306,8 @@ def test_r1_penalty_tangent(reduction, dtype):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [F64, torch.float32], ids=str)
 @pytest.mark.parametrize("op, amount", [("upsample_nearest", 2), ("upsample_nearest", 1),
-                                        ("avg_pool", 3), ("reflection_pad", 1)])
+                                        ("avg_pool", 3), ("max_pool", 2), ("max_pool", 3),
+                                        ("reflection_pad", 1)])
 def test_resampling_tangent(op, amount, dtype, layout):
     x = _randn(2, 4, 7, 6, seed=50, dtype=dtype)
     t = _randn(2, 4, 7, 6, seed=51, dtype=dtype)

@@ -23,6 +23,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <string>
+#include <tuple>
 #include <type_traits>
 #include <vector>
 
@@ -46,11 +48,11 @@ struct Input {
   int64_t N, C, H, W;
 };
 
-Input dense_input(const char* op, const Tensor& x) {
-  // The words of i2i_fast/ops/resampling/checks.py.
-  TORCH_CHECK_VALUE(x.dim() == 4, op, ": x: expected shape (N, C, H, W), got ", x.dim(),
+Input dense_input(const char* op, const Tensor& x, const char* name = "x") {
+  // The words of i2i_fast/ops/resampling/checks.py (`image`).
+  TORCH_CHECK_VALUE(x.dim() == 4, op, ": ", name, ": expected shape (N, C, H, W), got ", x.dim(),
                     " dims with shape ", checks::shape_text(x.sizes()));
-  checks::floating(op, "x", x);
+  checks::floating(op, name, x);
   Input in{x, false, x.size(0), x.size(1), x.size(2), x.size(3)};
   if (x.is_contiguous()) return in;
   if (x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
@@ -177,6 +179,136 @@ void block_sum_kernel(const Input& in, Tensor& out, int64_t factor, double divis
           S* q = orow + wo * lanes + c0;
           for (int64_t c = 0; c < cn; ++c) q[c] = narrow<S>(acc[c] / div);
         }
+      }
+    }
+  });
+}
+
+// ----- block_max -----
+
+// The window position (i * f + j, row i and column j of the f x f block) of each output: the one
+// aten's max_pool2d picks, since the gradient goes there alone. aten scans the window in row-major
+// order and moves to an element when it is greater than the maximum so far or NaN
+// (`val > max || isnan(val)`): the first maximum wins a tie, a NaN wins over every number, and the
+// LAST NaN of a window over an earlier one. The index is uint8 for f <= 16 (f^2 <= 256 positions),
+// int32 above: one byte per output at f = 2, an eighth of aten's int64 indices.
+template <typename A>
+C10_ALWAYS_INLINE bool takes_over(A value, A best) {
+  return value > best || value != value;
+}
+
+at::ScalarType index_dtype(int64_t factor) { return factor <= 16 ? at::kByte : at::kInt; }
+
+template <typename T, typename I, int F>
+void block_max_kernel(const Input& in, Tensor& out, Tensor& index, int64_t factor) {
+  using S = typename StorageOf<T>::type;
+  using A = typename AccumulateOf<T>::type;
+  const int64_t f = F > 0 ? F : factor;
+  const int64_t OH = out.size(2), OW = out.size(3);
+  const int64_t lanes = in.channels_last ? in.C : 1;
+  const int64_t outer = in.channels_last ? in.N : in.N * in.C;
+  const int64_t out_row = OW * lanes, in_row = in.W * lanes;
+  const S* src = reinterpret_cast<const S*>(in.x.data_ptr());
+  S* dst = reinterpret_cast<S*>(out.data_ptr());
+  I* where = index.data_ptr<I>();
+  at::parallel_for(0, outer * OH, grain_for(out_row * f * f), [&](int64_t r0, int64_t r1) {
+    A best[kChannelTile];
+    I pos[kChannelTile];
+    for (int64_t r = r0; r < r1; ++r) {
+      const S* block_rows = src + ((r / OH) * in.H + (r % OH) * f) * in_row;
+      S* orow = dst + r * out_row;
+      I* wrow = where + r * out_row;
+      if (lanes == 1) {
+        for (int64_t wo = 0; wo < OW; ++wo) {
+          const S* p = block_rows + wo * f;
+          A m = widen(p[0]);
+          int64_t k_max = 0;
+          for (int64_t k = 1; k < f * f; ++k) {
+            const A v = widen(p[(k / f) * in_row + k % f]);
+            if (takes_over(v, m)) m = v, k_max = k;
+          }
+          orow[wo] = p[(k_max / f) * in_row + k_max % f];
+          wrow[wo] = static_cast<I>(k_max);
+        }
+        continue;
+      }
+      for (int64_t wo = 0; wo < OW; ++wo) {
+        for (int64_t c0 = 0; c0 < lanes; c0 += kChannelTile) {
+          const int64_t cn = std::min(kChannelTile, lanes - c0);
+          const S* first = block_rows + wo * f * lanes + c0;
+          for (int64_t c = 0; c < cn; ++c) best[c] = widen(first[c]), pos[c] = 0;
+          for (int64_t k = 1; k < f * f; ++k) {
+            const S* p = first + (k / f) * in_row + (k % f) * lanes;
+            for (int64_t c = 0; c < cn; ++c) {
+              const A v = widen(p[c]);
+              const bool take = takes_over(v, best[c]);
+              best[c] = take ? v : best[c];
+              pos[c] = take ? static_cast<I>(k) : pos[c];
+            }
+          }
+          for (int64_t c = 0; c < cn; ++c) {
+            orow[wo * lanes + c0 + c] = narrow<S>(best[c]);
+            wrow[wo * lanes + c0 + c] = pos[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+// The routing of block_max's gradient and its adjoint, by the saved window positions:
+//   scatter (kScatter): out (N, C, H, W): out[f ho + i, f wo + j] = t[ho, wo] where
+//                       index[ho, wo] == i f + j, else 0 (0 in the remainder rows and columns)
+//   gather:             out (N, C, H / f, W / f): out[ho, wo] = t[f ho + i, f wo + j] for
+//                       i f + j = index[ho, wo]
+// `t` and `index` in t's layout; each output element is written once.
+template <bool kScatter, typename T, typename I, int F>
+void block_max_route_kernel(const Input& t, const Tensor& index, Tensor& out, int64_t factor) {
+  using S = typename StorageOf<T>::type;
+  const int64_t f = F > 0 ? F : factor;
+  const int64_t lanes = t.channels_last ? t.C : 1;
+  const int64_t outer = t.channels_last ? t.N : t.N * t.C;
+  // the full-size (H, W) and pooled (OH, OW) sides
+  const Tensor& pooled = kScatter ? t.x : out;
+  const int64_t H = kScatter ? out.size(2) : t.H, W = kScatter ? out.size(3) : t.W;
+  const int64_t OH = pooled.size(2), OW = pooled.size(3);
+  const int64_t row = W * lanes, pooled_row = OW * lanes;
+  const S* src = reinterpret_cast<const S*>(t.x.data_ptr());
+  S* dst = reinterpret_cast<S*>(out.data_ptr());
+  const I* where = index.data_ptr<I>();
+  if constexpr (kScatter) {
+    at::parallel_for(0, outer * H, grain_for(row), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t o = r / H, hi = r % H, ho = hi / f, i = hi % f;
+        S* orow = dst + r * row;
+        int64_t filled = 0;
+        if (ho < OH) {
+          const S* grow = src + (o * OH + ho) * pooled_row;
+          const I* wrow = where + (o * OH + ho) * pooled_row;
+          for (int64_t wo = 0; wo < OW; ++wo) {
+            for (int64_t j = 0; j < f; ++j) {
+              S* q = orow + (wo * f + j) * lanes;
+              const I k = static_cast<I>(i * f + j);
+              for (int64_t c = 0; c < lanes; ++c) {
+                q[c] = wrow[wo * lanes + c] == k ? grow[wo * lanes + c] : S(0);
+              }
+            }
+          }
+          filled = OW * f * lanes;
+        }
+        std::memset(static_cast<void*>(orow + filled), 0, sizeof(S) * (row - filled));
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, outer * OH, grain_for(pooled_row), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const S* block_rows = src + ((r / OH) * H + (r % OH) * f) * row;
+      const I* wrow = where + r * pooled_row;
+      S* orow = dst + r * pooled_row;
+      for (int64_t e = 0; e < pooled_row; ++e) {
+        const int64_t k = wrow[e], wo = e / lanes, c = e % lanes;
+        orow[e] = block_rows[(k / f) * row + (wo * f + k % f) * lanes + c];
       }
     }
   });
@@ -333,6 +465,87 @@ Tensor block_sum_cpu(const Tensor& x, int64_t factor, double divisor) {
   return out;
 }
 
+// Calls f(std::integral_constant<int, F>{}, I{}) with block_max's index type I (index_dtype).
+template <typename Fn>
+void dispatch_block_max(int64_t factor, Fn&& f) {
+  dispatch_factor(factor, [&](auto F) {
+    if (factor <= 16) {
+      f(F, uint8_t{});
+    } else {
+      f(F, int32_t{});
+    }
+  });
+}
+
+// block_max's checks, in the words of i2i_fast/ops/resampling/checks.py (`pool`).
+Input pool_input(const char* op, const Tensor& x, int64_t factor) {
+  const Input in = dense_input(op, x);
+  TORCH_CHECK_VALUE(factor >= 1, op, ": factor: expected an integer >= 1, got ", factor);
+  TORCH_CHECK_VALUE(in.H >= factor && in.W >= factor, op, ": x: expected H and W >= factor (",
+                    factor, "), got shape ", checks::shape_text(x.sizes()));
+  return in;
+}
+
+std::tuple<Tensor, Tensor> block_max_forward_cpu(const Tensor& x, int64_t factor) {
+  const Input in = pool_input("block_max", x, factor);
+  Tensor out = empty_output(in, in.H / factor, in.W / factor);
+  Tensor index = at::empty_like(out, out.options().dtype(index_dtype(factor)));
+  if (out.numel() == 0) return {out, index};
+  I2I_FAST_RESAMPLING_TYPES(x.scalar_type(), "block_max", [&] {
+    dispatch_block_max(factor, [&](auto F, auto I) {
+      block_max_kernel<scalar_t, decltype(I), decltype(F)::value>(in, out, index, factor);
+    });
+  });
+  return {out, index};
+}
+
+// block_max_scatter(grad, index, factor, out_h, out_w) and block_max_gather(x, index, factor,
+// out_h, out_w): the output size is given (the scatter's cannot be told from the gradient's when
+// H or W leave a remainder); index is block_max_forward's, in any layout. The checks are those of
+// i2i_fast/ops/resampling/checks.py (`block_max_route`), in its words.
+template <bool kScatter>
+Tensor block_max_route_cpu(const Tensor& t, const Tensor& index, int64_t factor, int64_t out_h,
+                           int64_t out_w) {
+  const char* op = kScatter ? "block_max_scatter" : "block_max_gather";
+  const char* name = kScatter ? "grad" : "x";
+  const Input in = dense_input(op, t, name);
+  TORCH_CHECK_VALUE(factor >= 1, op, ": factor: expected an integer >= 1, got ", factor);
+  const int64_t OH = kScatter ? in.H : out_h, OW = kScatter ? in.W : out_w;
+  const int64_t H = kScatter ? out_h : in.H, W = kScatter ? out_w : in.W;
+  if (H / factor != OH || W / factor != OW) {
+    const std::string expected =
+        kScatter ? "[" + std::to_string(factor * in.H) + ", " +
+                       std::to_string(factor * in.H + factor) + ") x [" +
+                       std::to_string(factor * in.W) + ", " +
+                       std::to_string(factor * in.W + factor) + ")"
+                 : std::to_string(in.H / factor) + " x " + std::to_string(in.W / factor);
+    TORCH_CHECK_VALUE(false, op, ": out_h, out_w: expected ", expected, " for ", name,
+                      " of shape ", checks::shape_text(t.sizes()), " and factor ", factor,
+                      ", got ", out_h, " x ", out_w);
+  }
+  const std::array<int64_t, 4> shape{in.N, in.C, OH, OW};
+  TORCH_CHECK_VALUE(index.sizes() == c10::IntArrayRef(shape) &&
+                        index.scalar_type() == index_dtype(factor),
+                    op, ": index: expected block_max_forward's window positions of shape ",
+                    checks::shape_text(shape), " and dtype ",
+                    checks::dtype_text(index_dtype(factor)), ", got shape ",
+                    checks::shape_text(index.sizes()), " and dtype ",
+                    checks::dtype_text(index.scalar_type()));
+  checks::same_device(op, "index", index, t.device(),
+                      std::string(" (the device of ") + name + ")");
+  const Tensor dense_index = index.contiguous(in.channels_last ? at::MemoryFormat::ChannelsLast
+                                                               : at::MemoryFormat::Contiguous);
+  Tensor out = empty_output(in, out_h, out_w);
+  if (out.numel() == 0) return out;
+  I2I_FAST_RESAMPLING_TYPES(t.scalar_type(), "block_max_route", [&] {
+    dispatch_block_max(factor, [&](auto F, auto I) {
+      block_max_route_kernel<kScatter, scalar_t, decltype(I), decltype(F)::value>(
+          in, dense_index, out, factor);
+    });
+  });
+  return out;
+}
+
 // reflection_pad's checks of `pad`, in the words of i2i_fast/ops/resampling/checks.py.
 void check_pad(const char* op, int64_t pad, const Tensor& x) {
   TORCH_CHECK_VALUE(pad >= 0, op, ": pad: expected an integer >= 0, got ", pad);
@@ -372,6 +585,9 @@ TORCH_LIBRARY_IMPL(i2i_fast, CPU, m) {
   m.impl("block_sum", &block_sum_cpu);
   m.impl("reflection_pad", &reflection_pad_cpu);
   m.impl("reflection_pad_backward", &reflection_pad_backward_cpu);
+  m.impl("block_max_forward", &block_max_forward_cpu);
+  m.impl("block_max_scatter", &block_max_route_cpu<true>);
+  m.impl("block_max_gather", &block_max_route_cpu<false>);
 }
 
 }  // namespace i2i_fast::resampling::cpu
