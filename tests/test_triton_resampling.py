@@ -79,10 +79,11 @@ def test_nan_routes_as_aten(dtype, device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_double_backward_equals_aten(device):
     x = _tied((2, 3, 7, 8), torch.float64, device)
+    upstream = torch.randn(2, 3, 3, 4, dtype=torch.float64, device=device)
     results = []
     for pool in (_triton_pool, _aten_pool):
         xr = x.clone().requires_grad_()
-        grad_out = torch.randn(2, 3, 3, 4, dtype=torch.float64, device=device).requires_grad_()
+        grad_out = upstream.clone().requires_grad_()
         (g,) = torch.autograd.grad(pool(xr, 2), xr, grad_out, create_graph=True)
         (gg,) = torch.autograd.grad((g * torch.arange(g.numel(), device=device).view_as(g)).sum(),
                                     grad_out)

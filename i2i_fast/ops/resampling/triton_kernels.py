@@ -43,6 +43,14 @@ def _elements(total, BLOCK: tl.constexpr, LONG_INDEX: tl.constexpr):
     return flat, flat < total
 
 
+@triton.jit
+def _wide(v):
+    """v in float32 (float64 stays: the promotion of v * 1.0f, exact, -0.0 and NaN kept), so that
+    16-bit values compare exactly, NaN included (the interpreter's bfloat16 does not see
+    NaN != NaN)."""
+    return v * tl.full(v.shape, 1.0, tl.float32)
+
+
 # Strides: x_s* (or grad_s*) of the input, i_s* of the window positions, o_s* of the output.
 @triton.jit
 def block_max_forward_kernel(x_ptr, out_ptr, index_ptr, C, OH, OW, total,
@@ -51,17 +59,17 @@ def block_max_forward_kernel(x_ptr, out_ptr, index_ptr, C, OH, OW, total,
                              F: tl.constexpr, BLOCK: tl.constexpr, LONG_INDEX: tl.constexpr):
     flat, mask = _elements(total, BLOCK, LONG_INDEX)
     n, c, ho, wo = _coordinates(flat, C, OH, OW)
-    best = tl.load(x_ptr + _offset(n, c, ho * F, wo * F, x_sn, x_sc, x_sh, x_sw, LONG_INDEX),
-                   mask=mask)
+    best = _wide(tl.load(x_ptr + _offset(n, c, ho * F, wo * F, x_sn, x_sc, x_sh, x_sw,
+                                         LONG_INDEX), mask=mask))
     position = tl.zeros([BLOCK], tl.int32)
     for k in tl.static_range(1, F * F):
-        v = tl.load(x_ptr + _offset(n, c, ho * F + k // F, wo * F + k % F, x_sn, x_sc, x_sh,
-                                    x_sw, LONG_INDEX), mask=mask)
+        v = _wide(tl.load(x_ptr + _offset(n, c, ho * F + k // F, wo * F + k % F, x_sn, x_sc,
+                                          x_sh, x_sw, LONG_INDEX), mask=mask))
         take = (v > best) | (v != v)
         best = tl.where(take, v, best)
         position = tl.where(take, k, position)
-    tl.store(out_ptr + _offset(n, c, ho, wo, o_sn, o_sc, o_sh, o_sw, LONG_INDEX), best,
-             mask=mask)
+    tl.store(out_ptr + _offset(n, c, ho, wo, o_sn, o_sc, o_sh, o_sw, LONG_INDEX),
+             best.to(out_ptr.dtype.element_ty), mask=mask)
     tl.store(index_ptr + _offset(n, c, ho, wo, i_sn, i_sc, i_sh, i_sw, LONG_INDEX),
              position.to(index_ptr.dtype.element_ty), mask=mask)
 
