@@ -192,68 +192,118 @@ void block_sum_kernel(const Input& in, Tensor& out, int64_t factor, double divis
 // (`val > max || isnan(val)`): the first maximum wins a tie, a NaN wins over every number, and the
 // LAST NaN of a window over an earlier one. The index is uint8 for f <= 16 (f^2 <= 256 positions),
 // int32 above: one byte per output at f = 2, an eighth of aten's int64 indices.
+// Branch-free (`|`, and selects in the kernels), which vectorises; with random data a branch
+// per element would mispredict half the time.
 template <typename A>
 C10_ALWAYS_INLINE bool takes_over(A value, A best) {
-  return value > best || value != value;
+  return (value > best) | (value != value);
 }
 
 at::ScalarType index_dtype(int64_t factor) { return factor <= 16 ? at::kByte : at::kInt; }
+
+// One row of block_max's outputs: OW pixels of `lanes` elements (1 in NCHW, C in channels-last),
+// each the maximum of its f x f block (block_rows: the block's first input row, rows in_row
+// apart) and its window position. A function of its own, with restrict pointers and its sizes by
+// value: the uint8 stores of the positions may alias anything, and the lambda's captured
+// references, reloaded after every store, kept the loops from vectorising (15x slower). The
+// position is selected as an A (the width of the comparison's mask) and converted once.
+// Window position k's values p[0, n) against the maxima so far (channels-last: n channels).
+// `omp simd`: without it GCC left the loop scalar (and branching) for 16 channels, 17x slower.
+template <typename S, typename A>
+C10_ALWAYS_INLINE void block_max_step(const S* __restrict__ p, A* __restrict__ best,
+                                      A* __restrict__ pos, int64_t n, A k) {
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    const A v = widen(p[c]);
+    const bool take = takes_over(v, best[c]);
+    best[c] = take ? v : best[c];
+    pos[c] = take ? k : pos[c];
+  }
+}
+
+template <typename S, typename A, typename I, int F>
+void block_max_row(const S* __restrict__ block_rows, S* __restrict__ orow, I* __restrict__ wrow,
+                   int64_t OW, int64_t in_row, int64_t lanes, int64_t factor) {
+  const int64_t f = F > 0 ? F : factor;
+  if (lanes == 1) {
+    for (int64_t wo = 0; wo < OW; ++wo) {
+      const S* p = block_rows + wo * f;
+      A m = widen(p[0]), pos = A(0);
+      for (int64_t k = 1; k < f * f; ++k) {
+        const A v = widen(p[(k / f) * in_row + k % f]);
+        const bool take = takes_over(v, m);
+        m = take ? v : m;
+        pos = take ? A(k) : pos;
+      }
+      orow[wo] = narrow<S>(m);  // exact: m is one of the block's values
+      wrow[wo] = static_cast<I>(pos);
+    }
+    return;
+  }
+  A best[kChannelTile], pos[kChannelTile];
+  for (int64_t wo = 0; wo < OW; ++wo) {
+    for (int64_t c0 = 0; c0 < lanes; c0 += kChannelTile) {
+      const int64_t cn = std::min(kChannelTile, lanes - c0);
+      const S* first = block_rows + wo * f * lanes + c0;
+      for (int64_t c = 0; c < cn; ++c) best[c] = widen(first[c]), pos[c] = A(0);
+      for (int64_t k = 1; k < f * f; ++k) {
+        block_max_step<S, A>(first + (k / f) * in_row + (k % f) * lanes, best, pos, cn, A(k));
+      }
+      S* q = orow + wo * lanes + c0;
+      I* w = wrow + wo * lanes + c0;
+      for (int64_t c = 0; c < cn; ++c) q[c] = narrow<S>(best[c]), w[c] = static_cast<I>(pos[c]);
+    }
+  }
+}
 
 template <typename T, typename I, int F>
 void block_max_kernel(const Input& in, Tensor& out, Tensor& index, int64_t factor) {
   using S = typename StorageOf<T>::type;
   using A = typename AccumulateOf<T>::type;
   const int64_t f = F > 0 ? F : factor;
-  const int64_t OH = out.size(2), OW = out.size(3);
+  const int64_t OH = out.size(2), OW = out.size(3), H = in.H;
   const int64_t lanes = in.channels_last ? in.C : 1;
   const int64_t outer = in.channels_last ? in.N : in.N * in.C;
   const int64_t out_row = OW * lanes, in_row = in.W * lanes;
   const S* src = reinterpret_cast<const S*>(in.x.data_ptr());
   S* dst = reinterpret_cast<S*>(out.data_ptr());
   I* where = index.data_ptr<I>();
-  at::parallel_for(0, outer * OH, grain_for(out_row * f * f), [&](int64_t r0, int64_t r1) {
-    A best[kChannelTile];
-    I pos[kChannelTile];
+  at::parallel_for(0, outer * OH, grain_for(out_row * f * f), [=](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const S* block_rows = src + ((r / OH) * in.H + (r % OH) * f) * in_row;
-      S* orow = dst + r * out_row;
-      I* wrow = where + r * out_row;
-      if (lanes == 1) {
-        for (int64_t wo = 0; wo < OW; ++wo) {
-          const S* p = block_rows + wo * f;
-          A m = widen(p[0]);
-          int64_t k_max = 0;
-          for (int64_t k = 1; k < f * f; ++k) {
-            const A v = widen(p[(k / f) * in_row + k % f]);
-            if (takes_over(v, m)) m = v, k_max = k;
-          }
-          orow[wo] = p[(k_max / f) * in_row + k_max % f];
-          wrow[wo] = static_cast<I>(k_max);
-        }
-        continue;
-      }
-      for (int64_t wo = 0; wo < OW; ++wo) {
-        for (int64_t c0 = 0; c0 < lanes; c0 += kChannelTile) {
-          const int64_t cn = std::min(kChannelTile, lanes - c0);
-          const S* first = block_rows + wo * f * lanes + c0;
-          for (int64_t c = 0; c < cn; ++c) best[c] = widen(first[c]), pos[c] = 0;
-          for (int64_t k = 1; k < f * f; ++k) {
-            const S* p = first + (k / f) * in_row + (k % f) * lanes;
-            for (int64_t c = 0; c < cn; ++c) {
-              const A v = widen(p[c]);
-              const bool take = takes_over(v, best[c]);
-              best[c] = take ? v : best[c];
-              pos[c] = take ? static_cast<I>(k) : pos[c];
-            }
-          }
-          for (int64_t c = 0; c < cn; ++c) {
-            orow[wo * lanes + c0 + c] = narrow<S>(best[c]);
-            wrow[wo * lanes + c0 + c] = pos[c];
-          }
-        }
-      }
+      block_max_row<S, A, I, F>(src + ((r / OH) * H + (r % OH) * f) * in_row, dst + r * out_row,
+                                where + r * out_row, OW, in_row, lanes, factor);
     }
   });
+}
+
+// One input row of block_max_scatter's output (row i of its blocks): each element gets its
+// block's gradient when it is the block's saved position, else 0; restrict pointers and values,
+// as block_max_row.
+template <typename S, typename I, int F>
+void block_max_scatter_row(const S* __restrict__ grow, const I* __restrict__ wrow,
+                           S* __restrict__ orow, int64_t OW, int64_t lanes, int64_t i,
+                           int64_t factor) {
+  const int64_t f = F > 0 ? F : factor;
+  if (lanes == 1) {
+    for (int64_t wo = 0; wo < OW; ++wo) {
+      const int64_t k = wrow[wo];
+      const S g = grow[wo];
+      for (int64_t j = 0; j < f; ++j) orow[wo * f + j] = k == i * f + j ? g : S(0);
+    }
+    return;
+  }
+  // channels-last: zero the row, then each block whose winner is in row i writes its gradient
+  // there, the others to a sink (a select of addresses, no branch: the winners are random, and
+  // the select of values per element ran 20x slower than aten).
+  std::memset(static_cast<void*>(orow), 0, sizeof(S) * OW * f * lanes);
+  S sink;
+  for (int64_t wo = 0; wo < OW; ++wo) {
+    for (int64_t c = 0; c < lanes; ++c) {
+      const int64_t k = wrow[wo * lanes + c];
+      S* target = k / f == i ? orow + (wo * f + k % f) * lanes + c : &sink;
+      *target = grow[wo * lanes + c];
+    }
+  }
 }
 
 // The routing of block_max's gradient and its adjoint, by the saved window positions:
@@ -277,23 +327,15 @@ void block_max_route_kernel(const Input& t, const Tensor& index, Tensor& out, in
   S* dst = reinterpret_cast<S*>(out.data_ptr());
   const I* where = index.data_ptr<I>();
   if constexpr (kScatter) {
-    at::parallel_for(0, outer * H, grain_for(row), [&](int64_t r0, int64_t r1) {
+    at::parallel_for(0, outer * H, grain_for(row), [=](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const int64_t o = r / H, hi = r % H, ho = hi / f, i = hi % f;
+        const int64_t o = r / H, hi = r % H, ho = hi / f;
         S* orow = dst + r * row;
         int64_t filled = 0;
         if (ho < OH) {
-          const S* grow = src + (o * OH + ho) * pooled_row;
-          const I* wrow = where + (o * OH + ho) * pooled_row;
-          for (int64_t wo = 0; wo < OW; ++wo) {
-            for (int64_t j = 0; j < f; ++j) {
-              S* q = orow + (wo * f + j) * lanes;
-              const I k = static_cast<I>(i * f + j);
-              for (int64_t c = 0; c < lanes; ++c) {
-                q[c] = wrow[wo * lanes + c] == k ? grow[wo * lanes + c] : S(0);
-              }
-            }
-          }
+          const int64_t offset = (o * OH + ho) * pooled_row;
+          block_max_scatter_row<S, I, F>(src + offset, where + offset, orow, OW, lanes, hi % f,
+                                         factor);
           filled = OW * f * lanes;
         }
         std::memset(static_cast<void*>(orow + filled), 0, sizeof(S) * (row - filled));
