@@ -365,6 +365,13 @@ def _compiled_operator_calls():
             grads = torch.autograd.grad(out.sum(), leaves, create_graph=op == "r1_penalty")
             if op == "r1_penalty":
                 torch.autograd.grad(grads[0].sum(), leaves)
+        # max_pool's compiled operator (block_max) runs below autograd only without grad, and
+        # the gather by its window positions only in a double backward: called here directly.
+        (x,) = SAMPLES["max_pool"][1]()
+        with torch.no_grad():
+            torch.ops.i2i_fast.block_max(x, 2)
+            _, index = torch.ops.i2i_fast.block_max_forward(x, 2)
+            torch.ops.i2i_fast.block_max_gather(x, index, 2, *index.shape[2:])
     return recorder.calls
 
 
@@ -425,4 +432,5 @@ def test_every_compiled_operator_differentiates_forward_or_refuses(requires_grad
     # the operators whose forward derivative exists, as documented
     assert {n for n, o in outcomes.items() if o == "differentiated"} >= {
         "gan_loss", "r1_penalty", "r1_penalty_backward", "block_repeat", "block_sum",
-        "reflection_pad", "reflection_pad_backward"}
+        "reflection_pad", "reflection_pad_backward", "block_max", "block_max_scatter",
+        "block_max_gather"}
