@@ -82,6 +82,7 @@ def test_normalization_does_not_depend_on_the_thread_count(op, shape, layout):
     ("reflection_pad", lambda t: ops.reflection_pad(t, 3)),
     ("upsample_nearest", lambda t: ops.upsample_nearest(t, 2)),
     ("avg_pool", lambda t: ops.avg_pool(t, 2)),
+    ("max_pool", lambda t: ops.max_pool(t, 2)),
 ])
 def test_resampling_does_not_depend_on_the_thread_count(name, fn):
     x = torch.randn(4, 32, 64, 64, generator=torch.Generator().manual_seed(0))

@@ -31,6 +31,7 @@ STATS_C = torch.zeros(3)
 OUT = torch.randn(4, 1, 3, 3)
 HEADS = torch.randn(4, 3)
 Y = torch.tensor([0, 2, 1, 0])
+POSITIONS = torch.zeros(1, 1, 2, 2, dtype=torch.uint8)  # block_max_forward's, factor 2
 
 # The Python definition of each operator's checks, called with the operator's arguments.
 DEFINITION = {
@@ -55,11 +56,21 @@ DEFINITION = {
     "gaussian_kl": nll_checks.gaussian_kl,
     "gaussian_kl_backward": nll_checks.gaussian_kl_backward,
     "reflection_pad": resampling_checks.reflection_pad,
+    "block_max": resampling_checks.block_max,
+    "block_max_forward": resampling_checks.block_max,
+    "block_max_scatter": lambda *args: resampling_checks.block_max_route("block_max_scatter",
+                                                                        *args),
+    "block_max_gather": lambda *args: resampling_checks.block_max_route("block_max_gather", *args),
     "latent_conv2d_forward": latent_checks.latent_conv2d,
     "latent_conv2d_backward": latent_checks.latent_conv2d_backward,
     "latent_conv_transpose2d_forward": latent_checks.latent_conv_transpose2d,
     "latent_conv_transpose2d_backward": latent_checks.latent_conv_transpose2d_backward,
 }
+
+# Compiled operators with no Triton counterpart: the resampling family's reflection_pad and
+# block_max (the Triton backend's max pooling has its own operator names) and FRN's double
+# backward (the Triton backend differentiates its FRN gradient in plain PyTorch).
+WITHOUT_TRITON = ("reflection_pad", "block_max", "filter_response_norm_double_backward")
 
 # (operator, arguments): each a bad call.
 BAD_CALLS = {
@@ -223,6 +234,22 @@ BAD_CALLS = {
     "pad x dtype": ("reflection_pad", (torch.zeros(1, 1, 4, 4, dtype=torch.int32), 1)),
     "pad negative": ("reflection_pad", (torch.zeros(1, 1, 4, 4), -1)),
     "pad too large": ("reflection_pad", (torch.zeros(1, 1, 3, 8), 3)),
+    # block_max (ops.max_pool)
+    "max x rank": ("block_max", (torch.zeros(2, 3, 4), 2)),
+    "max x dtype": ("block_max_forward", (torch.zeros(1, 1, 4, 4, dtype=torch.int64), 2)),
+    "max factor": ("block_max_forward", (torch.zeros(1, 1, 4, 4), 0)),
+    "max x too small": ("block_max", (torch.zeros(1, 2, 5, 2), 3)),
+    "max scatter grad dtype": ("block_max_scatter", (torch.zeros(1, 1, 2, 2).int(), POSITIONS, 2,
+                                                     4, 4)),
+    "max scatter factor": ("block_max_scatter", (torch.zeros(1, 1, 2, 2), POSITIONS, 0, 4, 4)),
+    "max scatter out size": ("block_max_scatter", (torch.zeros(1, 1, 2, 2), POSITIONS, 2, 6, 4)),
+    "max gather out size": ("block_max_gather", (torch.zeros(1, 1, 5, 4), POSITIONS, 2, 2, 3)),
+    "max gather index dtype": ("block_max_gather", (torch.zeros(1, 1, 4, 4), POSITIONS.float(), 2,
+                                                    2, 2)),
+    "max scatter index shape": ("block_max_scatter", (torch.zeros(1, 1, 2, 2), POSITIONS[..., :1],
+                                                      2, 4, 4)),
+    "max gather index device": ("block_max_gather", (torch.zeros(1, 1, 4, 4),
+                                                     POSITIONS.to("meta"), 2, 2, 2)),
     # latent_conv2d (more in tests/test_latent_conv2d.py)
     "latent x dtype": ("latent_conv2d_forward", (X.long(), NC, torch.randn(2, 6, 3, 3), None, 1,
                                                  1, "zeros")),
@@ -271,11 +298,6 @@ def _fake_args(mode: FakeTensorMode, args):
     return tuple(fake(a) for a in args)
 
 
-# Compiled operators with no Triton counterpart (the Triton backend pads with aten, and
-# differentiates its FRN gradient in plain PyTorch).
-NO_TRITON_OPERATOR = {"reflection_pad", "filter_response_norm_double_backward"}
-
-
 def _entry_points(op: str, args) -> dict:
     points = {"python definition": lambda: DEFINITION[op](*args)}
     if ops.get_backend("cpu").unavailable_reason() is None:
@@ -287,7 +309,7 @@ def _entry_points(op: str, args) -> dict:
                 compiled(*_fake_args(mode, args))
 
         points["fake implementation"] = through_fake
-    if triton_support.state().unavailable_reason is None and op not in NO_TRITON_OPERATOR:
+    if triton_support.state().unavailable_reason is None and op not in WITHOUT_TRITON:
         triton_op = getattr(torch.ops.i2i_fast_triton, op)
         points["triton operator"] = lambda: triton_op(*args)
     return points

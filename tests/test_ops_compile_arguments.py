@@ -57,6 +57,7 @@ CASES = {
     "upsample_nearest": (lambda x, factor: ops.upsample_nearest(x, factor),
                          [(2,), (1,), (3,)], ((0,), "factor")),
     "avg_pool": (lambda x, factor: ops.avg_pool(x, factor), [(2,), (1,), (3,)], ((0,), "factor")),
+    "max_pool": (lambda x, factor: ops.max_pool(x, factor), [(2,), (1,), (3,)], ((0,), "factor")),
     "reflection_pad": (lambda x, pad: ops.reflection_pad(x, pad), [(1,), (0,), (2,)],
                        ((-1,), "pad")),
     "latent_conv2d": (lambda x, stride, padding: ops.latent_conv2d(x, Z_LATENT, W_LATENT, B_LATENT,

@@ -63,6 +63,8 @@ SAMPLES = {
                          lambda: (_randn(2, 3, 5, 6, seed=12),)),
     "avg_pool": (lambda m, x: m.avg_pool(x, 2),
                  lambda: (_randn(2, 3, 7, 9, seed=13),)),
+    "max_pool": (lambda m, x: m.max_pool(x, 2),
+                 lambda: (_randn(2, 3, 7, 9, seed=23),)),
     "reflection_pad": (lambda m, x: m.reflection_pad(x, 2),
                        lambda: (_randn(2, 3, 5, 6, seed=14),)),
     "latent_conv2d": (lambda m, x, z, w, b: m.latent_conv2d(x, z, w, b, 2, 1, "zeros"),
@@ -307,7 +309,8 @@ def test_r1_penalty_tangent(reduction, dtype):
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("dtype", [F64, torch.float32], ids=str)
 @pytest.mark.parametrize("op, amount", [("upsample_nearest", 2), ("upsample_nearest", 1),
-                                        ("avg_pool", 3), ("reflection_pad", 1)])
+                                        ("avg_pool", 3), ("max_pool", 2), ("max_pool", 3),
+                                        ("reflection_pad", 1)])
 def test_resampling_tangent(op, amount, dtype, layout):
     x = _randn(2, 4, 7, 6, seed=50, dtype=dtype)
     t = _randn(2, 4, 7, 6, seed=51, dtype=dtype)
@@ -365,6 +368,13 @@ def _compiled_operator_calls():
             grads = torch.autograd.grad(out.sum(), leaves, create_graph=op == "r1_penalty")
             if op == "r1_penalty":
                 torch.autograd.grad(grads[0].sum(), leaves)
+        # max_pool's compiled operator (block_max) runs below autograd only without grad, and
+        # the gather by its window positions only in a double backward: called here directly.
+        (x,) = SAMPLES["max_pool"][1]()
+        with torch.no_grad():
+            torch.ops.i2i_fast.block_max(x, 2)
+            _, index = torch.ops.i2i_fast.block_max_forward(x, 2)
+            torch.ops.i2i_fast.block_max_gather(x, index, 2, *index.shape[2:])
     return recorder.calls
 
 
@@ -425,4 +435,5 @@ def test_every_compiled_operator_differentiates_forward_or_refuses(requires_grad
     # the operators whose forward derivative exists, as documented
     assert {n for n, o in outcomes.items() if o == "differentiated"} >= {
         "gan_loss", "r1_penalty", "r1_penalty_backward", "block_repeat", "block_sum",
-        "reflection_pad", "reflection_pad_backward"}
+        "reflection_pad", "reflection_pad_backward", "block_max", "block_max_scatter",
+        "block_max_gather"}

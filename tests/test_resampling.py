@@ -1,4 +1,4 @@
-"""The resampling operators (upsample_nearest, avg_pool, reflection_pad) against PyTorch's
+"""The resampling operators (upsample_nearest, avg_pool, max_pool, reflection_pad) against PyTorch's
 functions: values and gradients in every dtype and layout, odd shapes, higher derivatives,
 opcheck, torch.compile, bad input."""
 
@@ -22,6 +22,10 @@ CASES = [
     ("avg_pool", 2, (2, 3, 8, 6)),
     ("avg_pool", 2, (2, 5, 7, 9)),
     ("avg_pool", 3, (1, 3, 10, 8)),
+    ("max_pool", 2, (2, 3, 8, 6)),
+    ("max_pool", 2, (2, 5, 7, 9)),
+    ("max_pool", 3, (1, 3, 10, 8)),
+    ("max_pool", 1, (1, 2, 3, 3)),
     ("reflection_pad", 1, (2, 3, 5, 7)),
     ("reflection_pad", 3, (2, 4, 8, 4)),
     ("reflection_pad", 2, (1, 2, 3, 3)),
@@ -30,6 +34,7 @@ CASES = [
 REFERENCE = {
     "upsample_nearest": lambda x, f: F.interpolate(x, scale_factor=f, mode="nearest"),
     "avg_pool": lambda x, f: F.avg_pool2d(x, f),
+    "max_pool": lambda x, f: F.max_pool2d(x, f, f),
     "reflection_pad": lambda x, p: F.pad(x, (p, p, p, p), mode="reflect"),
 }
 
@@ -82,6 +87,7 @@ def test_channels_last_kernels_of_the_compiled_operators(case, dtype):
         "upsample_nearest": lambda t: lib.block_repeat(t, amount, 1.0, t.shape[2] * amount,
                                                        t.shape[3] * amount),
         "avg_pool": lambda t: lib.block_sum(t, amount, float(amount * amount)),
+        "max_pool": lambda t: lib.block_max(t, amount),
         "reflection_pad": lambda t: lib.reflection_pad(t, amount),
     }[op]
     y = raw(x)
@@ -142,7 +148,8 @@ def test_large_tensor_parallel_path_matches():
     """Big enough that the kernels split rows over threads."""
     for layout in ("contiguous", "channels_last"):
         x = in_layout(_input((4, 16, 64, 48), torch.float32), layout)
-        for op, amount in (("upsample_nearest", 2), ("avg_pool", 2), ("reflection_pad", 3)):
+        for op, amount in (("upsample_nearest", 2), ("avg_pool", 2), ("max_pool", 2),
+                           ("reflection_pad", 3)):
             xr = x.clone().requires_grad_()
             xf = x.clone().requires_grad_()
             y = _fused(op, xf, amount)
@@ -213,6 +220,7 @@ def test_empty_batch():
     x = torch.zeros(0, 3, 4, 4)
     assert ops.upsample_nearest(x, 2).shape == (0, 3, 8, 8)
     assert ops.avg_pool(x, 2).shape == (0, 3, 2, 2)
+    assert ops.max_pool(x, 2).shape == (0, 3, 2, 2)
     assert ops.reflection_pad(x, 1).shape == (0, 3, 6, 6)
 
 
@@ -228,6 +236,18 @@ def test_empty_batch():
      r"avg_pool: x: expected a floating tensor"),
     (lambda: ops.avg_pool(torch.zeros(1, 1, 1, 4), 2), ValueError,
      r"avg_pool: x: expected H and W >= factor \(2\), got shape \(1, 1, 1, 4\)"),
+    (lambda: ops.max_pool(torch.zeros(1, 1, 4, 2), 3), ValueError,
+     r"max_pool: x: expected H and W >= factor \(3\), got shape \(1, 1, 4, 2\)"),
+    (lambda: ops.max_pool(torch.zeros(1, 1, 4, 4), True), ValueError,
+     r"max_pool: factor: expected an integer >= 1, got True"),
+    (lambda: lib.block_max_scatter(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 2, 2,
+                                   dtype=torch.uint8), 2, 6, 4), ValueError,
+     r"block_max_scatter: out_h, out_w: expected \[4, 6\) x \[4, 6\) for grad of shape "
+     r"\(1, 1, 2, 2\) and factor 2, got 6 x 4"),
+    (lambda: lib.block_max_gather(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 2, 2), 2, 2, 2),
+     ValueError, r"block_max_gather: index: expected block_max_forward's window positions of "
+                 r"shape \(1, 1, 2, 2\) and dtype torch.uint8, got shape \(1, 1, 2, 2\) and "
+                 r"dtype torch.float32"),
     (lambda: ops.reflection_pad(torch.zeros(1, 1, 3, 8), 3), ValueError,
      r"reflection_pad: pad: expected pad < H and pad < W .* got pad 3"),
     (lambda: ops.reflection_pad(torch.zeros(1, 1, 3, 8), -1), ValueError,
@@ -243,11 +263,14 @@ def test_bad_input_is_a_clear_error(call, error, message):
 
 
 def test_cuda_tensors_go_to_the_reference_backend():
-    """No CUDA/Triton kernels in this family: on a GPU the automatic choice is PyTorch's."""
+    """No CUDA kernels in this family, and Triton ones for max_pool only: on a GPU the automatic
+    choice is PyTorch's for the others."""
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     x = torch.randn(1, 2, 4, 4, device="cuda")
     assert ops.chosen_backend("avg_pool", x) == "reference"
+    triton = ops.get_backend("triton").unavailable_reason() is None
+    assert ops.chosen_backend("max_pool", x) == ("triton" if triton else "reference")
 
 
 def test_benchmark_runs_and_reports_ratios():

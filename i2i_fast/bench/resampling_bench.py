@@ -1,11 +1,13 @@
-"""The resampling operators (upsample_nearest, avg_pool, reflection_pad) at the shapes of MUNIT's
-and StarGAN v2's layers: eager PyTorch (the reference) vs torch.compile of it vs i2i_fast.ops, in
+"""The resampling operators (upsample_nearest, avg_pool, max_pool, reflection_pad) at the shapes of
+MUNIT's, StarGAN v2's and TUNIT's layers: eager PyTorch (the reference) vs torch.compile of it vs i2i_fast.ops, in
 both layouts, forward and forward+backward, timed in turn (`i2i-fast bench resampling`).
 
 The speedup of these operators is in the layout handling and the backward: PyTorch's CPU nearest
 upsampling of a contiguous (NCHW) tensor goes through a channels-last copy and back, and its
 average-pool and reflection-pad backwards zero a gradient buffer and scatter into it; the fused
-kernels are single gather passes.
+kernels are single gather passes. PyTorch's CPU max pooling computes an int64 index per output
+(to scatter the gradient into a zeroed buffer); the fused one saves a byte per output and its
+backward writes each input gradient once.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ CASES = (
     Case("upsample_nearest", 2, (8, 512, 32, 32), "StarGAN v2 256^2, decoder 32->64"),
     Case("avg_pool", 2, (8, 64, 64, 64), "StarGAN v2 small, ResBlk 64->32"),
     Case("avg_pool", 2, (8, 128, 128, 128), "StarGAN v2 256^2, ResBlk 128->64"),
+    Case("max_pool", 2, (16, 16, 64, 64), "TUNIT demo, guiding network 64->32"),
+    Case("max_pool", 2, (16, 32, 32, 32), "TUNIT demo, guiding network 32->16"),
+    Case("max_pool", 2, (16, 64, 16, 16), "TUNIT demo, guiding network 16->8"),
+    Case("max_pool", 2, (16, 128, 8, 8), "TUNIT demo, guiding network 8->4"),
+    Case("max_pool", 2, (32, 64, 128, 128), "TUNIT official, guiding network 128->64"),
     Case("reflection_pad", 1, (4, 64, 16, 16), "MUNIT demo, residual 3x3 conv"),
     Case("reflection_pad", 2, (4, 32, 64, 64), "MUNIT demo, decoder 5x5 conv"),
     Case("reflection_pad", 3, (4, 16, 64, 64), "MUNIT demo, decoder 7x7 conv"),
@@ -109,7 +116,7 @@ def _run_cases(cases, layouts, modes, providers, repeats: int) -> list[dict]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--ops", default="upsample_nearest,avg_pool,reflection_pad")
+    p.add_argument("--ops", default="upsample_nearest,avg_pool,max_pool,reflection_pad")
     p.add_argument("--layouts", default="contiguous,channels_last")
     p.add_argument("--modes", default=",".join(MODES))
     p.add_argument("--providers", default=",".join(PROVIDERS))

@@ -38,7 +38,7 @@ from .preact_resblocks import (
     PreActDownBlock,
     PreActResBlock,
 )
-from .resampling import ReflectionPad, UpsampleNearest
+from .resampling import MaxPool, ReflectionPad, UpsampleNearest
 from .resblocks import (
     AdaINResBlock,
     AdaINResBlocks,
@@ -57,7 +57,7 @@ __all__ = [
     "ContentStyleGenerator", "Conv2dBlock", "ConvTranspose2dBlock", "FRNPreActResBlock",
     "FilterResponseNorm", "FusionLatentDecoder", "GaussianNoise", "GuidingNetwork", "HighPass",
     "InstanceNorm", "LatentConcatResBlock", "LatentConv2d", "LatentConvTranspose2d",
-    "LatentFusionResBlock", "LatentUNetGenerator", "LatentUNetLevel", "LinearBlock", "MLP",
+    "LatentFusionResBlock", "LatentUNetGenerator", "LatentUNetLevel", "LinearBlock", "MLP", "MaxPool",
     "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
     "PreActStyleGenerator", "ReflectionPad", "ResBlock", "SharedContentEncoder", "StyleAdaIN",
     "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder", "broadcast_concat",

@@ -50,7 +50,7 @@ from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows 
 from .gaussian_nll import gaussian_kl, gaussian_nll  # noqa: E402
 from .latent_conv import latent_conv2d, latent_conv_transpose2d  # noqa: E402
 from .normalization import adain, batch_norm, instance_norm, layer_norm  # noqa: E402
-from .resampling import avg_pool, reflection_pad, upsample_nearest  # noqa: E402
+from .resampling import avg_pool, max_pool, reflection_pad, upsample_nearest  # noqa: E402
 
 OPS = (normalization.OPS + _frn_family.OPS + _gan_loss_family.OPS + _gaussian_nll_family.OPS
        + resampling.OPS
@@ -77,6 +77,7 @@ __all__ = [
     "latent_conv2d",
     "latent_conv_transpose2d",
     "layer_norm",
+    "max_pool",
     "r1_penalty",
     "reference",
     "reflection_pad",

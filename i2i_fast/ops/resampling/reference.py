@@ -18,6 +18,12 @@ def avg_pool(x: torch.Tensor, factor: int) -> torch.Tensor:
     return F.avg_pool2d(x, factor)
 
 
+def max_pool(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``F.max_pool2d(x, factor, factor)``: the maximum of each whole factor x factor block; the
+    gradient goes to the first maximum of a block in row-major order (a NaN wins, the last one)."""
+    return F.max_pool2d(x, factor, factor)
+
+
 def reflection_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     """``nn.ReflectionPad2d(pad)``: mirror `pad` rows and columns on each side, edge not repeated."""
     return F.pad(x, (pad, pad, pad, pad), mode="reflect")
