@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import i2i_fast.ops as ops
 from i2i_fast.methods.tunit import TUNITConfig, discriminator
 from i2i_fast.nn import (
     AdaINDecoder,
@@ -153,6 +154,56 @@ def test_guiding_network_stat_updates_equal_repeated_passes():
     assert once.features[1].momentum == 0.1  # restored
     with pytest.raises(ValueError, match="stat_updates"):
         once(x, stat_updates=0)
+
+
+def plain_vgg_trunk(dim: int) -> torch.nn.Sequential:
+    """The official trunk with stock modules (BatchNorm2d, ReLU, MaxPool2d), as TUNIT builds it."""
+    from i2i_fast.nn.guiding import VGG11
+
+    layers, channels = [], 3
+    for item in VGG11:
+        if item == "M":
+            layers.append(torch.nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [torch.nn.Conv2d(channels, item * dim, 3, padding=1),
+                       torch.nn.BatchNorm2d(item * dim), torch.nn.ReLU()]
+            channels = item * dim
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("backend", [
+    pytest.param("cpu", marks=pytest.mark.skipif(
+        ops.get_backend("cpu").unavailable_reason() is not None, reason="extension not loaded")),
+    "reference"])
+def test_guiding_trunk_on_fused_blocks_equals_the_stock_modules(backend):
+    """The trunk's fused BatchNorm+ReLU and max pooling against the official stock modules,
+    loaded from its state dict (the same keys): features, the gradients of the input and of
+    every parameter, and the running statistics after two training passes, in float64."""
+    torch.manual_seed(11)
+    guide = GuidingNetwork(3, 4, 2).double()
+    plain = plain_vgg_trunk(2).double()
+    plain.load_state_dict(guide.features.state_dict())
+    for m in list(guide.features.modules()) + list(plain.modules()):  # non-trivial affine
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(m.bias, -0.3, 0.3)
+    plain.load_state_dict(guide.features.state_dict())
+    x = torch.randn(4, 3, 33, 35, dtype=torch.float64)  # odd sides: floor pooling
+    for _ in range(2):
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        with ops.use_backend(backend):
+            got = guide.features(xa)
+        want = plain(xb)
+        grad = torch.randn_like(want)
+        got.backward(grad)
+        want.backward(grad)
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-9, atol=1e-12)
+    for (name, a), (_, b) in zip(guide.features.named_parameters(), plain.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=name)
+    for (name, a), (_, b) in zip(guide.features.state_dict().items(),
+                                 plain.state_dict().items()):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14, msg=name)
 
 
 def test_guiding_network_over_clustering_head():

@@ -12,22 +12,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .norms import BatchNorm
+from .resampling import MaxPool
+
 # VGG11's configuration ("M": 2x2 max pooling) as multiples of the first width (64 officially).
 VGG11 = (1, "M", 2, "M", 4, 4, "M", 8, 8, "M", 8, 8, "M")
 
 
 def vgg_trunk(dim: int, in_channels: int = 3) -> tuple[nn.Sequential, int]:
     """VGG11 with BatchNorm: [3x3 conv (pad 1) → BatchNorm → ReLU] per width, 2x2 max pooling
-    at each "M". Returns (trunk, output width = 8 dim)."""
+    at each "M". Returns (trunk, output width = 8 dim).
+
+    BatchNorm and ReLU run as one fused operator (nn.BatchNorm with activation "relu", an
+    nn.BatchNorm2d with the same parameters and buffers); an nn.Identity stands where the
+    official ReLU module stands, so the layers keep the official indices and state-dict keys
+    (features.1.running_mean, ...). The pooling is the fused max pooling (nn.MaxPool)."""
     layers: list[nn.Module] = []
     channels = in_channels
     for item in VGG11:
         if item == "M":
-            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            layers.append(MaxPool(kernel_size=2, stride=2))
         else:
             width = item * dim
             layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1),
-                       nn.BatchNorm2d(width), nn.ReLU()]
+                       BatchNorm(width, activation="relu"), nn.Identity()]
             channels = width
     return nn.Sequential(*layers), channels
 
