@@ -357,17 +357,23 @@ class _RecordCompiledOperators(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+# The samples whose gradient is differentiated again, as R1 does (r1_penalty's backward operator;
+# filter_response_norm's double backward operator).
+DIFFERENTIATED_TWICE = ("r1_penalty", "filter_response_norm")
+
+
 def _compiled_operator_calls():
     """One recorded call of every compiled operator that the samples reach, forward and backward
-    (create_graph=True: R1 differentiates its backward operator)."""
+    (create_graph=True and a second backward for DIFFERENTIATED_TWICE)."""
     recorder = _RecordCompiledOperators()
     with ops.use_backend("cpu"), recorder:
         for op, (call, make_inputs) in SAMPLES.items():
             leaves = [x.requires_grad_() for x in make_inputs()]
             out = call(ops, *leaves)
-            grads = torch.autograd.grad(out.sum(), leaves, create_graph=op == "r1_penalty")
-            if op == "r1_penalty":
-                torch.autograd.grad(grads[0].sum(), leaves)
+            twice = op in DIFFERENTIATED_TWICE
+            grads = torch.autograd.grad(out.sum(), leaves, create_graph=twice)
+            if twice:
+                torch.autograd.grad(grads[0].sum(), leaves, allow_unused=True)
         # max_pool's compiled operator (block_max) runs below autograd only without grad, and
         # the gather by its window positions only in a double backward: called here directly.
         (x,) = SAMPLES["max_pool"][1]()

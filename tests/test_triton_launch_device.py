@@ -107,6 +107,8 @@ def test_every_triton_operator_launches_inside_launch_device(monkeypatch):
     invoke(tk.instance_norm_backward_op, dy, x, w_c, b_c, mean, rstd, 1e-5, "relu", 0.2)
     _, mean, rstd = invoke(tk.layer_norm_forward_op, x, w_c, b_c, 1e-5, "munit", "none", 0.2)
     invoke(tk.layer_norm_backward_op, dy, x, w_c, b_c, mean, rstd, 1e-5, "munit", "none", 0.2)
+    _, mean, var = invoke(tk.batch_norm_forward_op, x, w_c, b_c, 1e-5, "relu", 0.2)
+    invoke(tk.batch_norm_backward_op, dy, x, w_c, b_c, mean, var, 1e-5, "relu", 0.2)
     invoke(tg.gan_loss_op, [x], "lsgan", "real", 1.0, None, "mean")
     invoke(tg.gan_loss_backward_op, scalar, [x], "lsgan", "real", 1.0, None, "mean")
     invoke(tg.r1_penalty_op, x, 1.0, "mean")
