@@ -9,17 +9,12 @@ TRITON_INTERPRET=1); with a GPU the same checks run on CUDA tensors (parameters 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 import i2i_fast.ops as ops
 from helpers import channels_last, rel_err
-from triton_test_devices import DEVICES, needs_triton, run_compile_check
+from triton_test_devices import DEVICES, needs_triton, run_compile_check, triton_kernels_of
 
 
 def inputs(device, shape=(2, 3, 5, 4), dtype=torch.float32):
@@ -67,18 +62,10 @@ def test_compile_fullgraph_calls_the_triton_operator(device):
 def test_torch_finds_every_kernel_of_each_operator():
     """torch.library.triton_op finds the kernel behind each operator (its source is part of the
     AOTAutograd cache key). Checked with compiled-mode kernels, in a fresh process."""
-    code = (
-        "import json\n"
-        "from i2i_fast.ops.filter_response_norm import triton\n"
-        "from torch._library.triton import get_triton_kernels_for_op\n"
-        "print(json.dumps({d: sorted(k.fn.__name__ for k in get_triton_kernels_for_op("
-        "f'i2i_fast_triton::filter_response_norm_{d}')) for d in ('forward', 'backward')}))\n"
-    )
-    env = dict(os.environ, TRITON_INTERPRET="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    found = json.loads(out.strip().splitlines()[-1])
-    assert found == {"forward": ["frn_forward_kernel"], "backward": ["frn_backward_kernel"]}
+    found = triton_kernels_of("i2i_fast.ops.filter_response_norm.triton",
+                              ("filter_response_norm_forward", "filter_response_norm_backward"))
+    assert found == {"filter_response_norm_forward": ["frn_forward_kernel"],
+                     "filter_response_norm_backward": ["frn_backward_kernel"]}
 
 
 @pytest.mark.slow

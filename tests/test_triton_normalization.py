@@ -11,7 +11,6 @@ GPU the same checks run on CUDA tensors (parameters marked `cuda`), plus GPU-onl
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -42,6 +41,7 @@ from triton_test_devices import (
     STATE,
     needs_triton,
     run_compile_check,
+    triton_kernels_of,
 )
 
 
@@ -390,18 +390,10 @@ def test_torch_finds_every_kernel_of_each_operator():
     """torch.library.triton_op finds the kernels behind each operator: their source is part of
     the AOTAutograd cache key (a kernel it missed could leave stale compiled graphs). Checked
     with compiled-mode kernels (torch does not look for interpreted ones), in a fresh process."""
-    code = (
-        "import json\n"
-        "from i2i_fast.ops.normalization import triton\n"
-        "from torch._library.triton import get_triton_kernels_for_op\n"
-        "print(json.dumps({f'{op}_{d}': sorted(k.fn.__name__ for k in get_triton_kernels_for_op("
-        "f'i2i_fast_triton::{op}_{d}')) for op in ('adain', 'instance_norm', 'layer_norm', "
-        "'batch_norm') for d in ('forward', 'backward')}))\n"
-    )
-    env = dict(os.environ, TRITON_INTERPRET="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    found = json.loads(out.strip().splitlines()[-1])
+    found = triton_kernels_of("i2i_fast.ops.normalization.triton",
+                              tuple(f"{op}_{d}" for op in ("adain", "instance_norm", "layer_norm",
+                                                           "batch_norm")
+                                    for d in ("forward", "backward")))
     forward = ["instance_forward_kernel", "merge_partial_moments_kernel", "normalize_kernel",
                "partial_moments_kernel"]
     backward = ["input_grad_kernel", "instance_backward_kernel", "partial_grad_sums_kernel"]

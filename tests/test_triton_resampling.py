@@ -9,18 +9,13 @@ TRITON_INTERPRET=1); with a GPU the same checks run on CUDA tensors (parameters 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 import i2i_fast.ops as ops
 from helpers import in_layout
-from triton_test_devices import DEVICES, needs_triton, run_compile_check
+from triton_test_devices import DEVICES, needs_triton, run_compile_check, triton_kernels_of
 
 DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
 
@@ -140,19 +135,11 @@ def test_compile_fullgraph_calls_the_triton_operator(device):
 def test_torch_finds_every_kernel_of_each_operator():
     """torch.library.triton_op finds the kernel behind each operator (its source is part of the
     AOTAutograd cache key). Checked with compiled-mode kernels, in a fresh process."""
-    code = (
-        "import json\n"
-        "from i2i_fast.ops.resampling import triton\n"
-        "from torch._library.triton import get_triton_kernels_for_op\n"
-        "print(json.dumps({d: sorted(k.fn.__name__ for k in get_triton_kernels_for_op("
-        "f'i2i_fast_triton::block_max_{d}')) for d in ('forward', 'scatter', 'gather')}))\n"
-    )
-    env = dict(os.environ, TRITON_INTERPRET="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout
-    found = json.loads(out.strip().splitlines()[-1])
-    assert found == {"forward": ["block_max_forward_kernel"],
-                     "scatter": ["block_max_route_kernel"], "gather": ["block_max_route_kernel"]}
+    found = triton_kernels_of("i2i_fast.ops.resampling.triton",
+                              tuple(f"block_max_{d}" for d in ("forward", "scatter", "gather")))
+    assert found == {"block_max_forward": ["block_max_forward_kernel"],
+                     "block_max_scatter": ["block_max_route_kernel"],
+                     "block_max_gather": ["block_max_route_kernel"]}
 
 
 @pytest.mark.slow

@@ -42,3 +42,21 @@ def run_compile_check(script: str, *args: str) -> list[dict]:
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return lines
+
+
+def triton_kernels_of(module: str, operators: tuple[str, ...]) -> dict[str, list[str]]:
+    """{operator: sorted names of the Triton kernels torch.library.triton_op finds behind
+    i2i_fast_triton::<operator>} once `module` has registered them: their source is part of the
+    AOTAutograd cache key (a kernel it missed could leave stale compiled graphs). Compiled-mode
+    kernels (torch does not look for interpreted ones), in a fresh process."""
+    code = (
+        "import json, sys\n"
+        f"import {module}\n"
+        "from torch._library.triton import get_triton_kernels_for_op\n"
+        "print(json.dumps({op: sorted(k.fn.__name__ for k in get_triton_kernels_for_op("
+        "f'i2i_fast_triton::{op}')) for op in sys.argv[1:]}))\n"
+    )
+    env = dict(os.environ, TRITON_INTERPRET="0")
+    out = subprocess.run([sys.executable, "-c", code, *operators], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
