@@ -192,10 +192,10 @@ void columns_grad_sums(const T* x, const T* dy, int64_t rows, int64_t ld, int64_
 enum SecondSum : int { kSumGXSecond = 0, kSumAG = 1, kSumAX = 2, kSecondSums = 3 };
 
 // The per-group coefficients of the double backward's outputs (the accumulation type):
-//   d grad_out = share_z (ga a - gx x),   d x = xx x - xg g - xa a.
+//   d grad_out = share_z (ga a - q x),   d x = xx x - q g - xa a,   q = w r^3 Q in both.
 template <typename A>
 struct SecondCoefs {
-  A ga, gx, xx, xg, xa;
+  A ga, q, xx, xa;
 };
 
 // Coefficients of one group from its sums (in double), with S its size, w its channel's weight
@@ -207,8 +207,7 @@ SecondCoefs<A> second_coefs(const double* sums, int64_t S, double w, double r) {
                q = sums[kSumAX] / count;
   const double wr3 = w * r * r * r;
   return {static_cast<A>(w * r), static_cast<A>(wr3 * q),
-          static_cast<A>(wr3 * (3 * r * r * beta * q - p)), static_cast<A>(wr3 * q),
-          static_cast<A>(wr3 * beta)};
+          static_cast<A>(wr3 * (3 * r * r * beta * q - p)), static_cast<A>(wr3 * beta)};
 }
 
 // Adds the group's Σ g x, Σ a g and Σ a x to sums[kSumGXSecond...] (the shape of row_grad_sums,
@@ -243,8 +242,8 @@ void row_second_grads(const T* x, const T* dy, const T* a, T* d_dy, T* d_x, int6
     const A share = tlu_share_z(v * scale + shift, tau);
     const A g = static_cast<A>(widen(dy[i])) * share;
     const A av = static_cast<A>(widen(a[i]));
-    d_dy[i] = narrow<T>(share * (k.ga * av - k.gx * v));
-    d_x[i] = narrow<T>(k.xx * v - k.xg * g - k.xa * av);
+    d_dy[i] = narrow<T>(share * (k.ga * av - k.q * v));
+    d_x[i] = narrow<T>(k.xx * v - k.q * g - k.xa * av);
   }
 }
 
@@ -404,11 +403,11 @@ void double_backward_impl(const at::Tensor& ad, const at::Tensor& gd, const at::
     columns_second_sums<T, A>(x + base, dy + base, a + base, S, C, task.cw, scale, shift, tau,
                               sums + g0 * kSecondSums);
     // The coefficients per column, one array each (a unit-stride inner loop).
-    A ga[kColumns], gx[kColumns], xx[kColumns], xg[kColumns], xa[kColumns];
+    A ga[kColumns], qc[kColumns], xx[kColumns], xa[kColumns];
     for (int64_t c = 0; c < task.cw; ++c) {
       const SecondCoefs<A> e =
           second_coefs<A>(sums + (g0 + c) * kSecondSums, S, w[task.c0 + c], r[g0 + c]);
-      ga[c] = e.ga, gx[c] = e.gx, xx[c] = e.xx, xg[c] = e.xg, xa[c] = e.xa;
+      ga[c] = e.ga, qc[c] = e.q, xx[c] = e.xx, xa[c] = e.xa;
     }
     for (int64_t s = 0; s < S; ++s) {
       const int64_t row = base + s * C;
@@ -423,8 +422,8 @@ void double_backward_impl(const at::Tensor& ad, const at::Tensor& gd, const at::
         const A share = tlu_share_z(v * scale[c] + shift[c], tau[c]);
         const A g = static_cast<A>(widen(dr[c])) * share;
         const A av = static_cast<A>(widen(ar[c]));
-        odr[c] = narrow<T>(share * (ga[c] * av - gx[c] * v));
-        oxr[c] = narrow<T>(xx[c] * v - xg[c] * g - xa[c] * av);
+        odr[c] = narrow<T>(share * (ga[c] * av - qc[c] * v));
+        oxr[c] = narrow<T>(xx[c] * v - qc[c] * g - xa[c] * av);
       }
     }
   });
