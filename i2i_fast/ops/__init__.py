@@ -43,6 +43,7 @@ from . import gan_loss as _gan_loss_family  # noqa: E402
 from . import gaussian_nll as _gaussian_nll_family  # noqa: E402
 from . import latent_conv as _latent_conv_family  # noqa: E402
 from . import normalization  # noqa: E402
+from . import output_conv as _output_conv_family  # noqa: E402
 from . import reference  # noqa: E402
 from . import resampling  # noqa: E402
 from .filter_response_norm import filter_response_norm  # noqa: E402 - shadows its subpackage
@@ -50,11 +51,12 @@ from .gan_loss import gan_loss, r1_penalty  # noqa: E402 - the function shadows 
 from .gaussian_nll import gaussian_kl, gaussian_nll  # noqa: E402
 from .latent_conv import latent_conv2d, latent_conv_transpose2d  # noqa: E402
 from .normalization import adain, batch_norm, instance_norm, layer_norm  # noqa: E402
+from .output_conv import output_conv2d  # noqa: E402
 from .resampling import avg_pool, max_pool, reflection_pad, upsample_nearest  # noqa: E402
 
 OPS = (normalization.OPS + _frn_family.OPS + _gan_loss_family.OPS + _gaussian_nll_family.OPS
        + resampling.OPS
-       + _latent_conv_family.OPS)
+       + _latent_conv_family.OPS + _output_conv_family.OPS)
 
 __all__ = [
     "BACKEND_ENV",
@@ -78,6 +80,7 @@ __all__ = [
     "latent_conv_transpose2d",
     "layer_norm",
     "max_pool",
+    "output_conv2d",
     "r1_penalty",
     "reference",
     "reflection_pad",
