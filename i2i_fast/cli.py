@@ -84,6 +84,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         from i2i_fast.bench import latent_conv_bench
 
         return latent_conv_bench.main(args)
+    if args.bench_command == "output-conv":
+        from i2i_fast.bench import output_conv_bench
+
+        return output_conv_bench.main(args)
     if args.bench_command == "losses":
         from i2i_fast.bench import loss_bench
 
@@ -158,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         loss_bench,
         method_bench,
         ops_bench,
+        output_conv_bench,
         resampling_bench,
     )
 
@@ -168,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
         "latent-conv", help="latent_conv2d at BicycleGAN's U-Net shapes, latent_conv_transpose2d at "
                             "DRIT's G_concat shapes: eager, compile, fused; "
                             "time and peak memory"))
+    output_conv_bench.add_arguments(bench_sub.add_parser(
+        "output-conv", help="output_conv2d at MUNIT's, MISO's and TUNIT's output layers: eager, "
+                            "compile, fused"))
     loss_bench.add_arguments(
         bench_sub.add_parser("losses", help="GAN losses and R1 per method: eager, compile, fused"))
     method_bench.add_arguments(bench_sub.add_parser(

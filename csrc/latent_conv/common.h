@@ -11,7 +11,8 @@
 // that multiplies x and the part that multiplies z, W = [W_x | W_z] (dim 1 of a conv2d weight
 // (O, C_x + C_z, kh, kw), dim 0 of a transposed one (C_x + C_z, O, kh, kw)):
 //
-//   out = conv(x, W_x, bias) + T(z)                       (conv: ATen's, oneDNN / cuDNN)
+//   out = conv(x, W_x, bias) + T(z)   (conv: ATen's, oneDNN / cuDNN; output_conv2d's to <= 4
+//                                      channels at stride 1, see as_output_conv)
 //   V[n, o, a, b] = sum_c W_z[c, o, a, b] z[n, c]          (N, O, kh, kw)
 //   T[n, o, i, j] = sum over the taps (a, b) that reach output (i, j) of V[n, o, a, b]
 //
@@ -55,6 +56,7 @@
 #include <vector>
 
 #include "../common/accumulate.h"
+#include "../common/operator_handle.h"
 
 namespace i2i_fast::latent_conv {
 
@@ -194,9 +196,41 @@ inline int64_t conv_padding(const LatentConvSpec& s) { return s.reflect ? 0 : s.
 // The input channels of the weight: dim 1 of a conv2d weight, dim 0 of a transposed one.
 inline int64_t input_dim(const LatentConvSpec& s) { return s.transposed ? 0 : 1; }
 
+// A stride-1 convolution to at most 4 channels (a generator's output layer: DRIT's 1x1
+// transposed conv to RGB) runs on output_conv2d's device operators, whose CPU kernel vectorises
+// over output columns where oneDNN's blocks of 16 output channels would leave most lanes idle.
+// A 1x1 transposed conv at stride 1 without padding is the 1x1 conv with the weight's two channel
+// axes swapped.
+using OutputConvForward = at::Tensor(const at::Tensor&, const at::Tensor&,
+                                     const std::optional<at::Tensor>&, int64_t, c10::string_view,
+                                     c10::string_view);
+using OutputConvBackward = std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+    const at::Tensor&, const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
+    int64_t, c10::string_view, c10::string_view, bool, std::array<bool, 3>);
+inline I2I_FAST_OPERATOR_HANDLE(output_conv2d_forward_op, OutputConvForward,
+                                "i2i_fast::output_conv2d_forward")
+inline I2I_FAST_OPERATOR_HANDLE(output_conv2d_backward_op, OutputConvBackward,
+                                "i2i_fast::output_conv2d_backward")
+
+constexpr int64_t kOutputConvChannels = 4;
+
+inline bool as_output_conv(const LatentConvSpec& s) {
+  if (s.stride != 1 || s.out_channels > kOutputConvChannels) return false;
+  return !s.transposed || (s.kh == 1 && s.kw == 1 && s.padding == 0 && s.output_padding == 0);
+}
+
+// The weight as a conv2d's (O, C, kh, kw).
+inline at::Tensor conv2d_weight(const at::Tensor& weight, const LatentConvSpec& s) {
+  return s.transposed ? weight.transpose(0, 1) : weight;
+}
+
 // The convolution of `input` (x, or the concatenation) with `weight` (W_x, or all of it).
 inline at::Tensor convolve(const at::Tensor& input, const at::Tensor& weight,
                            const std::optional<at::Tensor>& bias, const LatentConvSpec& s) {
+  if (as_output_conv(s)) {
+    return output_conv2d_forward_op().call(input, conv2d_weight(weight, s), bias, s.padding,
+                                           s.reflect ? "reflect" : "zeros", "none");
+  }
   const int64_t p = conv_padding(s), op = s.output_padding;
   return at::convolution(padded(input, s), weight, bias, {s.stride, s.stride}, {p, p}, {1, 1},
                          s.transposed, {op, op}, 1);
@@ -208,6 +242,12 @@ inline std::tuple<at::Tensor, at::Tensor> convolve_backward(const at::Tensor& gr
                                                             const at::Tensor& weight,
                                                             const LatentConvSpec& s, bool input_grad,
                                                             bool weight_grad) {
+  if (as_output_conv(s)) {
+    auto [gi, gw, unused] = output_conv2d_backward_op().call(
+        grad, input, conv2d_weight(weight, s), std::nullopt, s.padding,
+        s.reflect ? "reflect" : "zeros", "none", false, {input_grad, weight_grad, false});
+    return {gi, gw.defined() ? conv2d_weight(gw, s) : gw};
+  }
   const int64_t p = conv_padding(s), op = s.output_padding;
   auto grads = at::convolution_backward(grad, padded(input, s), weight, std::nullopt,
                                         {s.stride, s.stride}, {p, p}, {1, 1}, s.transposed,

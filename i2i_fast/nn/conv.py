@@ -1,7 +1,9 @@
 """Conv2dBlock (pad → conv → norm → activation), ConvTranspose2dBlock and LinearBlock.
 
 A normalization followed by ReLU or LeakyReLU runs as one fused operator; reflection padding
-runs on the fused reflection_pad operator.
+runs on the fused reflection_pad operator. A generator's output layer (stride 1, at most
+OUTPUT_CONV_CHANNELS output channels, no norm, tanh or no activation, reflect or zero padding)
+runs as the output_conv2d operator: padding, conv, bias and tanh in one.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import ops
 from .norms import AdaptiveInstanceNorm, ChannelAffineLayerNorm, InstanceNorm, MunitLayerNorm
 from .resampling import ReflectionPad
 
@@ -16,6 +19,9 @@ NORMS = ("none", "in", "ln", "ln_standard", "adain")
 ACTIVATIONS = ("relu", "lrelu", "tanh", "none")
 PAD_TYPES = ("reflect", "replicate", "zero")
 _FUSABLE = {"relu": "relu", "lrelu": "leaky_relu", "none": None}
+# Up to this many output channels a stride-1 conv without norm runs as ops.output_conv2d (its CPU
+# kernel holds up to 4 outputs in registers; oneDNN's blocks of 16 channels suit wider convs).
+OUTPUT_CONV_CHANNELS = 4
 
 
 def _check(name: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -74,9 +80,19 @@ class Conv2dBlock(nn.Module):
                               bias=True)
         self.norm, self.activation = make_norm_activation(norm, activation, out_channels,
                                                           negative_slope)
+        # The output layer: ops.output_conv2d(x, weight, bias, padding, padding_mode, activation)
+        self.output_conv = None
+        if (norm == "none" and activation in ("tanh", "none") and stride == 1
+                and pad_type in ("reflect", "zero") and out_channels <= OUTPUT_CONV_CHANNELS):
+            self.output_conv = (padding, "reflect" if pad_type == "reflect" else "zeros",
+                                activation)
 
     def forward(self, x: torch.Tensor,
                 adain: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if self.output_conv is not None:
+            padding, padding_mode, activation = self.output_conv
+            return ops.output_conv2d(x, self.conv.weight, self.conv.bias, padding, padding_mode,
+                                     activation)
         x = self.conv(self.pad(x))
         if self.norm_kind == "adain":
             if adain is None:
