@@ -114,6 +114,12 @@ inline void same_device(std::string_view op, std::string_view name, const at::Te
                     ", got ", t.device());
 }
 
+inline void same_dtype(std::string_view op, std::string_view name, const at::Tensor& t,
+                       at::ScalarType expected, std::string_view whose) {
+  TORCH_CHECK_TYPE(t.scalar_type() == expected, op, ": ", name, ": expected dtype ",
+                   dtype_text(expected), whose, ", got ", dtype_text(t.scalar_type()));
+}
+
 inline void finite_number(std::string_view op, std::string_view name, double value) {
   TORCH_CHECK_VALUE(std::isfinite(value), op, ": ", name, ": expected a finite number, got ",
                     float_text(value));

@@ -57,15 +57,8 @@ inline void check_devices_and_dtypes(std::string_view op, const at::Tensor& x,
   checks::same_device(op, "z", z, device, " (the device of x)");
   checks::same_device(op, "weight", weight, device, " (the device of x)");
   if (b != nullptr) checks::same_device(op, "bias", *b, device, " (the device of x)");
-  const auto dtype = x.scalar_type();
-  TORCH_CHECK_TYPE(weight.scalar_type() == dtype, op, ": weight: expected dtype ",
-                   checks::dtype_text(dtype), " (the dtype of x), got ",
-                   checks::dtype_text(weight.scalar_type()));
-  if (b != nullptr) {
-    TORCH_CHECK_TYPE(b->scalar_type() == dtype, op, ": bias: expected dtype ",
-                     checks::dtype_text(dtype), " (the dtype of x), got ",
-                     checks::dtype_text(b->scalar_type()));
-  }
+  checks::same_dtype(op, "weight", weight, x.scalar_type(), " (the dtype of x)");
+  if (b != nullptr) checks::same_dtype(op, "bias", *b, x.scalar_type(), " (the dtype of x)");
 }
 
 inline LatentConvSpec check_latent_conv2d(std::string_view op, const at::Tensor& x,
@@ -123,9 +116,7 @@ inline void check_grad(std::string_view op, const at::Tensor& grad, const at::Te
                     checks::shape_text(expected), " (the output's), got ",
                     checks::shape_text(grad.sizes()));
   checks::same_device(op, "grad", grad, x.device(), " (the device of x)");
-  TORCH_CHECK_TYPE(grad.scalar_type() == x.scalar_type(), op, ": grad: expected dtype ",
-                   checks::dtype_text(x.scalar_type()), " (the dtype of x), got ",
-                   checks::dtype_text(grad.scalar_type()));
+  checks::same_dtype(op, "grad", grad, x.scalar_type(), " (the dtype of x)");
 }
 
 }  // namespace i2i_fast::latent_conv

@@ -52,15 +52,8 @@ inline OutputConvSpec check_output_conv2d(std::string_view op, const at::Tensor&
   const auto& device = x.device();
   checks::same_device(op, "weight", weight, device, " (the device of x)");
   if (b != nullptr) checks::same_device(op, "bias", *b, device, " (the device of x)");
-  const auto dtype = x.scalar_type();
-  TORCH_CHECK_TYPE(weight.scalar_type() == dtype, op, ": weight: expected dtype ",
-                   checks::dtype_text(dtype), " (the dtype of x), got ",
-                   checks::dtype_text(weight.scalar_type()));
-  if (b != nullptr) {
-    TORCH_CHECK_TYPE(b->scalar_type() == dtype, op, ": bias: expected dtype ",
-                     checks::dtype_text(dtype), " (the dtype of x), got ",
-                     checks::dtype_text(b->scalar_type()));
-  }
+  checks::same_dtype(op, "weight", weight, x.scalar_type(), " (the dtype of x)");
+  if (b != nullptr) checks::same_dtype(op, "bias", *b, x.scalar_type(), " (the dtype of x)");
   TORCH_CHECK_VALUE(h + 2 * padding >= kh && w + 2 * padding >= kw, op,
                     ": weight: expected a kernel no larger than the padded input (",
                     h + 2 * padding, ", ", w + 2 * padding, "), got (", kh, ", ", kw, ")");
@@ -83,9 +76,7 @@ inline void check_backward_inputs(std::string_view op, const at::Tensor& grad,
                       ": expected shape ", checks::shape_text(expected), " (the output's), got ",
                       checks::shape_text(t->sizes()));
     checks::same_device(op, name, *t, x.device(), " (the device of x)");
-    TORCH_CHECK_TYPE(t->scalar_type() == x.scalar_type(), op, ": ", name, ": expected dtype ",
-                     checks::dtype_text(x.scalar_type()), " (the dtype of x), got ",
-                     checks::dtype_text(t->scalar_type()));
+    checks::same_dtype(op, name, *t, x.scalar_type(), " (the dtype of x)");
   }
   const bool has_out = out.has_value() && out->defined();
   TORCH_CHECK_VALUE(has_out == s.tanh, op, ": out: expected ",

@@ -8,9 +8,9 @@
 //
 //   forward      one task per output row (n, i): the C x k_h padded input rows it reads are built
 //                once (reflection or zeros applied, converted to the accumulation type), then
-//                the row's O outputs accumulate in registers over (c, tap row, tap column), four
-//                vectors wide per pass, each input vector loaded once for the O outputs and each
-//                weight broadcast once for the four vectors.
+//                the row's O outputs accumulate in registers over (c, tap row, tap column), up to
+//                four vectors wide per pass, each input vector loaded once for the O outputs and
+//                each weight broadcast once for the pass's vectors.
 //   grad x       the same correlation run the other way: the gradient before the activation,
 //                zero-extended by the kernel, correlated with the flipped kernel gives the
 //                gradient of the padded input, which is folded back onto x (a reflected border
@@ -74,7 +74,8 @@ struct View4 {
   T* data;
   int64_t s0, s1, s2, s3;
   explicit View4(const at::Tensor& t)
-      : data(t.data_ptr<std::remove_const_t<T>>()), s0(t.stride(0)), s1(t.stride(1)), s2(t.stride(2)),
+      : data(t.data_ptr<std::remove_const_t<T>>()), s0(t.stride(0)), s1(t.stride(1)),
+        s2(t.stride(2)),
         s3(t.stride(3)) {}
   T* row(int64_t n, int64_t c, int64_t i) const { return data + n * s0 + c * s1 + i * s2; }
 };
@@ -109,12 +110,11 @@ void padded_rows(const View4<const T>& x, const OutputConvSpec& s, int64_t n, in
 
 // out[o][j] for j < width (in passes of kChunks vectors) = sum over input channel c < cin, tap
 // (a, b) of wt[c][a][b][o] * rows[c * plane + a * row + j + b]: one output row of O channels.
-template <typename A, int O>
+template <typename A, int O, int kChunks>
 void correlate_row(const A* rows, int64_t plane, int64_t row, const A* wt, int64_t cin,
                    int64_t kh, int64_t kw, int64_t width, A* out, int64_t out_stride) {
   using V = typename Lanes<A>::Vec;
   constexpr int64_t L = Lanes<A>::kCount;
-  constexpr int kChunks = O <= 3 ? 4 : 2;
   for (int64_t j0 = 0; j0 < width; j0 += kChunks * L) {
     V acc[O][kChunks];
     for (int o = 0; o < O; ++o)
@@ -141,25 +141,35 @@ void correlate_row(const A* rows, int64_t plane, int64_t row, const A* wt, int64
   }
 }
 
-// The passes are 4 vectors wide up to 3 outputs, 2 from 4 to 8 (8 blocks the gradient's input
-// channels): a row buffer rounded to 4 vectors serves both.
+// The passes are up to 4 vectors wide for up to 3 outputs, up to 2 from 4 to 8 (8 blocks the
+// gradient's input channels), and no wider than the row needs (a 6-column row takes one vector):
+// a row buffer rounded to 4 vectors serves all.
 constexpr int64_t kPassVectors = 4;
 
 template <typename A>
 using CorrelateRowFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, int64_t,
                                 int64_t, A*, int64_t);
 
+template <typename A, int O>
+CorrelateRowFn<A> correlate_row_for_width(int64_t width) {
+  constexpr int64_t L = Lanes<A>::kCount;
+  constexpr int kMost = O <= 3 ? 4 : 2;
+  if (width <= L) return &correlate_row<A, O, 1>;
+  if (width <= 2 * L || kMost == 2) return &correlate_row<A, O, 2>;
+  return &correlate_row<A, O, kMost>;
+}
+
 template <typename A>
-CorrelateRowFn<A> correlate_row_fn(int64_t outputs) {
+CorrelateRowFn<A> correlate_row_fn(int64_t outputs, int64_t width) {
   switch (outputs) {
-    case 1: return &correlate_row<A, 1>;
-    case 2: return &correlate_row<A, 2>;
-    case 3: return &correlate_row<A, 3>;
-    case 4: return &correlate_row<A, 4>;
-    case 5: return &correlate_row<A, 5>;
-    case 6: return &correlate_row<A, 6>;
-    case 7: return &correlate_row<A, 7>;
-    default: return &correlate_row<A, 8>;
+    case 1: return correlate_row_for_width<A, 1>(width);
+    case 2: return correlate_row_for_width<A, 2>(width);
+    case 3: return correlate_row_for_width<A, 3>(width);
+    case 4: return correlate_row_for_width<A, 4>(width);
+    case 5: return correlate_row_for_width<A, 5>(width);
+    case 6: return correlate_row_for_width<A, 6>(width);
+    case 7: return correlate_row_for_width<A, 7>(width);
+    default: return correlate_row_for_width<A, 8>(width);
   }
 }
 
@@ -214,7 +224,7 @@ void forward_kernel(const at::Tensor& x, const at::Tensor& weight, const at::Ten
         padded_rows<T, A>(xv, s, n, c, i, s.kh, rows.data() + c * s.kh * row, row);
       }
       for (size_t k = 0; k < blocks.start.size(); ++k) {
-        correlate_row_fn<A>(blocks.size[k])(rows.data(), s.kh * row, row,
+        correlate_row_fn<A>(blocks.size[k], wo)(rows.data(), s.kh * row, row,
                                             blocks.weights.data() + blocks.offset[k], s.c, s.kh,
                                             s.kw, wo, out.data(), width);
         for (int64_t oo = 0; oo < blocks.size[k]; ++oo) {
@@ -344,9 +354,10 @@ void grad_input_kernel(const std::vector<at::opmath_type<T>>& ge, int64_t ge_row
       const int64_t n = t / nb, k = t % nb, cb = blocks.size[k];
       std::fill(planes.begin(), planes.begin() + cb * s.h * s.w, A(0));
       for (int64_t rp = r0; rp < r1; ++rp) {
-        correlate_row_fn<A>(cb)(ge.data() + (n * s.o * he + rp) * ge_row, he * ge_row, ge_row,
-                                blocks.weights.data() + blocks.offset[k], s.o, s.kh, s.kw, wp,
-                                out.data(), width);
+        const A* rows = ge.data() + (n * s.o * he + rp) * ge_row;
+        correlate_row_fn<A>(cb, wp)(rows, he * ge_row, ge_row,
+                                    blocks.weights.data() + blocks.offset[k], s.o, s.kh, s.kw, wp,
+                                    out.data(), width);
         const int64_t i = reflect_index(rp - p, s.h);  // the row of x this padded row mirrors
         for (int64_t cc = 0; cc < cb; ++cc) {
           const A* r = out.data() + cc * width;

@@ -23,7 +23,8 @@ at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& weight,
   const bool has_bias = bias.has_value() && bias->defined();
   const std::optional<at::Tensor> channel_bias =
       has_bias && !s.per_sample_bias ? bias : std::nullopt;
-  at::Tensor y = at::convolution(xp, weight, channel_bias, {1, 1}, {p, p}, {1, 1}, false, {0, 0}, 1);
+  at::Tensor y =
+      at::convolution(xp, weight, channel_bias, {1, 1}, {p, p}, {1, 1}, false, {0, 0}, 1);
   if (has_bias && s.per_sample_bias) y.add_(bias->view({s.n, s.o, 1, 1}));
   if (s.tanh) y.tanh_();
   return y;

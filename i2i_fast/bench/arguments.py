@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Sequence
 
 import torch
@@ -34,3 +35,18 @@ def device(flag: str, text: str) -> str:
     if parsed.type not in ("cpu", "cuda"):
         raise BenchArgumentError(f"{flag}: expected cpu, cuda or cuda:N, got {text!r}")
     return text
+
+
+def add_cpu_timing_arguments(p: argparse.ArgumentParser, modes: Sequence[str],
+                             providers: Sequence[str], repeats: int) -> None:
+    """The flags the per-operator CPU benchmarks share: --modes, --providers, --threads,
+    --repeats, --out, --no-save and the allocator settings (i2i_fast.bench.allocation)."""
+    p.add_argument("--modes", default=",".join(modes))
+    p.add_argument("--providers", default=",".join(providers))
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument("--repeats", type=int, default=repeats)
+    p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
+    p.add_argument("--no-save", action="store_true")
+    from i2i_fast.bench import allocation
+
+    allocation.add_arguments(p)

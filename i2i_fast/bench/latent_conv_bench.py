@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import ops_bench
+from . import arguments, ops_bench
 
 PROVIDERS = ("eager", "compile", "fused")
 MODES = ("forward", "forward_backward")
@@ -238,22 +238,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--configs", default="default,demo",
                    help="the methods' configurations whose generator's calls are measured "
                         "('default': the official one)")
-    p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--providers", default=",".join(PROVIDERS))
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory table")
-    p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
-    p.add_argument("--no-save", action="store_true")
-    from i2i_fast.bench import allocation
-
-    allocation.add_arguments(p)
+    arguments.add_cpu_timing_arguments(p, MODES, PROVIDERS, repeats=10)
 
 
 def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from i2i_fast.bench import allocation, arguments
+    from i2i_fast.bench import allocation
 
     if args.threads:
         torch.set_num_threads(args.threads)

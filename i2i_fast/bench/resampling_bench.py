@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from . import ops_bench
+from . import arguments, ops_bench
 
 PROVIDERS = ("eager", "compile", "fused")
 MODES = ("forward", "forward_backward")
@@ -118,15 +118,7 @@ def _run_cases(cases, layouts, modes, providers, repeats: int) -> list[dict]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ops", default="upsample_nearest,avg_pool,max_pool,reflection_pad")
     p.add_argument("--layouts", default="contiguous,channels_last")
-    p.add_argument("--modes", default=",".join(MODES))
-    p.add_argument("--providers", default=",".join(PROVIDERS))
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
-    p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--out", default=None, help="results directory (default benchmarks/results)")
-    p.add_argument("--no-save", action="store_true")
-    from i2i_fast.bench import allocation
-
-    allocation.add_arguments(p)
+    arguments.add_cpu_timing_arguments(p, MODES, PROVIDERS, repeats=15)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -136,7 +128,6 @@ def main(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     import i2i_fast.ops  # noqa: F401 - builds the kernels before anything is timed
 
-    from i2i_fast.bench import arguments
 
     wanted = set(arguments.listed("--ops", args.ops, sorted({c.op for c in CASES})))
     cases = [c for c in CASES if c.op in wanted]

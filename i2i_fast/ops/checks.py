@@ -39,6 +39,22 @@ def floating(op: str, name: str, t: torch.Tensor) -> None:
         )
 
 
+def on_device_of_x(op: str, x: torch.Tensor, named: tuple) -> None:
+    """Each (name, tensor or None) in `named` on x's device."""
+    for name, t in named:
+        if t is not None and t.device != x.device:
+            raise ValueError(f"{op}: {name}: expected device {x.device} (the device of x), got "
+                             f"{t.device}")
+
+
+def dtype_of_x(op: str, x: torch.Tensor, named: tuple) -> None:
+    """Each (name, tensor or None) in `named` of x's dtype."""
+    for name, t in named:
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{op}: {name}: expected dtype {x.dtype} (the dtype of x), got "
+                            f"{t.dtype}")
+
+
 def norm_input(op: str, x: object) -> torch.Tensor:
     """x of a normalization: (N, C, L), (N, C, H, W) or (N, C, D, H, W), floating, non-empty."""
     x = tensor(op, "x", x)

@@ -28,41 +28,14 @@ compute forward-mode derivatives except Triton, which refuses them by name.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from .. import extension, triton_support
 from ..backends import implement, select
+from ..convolution_autocast import cast_like_conv, under_autocast
 from . import checks, reference
 
 OPS = ("latent_conv2d", "latent_conv_transpose2d")
-
-
-def _under_autocast(x) -> bool:
-    if not isinstance(x, torch.Tensor):
-        return False
-    device = x.device.type  # "meta" has no autocast, and asking raises
-    return torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
-
-
-@contextlib.contextmanager
-def _cast_for_autocast(x, z, weight, bias):
-    """Under autocast for x's device: the arguments cast to its lower-precision dtype, as autocast
-    casts those of F.conv2d and F.conv_transpose2d (float16/bfloat16/float32 tensors; float64 and
-    non-tensors are left to the checks), so a layer over these operators runs as the Conv2d it
-    replaces does; and autocast off inside, so the operator's own convolutions and products run in
-    the dtype it chose (autocast would cast them again)."""
-    device = x.device.type
-    dtype = torch.get_autocast_dtype(device)
-
-    def cast(t):
-        lower = isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16,
-                                                             torch.float32)
-        return t.to(dtype) if lower else t
-
-    with torch.autocast(device, enabled=False):
-        yield cast(x), cast(z), cast(weight), cast(bias)
 
 
 def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
@@ -78,8 +51,8 @@ def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
     Returns (N, C_out, H_out, W_out) in the layout F.conv2d gives; the z term is accumulated in
     float32 (float64 for float64). Differentiable in x, z, weight and bias.
     """
-    if _under_autocast(x):
-        with _cast_for_autocast(x, z, weight, bias) as (x, z, weight, bias):
+    if under_autocast(x):
+        with cast_like_conv(x, z, weight, bias) as (x, z, weight, bias):
             return latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)
     checks.latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)
     return select("latent_conv2d", x)(x, z, weight, bias, stride, padding, padding_mode)
@@ -98,8 +71,8 @@ def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tens
     output_padding, ...) in the layout F.conv_transpose2d gives; the z term is accumulated in
     float32 (float64 for float64). Differentiable in x, z, weight and bias.
     """
-    if _under_autocast(x):
-        with _cast_for_autocast(x, z, weight, bias) as (x, z, weight, bias):
+    if under_autocast(x):
+        with cast_like_conv(x, z, weight, bias) as (x, z, weight, bias):
             return latent_conv_transpose2d(x, z, weight, bias, stride, padding, output_padding)
     checks.latent_conv_transpose2d(x, z, weight, bias, stride, padding, output_padding)
     return select("latent_conv_transpose2d", x)(x, z, weight, bias, stride, padding,

@@ -45,14 +45,8 @@ def _geometry(op: str, stride: object, padding: object) -> None:
 
 def _devices_and_dtypes(op: str, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                         bias: torch.Tensor | None) -> None:
-    for name, t in (("z", z), ("weight", weight), ("bias", bias)):
-        if t is not None and t.device != x.device:
-            raise ValueError(f"{op}: {name}: expected device {x.device} (the device of x), got "
-                             f"{t.device}")
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype:
-            raise TypeError(f"{op}: {name}: expected dtype {x.dtype} (the dtype of x), got "
-                            f"{t.dtype}")
+    checks.on_device_of_x(op, x, (("z", z), ("weight", weight), ("bias", bias)))
+    checks.dtype_of_x(op, x, (("weight", weight), ("bias", bias)))
 
 
 def latent_conv2d(x: object, z: object, weight: object, bias: object, stride: object,
@@ -106,11 +100,8 @@ def _grad(op: str, grad: object, x: torch.Tensor, expected: tuple[int, ...]) -> 
     if tuple(grad.shape) != expected:
         raise ValueError(f"{op}: grad: expected shape {expected} (the output's), got "
                          f"{tuple(grad.shape)}")
-    if grad.device != x.device:
-        raise ValueError(f"{op}: grad: expected device {x.device} (the device of x), got "
-                         f"{grad.device}")
-    if grad.dtype != x.dtype:
-        raise TypeError(f"{op}: grad: expected dtype {x.dtype} (the dtype of x), got {grad.dtype}")
+    checks.on_device_of_x(op, x, (("grad", grad),))
+    checks.dtype_of_x(op, x, (("grad", grad),))
 
 
 def latent_conv2d_backward(grad: object, x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,

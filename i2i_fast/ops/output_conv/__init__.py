@@ -32,6 +32,7 @@ import torch
 
 from .. import extension
 from ..backends import implement, select
+from ..convolution_autocast import cast_like_conv, under_autocast
 from . import checks, reference
 
 OPS = ("output_conv2d",)
@@ -48,19 +49,9 @@ def output_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     H + 2 padding - k_h + 1, W + 2 padding - k_w + 1). Differentiable in x, weight and bias.
     Under autocast the operands are cast as autocast casts F.conv2d's.
     """
-    device = x.device.type if isinstance(x, torch.Tensor) else None
-    if (device is not None and torch.amp.is_autocast_available(device)
-            and torch.is_autocast_enabled(device)):
-        dtype = torch.get_autocast_dtype(device)
-
-        def cast(t):
-            lower = isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16,
-                                                                 torch.float32)
-            return t.to(dtype) if lower else t
-
-        with torch.autocast(device, enabled=False):
-            return output_conv2d(cast(x), cast(weight), cast(bias), padding, padding_mode,
-                                 activation)
+    if under_autocast(x):
+        with cast_like_conv(x, weight, bias) as (x, weight, bias):
+            return output_conv2d(x, weight, bias, padding, padding_mode, activation)
     checks.output_conv2d(x, weight, bias, padding, padding_mode, activation)
     return select("output_conv2d", x)(x, weight, bias, padding, padding_mode, activation)
 

@@ -38,14 +38,8 @@ def output_conv2d(x: object, weight: object, bias: object, padding: object, padd
     if padding_mode == "reflect" and (padding >= h or padding >= w):
         raise ValueError(f"{op}: padding: reflect padding needs padding < H and < W, got "
                          f"padding {padding} for x of shape {tuple(x.shape)}")
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.device != x.device:
-            raise ValueError(f"{op}: {name}: expected device {x.device} (the device of x), got "
-                             f"{t.device}")
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype:
-            raise TypeError(f"{op}: {name}: expected dtype {x.dtype} (the dtype of x), got "
-                            f"{t.dtype}")
+    checks.on_device_of_x(op, x, (("weight", weight), ("bias", bias)))
+    checks.dtype_of_x(op, x, (("weight", weight), ("bias", bias)))
     kh, kw = weight.shape[2], weight.shape[3]
     if h + 2 * padding < kh or w + 2 * padding < kw:
         raise ValueError(f"{op}: weight: expected a kernel no larger than the padded input "
@@ -67,12 +61,8 @@ def output_conv2d_backward(grad: object, x: object, weight: object, out: object,
         if tuple(t.shape) != expected:
             raise ValueError(f"{op}: {name}: expected shape {expected} (the output's), got "
                              f"{tuple(t.shape)}")
-        if t.device != x.device:
-            raise ValueError(f"{op}: {name}: expected device {x.device} (the device of x), got "
-                             f"{t.device}")
-        if t.dtype != x.dtype:
-            raise TypeError(f"{op}: {name}: expected dtype {x.dtype} (the dtype of x), got "
-                            f"{t.dtype}")
+        checks.on_device_of_x(op, x, ((name, t),))
+        checks.dtype_of_x(op, x, ((name, t),))
     if (out is not None) != (activation == "tanh"):
         wanted = ("the forward's output (tanh's derivative reads it)" if activation == "tanh"
                   else "None (activation 'none' does not read it)")
