@@ -143,13 +143,13 @@ def test_every_option(out_channels, padding_mode, activation, bias):
 ], ids=lambda c: f"{_ids(c[0])}-{c[2]}-{c[3]}-{c[4]}")
 def test_low_precision_against_the_float64_reference(config, dtype):
     """In dtype (accumulated in float32) against the float64 reference of the same rounded
-    inputs and upstream gradient."""
+    inputs and upstream gradient; and the gradients, to one rounding, against the float64
+    backward of the operator's own output (tanh's derivative 1 - y^2 of the y it returns)."""
     shape, padding, padding_mode, activation, bias = config
     call = make_call(*shape, bias, seed=1, dtype=dtype)
     args = (padding, padding_mode, activation)
-    truth, truth_grads = values_and_grads(
-        ops.reference.output_conv2d, *(t.double() if t is not None else None for t in call),
-        *args)
+    wide = [t.double() if t is not None else None for t in call]
+    truth, truth_grads = values_and_grads(ops.reference.output_conv2d, *wide, *args)
     with ops.use_backend("cpu"):
         out, grads = values_and_grads(ops.output_conv2d, *call, *args)
     assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
@@ -157,6 +157,14 @@ def test_low_precision_against_the_float64_reference(config, dtype):
     assert rel_err(out, truth) <= value_tolerance
     for name, g, t in zip(("x", "weight", "bias"), grads, truth_grads):
         assert rel_err(g, t) <= grad_tolerance, name
+    upstream = _randn(*out.shape, seed=99, dtype=dtype).double()
+    if activation == "tanh":
+        upstream = upstream * (1 - out.double() ** 2)
+    leaves = [t.requires_grad_() for t in wide if t is not None]
+    linear = ops.reference.output_conv2d(*wide, padding, padding_mode, "none")
+    for name, g, t in zip(("x", "weight", "bias"), grads,
+                          torch.autograd.grad(linear, leaves, upstream)):
+        assert rel_err(g, t) <= value_tolerance, name
 
 
 # ----- layouts ---------------------------------------------------------------------------------
