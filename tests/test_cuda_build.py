@@ -37,7 +37,8 @@ DEVICE_OPERATORS = tuple(f"{op}_{kind}" for op in NORM_OPERATORS
     "latent_conv2d_forward", "latent_conv2d_backward",
     "latent_conv_transpose2d_forward", "latent_conv_transpose2d_backward",
     "filter_response_norm_forward", "filter_response_norm_backward",
-    "filter_response_norm_double_backward")
+    "filter_response_norm_double_backward",
+    "output_conv2d_forward", "output_conv2d_backward")
 
 
 def _toolkit_or_skip() -> extension.CudaToolkit:

@@ -20,6 +20,7 @@ from i2i_fast.ops.gan_loss import checks as loss_checks
 from i2i_fast.ops.gaussian_nll import checks as nll_checks
 from i2i_fast.ops.latent_conv import checks as latent_checks
 from i2i_fast.ops.normalization import checks as norm_checks
+from i2i_fast.ops.output_conv import checks as output_conv_checks
 from i2i_fast.ops.resampling import checks as resampling_checks
 
 X = torch.randn(2, 3, 4, 5)
@@ -65,12 +66,18 @@ DEFINITION = {
     "latent_conv2d_backward": latent_checks.latent_conv2d_backward,
     "latent_conv_transpose2d_forward": latent_checks.latent_conv_transpose2d,
     "latent_conv_transpose2d_backward": latent_checks.latent_conv_transpose2d_backward,
+    "output_conv2d": output_conv_checks.output_conv2d,
+    "output_conv2d_forward": output_conv_checks.output_conv2d,
+    # the backward operator's last two arguments (per_sample_bias, output_mask) have no checks
+    "output_conv2d_backward": lambda *args: output_conv_checks.output_conv2d_backward(*args[:7]),
 }
 
 # Compiled operators with no Triton counterpart: the resampling family's reflection_pad and
-# block_max (the Triton backend's max pooling has its own operator names) and FRN's double
-# backward (the Triton backend differentiates its FRN gradient in plain PyTorch).
-WITHOUT_TRITON = ("reflection_pad", "block_max", "filter_response_norm_double_backward")
+# block_max (the Triton backend's max pooling has its own operator names), FRN's double
+# backward (the Triton backend differentiates its FRN gradient in plain PyTorch) and
+# output_conv2d's three (no Triton implementation: the "cuda" backend serves on a GPU).
+WITHOUT_TRITON = ("reflection_pad", "block_max", "filter_response_norm_double_backward",
+                  "output_conv2d", "output_conv2d_forward", "output_conv2d_backward")
 
 # (operator, arguments): each a bad call.
 BAD_CALLS = {
@@ -278,6 +285,42 @@ BAD_CALLS = {
     "latentT grad shape": ("latent_conv_transpose2d_backward", (torch.randn(2, 2, 8, 10), X, NC,
                                                                 torch.randn(6, 2, 3, 3), 2, 1, 0,
                                                                 [True] * 4)),
+    # output_conv2d (more in tests/test_output_conv2d.py)
+    "output x rank": ("output_conv2d", (X[0], torch.randn(3, 3, 3, 3), None, 1, "zeros",
+                                        "none")),
+    "output x dtype": ("output_conv2d_forward", (X.long(), torch.randn(3, 3, 3, 3), None, 1,
+                                                 "zeros", "none")),
+    "output weight shape": ("output_conv2d_forward", (X, torch.randn(3, 2, 3, 3), None, 1,
+                                                      "zeros", "none")),
+    "output bias shape": ("output_conv2d_forward", (X, torch.randn(3, 3, 3, 3), torch.ones(3, 3),
+                                                    1, "zeros", "tanh")),
+    "output padding": ("output_conv2d", (X, torch.randn(3, 3, 3, 3), None, -2, "reflect",
+                                         "none")),
+    "output padding_mode": ("output_conv2d_forward", (X, torch.randn(3, 3, 3, 3), None, 1,
+                                                      "replicate", "none")),
+    "output activation": ("output_conv2d", (X, torch.randn(3, 3, 3, 3), C, 1, "zeros", "relu")),
+    "output reflect padding": ("output_conv2d_forward", (X, torch.randn(3, 3, 3, 3), None, 4,
+                                                         "reflect", "tanh")),
+    "output weight device": ("output_conv2d_forward", (X, torch.randn(3, 3, 3, 3, device="meta"),
+                                                       None, 1, "zeros", "none")),
+    "output bias dtype": ("output_conv2d_forward", (X, torch.randn(3, 3, 3, 3), NC.double(), 1,
+                                                    "zeros", "none")),
+    "output kernel": ("output_conv2d_forward", (X, torch.randn(3, 3, 7, 3), None, 1, "zeros",
+                                                "none")),
+    "output x empty": ("output_conv2d_forward", (X[:, :, :, :0], torch.randn(3, 3, 1, 1), None,
+                                                 1, "zeros", "none")),
+    "output grad shape": ("output_conv2d_backward", (torch.randn(2, 3, 4, 4), X,
+                                                     torch.randn(3, 3, 3, 3), None, 1, "zeros",
+                                                     "none", False, [True] * 3)),
+    "output grad dtype": ("output_conv2d_backward", (torch.randn(2, 3, 4, 5).half(), X,
+                                                     torch.randn(3, 3, 3, 3), None, 1, "zeros",
+                                                     "none", True, [True] * 3)),
+    "output out missing": ("output_conv2d_backward", (torch.randn(2, 3, 4, 5), X,
+                                                      torch.randn(3, 3, 3, 3), None, 1, "reflect",
+                                                      "tanh", False, [True] * 3)),
+    "output backward weight": ("output_conv2d_backward", (torch.randn(2, 3, 4, 5), X,
+                                                          torch.randn(3, 3, 3), None, 1, "zeros",
+                                                          "none", False, [True] * 3)),
 }
 
 

@@ -32,6 +32,7 @@ W2, B2 = _positive(2, 3, seed=1), _randn(2, 3, seed=2)
 W1, B1 = _positive(3, seed=3), _randn(3, seed=4)
 Z_LATENT, W_LATENT, B_LATENT = _randn(2, 2, seed=5), _randn(4, 5, 3, 3, seed=6), _randn(4, seed=7)
 WT_LATENT = _randn(5, 4, 3, 3, seed=8)  # (C_x + C_z, C_out, k, k): a transposed conv's
+W_OUT, B_OUT = _randn(3, 3, 3, 3, seed=9) * 0.2, _randn(3, seed=10)
 
 # op -> (call(x, *values), the values of successive calls, a bad value and the argument it names).
 CASES = {
@@ -66,6 +67,10 @@ CASES = {
     "latent_conv_transpose2d": (lambda x, stride, output_padding: ops.latent_conv_transpose2d(
         x, Z_LATENT, WT_LATENT, B_LATENT, stride, 1, output_padding),
         [(2, 1), (1, 0), (3, 2)], ((2, 2), "output_padding")),
+    "output_conv2d": (lambda x, padding, padding_mode, activation: ops.output_conv2d(
+        x, W_OUT, B_OUT, padding, padding_mode, activation),
+        [(1, "reflect", "tanh"), (2, "zeros", "none"), (0, "reflect", "tanh")],
+        ((-1, "zeros", "tanh"), "padding")),
 }
 # x of successive calls: the same shape, or (dynamic=True) changing sizes.
 SHAPES = {None: [(2, 3, 6, 6)] * 3, True: [(2, 3, 6, 6), (2, 3, 8, 10), (2, 3, 12, 6)]}

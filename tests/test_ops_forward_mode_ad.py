@@ -74,6 +74,9 @@ SAMPLES = {
         lambda m, x, z, w, b: m.latent_conv_transpose2d(x, z, w, b, 2, 1, 1),
         lambda: (_randn(2, 3, 5, 4, seed=19), _randn(2, 4, seed=20), _randn(7, 5, 3, 3, seed=21),
                  _randn(5, seed=22))),
+    "output_conv2d": (lambda m, x, w, b: m.output_conv2d(x, w, b, 2, "reflect", "tanh"),
+                      lambda: (_randn(2, 3, 7, 6, seed=26), _randn(3, 3, 5, 5, seed=27, scale=0.2),
+                               _randn(2, 3, seed=28))),  # a per-sample bias
 }
 ENTRIES = ("torch.func.jvp", "forward_ad", "forward_ad+requires_grad")
 
