@@ -544,3 +544,20 @@ def test_bad_calls_of_the_backward_operator_are_named(case, entry):
     with pytest.raises(error, match="^output_conv2d_backward: " + message):
         fn(*args, False, [True] * 3)
 
+
+
+def test_output_conv_bench_records_the_decoders_output_layer_and_checks_its_floors():
+    from i2i_fast.bench import output_conv_bench as bench
+    from i2i_fast.methods import get_method_class, resolve_config
+
+    cfg = resolve_config(get_method_class("munit"), "tiny")
+    (call,) = bench.recorded_calls("munit:tiny")
+    assert call.x[0] == cfg.batch_size and call.x[2:] == (cfg.image_size, cfg.image_size)
+    assert call.weight[:1] == (3,) and call.weight[1] == call.x[1] and call.weight[2:] == (7, 7)
+    assert (call.padding, call.padding_mode, call.activation) == (3, "reflect", "tanh")
+    records = bench._time_calls([call], ["forward_backward"], ["eager", "fused"], repeats=2)
+    fused = [r for r in records if r["provider"] == "fused"]
+    assert len(records) == 2 and len(fused) == 1 and fused[0]["vs_eager"] > 0
+    slow = {**fused[0], "vs_eager": 1.5, "vs_compile": 1.6, "allocator": "default"}
+    fast = {**fused[0], "vs_eager": 2.5, "vs_compile": 1.6, "allocator": "default"}
+    assert len(bench.check_floors([slow])) == 1 and bench.check_floors([fast]) == []

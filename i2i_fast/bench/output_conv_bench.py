@@ -21,7 +21,7 @@ from . import arguments, ops_bench
 
 PROVIDERS = ("eager", "compile", "fused")
 MODES = ("forward", "forward_backward")
-# (method, configuration or None for the official one)
+# method:configuration ("default": the official one) whose decoder output layer is measured
 DEFAULT_CALLS = ("munit:default", "munit:demo", "miso:demo", "tunit:demo")
 FLOORS = {"eager": 2.0, "compile": 1.5}  # fused forward+backward, per call
 
