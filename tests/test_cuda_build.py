@@ -221,8 +221,13 @@ def test_cuda_kernels_do_not_spill_registers(tmp_path):
     spilling = []
     for source, report in zip(sources, reports):
         spills = kernel_spills(report)
-        for arch in archs:  # the report covers each architecture (the parse did not go wrong)
-            assert any(a == f"sm_{arch}" for _, a in spills), f"{source}: nothing for sm_{arch}"
+        # The report covers each architecture (the parse did not go wrong), for a file that
+        # defines kernels: output_conv_cuda.cu calls ATen's operators only and has none.
+        if "__global__" in source.read_text():
+            for arch in archs:
+                assert any(a == f"sm_{arch}" for _, a in spills), f"{source}: nothing for sm_{arch}"
+        else:
+            assert not spills, f"{source}: kernels reported for a file without __global__"
         for (name, arch), (stores, loads) in spills.items():
             allowed = next((cap for (kernel, a), cap in KNOWN_SPILLS.items()
                             if kernel in name and a == arch), (0, 0))
