@@ -16,9 +16,10 @@
 //                gradient of the padded input, which is folded back onto x (a reflected border
 //                adds to the row or column it mirrors). One task per (sample, block of 8 input
 //                channels).
-//   grad weight  one task per input channel: per output row and tap row, the O x k_w sums over
-//                the row held in registers (k_w in {1, 3, 5, 7}, O <= 4; other shapes take a
-//                loop with the sums in memory), lanes folded into float64 per sample.
+//   grad weight  one task per input channel: per sample its padded plane built once, then per
+//                block of 8 output rows and tap row the O x k_w sums held in registers (k_w in
+//                {1, 3, 5, 7}, O <= 4; other shapes take a loop with the sums in memory), lanes
+//                folded into float64 per sample.
 //   grad bias    float64 sums of the gradient before the activation, per (sample, channel).
 //
 // The activation tanh runs on the output afterwards (ATen's vectorised tanh, in place; the output
@@ -279,23 +280,28 @@ void extended_grad(const View4<const T>& grad, const View4<const T>* out, const 
   });
 }
 
-// acc[(o k_h + a) KW + b] += sum_j g_o[j] x[j + b] over one output row, the O x KW sums in
-// registers (g_o = g0 + o g_plane).
+// acc[(o k_h + a) KW + b] += sum over the `rows` output rows i and columns j of
+// g_o[i, j] x[i, j + b] (g_o = g0 + o g_plane, rows g_row and x_row apart), the O x KW sums held
+// in registers across the rows.
 template <typename A, int O, int KW>
-void weight_row(const A* g0, int64_t g_plane, const A* xr, int64_t wo,
-                typename Lanes<A>::Vec* acc, int64_t kh, int64_t a) {
+void weight_rows(const A* g0, int64_t g_plane, int64_t g_row, const A* x0, int64_t x_row,
+                 int64_t rows, int64_t wo, typename Lanes<A>::Vec* acc, int64_t kh, int64_t a) {
   using V = typename Lanes<A>::Vec;
   constexpr int64_t L = Lanes<A>::kCount;
   V r[O][KW];
   for (int o = 0; o < O; ++o)
     for (int b = 0; b < KW; ++b) r[o][b] = V{};
-  for (int64_t j0 = 0; j0 < wo; j0 += L) {
-    V gv[O];
-    for (int o = 0; o < O; ++o) gv[o] = load(g0 + o * g_plane + j0);
-    for (int b = 0; b < KW; ++b) {
-      V xv = load(xr + j0 + b);
-      asm("" : "+v"(xv));  // held in a register: loaded once for the O outputs
-      for (int o = 0; o < O; ++o) r[o][b] += gv[o] * xv;
+  for (int64_t i = 0; i < rows; ++i) {
+    const A* g = g0 + i * g_row;
+    const A* xr = x0 + i * x_row;
+    for (int64_t j0 = 0; j0 < wo; j0 += L) {
+      V gv[O];
+      for (int o = 0; o < O; ++o) gv[o] = load(g + o * g_plane + j0);
+      for (int b = 0; b < KW; ++b) {
+        V xv = load(xr + j0 + b);
+        asm("" : "+v"(xv));  // held in a register: loaded once for the O outputs
+        for (int o = 0; o < O; ++o) r[o][b] += gv[o] * xv;
+      }
     }
   }
   for (int o = 0; o < O; ++o)
@@ -303,16 +309,16 @@ void weight_row(const A* g0, int64_t g_plane, const A* xr, int64_t wo,
 }
 
 template <typename A>
-using WeightRowFn = void (*)(const A*, int64_t, const A*, int64_t, typename Lanes<A>::Vec*,
-                             int64_t, int64_t);
+using WeightRowFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, int64_t,
+                             typename Lanes<A>::Vec*, int64_t, int64_t);
 
 template <typename A, int O>
 WeightRowFn<A> weight_row_for_width(int64_t kw) {
   switch (kw) {
-    case 1: return &weight_row<A, O, 1>;
-    case 3: return &weight_row<A, O, 3>;
-    case 5: return &weight_row<A, O, 5>;
-    case 7: return &weight_row<A, O, 7>;
+    case 1: return &weight_rows<A, O, 1>;
+    case 3: return &weight_rows<A, O, 3>;
+    case 5: return &weight_rows<A, O, 5>;
+    case 7: return &weight_rows<A, O, 7>;
     default: return nullptr;
   }
 }
@@ -392,31 +398,37 @@ void grad_weight_kernel(const std::vector<at::opmath_type<T>>& ge, int64_t ge_ro
   T* gw = grad_w.data_ptr<T>();  // contiguous
   const int64_t ho = s.out_h(), wo = s.out_w(), he = ho + 2 * (s.kh - 1);
   const int64_t row = round_up(round_up(wo, L) + s.kw - 1 + L, L);
-  const int64_t taps = s.o * s.kh * s.kw;
+  const int64_t hp = s.h + 2 * s.padding, taps = s.o * s.kh * s.kw;
+  constexpr int64_t kRowBlock = 8;
   const WeightRowFn<A> in_registers = weight_row_fn<A>(s.o, s.kw);
   at::parallel_for(0, s.c, 1, [&](int64_t begin, int64_t end) {
     std::vector<V> acc(taps);
     std::vector<double> total(taps);
-    std::vector<A> rows(s.kh * row);
+    std::vector<A> plane(hp * row);  // the padded plane (n, c) of x
     for (int64_t c = begin; c < end; ++c) {
       std::fill(total.begin(), total.end(), 0.0);
       for (int64_t n = 0; n < s.n; ++n) {
         std::fill(acc.begin(), acc.end(), V{});
-        for (int64_t i = 0; i < ho; ++i) {
-          padded_rows<T, A>(xv, s, n, c, i, s.kh, rows.data(), row);
-          const A* g0 = ge.data() + (n * s.o * he + s.kh - 1 + i) * ge_row + s.kw - 1;
+        padded_rows<T, A>(xv, s, n, c, 0, hp, plane.data(), row);
+        // Blocks of kRowBlock output rows: their gradient rows stay in cache across the tap rows.
+        for (int64_t i0 = 0; i0 < ho; i0 += kRowBlock) {
+          const int64_t rows = std::min(kRowBlock, ho - i0);
+          const A* g0 = ge.data() + (n * s.o * he + s.kh - 1 + i0) * ge_row + s.kw - 1;
           for (int64_t a = 0; a < s.kh; ++a) {
-            const A* xr = rows.data() + a * row;
+            const A* x0 = plane.data() + (i0 + a) * row;
             if (in_registers != nullptr) {
-              in_registers(g0, he * ge_row, xr, wo, acc.data(), s.kh, a);
+              in_registers(g0, he * ge_row, ge_row, x0, row, rows, wo, acc.data(), s.kh, a);
               continue;
             }
             for (int64_t o = 0; o < s.o; ++o) {
-              const A* g = g0 + o * he * ge_row;
               V* ac = acc.data() + (o * s.kh + a) * s.kw;
               for (int64_t b = 0; b < s.kw; ++b) {
                 V sum = ac[b];
-                for (int64_t j0 = 0; j0 < wo; j0 += L) sum += load(g + j0) * load(xr + j0 + b);
+                for (int64_t i = 0; i < rows; ++i) {
+                  const A* g = g0 + o * he * ge_row + i * ge_row;
+                  const A* xr = x0 + i * row;
+                  for (int64_t j0 = 0; j0 < wo; j0 += L) sum += load(g + j0) * load(xr + j0 + b);
+                }
                 ac[b] = sum;
               }
             }
