@@ -194,21 +194,9 @@ def _time_calls(calls, modes, providers, repeats: int) -> list[dict]:
         inputs = make_inputs(call)
         for mode in modes:
             steps = {p: step_fn(fns[p, call.op], call, inputs, mode) for p in providers}
-            times = ops_bench.time_steps_interleaved(steps, "cpu", repeats)
-            by = {p: ops_bench.summarize(t) for p, t in times.items()}
-            line = [f"{_describe(call)} {mode:16s}"]
-            for p in providers:
-                r = {**_base(call, mode, p), **by[p]}
-                if p == "fused":
-                    for base in ("eager", "compile"):
-                        if base in by:
-                            r[f"vs_{base}"] = by[base]["median_ms"] / by[p]["median_ms"]
-                records.append(r)
-                line.append(f"{p} {by[p]['median_ms']:8.3f} ms")
-            if "fused" in by:
-                line += [f"x{by[b]['median_ms'] / by['fused']['median_ms']:.2f} vs {b}"
-                         for b in ("eager", "compile") if b in by]
-            print("  ".join(line), flush=True)
+            records += ops_bench.timed_providers(
+                steps, "cpu", repeats, lambda p: _base(call, mode, p),
+                f"{_describe(call)} {mode:16s}")
     return records
 
 

@@ -313,6 +313,28 @@ def time_steps_interleaved(steps: dict[str, Callable], device: str, repeats: int
     return times
 
 
+def timed_providers(steps: dict[str, Callable], device: str, repeats: int,
+                    base: Callable[[str], dict], label: str) -> list[dict]:
+    """`steps` (provider -> step) timed interleaved: one record per provider, base(provider)
+    plus the timing summary, the fused one with its speed-ups vs_eager / vs_compile over the
+    providers present; prints one line, `label` then each provider's median and the speed-ups."""
+    by = {p: summarize(t) for p, t in time_steps_interleaved(steps, device, repeats).items()}
+    records, line = [], [label]
+    for p in steps:
+        r = {**base(p), **by[p]}
+        if p == "fused":
+            for b in ("eager", "compile"):
+                if b in by:
+                    r[f"vs_{b}"] = by[b]["median_ms"] / by[p]["median_ms"]
+        records.append(r)
+        line.append(f"{p} {by[p]['median_ms']:8.3f} ms")
+    if "fused" in by:
+        line += [f"x{by[b]['median_ms'] / by['fused']['median_ms']:.2f} vs {b}"
+                 for b in ("eager", "compile") if b in by]
+    print("  ".join(line), flush=True)
+    return records
+
+
 def summarize(times: list[float]) -> dict:
     ordered = sorted(times)
     k = len(ordered)

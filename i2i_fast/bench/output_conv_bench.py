@@ -115,25 +115,14 @@ def _time_calls(calls: list[Call], modes, providers, repeats: int) -> list[dict]
     for call in calls:
         for mode in modes:
             steps = {p: step_fn(fns[p], call, mode) for p in providers}
-            by = {p: ops_bench.summarize(t) for p, t in
-                  ops_bench.time_steps_interleaved(steps, "cpu", repeats).items()}
-            line = [f"{call.name:14s} x {str(call.x):18s} w {str(call.weight):16s} "
-                    f"p{call.padding} {call.padding_mode} {call.activation} {mode:16s}"]
-            for p in providers:
-                r = {"op": "output_conv2d", "call": call.name, "x": list(call.x),
-                     "weight": list(call.weight), "padding": call.padding,
-                     "padding_mode": call.padding_mode, "activation": call.activation,
-                     "mode": mode, "provider": p, **by[p]}
-                if p == "fused":
-                    for base in ("eager", "compile"):
-                        if base in by:
-                            r[f"vs_{base}"] = by[base]["median_ms"] / by[p]["median_ms"]
-                records.append(r)
-                line.append(f"{p} {by[p]['median_ms']:8.3f} ms")
-            if "fused" in by:
-                line += [f"x{by[b]['median_ms'] / by['fused']['median_ms']:.2f} vs {b}"
-                         for b in ("eager", "compile") if b in by]
-            print("  ".join(line), flush=True)
+            label = (f"{call.name:14s} x {str(call.x):18s} w {str(call.weight):16s} "
+                     f"p{call.padding} {call.padding_mode} {call.activation} {mode:16s}")
+            records += ops_bench.timed_providers(
+                steps, "cpu", repeats,
+                lambda p: {"op": "output_conv2d", "call": call.name, "x": list(call.x),
+                           "weight": list(call.weight), "padding": call.padding,
+                           "padding_mode": call.padding_mode, "activation": call.activation,
+                           "mode": mode, "provider": p}, label)
     return records
 
 
