@@ -93,25 +93,13 @@ def _run_cases(cases, layouts, modes, providers, repeats: int) -> list[dict]:
                 x = x.contiguous(memory_format=torch.channels_last)
             for mode in modes:
                 steps = {p: step_fn(make_fn(case.op, p), x, case.amount, mode) for p in providers}
-                times = ops_bench.time_steps_interleaved(steps, "cpu", repeats)
-                by = {p: ops_bench.summarize(t) for p, t in times.items()}
-                line = [f"{case.op:16s} {case.amount} {str(case.shape):18s} "
-                        f"{'channels_last' if channels_last else 'contiguous':13s} {mode:16s}"]
-                for p in providers:
-                    r = {"op": case.op, "amount": case.amount, "shape": list(case.shape),
-                         "layer": case.where, "layout": "channels_last" if channels_last
-                         else "contiguous", "mode": mode, "provider": p, **by[p]}
-                    if p == "fused":
-                        for base in ("eager", "compile"):
-                            if base in by:
-                                r[f"vs_{base}"] = by[base]["median_ms"] / by[p]["median_ms"]
-                    records.append(r)
-                    line.append(f"{p} {by[p]['median_ms']:7.3f} ms")
-                fused = [r for r in records[-len(providers):] if r["provider"] == "fused"]
-                if fused:
-                    line += [f"x{fused[0][k]:.2f} {k[3:]}" for k in ("vs_eager", "vs_compile")
-                             if k in fused[0]]
-                print("  ".join(line), flush=True)
+                layout = "channels_last" if channels_last else "contiguous"
+                records += ops_bench.timed_providers(
+                    steps, "cpu", repeats,
+                    lambda p: {"op": case.op, "amount": case.amount, "shape": list(case.shape),
+                               "layer": case.where, "layout": layout, "mode": mode,
+                               "provider": p},
+                    f"{case.op:16s} {case.amount} {str(case.shape):18s} {layout:13s} {mode:16s}")
     return records
 
 
