@@ -103,6 +103,21 @@ def test_large_spatial_stays_accurate_in_float32():
     assert rel_err(actual, expected) < 1e-3
 
 
+@pytest.mark.parametrize("channels", [16, 64, 256, 300])
+def test_channels_last_blocks_stay_accurate_in_float32(channels):
+    """Channels-last instance statistics over many row blocks (blocks of up to 1024 rows and
+    128 KiB, several column blocks past 256 channels) with a large offset: as accurate as the
+    contiguous layout's."""
+    x = torch.randn(2, channels, 64, 40, dtype=torch.float64) * 3.0 + 1000.0
+    w = torch.rand(2, channels, dtype=torch.float64) + 0.5
+    b = torch.randn(2, channels, dtype=torch.float64)
+    expected = ops.reference.adain(x, w, b)
+    actual = ops.adain(channels_last(x.float()), w.float(), b.float())
+    assert actual.is_contiguous(memory_format=torch.channels_last)
+    assert rel_err(actual, expected) < 1e-3
+    assert rel_err(actual, ops.adain(x.float(), w.float(), b.float())) < 1e-4
+
+
 def test_single_value_munit_is_nan():
     """MUNIT's LN uses the unbiased std: for one value it is NaN, as torch.std (reference)."""
     x = torch.randn(1, 1, 1, 1)

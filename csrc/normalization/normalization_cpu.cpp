@@ -165,15 +165,26 @@ C10_ALWAYS_INLINE void add_deviations(const T* x, const A* center, int64_t n, A*
   }
 }
 
+// The rows of one block of the per-column moments, for rows read `width` elements at a time
+// (a row, or a flat run of `m` rows): as many as fit in kMomentBlockBytes, a whole number of
+// runs, and at most kSpanBlock values of any column (summed in A, as span_moments' blocks). The
+// block's second pass reads it from L2; each block costs a merge in double per column (divisions:
+// with 16 KiB blocks of 256 channels the merges took more time than the data passes).
+constexpr int64_t kMomentBlockBytes = 128 << 10;
+int64_t moment_block_rows(int64_t width, int64_t m) {
+  const int64_t runs = std::max<int64_t>(
+      1, std::min(kMomentBlockBytes / static_cast<int64_t>(sizeof(float)) / width, kSpanBlock / m));
+  return runs * m;
+}
+
 // Per-column moments of `rows` rows, merged into moments[c] (c in [0, cw)): exact two-pass per
-// block of rows that fits in L1, blocks merged in double.
+// block of rows (moment_block_rows), blocks merged in double.
 template <typename T, typename A>
 void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* moments) {
   const int64_t m = ld == cw ? period_rows(cw) : 1;
   if (m > 1) {
     const int64_t L = cw * m;
-    // ~16 KiB of float per block, a whole number of runs.
-    const int64_t block_rows = std::max<int64_t>(1, kSpanBlock * 4 / L) * m;
+    const int64_t block_rows = moment_block_rows(L, m);
     A acc[kMaxPeriodLength];
     A center[kMaxPeriodLength];
     A sum[kMaxPeriodLength];
@@ -225,8 +236,7 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
   A sq[kColumnBlock];   // sums of (x - center)^2
   for (int64_t c0 = 0; c0 < cw; c0 += kColumnBlock) {
     const int64_t w = std::min(cw - c0, kColumnBlock);
-    const int64_t block_rows =
-        std::max<int64_t>(1, kSpanBlock * 4 / std::max<int64_t>(w, 1));  // ~16 KiB of float
+    const int64_t block_rows = moment_block_rows(w, 1);
     for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
       const int64_t r1 = std::min(rows, r0 + block_rows);
       const double nb = static_cast<double>(r1 - r0);
