@@ -103,6 +103,29 @@ def test_large_spatial_stays_accurate_in_float32():
     assert rel_err(actual, expected) < 1e-3
 
 
+# Outputs of 16 MiB and more are written with streaming stores (csrc/common/cpu_streaming.h); odd
+# sizes put the rows and planes at every alignment, so each stretch has unaligned ends.
+STREAMED_SHAPES = [(1, 5, 1023, 821), (2, 3, 1001, 701)]
+
+
+@pytest.mark.parametrize("op", NORM_OPS)
+@pytest.mark.parametrize("shape", STREAMED_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_streamed_outputs(op, shape, layout):
+    numel = 1
+    for size in shape:
+        numel *= size
+    assert numel * 4 >= 16 << 20  # float32: above the streaming threshold
+    # No activation: among millions of values some fall within rounding of its kink, where the
+    # float32 and float64 runs take different branches.
+    _check(op, shape, layout, torch.float32, None)
+
+
+def test_streamed_outputs_low_precision():
+    """bfloat16 (2-byte elements, 16 MiB from 8 Mi elements) through the streamed path."""
+    _check("instance_norm", (2, 5, 1023, 821), "channels_last", torch.bfloat16, None)
+
+
 @pytest.mark.parametrize("channels", [16, 64, 256, 300])
 def test_channels_last_blocks_stay_accurate_in_float32(channels):
     """Channels-last instance statistics over many row blocks (blocks of up to 1024 rows and
