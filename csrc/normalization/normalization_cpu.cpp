@@ -279,19 +279,42 @@ void rows_moments(const T* x, int64_t rows, int64_t ld, int64_t cw, Moments* mom
   for (int64_t c0 = 0; c0 < cw; c0 += kColumnBlock) {
     const int64_t w = std::min(cw - c0, kColumnBlock);
     const int64_t block_rows = moment_block_rows(w, 1);
+    // Each pass runs down the block one vector of kLanes columns at a time, its sums in
+    // registers (a loop over the whole row kept them in memory, a store per vector per row);
+    // the columns past the last whole vector take a loop of their own. Every column is summed
+    // over the rows in order either way.
+    const int64_t whole = w / kLanes * kLanes;
     for (int64_t r0 = 0; r0 < rows; r0 += block_rows) {
       const int64_t r1 = std::min(rows, r0 + block_rows);
       const double nb = static_cast<double>(r1 - r0);
-      std::fill(sum, sum + w, A(0));
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* row = x + r * ld + c0;
+      const T* xb = x + c0;
+      for (int64_t j0 = 0; j0 < whole; j0 += kLanes) {
+        A a[kLanes] = {};
+        for (int64_t r = r0; r < r1; ++r) {
+          const T* v = xb + r * ld + j0;
 #pragma omp simd
-        for (int64_t c = 0; c < w; ++c) sum[c] += static_cast<A>(widen(row[c]));
+          for (int64_t j = 0; j < kLanes; ++j) a[j] += static_cast<A>(widen(v[j]));
+        }
+        std::copy(a, a + kLanes, sum + j0);
+      }
+      std::fill(sum + whole, sum + w, A(0));
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t c = whole; c < w; ++c) sum[c] += static_cast<A>(widen(xb[r * ld + c]));
       }
       for (int64_t c = 0; c < w; ++c) center[c] = static_cast<A>(static_cast<double>(sum[c]) / nb);
-      std::fill(dev, dev + w, A(0));
-      std::fill(sq, sq + w, A(0));
-      for (int64_t r = r0; r < r1; ++r) add_deviations(x + r * ld + c0, center, w, dev, sq);
+      for (int64_t j0 = 0; j0 < whole; j0 += kLanes) {
+        A sd[kLanes] = {}, q[kLanes] = {};
+        A ctr[kLanes];
+        std::copy(center + j0, center + j0 + kLanes, ctr);
+        for (int64_t r = r0; r < r1; ++r) add_deviations(xb + r * ld + j0, ctr, kLanes, sd, q);
+        std::copy(sd, sd + kLanes, dev + j0);
+        std::copy(q, q + kLanes, sq + j0);
+      }
+      std::fill(dev + whole, dev + w, A(0));
+      std::fill(sq + whole, sq + w, A(0));
+      for (int64_t r = r0; r < r1; ++r) {
+        add_deviations(xb + r * ld + whole, center + whole, w - whole, dev + whole, sq + whole);
+      }
       for (int64_t c = 0; c < w; ++c) merge_block(moments[c0 + c], nb, center[c], dev[c], sq[c]);
     }
   }
