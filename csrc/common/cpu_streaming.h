@@ -3,7 +3,7 @@
 // An ordinary store brings the destination's cache line in first (write-allocate) and writes it
 // back later: writing a 32 MiB output moves 64 MiB, and the write-backs compete with the reads of
 // whatever runs next. A streaming store writes whole lines straight to memory. The kernels that
-// write a large output compute a stretch of it into a small buffer in L1 (kStreamChunk elements)
+// write a large output compute a stretch of it into a small buffer in L1 (kStreamChunkBytes)
 // and copy the buffer out with stream_copy; they call stream_fence before their results may be
 // read by another thread (streaming stores are weakly ordered).
 //
@@ -11,8 +11,6 @@
 // for outputs of at least kStreamingBytes (half the 32 MiB L3 of the 2-core machine the project is
 // measured on; a smaller output is often read by the next operator while still cached).
 #pragma once
-
-#include <c10/macros/Macros.h>
 
 #include <cstddef>
 #include <cstdint>

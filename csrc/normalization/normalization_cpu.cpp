@@ -2,9 +2,9 @@
 // forward and backward.
 //
 // Statistics take one sweep over memory and stay numerically stable: the data is cut into blocks
-// that fit in L1, each block gets an exact two-pass mean and sum of squared deviations (float
-// arithmetic; bfloat16/float16 values are widened), and blocks are merged in double with Chan's
-// formula. Never E[x^2] - E[x]^2.
+// that fit in L1 (channels-last per-channel statistics: in L2, moment_block_rows), each block gets
+// an exact two-pass mean and sum of squared deviations (float arithmetic; bfloat16/float16 values
+// are widened), and blocks are merged in double with Chan's formula. Never E[x^2] - E[x]^2.
 //
 // Work is organised by "group" (the elements one mean/rstd describes):
 //  * contiguous groups: one (n, c) row of an NCHW tensor (instance statistics), or one sample of
@@ -18,8 +18,8 @@
 //
 // An output larger than the caches (cpu_streaming.h: 16 MiB and up) is written with streaming
 // stores through a buffer in L1: no read of the destination before the write, no write-backs
-// competing with the next sweep's reads (x1.1-1.3 at the 32-64 MiB floor shapes of the
-// benchmarks, forward and backward).
+// competing with the next sweep's reads (at the 32-64 MiB floor shapes of the benchmarks x1.1 to
+// x1.3 in most cases, forward and backward; AdaIN's NCHW forward between x0.9 and x1.2).
 #include "normalization_cpu.h"
 
 #include <ATen/Dispatch.h>
@@ -208,10 +208,11 @@ C10_ALWAYS_INLINE void add_deviations(const T* x, const A* center, int64_t n, A*
 }
 
 // The rows of one block of the per-column moments, for rows read `width` elements at a time
-// (a row, or a flat run of `m` rows): as many as fit in kMomentBlockBytes, a whole number of
-// runs, and at most kSpanBlock values of any column (summed in A, as span_moments' blocks). The
-// block's second pass reads it from L2; each block costs a merge in double per column (divisions:
-// with 16 KiB blocks of 256 channels the merges took more time than the data passes).
+// (a row, or a flat run of `m` rows): as many as fit in kMomentBlockBytes counted in floats, a
+// whole number of runs, and at most kSpanBlock values of any column (summed in A, as
+// span_moments' blocks). The block's second pass reads it from L2; each block costs a merge in
+// double per column (divisions: with 16 KiB blocks of 256 channels the merges took more time than
+// the data passes).
 constexpr int64_t kMomentBlockBytes = 128 << 10;
 int64_t moment_block_rows(int64_t width, int64_t m) {
   const int64_t runs = std::max<int64_t>(
