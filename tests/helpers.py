@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+
 import torch
 
 import i2i_fast.ops as ops
@@ -24,6 +27,33 @@ def poison_allocator(nbytes: int, copies: int = 4, device="cuda") -> None:
     blocks = [torch.full((max(nbytes, 512),), 255, dtype=torch.uint8, device=device)
               for _ in range(copies)]
     del blocks
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[None]:
+    """torch.set_num_threads(n) for the block; the previous count is restored on the way out."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def compiled_matches_eager(fn: Callable, dynamic, calls, values_and_grads: Callable) -> None:
+    """torch.compile(fn, fullgraph=True, dynamic=dynamic) gives fn's values and gradients on each
+    call in turn (a recompilation or a dynamic shape after the first); values_and_grads(fn,
+    *call) -> (out, grads) is the test file's own."""
+    compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
+    try:
+        for call in calls:
+            expected, expected_grads = values_and_grads(fn, *call)
+            got, grads = values_and_grads(compiled, *call)
+            assert rel_err(got, expected) <= TOLERANCE[torch.float32]
+            for g, e in zip(grads, expected_grads):
+                assert rel_err(g, e) <= TOLERANCE[torch.float32]
+    finally:
+        torch._dynamo.reset()
 
 
 def channels_last(x: torch.Tensor) -> torch.Tensor:

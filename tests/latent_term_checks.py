@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, rel_err
+from helpers import TOLERANCE, rel_err, threads
 
 F64 = torch.float64
 
@@ -82,15 +82,10 @@ def check(op: str, names: tuple[str, ...], inputs, reduction: str, backend: str,
 
 def check_thread_count_independence(op: str, inputs, reduction: str) -> None:
     """The cpu backend's loss and gradients are the same bits on 1 and on 2 threads."""
-    threads = torch.get_num_threads()
     results = []
-    try:
-        for n in (1, 2):
-            torch.set_num_threads(n)
-            with ops.use_backend("cpu"):
-                results.append(loss_and_grads(op, inputs, reduction))
-    finally:
-        torch.set_num_threads(threads)
+    for n in (1, 2):
+        with threads(n), ops.use_backend("cpu"):
+            results.append(loss_and_grads(op, inputs, reduction))
     assert torch.equal(results[0][0], results[1][0])
     for a, b in zip(results[0][1], results[1][1]):
         assert torch.equal(a, b)

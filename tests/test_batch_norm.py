@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, in_layout, rel_err
+from helpers import TOLERANCE, in_layout, rel_err, threads
 from i2i_fast.nn import BatchNorm
 
 F64 = torch.float64
@@ -174,14 +174,10 @@ def test_results_do_not_depend_on_the_thread_count(layout):
     x, w, b = _args((4, 8, 150, 150), torch.float32)  # several tasks per plane / row chunk
     x = in_layout(x, layout)
     grad_out = in_layout(_grad_out(x.shape, torch.float32), layout)
-    threads = torch.get_num_threads()
     runs = []
-    try:
-        for n in (1, 2, 3):
-            torch.set_num_threads(n)
+    for n in (1, 2, 3):
+        with threads(n):
             runs.append(_run(ops.batch_norm, x, w, b, "relu", grad_out, layout)[:6])
-    finally:
-        torch.set_num_threads(threads)
     for run in runs[1:]:
         for a, e in zip(run, runs[0]):
             assert torch.equal(a, e)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, in_layout, rel_err
+from helpers import TOLERANCE, in_layout, rel_err, threads
 from i2i_fast.ops import triton_support
 from i2i_fast.ops.filter_response_norm import reference
 
@@ -161,16 +161,12 @@ def test_cpu_results_do_not_depend_on_the_thread_count():
     if ops.get_backend("cpu").unavailable_reason() is not None:
         pytest.skip("extension not loaded")
     results = []
-    threads = torch.get_num_threads()
-    try:
-        for n in (1, 2, 3):
-            torch.set_num_threads(n)
+    for n in (1, 2, 3):
+        with threads(n):
             for layout in ("contiguous", "channels_last"):
                 x, w, b, t = make_inputs((3, 70, 20, 20), torch.float32)
                 x = in_layout(x, layout)
                 results.append((layout, backend_results("cpu", x, w, b, t, torch.ones_like(x))))
-    finally:
-        torch.set_num_threads(threads)
     for layout in ("contiguous", "channels_last"):
         runs = [r for lay, r in results if lay == layout]
         for other in runs[1:]:

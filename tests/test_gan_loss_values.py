@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import i2i_fast.ops as ops
-from helpers import channels_last, strided_view
+from helpers import channels_last, strided_view, threads
 from loss_helpers import (
     GRAD_TOLERANCE,
     HEAD_SETS,
@@ -106,15 +106,11 @@ def test_large_outputs_use_every_thread_and_stay_exact(mode):
     """> 64Ki elements takes the parallel path; the result does not depend on the thread count."""
     outputs = make_outputs(8, [(1, 128, 128), (1, 64, 64)], torch.float32)
     _check(outputs, "real", mode, None, "mean", torch.float32)
-    threads = torch.get_num_threads()
     results = []
-    try:
-        for n in (1, max(2, threads)):
-            torch.set_num_threads(n)
+    for n in (1, max(2, torch.get_num_threads())):
+        with threads(n):
             results.append(loss_and_grads(ops.gan_loss, outputs, "fake", mode, None, "none",
                                           upstream("none", 8)))
-    finally:
-        torch.set_num_threads(threads)
     (l1, g1), (l2, g2) = results
     assert torch.equal(l1, l2)
     assert all(torch.equal(a, b) for a, b in zip(g1, g2))
@@ -228,14 +224,10 @@ def test_r1_layouts(layout):
 
 def test_r1_thread_count_does_not_change_the_result():
     grads = make_outputs(8, [(3, 64, 64)], torch.float32)[0]
-    threads = torch.get_num_threads()
     out = []
-    try:
-        for n in (1, max(2, threads)):
-            torch.set_num_threads(n)
+    for n in (1, max(2, torch.get_num_threads())):
+        with threads(n):
             leaf = grads.clone().requires_grad_()
             loss = ops.r1_penalty(leaf, 0.5, "none")
             out.append((loss, torch.autograd.grad(loss.sum(), leaf)[0]))
-    finally:
-        torch.set_num_threads(threads)
     assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])

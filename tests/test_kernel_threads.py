@@ -8,26 +8,15 @@ kernel_threads probe existed).
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 import torch
 
 import i2i_fast.ops as ops
+from helpers import threads
 from i2i_fast import extension
 
 pytestmark = pytest.mark.skipif(not extension.state().loaded,
                                 reason="the compiled kernels are not available")
-
-
-@contextlib.contextmanager
-def threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])

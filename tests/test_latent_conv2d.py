@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, channels_last, rel_err, strided_view
+from helpers import TOLERANCE, channels_last, compiled_matches_eager, rel_err, strided_view
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv import checks as lc_checks
 from i2i_fast.ops.latent_conv import fake as lc_fake
@@ -225,22 +225,8 @@ def test_fullgraph_compile_forward_and_backward(dynamic):
 
     compiled_matches_eager(fn, dynamic, [make_call(2, 3, 4, 3, h, w, 4, seed=40 + i,
                                                    dtype=torch.float32)
-                                         for i, (h, w) in enumerate([(8, 8), (10, 7), (12, 9)])])
-
-
-def compiled_matches_eager(fn, dynamic, calls) -> None:
-    """torch.compile(fn, fullgraph=True, dynamic=dynamic) gives fn's values and gradients on each
-    call (x, z, weight, bias) in turn (a recompilation or a dynamic shape after the first)."""
-    compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
-    try:
-        for call in calls:
-            expected, expected_grads = values_and_grads(fn, *call)
-            got, grads = values_and_grads(compiled, *call)
-            assert rel_err(got, expected) <= TOLERANCE[torch.float32]
-            for g, e in zip(grads, expected_grads):
-                assert rel_err(g, e) <= TOLERANCE[torch.float32]
-    finally:
-        torch._dynamo.reset()
+                                         for i, (h, w) in enumerate([(8, 8), (10, 7), (12, 9)])],
+                           values_and_grads)
 
 
 # ----- bad inputs: the same error from the public function, the compiled operator, the fake and

@@ -17,8 +17,8 @@ from helpers import TOLERANCE, channels_last, rel_err, strided_view
 from triton_test_devices import run_compile_check
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv.plan import tap_reaches, transposed_axis_plan
-from test_latent_conv2d import (_randn, check_low_precision, compiled_matches_eager, entry_points,
-                                values_and_grads)
+from helpers import compiled_matches_eager
+from test_latent_conv2d import _randn, check_low_precision, entry_points, values_and_grads
 
 F64 = torch.float64
 TRITON = ts.state().unavailable_reason is None
@@ -189,7 +189,8 @@ def test_fullgraph_compile_forward_and_backward(dynamic):
 
     compiled_matches_eager(fn, dynamic, [make_call(2, 3, 4, 3, h, w, 3, seed=40 + i,
                                                    dtype=torch.float32)
-                                         for i, (h, w) in enumerate([(4, 4), (6, 5), (7, 9)])])
+                                         for i, (h, w) in enumerate([(4, 4), (6, 5), (7, 9)])],
+                           values_and_grads)
 
 
 # ----- bad inputs: the same error from the public function, the compiled operator, the fake and

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, channels_last, rel_err, strided_view
+from helpers import TOLERANCE, channels_last, compiled_matches_eager, rel_err, strided_view, threads
 from i2i_fast.ops.output_conv import checks as oc_checks
 from i2i_fast.ops.output_conv import fake as oc_fake
 
@@ -332,15 +332,10 @@ def test_double_backward_is_refused_by_name():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_the_same_bits_on_one_and_two_threads(dtype):
     call = make_call(3, 20, 3, 9, 70, 7, "sample", seed=50, dtype=dtype)
-    before = torch.get_num_threads()
     results = []
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            with ops.use_backend("cpu"):
-                results.append(values_and_grads(ops.output_conv2d, *call, 3, "reflect", "tanh"))
-    finally:
-        torch.set_num_threads(before)
+    for n in (1, 2):
+        with threads(n), ops.use_backend("cpu"):
+            results.append(values_and_grads(ops.output_conv2d, *call, 3, "reflect", "tanh"))
     (out1, grads1), (out2, grads2) = results
     assert torch.equal(out1, out2)
     for g1, g2 in zip(grads1, grads2):
@@ -382,18 +377,12 @@ def test_fullgraph_compile_forward_and_backward(dynamic):
     def fn(x, weight, bias):
         return ops.output_conv2d(torch.relu(x), weight, bias, 3, "reflect", "tanh") * 2
 
-    compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic)
-    try:
-        with ops.use_backend("cpu"):
-            for i, (h, w) in enumerate([(8, 8), (10, 7), (12, 19)]):
-                call = make_call(2, 4, 3, h, w, 7, "sample", seed=70 + i, dtype=torch.float32)
-                expected, expected_grads = values_and_grads(fn, *call)
-                got, grads = values_and_grads(compiled, *call)
-                assert rel_err(got, expected) <= TOLERANCE[torch.float32]
-                for g, e in zip(grads, expected_grads):
-                    assert rel_err(g, e) <= TOLERANCE[torch.float32]
-    finally:
-        torch._dynamo.reset()
+    with ops.use_backend("cpu"):
+        compiled_matches_eager(fn, dynamic, [make_call(2, 4, 3, h, w, 7, "sample", seed=70 + i,
+                                                       dtype=torch.float32)
+                                             for i, (h, w) in enumerate([(8, 8), (10, 7),
+                                                                         (12, 19)])],
+                               values_and_grads)
 
 
 # ----- autocast ---------------------------------------------------------------------------------
