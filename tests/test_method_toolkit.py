@@ -356,3 +356,29 @@ def test_the_base_config_declares_what_the_trainer_reads():
     for name in ("munit", "stargan_v2"):
         method = create_method(name, "tiny")
         assert isinstance(method.config, MethodConfig)
+
+
+# ----- config field checks (i2i_fast.methods.config_checks) -------------------------------------
+
+
+def _config_error(method_cls, **changes) -> str:
+    with pytest.raises(ValueError) as caught:
+        method_cls.check_config(dataclasses.replace(method_cls.Config(), **changes))
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("method, changes, message", [
+    ("tunit", {"num_clusters": True}, "tunit: num_clusters: expected an int >= 1, got True"),
+    ("tunit", {"gen_dim": 0}, "tunit: gen_dim: expected None (the official width) or an int >= 1, "
+                              "got 0"),
+    ("tunit", {"separated": -1}, "tunit: separated: expected an int >= 0 (an iteration), got -1"),
+    ("tunit", {"jitter_hue": 0.7}, "tunit: jitter_hue: expected a value in [0, 0.5], got 0.7"),
+    ("tunit", {"lr": float("nan")}, "tunit: lr: expected a value >= 0, got nan"),
+    ("drit", {"d_iter": 1.5}, "drit: d_iter: expected an int >= 1, got 1.5"),
+    ("stargan_v2", {"ema_beta": 2}, "stargan_v2: ema_beta: expected a value in [0, 1], got 2"),
+    ("bicyclegan", {"nz": 0}, "bicyclegan: nz: expected an int >= 1, got 0"),
+])
+def test_config_field_checks_name_the_field(method, changes, message):
+    from i2i_fast.methods.registry import get_method_class
+
+    assert _config_error(get_method_class(method), **changes) == message

@@ -82,6 +82,7 @@ from ..nn import LatentUNetGenerator, MultiScalePatchDiscriminator, VariationalR
 from ..nn.init import init_weights
 from ..optim import linear_decay_by_epoch, lr_scheduler
 from .base import Method, MethodConfig, RunContext
+from .config_checks import FieldChecks
 from .roles import NetworkRoles
 
 GAN_MODES = {"lsgan": "lsgan", "vanilla": "nsgan"}  # official name -> ops.gan_loss mode
@@ -160,8 +161,7 @@ class BicycleGAN(Method):
 
     @classmethod
     def check_config(cls, cfg: BicycleGANConfig) -> None:
-        def fail(field: str, expected: str, got: Any) -> None:
-            raise ValueError(f"bicyclegan: {field}: expected {expected}, got {got!r}")
+        fail = FieldChecks("bicyclegan", cfg).fail
 
         size = cfg.image_size
         if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE \

@@ -117,6 +117,7 @@ from ..nn import (
 from ..nn.init import INITS
 from ..optim import linear_decay_by_epoch, lr_scheduler
 from .base import Method, MethodConfig, RunContext
+from .config_checks import FieldChecks
 from .roles import NetworkRoles
 
 LR_POLICIES = ("lambda", "step")
@@ -243,15 +244,11 @@ class DRIT(Method):
 
     @classmethod
     def check_config(cls, cfg: DRITConfig) -> None:
-        def fail(key: str, expected: str, got: object) -> None:
-            raise ValueError(f"drit: {key}: expected {expected}, got {got!r}")
-
-        for key in ("nz", "input_dim_a", "input_dim_b", "dim", "n_res", "mlp_dim", "dis_dim",
-                    "dis_n_layer", "content_dis_dim", "n_encoded", "d_iter", "n_ep",
-                    "iterations_per_epoch"):
-            value = getattr(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(key, "an int >= 1", value)
+        check = FieldChecks("drit", cfg)
+        fail = check.fail
+        check.ints("nz", "input_dim_a", "input_dim_b", "dim", "n_res", "mlp_dim", "dis_dim",
+                   "dis_n_layer", "content_dis_dim", "n_encoded", "d_iter", "n_ep",
+                   "iterations_per_epoch")
         if cfg.content_dis_n_down < 0:
             fail("content_dis_n_down", "an int >= 0", cfg.content_dis_n_down)
         if cfg.dis_scale < 2:
@@ -268,9 +265,7 @@ class DRIT(Method):
                                                     and cfg.n_ep_decay == 0):
             fail("n_ep_decay", f"-1 (no decay) or an epoch in [{int(cfg.lr_policy == 'step')}, "
                  f"n_ep = {cfg.n_ep}]", cfg.n_ep_decay)
-        for key in ("lr", "lr_dcontent", "weight_decay", "content_grad_clip"):
-            if not getattr(cfg, key) >= 0:
-                fail(key, "a value >= 0", getattr(cfg, key))
+        check.at_least("lr", "lr_dcontent", "weight_decay", "content_grad_clip")
         size = cfg.image_size
         if size % 4 or size < 16:
             fail("image_size", "a multiple of 4 (the generator's two upsamplings), >= 16 (the "

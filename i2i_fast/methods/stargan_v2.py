@@ -88,6 +88,7 @@ from ..nn.multi_domain import (
 )
 from ..optim import MovingAverage, linear_decay
 from .base import Method, MethodConfig, RunContext
+from .config_checks import FieldChecks
 from .roles import NetworkRoles
 from . import sizes
 from .errors import MethodUsageError
@@ -267,8 +268,8 @@ class StarGANv2(Method):
 
     @classmethod
     def check_config(cls, cfg: StarGANv2Config) -> None:
-        def fail(key: str, expected: str, got: object) -> None:
-            raise ValueError(f"stargan_v2: {key}: expected {expected}, got {got!r}")
+        check = FieldChecks("stargan_v2", cfg)
+        fail = check.fail
 
         for key in ("num_domains", "latent_dim", "hidden_dim", "style_dim", "max_conv_dim",
                     "ds_iter", "batch_size", "n_sample_domains"):
@@ -284,17 +285,14 @@ class StarGANv2(Method):
         if cfg.hpf_masks and cfg.w_hpf == 0:
             fail("hpf_masks", "'' with w_hpf = 0 (masks are only used by the high-pass skips)",
                  cfg.hpf_masks)
-        if not 0.0 <= cfg.ema_beta <= 1.0:
-            fail("ema_beta", "a value in [0, 1]", cfg.ema_beta)
+        check.within("ema_beta", low=0.0, high=1.0)
         if cfg.ema_init not in EMA_INITS:
             fail("ema_init", f"one of {EMA_INITS}", cfg.ema_init)
         names = list(cfg.domain_names)
         if names and (len(names) != cfg.num_domains or len(set(names)) != len(names)):
             fail("domain_names", f"() or {cfg.num_domains} distinct names (num_domains)", names)
-        for key in ("lambda_reg", "lambda_cyc", "lambda_sty", "lambda_ds", "lr", "f_lr",
-                    "weight_decay"):
-            if not getattr(cfg, key) >= 0:
-                fail(key, "a value >= 0", getattr(cfg, key))
+        check.at_least("lambda_reg", "lambda_cyc", "lambda_sty", "lambda_ds", "lr", "f_lr",
+                       "weight_decay")
         smallest = smallest_image_size(cfg)  # from the networks, after the checks they rely on
         if not sizes.is_power_of_two(cfg.image_size) or cfg.image_size < smallest:
             fail("image_size", f"a power of two >= {smallest} (the sides these networks are built "

@@ -99,6 +99,7 @@ from ..nn.multi_domain import MultiHeadDiscriminator, frn_stage, select_domain
 from ..optim import MovingAverage, copy_buffers
 from . import sizes
 from .base import Method, MethodConfig, RunContext
+from .config_checks import FieldChecks
 from .roles import NetworkRoles
 
 IIC_WEIGHT = 5.0  # of the IIC (or, supervised, the cross-entropy) term in C's loss
@@ -292,59 +293,41 @@ class TUNIT(Method):
 
     @classmethod
     def check_config(cls, cfg: TUNITConfig) -> None:
-        def fail(key: str, expected: str, got: object) -> None:
-            raise ValueError(f"tunit: {key}: expected {expected}, got {got!r}")
-
-        for key in ("num_clusters", "style_dim", "guide_dim", "gen_res_blocks", "mlp_dim",
-                    "dis_max_dim", "queue_size", "batch_size", "epoch_length"):
-            value = getattr(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                fail(key, "an int >= 1", value)
-        for key in ("gen_dim", "dis_dim"):
-            value = getattr(cfg, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                fail(key, "None (the official width) or an int >= 1", value)
-        if isinstance(cfg.overclusters, bool) or not isinstance(cfg.overclusters, int) \
-                or cfg.overclusters < 0:
-            fail("overclusters", "an int >= 0 (0: no over-clustering head, official)",
-                 cfg.overclusters)
-        for key in ("separated", "ema_start", "unsup_start"):
-            value = getattr(cfg, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                fail(key, "an int >= 0 (an iteration)", value)
-        for key in ("w_gp", "w_rec", "w_adv", "w_vec", "lr", "weight_decay",
-                    "guide_weight_decay"):
-            if not getattr(cfg, key) >= 0:
-                fail(key, "a value >= 0", getattr(cfg, key))
+        check = FieldChecks("tunit", cfg)
+        check.ints("num_clusters", "style_dim", "guide_dim", "gen_res_blocks", "mlp_dim",
+                   "dis_max_dim", "queue_size", "batch_size", "epoch_length")
+        check.ints("gen_dim", "dis_dim", optional="the official width")
+        check.ints("overclusters", minimum=0,
+                   expected="an int >= 0 (0: no over-clustering head, official)")
+        check.ints("separated", "ema_start", "unsup_start", minimum=0,
+                   expected="an int >= 0 (an iteration)")
+        check.at_least("w_gp", "w_rec", "w_adv", "w_vec", "lr", "weight_decay",
+                       "guide_weight_decay")
         if cfg.guide_lr is not None and (isinstance(cfg.guide_lr, bool) or not cfg.guide_lr > 0):
-            fail("guide_lr", "None (lr, official) or a value > 0", cfg.guide_lr)
+            check.fail("guide_lr", "None (lr, official) or a value > 0", cfg.guide_lr)
         if not cfg.moco_temperature > 0:
-            fail("moco_temperature", "a value > 0", cfg.moco_temperature)
+            check.fail("moco_temperature", "a value > 0", cfg.moco_temperature)
         if isinstance(cfg.cluster_head_init_std, bool) or not cfg.cluster_head_init_std > 0:
-            fail("cluster_head_init_std", "a value > 0 (official 0.01)", cfg.cluster_head_init_std)
+            check.fail("cluster_head_init_std", "a value > 0 (official 0.01)",
+                       cfg.cluster_head_init_std)
         if not cfg.iic_entropy_weight > 0:
-            fail("iic_entropy_weight", "a value > 0 (official 1)", cfg.iic_entropy_weight)
-        for key in ("jitter_brightness", "jitter_contrast", "jitter_saturation"):
-            if not getattr(cfg, key) >= 0:
-                fail(key, "a value >= 0", getattr(cfg, key))
-        if not 0.0 <= cfg.jitter_hue <= 0.5:
-            fail("jitter_hue", "a value in [0, 0.5]", cfg.jitter_hue)
-        for key in ("ema_beta", "rmsprop_alpha", "style_stats_decay"):
-            if not 0.0 <= getattr(cfg, key) <= 1.0:
-                fail(key, "a value in [0, 1]", getattr(cfg, key))
+            check.fail("iic_entropy_weight", "a value > 0 (official 1)", cfg.iic_entropy_weight)
+        check.at_least("jitter_brightness", "jitter_contrast", "jitter_saturation")
+        check.within("jitter_hue", low=0.0, high=0.5)
+        check.within("ema_beta", "rmsprop_alpha", "style_stats_decay", low=0.0, high=1.0)
         if not 0.0 <= cfg.p_semi < 1.0:
-            fail("p_semi", "a value in [0, 1) (0: unsupervised, in between: semi-supervised; "
-                 "the supervised mode p_semi = 1 is not implemented)", cfg.p_semi)
+            check.fail("p_semi", "a value in [0, 1) (0: unsupervised, in between: "
+                       "semi-supervised; the supervised mode p_semi = 1 is not implemented)",
+                       cfg.p_semi)
         if cfg.p_semi == 0 and cfg.unsup_start != 0:
-            fail("unsup_start", "0 in the unsupervised mode (p_semi = 0)", cfg.unsup_start)
+            check.fail("unsup_start", "0 in the unsupervised mode (p_semi = 0)", cfg.unsup_start)
         if cfg.p_semi > 0 and cfg.unsup_start % cls.supervised_epoch_length(cfg):
-            fail("unsup_start", f"a multiple of {cls.supervised_epoch_length(cfg)} (the length "
-                 f"of the supervised epochs before it)", cfg.unsup_start)
+            check.fail("unsup_start", f"a multiple of {cls.supervised_epoch_length(cfg)} (the "
+                       f"length of the supervised epochs before it)", cfg.unsup_start)
         smallest = smallest_image_size()
         if not sizes.is_power_of_two(cfg.image_size) or cfg.image_size < smallest:
-            fail("image_size", f"a power of two >= {smallest} (the sides these networks are "
-                 f"built for, found by trying them)", cfg.image_size)
+            check.fail("image_size", f"a power of two >= {smallest} (the sides these networks "
+                       f"are built for, found by trying them)", cfg.image_size)
 
     # ----- the schedule -----
 
