@@ -382,3 +382,25 @@ def test_config_field_checks_name_the_field(method, changes, message):
     from i2i_fast.methods.registry import get_method_class
 
     assert _config_error(get_method_class(method), **changes) == message
+
+
+def test_smallest_power_of_two_run_keeps_the_random_state_and_names_the_method():
+    from i2i_fast.methods import sizes
+
+    def run_at(side: int) -> None:
+        torch.randn(3)  # building networks draws
+        if side < 8:
+            raise ValueError("too small")
+
+    torch.manual_seed(5)
+    expected = torch.rand(1)
+    torch.manual_seed(5)
+    assert sizes.smallest_power_of_two_run("m", run_at) == 8
+    assert torch.equal(torch.rand(1), expected)
+
+    def never(side: int) -> None:
+        raise RuntimeError("no")
+
+    with pytest.raises(ValueError, match=f"^m: these networks run at no image size up to "
+                                         f"{sizes.LIMIT}$"):
+        sizes.smallest_power_of_two_run("m", never)

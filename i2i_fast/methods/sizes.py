@@ -18,6 +18,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
 LIMIT = 1 << 16  # the largest side tried when looking for the smallest one
 
 
@@ -100,6 +102,17 @@ def smallest_power_of_two(works: Callable[[int], bool]) -> int | None:
             return side
         side *= 2
     return None
+
+
+def smallest_power_of_two_run(owner: str, run_at: Callable[[int], Any]) -> int:
+    """The smallest power-of-two side for which run_at(side), building a method's networks for
+    that side and running them, gets through (`runs`). Building them draws random numbers: the
+    caller's random state is kept. ValueError naming `owner` when no side up to LIMIT works."""
+    with torch.random.fork_rng(devices=[]):
+        found = smallest_power_of_two(lambda side: runs(lambda: run_at(side)))
+    if found is None:
+        raise ValueError(f"{owner}: these networks run at no image size up to {LIMIT}")
+    return found
 
 
 def probe_multiple(works: Callable[[int], bool], multiple: int) -> SizeRule | None:

@@ -145,27 +145,19 @@ def smallest_image_size(cfg: StarGANv2Config) -> int:
     the architecture), on the CPU; kept per architecture."""
     key = (cfg.w_hpf > 0, tuple(cfg.hpf_resolutions))
 
-    def works(side: int) -> bool:
-        def run() -> None:
-            x = torch.zeros(1, 3, side, side)
-            y = torch.zeros(1, dtype=torch.int64)
-            masks = (torch.ones(1, 1, side, side),) * 2 if cfg.w_hpf > 0 else None
-            generator = PreActStyleGenerator(side, 1, 1, cfg.w_hpf, 1, cfg.hpf_resolutions)
-            with torch.no_grad():
-                if generator(x, torch.zeros(1, 1), masks).shape != x.shape:
-                    raise ValueError("the output's size differs from the input's")
-                MultiHeadStyleEncoder(side, 1, 1, 1, 1)(x, y)
-                MultiHeadDiscriminator(side, 1, 1, 1)(x)
-
-        return sizes.runs(run)
+    def run_at(side: int) -> None:
+        x = torch.zeros(1, 3, side, side)
+        y = torch.zeros(1, dtype=torch.int64)
+        masks = (torch.ones(1, 1, side, side),) * 2 if cfg.w_hpf > 0 else None
+        generator = PreActStyleGenerator(side, 1, 1, cfg.w_hpf, 1, cfg.hpf_resolutions)
+        with torch.no_grad():
+            if generator(x, torch.zeros(1, 1), masks).shape != x.shape:
+                raise ValueError("the output's size differs from the input's")
+            MultiHeadStyleEncoder(side, 1, 1, 1, 1)(x, y)
+            MultiHeadDiscriminator(side, 1, 1, 1)(x)
 
     if key not in _SMALLEST_SIZES:
-        with torch.random.fork_rng(devices=[]):  # building them draws; the caller's seed stays
-            smallest = sizes.smallest_power_of_two(works)
-        if smallest is None:
-            raise ValueError(f"stargan_v2: these networks run at no image size up to "
-                             f"{sizes.LIMIT}")
-        _SMALLEST_SIZES[key] = smallest
+        _SMALLEST_SIZES[key] = sizes.smallest_power_of_two_run("stargan_v2", run_at)
     return _SMALLEST_SIZES[key]
 
 

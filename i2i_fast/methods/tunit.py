@@ -192,23 +192,16 @@ def smallest_image_size() -> int:
     """The smallest power of two at which C, G (built for that size, giving back its size) and D
     run, found by trying them with one channel per layer on the CPU."""
 
-    def works(side: int) -> bool:
-        def run() -> None:
-            x = torch.zeros(1, 3, side, side)
-            with torch.no_grad():
-                GuidingNetwork(1, 1, 1).eval()(x)
-                gen = ContentStyleGenerator(side, 1, 1, 1, 1)
-                if gen.decode(gen.encode(x), torch.zeros(1, 1)).shape != x.shape:
-                    raise ValueError("the output's size differs from the input's")
-                MultiHeadDiscriminator(side, 1, 1, 1, stage=frn_stage)(x)
+    def run_at(side: int) -> None:
+        x = torch.zeros(1, 3, side, side)
+        with torch.no_grad():
+            GuidingNetwork(1, 1, 1).eval()(x)
+            gen = ContentStyleGenerator(side, 1, 1, 1, 1)
+            if gen.decode(gen.encode(x), torch.zeros(1, 1)).shape != x.shape:
+                raise ValueError("the output's size differs from the input's")
+            MultiHeadDiscriminator(side, 1, 1, 1, stage=frn_stage)(x)
 
-        return sizes.runs(run)
-
-    with torch.random.fork_rng(devices=[]):  # building them draws; the caller's seed stays
-        found = sizes.smallest_power_of_two(works)
-    if found is None:
-        raise ValueError(f"tunit: these networks run at no image size up to {sizes.LIMIT}")
-    return found
+    return sizes.smallest_power_of_two_run("tunit", run_at)
 
 
 class TUNIT(Method):
