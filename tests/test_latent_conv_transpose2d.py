@@ -91,6 +91,25 @@ def test_layouts(layout, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["channels_last", "kernel_axes_swapped"])
+def test_weight_layouts(layout, backend):
+    """A weight that is not contiguous (channels-last, or its kernel axes swapped in memory):
+    read in place by its strides (CPU)."""
+    call = list(make_call(2, 5, 3, 6, 5, 7, 3, seed=6))
+    args = (2, 1, 1)
+    expected, expected_grads = values_and_grads(ops.reference.latent_conv_transpose2d, *call,
+                                                *args)
+    call[2] = (channels_last(call[2]) if layout == "channels_last"
+               else call[2].transpose(2, 3).contiguous().transpose(2, 3))
+    assert not call[2].is_contiguous()  # dense: values_and_grads' clone keeps the layout
+    with ops.use_backend(backend):
+        out, grads = values_and_grads(ops.latent_conv_transpose2d, *call, *args)
+    assert rel_err(out, expected) <= TOLERANCE[F64]
+    for g, e in zip(grads, expected_grads):
+        assert rel_err(g, e) <= TOLERANCE[F64]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 def test_low_precision_against_the_float64_reference(dtype, backend):
     """In dtype, the fused operator is as close to the float64 truth as the reference computed

@@ -36,9 +36,11 @@
 //             grad_bias[o]     = sum_{n, r, c} S[n, o, r, c]
 //
 // The two passes over the output are the device kernels (latent_conv_cpu.cpp,
-// latent_conv_cuda.cu); the tables (V, Tab, G: N * O * a few dozen values) are small tensor
-// products done here, in float32 (float64 for float64). The Triton backend
-// (i2i_fast/ops/latent_conv/triton.py, plan.py) follows the same plan.
+// latent_conv_cuda.cu). The tables (V, Tab, G: N * O * a few dozen values) are in float32
+// (float64 for float64): ATen matmuls here (`class_table_matmul`, `tap_gradients_matmul`), or
+// a device's own loops (the CPU's: a dozen BLAS calls on matrices this small cost more than the
+// passes). The Triton backend (i2i_fast/ops/latent_conv/triton.py, plan.py) follows the same
+// plan.
 //
 // One exception, latent_conv2d only: where the weight slice W_x (a strided view of the weight,
 // which oneDNN and cuDNN copy on every call) is larger than the concatenated input, the
@@ -144,9 +146,10 @@ inline bool tap_reaches(const LatentConvSpec& s, int64_t in, int64_t row, int64_
   return s.reflect || (at >= 0 && at < in);
 }
 
-// (classes, taps) 0/1 matrix: mask[r, a] = 1 when tap a reaches the rows of class r.
-inline at::Tensor tap_mask(const AxisPlan& p, int64_t in, int64_t taps, const LatentConvSpec& s,
-                           const at::TensorOptions& options) {
+// (classes, taps) 0/1 flags, row-major: flag[r * taps + a] = 1 when tap a reaches the rows of
+// class r.
+inline std::vector<double> tap_flags(const AxisPlan& p, int64_t in, int64_t taps,
+                                     const LatentConvSpec& s) {
   const int64_t k = p.classes();
   std::vector<double> values(static_cast<size_t>(k * taps), 0.0);
   for (int64_t r = 0; r < k; ++r) {
@@ -158,8 +161,14 @@ inline at::Tensor tap_mask(const AxisPlan& p, int64_t in, int64_t taps, const La
       values[static_cast<size_t>(r * taps + a)] = tap_reaches(s, in, row, a) ? 1.0 : 0.0;
     }
   }
-  return at::tensor(values, at::TensorOptions().dtype(at::kDouble))
-      .view({k, taps})
+  return values;
+}
+
+// The same flags as a (classes, taps) tensor.
+inline at::Tensor tap_mask(const AxisPlan& p, int64_t in, int64_t taps, const LatentConvSpec& s,
+                           const at::TensorOptions& options) {
+  return at::tensor(tap_flags(p, in, taps, s), at::TensorOptions().dtype(at::kDouble))
+      .view({p.classes(), taps})
       .to(options);
 }
 
@@ -279,9 +288,22 @@ inline at::Tensor concatenation(const at::Tensor& x, const at::Tensor& z,
   return at::cat({x, zmap}, 1).contiguous(x.suggest_memory_format());
 }
 
-// Tab (N, O, Kr, Kc) in the accumulation dtype.
-inline at::Tensor class_table(const at::Tensor& x, const at::Tensor& z, const at::Tensor& weight,
-                              const LatentConvSpec& s) {
+// Tab (N, O, Kr, Kc) in the accumulation dtype, from x (its dtype), z and the weight.
+using ClassTableFn = at::Tensor (*)(const at::Tensor& x, const at::Tensor& z,
+                                    const at::Tensor& weight, const LatentConvSpec& s);
+
+// What the backward takes from S (N, O, Kr, Kc): grad_z (N, C_z) in z's dtype, grad_W_z in the
+// weight's layout ((O, C_z, kh, kw), or (C_z, O, kh, kw) transposed) and dtype, grad_bias (O) in
+// the weight's dtype; each only where asked (`mask`: z, W_z, bias).
+struct TapGradients {
+  at::Tensor grad_z, grad_weight_z, grad_bias;
+};
+using TapGradientsFn = TapGradients (*)(const at::Tensor& sums, const at::Tensor& x,
+                                        const at::Tensor& z, const at::Tensor& weight,
+                                        const LatentConvSpec& s, std::array<bool, 3> mask);
+
+inline at::Tensor class_table_matmul(const at::Tensor& x, const at::Tensor& z,
+                                     const at::Tensor& weight, const LatentConvSpec& s) {
   const auto acc = accumulate_type(x);
   const at::Tensor v = at::matmul(z_rounded(x, z, acc), z_weight_rows(weight, s, acc))
                            .view({s.n, s.out_channels, s.kh, s.kw});  // V
@@ -292,9 +314,30 @@ inline at::Tensor class_table(const at::Tensor& x, const at::Tensor& z, const at
   return at::matmul(at::matmul(rows, v), cols.t()).contiguous();
 }
 
+inline TapGradients tap_gradients_matmul(const at::Tensor& sums, const at::Tensor& x,
+                                         const at::Tensor& z, const at::Tensor& weight,
+                                         const LatentConvSpec& s, std::array<bool, 3> mask) {
+  TapGradients out;
+  if (mask[2]) out.grad_bias = sums.sum({0, 2, 3}).to(weight.scalar_type());
+  if (!mask[0] && !mask[1]) return out;
+  const auto acc = sums.scalar_type();
+  const at::Tensor rows = tap_mask(s.rows, s.h, s.kh, s, sums.options());
+  const at::Tensor cols = tap_mask(s.cols, s.w, s.kw, s, sums.options());
+  // G[n, o, a, b] = sum_{r, c} rows[r, a] S[n, o, r, c] cols[c, b]   -> (N, O * kh * kw)
+  const at::Tensor g = at::matmul(at::matmul(rows.t(), sums), cols).reshape({s.n, -1});
+  if (mask[0]) out.grad_z = at::matmul(g, z_weight_rows(weight, s, acc).t()).to(z.scalar_type());
+  if (mask[1]) {
+    at::Tensor gwz = at::matmul(z_rounded(x, z, acc).t(), g)  // (Cz, O kh kw)
+                         .view({s.cz, s.out_channels, s.kh, s.kw});
+    if (!s.transposed) gwz = gwz.permute({1, 0, 2, 3});
+    out.grad_weight_z = gwz.to(weight.scalar_type());
+  }
+  return out;
+}
+
 inline at::Tensor forward_impl(const at::Tensor& x, const at::Tensor& z, const at::Tensor& weight,
                                const std::optional<at::Tensor>& bias, const LatentConvSpec& s,
-                               AddTableFn add_table) {
+                               AddTableFn add_table, ClassTableFn class_table) {
   if (concatenates(s)) return convolve(concatenation(x, z, s), weight, bias, s);
   at::Tensor out = convolve(x, weight.narrow(input_dim(s), 0, s.cx), bias, s);
   if (s.cz > 0) add_table(out, class_table(x, z, weight, s), s);
@@ -328,7 +371,8 @@ inline Gradients backward_concatenated(const at::Tensor& grad, const at::Tensor&
 
 inline Gradients backward_impl(const at::Tensor& grad, const at::Tensor& x, const at::Tensor& z,
                                const at::Tensor& weight, const LatentConvSpec& s,
-                               std::array<bool, 4> mask, SumByClassFn sum_by_class) {
+                               std::array<bool, 4> mask, SumByClassFn sum_by_class,
+                               TapGradientsFn tap_gradients) {
   if (concatenates(s)) return backward_concatenated(grad, x, z, weight, s, mask);
   at::Tensor grad_x, grad_z, grad_weight, grad_bias, grad_wx;
   const int64_t dim = input_dim(s);
@@ -338,22 +382,13 @@ inline Gradients backward_impl(const at::Tensor& grad, const at::Tensor& x, cons
   }
   if (mask[1] || mask[2] || mask[3]) {
     const at::Tensor sums = sum_by_class(grad, s);  // S (N, O, Kr, Kc)
-    if (mask[3]) grad_bias = sums.sum({0, 2, 3}).to(weight.scalar_type());
-    if (s.cz > 0 && (mask[1] || mask[2])) {
-      const auto acc = sums.scalar_type();
-      const at::Tensor rows = tap_mask(s.rows, s.h, s.kh, s, sums.options());
-      const at::Tensor cols = tap_mask(s.cols, s.w, s.kw, s, sums.options());
-      // G[n, o, a, b] = sum_{r, c} rows[r, a] S[n, o, r, c] cols[c, b]   -> (N, O * kh * kw)
-      const at::Tensor g = at::matmul(at::matmul(rows.t(), sums), cols).reshape({s.n, -1});
-      if (mask[1]) {
-        grad_z = at::matmul(g, z_weight_rows(weight, s, acc).t()).to(z.scalar_type());
-      }
-      if (mask[2]) {
-        at::Tensor gwz = at::matmul(z_rounded(x, z, acc).t(), g)  // (Cz, O kh kw)
-                             .view({s.cz, s.out_channels, s.kh, s.kw});
-        if (!s.transposed) gwz = gwz.permute({1, 0, 2, 3});
-        grad_weight = at::cat({grad_wx, gwz.to(weight.scalar_type())}, dim);
-      }
+    const bool latent = s.cz > 0;
+    TapGradients t = tap_gradients(sums, x, z, weight, s,
+                                   {latent && mask[1], latent && mask[2], mask[3]});
+    grad_bias = t.grad_bias;
+    if (latent) {
+      grad_z = t.grad_z;
+      if (mask[2]) grad_weight = at::cat({grad_wx, t.grad_weight_z}, dim);
     } else if (mask[1]) {
       grad_z = at::zeros_like(z, at::MemoryFormat::Contiguous);  // no latent channels
     }
