@@ -1106,7 +1106,9 @@ void backward_batch(const Problem<T, A>& p, const A* mean_in, const A* var_in, d
 // ---------------------------------------------------------------------------------------------
 // Tensor-level plumbing.
 
-// A parameter as a contiguous tensor of the accumulation type; absent → ones/zeros of shape (C,).
+// A parameter as a contiguous tensor of the accumulation type; absent → ones/zeros of shape (C,),
+// made once per thread and size and reused (the kernels only read them; an instance norm without
+// affine paid two at::full per call, forward and backward).
 at::Tensor param_in_accumulate_type(const std::optional<at::Tensor>& t, int64_t C, double fill,
                                     at::ScalarType acc) {
   if (t.has_value() && t->defined()) {
@@ -1114,7 +1116,19 @@ at::Tensor param_in_accumulate_type(const std::optional<at::Tensor>& t, int64_t 
     if (t->scalar_type() == acc && t->is_contiguous()) return *t;
     return t->to(acc).contiguous();
   }
-  return at::full({C}, fill, at::TensorOptions().dtype(acc));
+  struct Key {
+    int64_t channels;
+    double fill;
+    at::ScalarType dtype;
+  };
+  constexpr size_t kCached = 16;  // a network's distinct widths; beyond it, the oldest goes
+  thread_local std::vector<std::pair<Key, at::Tensor>> cache;
+  for (const auto& [key, tensor] : cache) {
+    if (key.channels == C && key.fill == fill && key.dtype == acc) return tensor;
+  }
+  if (cache.size() == kCached) cache.erase(cache.begin());
+  cache.emplace_back(Key{C, fill, acc}, at::full({C}, fill, at::TensorOptions().dtype(acc)));
+  return cache.back().second;
 }
 
 // T: the storage type of the tensors' elements (see cpu_element.h).

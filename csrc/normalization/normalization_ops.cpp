@@ -95,6 +95,7 @@ class NormFunction : public torch::autograd::Function<NormFunction> {
     }
     auto& [out, mean, rstd] = result;
     ctx->mark_non_differentiable({mean, rstd});
+    ctx->set_materialize_grads(false);  // no zero tensors for mean's and rstd's gradients
     ctx->save_for_backward({x, weight.value_or(Tensor()), bias.value_or(Tensor()), mean, rstd});
     ctx->saved_data["op"] = op;
     ctx->saved_data["eps"] = eps;
