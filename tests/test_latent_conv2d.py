@@ -105,22 +105,27 @@ def test_layouts(layout, backend):
         assert rel_err(g, e) <= TOLERANCE[F64]
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layout", ["channels_last", "kernel_axes_swapped"])
-def test_weight_layouts(layout, backend):
-    """A weight that is not contiguous (channels-last, as in a model moved to channels-last, or
-    its kernel axes swapped in memory): the CPU kernels read its z channels by its strides."""
-    call = list(make_call(2, 5, 3, 6, 9, 7, 4, seed=6))
-    args = (2, 1, "zeros")
-    expected, expected_grads = values_and_grads(ops.reference.latent_conv2d, *call, *args)
+def check_weight_layout(name: str, call, args, layout: str, backend: str) -> None:
+    """ops.<name> with a weight that is not contiguous (channels-last, as in a model moved to
+    channels-last, or its kernel axes swapped in memory) against the reference with a contiguous
+    one: the CPU kernels read the weight's z channels by its strides."""
+    call = list(call)
+    expected, expected_grads = values_and_grads(getattr(ops.reference, name), *call, *args)
     call[2] = (channels_last(call[2]) if layout == "channels_last"
                else call[2].transpose(2, 3).contiguous().transpose(2, 3))
     assert not call[2].is_contiguous()  # dense: values_and_grads' clone keeps the layout
     with ops.use_backend(backend):
-        out, grads = values_and_grads(ops.latent_conv2d, *call, *args)
+        out, grads = values_and_grads(getattr(ops, name), *call, *args)
     assert rel_err(out, expected) <= TOLERANCE[F64]
     for g, e in zip(grads, expected_grads):
         assert rel_err(g, e) <= TOLERANCE[F64]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["channels_last", "kernel_axes_swapped"])
+def test_weight_layouts(layout, backend):
+    check_weight_layout("latent_conv2d", make_call(2, 5, 3, 6, 9, 7, 4, seed=6), (2, 1, "zeros"),
+                        layout, backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -18,7 +18,8 @@ from triton_test_devices import run_compile_check
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv.plan import tap_reaches, transposed_axis_plan
 from helpers import compiled_matches_eager
-from test_latent_conv2d import _randn, check_low_precision, entry_points, values_and_grads
+from test_latent_conv2d import (_randn, check_low_precision, check_weight_layout, entry_points,
+                                values_and_grads)
 
 F64 = torch.float64
 TRITON = ts.state().unavailable_reason is None
@@ -93,20 +94,8 @@ def test_layouts(layout, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["channels_last", "kernel_axes_swapped"])
 def test_weight_layouts(layout, backend):
-    """A weight that is not contiguous (channels-last, or its kernel axes swapped in memory):
-    read in place by its strides (CPU)."""
-    call = list(make_call(2, 5, 3, 6, 5, 7, 3, seed=6))
-    args = (2, 1, 1)
-    expected, expected_grads = values_and_grads(ops.reference.latent_conv_transpose2d, *call,
-                                                *args)
-    call[2] = (channels_last(call[2]) if layout == "channels_last"
-               else call[2].transpose(2, 3).contiguous().transpose(2, 3))
-    assert not call[2].is_contiguous()  # dense: values_and_grads' clone keeps the layout
-    with ops.use_backend(backend):
-        out, grads = values_and_grads(ops.latent_conv_transpose2d, *call, *args)
-    assert rel_err(out, expected) <= TOLERANCE[F64]
-    for g, e in zip(grads, expected_grads):
-        assert rel_err(g, e) <= TOLERANCE[F64]
+    check_weight_layout("latent_conv_transpose2d", make_call(2, 5, 3, 6, 5, 7, 3, seed=6),
+                        (2, 1, 1), layout, backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
