@@ -87,38 +87,46 @@ def test_float64_values_and_gradients(shape, padding_mode, backend):
         assert rel_err(g, e) <= TOLERANCE[F64], name
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("layout", ["channels_last", "strided"])
-def test_layouts(layout, backend):
-    call = list(make_call(2, 5, 3, 6, 9, 7, 4, seed=5))
-    to_layout = channels_last if layout == "channels_last" else strided_view
-    args = (2, 1, "zeros")
-    expected, expected_grads = values_and_grads(ops.reference.latent_conv2d, *call, *args)
-    call[0] = to_layout(call[0])
-    call[1] = call[1].t().contiguous().t()  # z non-contiguous too
+def matches_reference(name: str, call, arranged, args, backend: str, grad_layout=None):
+    """ops.<name> on `arranged` (the inputs of `call` in other layouts) under `backend` gives the
+    values and gradients of the reference on `call`, to float64 tolerance; returns the output."""
+    expected, expected_grads = values_and_grads(getattr(ops.reference, name), *call, *args)
     with ops.use_backend(backend):
-        out, grads = values_and_grads(ops.latent_conv2d, *call, *args, grad_layout=to_layout)
-    if layout == "channels_last":
-        assert out.is_contiguous(memory_format=torch.channels_last)  # as F.conv2d gives
+        out, grads = values_and_grads(getattr(ops, name), *arranged, *args,
+                                      grad_layout=grad_layout)
     assert rel_err(out, expected) <= TOLERANCE[F64]
     for g, e in zip(grads, expected_grads):
         assert rel_err(g, e) <= TOLERANCE[F64]
+    return out
+
+
+def check_input_layout(name: str, call, args, layout: str, backend: str) -> None:
+    """ops.<name> with x (and the upstream gradient) channels-last or strided and z
+    non-contiguous; a channels-last x gives a channels-last output, as PyTorch's convolutions."""
+    to_layout = channels_last if layout == "channels_last" else strided_view
+    x, z, *rest = call
+    arranged = [to_layout(x), z.t().contiguous().t(), *rest]  # z non-contiguous too
+    out = matches_reference(name, call, arranged, args, backend, grad_layout=to_layout)
+    if layout == "channels_last":
+        assert out.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layout", ["channels_last", "strided"])
+def test_layouts(layout, backend):
+    check_input_layout("latent_conv2d", make_call(2, 5, 3, 6, 9, 7, 4, seed=5), (2, 1, "zeros"),
+                       layout, backend)
 
 
 def check_weight_layout(name: str, call, args, layout: str, backend: str) -> None:
     """ops.<name> with a weight that is not contiguous (channels-last, as in a model moved to
     channels-last, or its kernel axes swapped in memory) against the reference with a contiguous
     one: the CPU kernels read the weight's z channels by its strides."""
-    call = list(call)
-    expected, expected_grads = values_and_grads(getattr(ops.reference, name), *call, *args)
-    call[2] = (channels_last(call[2]) if layout == "channels_last"
-               else call[2].transpose(2, 3).contiguous().transpose(2, 3))
-    assert not call[2].is_contiguous()  # dense: values_and_grads' clone keeps the layout
-    with ops.use_backend(backend):
-        out, grads = values_and_grads(getattr(ops, name), *call, *args)
-    assert rel_err(out, expected) <= TOLERANCE[F64]
-    for g, e in zip(grads, expected_grads):
-        assert rel_err(g, e) <= TOLERANCE[F64]
+    arranged = list(call)
+    arranged[2] = (channels_last(call[2]) if layout == "channels_last"
+                   else call[2].transpose(2, 3).contiguous().transpose(2, 3))
+    assert not arranged[2].is_contiguous()  # dense: values_and_grads' clone keeps the layout
+    matches_reference(name, call, arranged, args, backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import i2i_fast.ops as ops
-from helpers import TOLERANCE, channels_last, rel_err, strided_view
+from helpers import TOLERANCE, channels_last, rel_err
 from triton_test_devices import run_compile_check
 from i2i_fast.ops import triton_support as ts
 from i2i_fast.ops.latent_conv.plan import tap_reaches, transposed_axis_plan
 from helpers import compiled_matches_eager
-from test_latent_conv2d import (_randn, check_low_precision, check_weight_layout, entry_points,
-                                values_and_grads)
+from test_latent_conv2d import (_randn, check_input_layout, check_low_precision,
+                                check_weight_layout, entry_points, values_and_grads)
 
 F64 = torch.float64
 TRITON = ts.state().unavailable_reason is None
@@ -74,21 +74,8 @@ def test_float64_values_and_gradients(shape, backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layout", ["channels_last", "strided"])
 def test_layouts(layout, backend):
-    call = list(make_call(2, 5, 3, 6, 5, 7, 3, seed=5))
-    to_layout = channels_last if layout == "channels_last" else strided_view
-    args = (2, 1, 1)
-    expected, expected_grads = values_and_grads(ops.reference.latent_conv_transpose2d, *call,
-                                                *args)
-    call[0] = to_layout(call[0])
-    call[1] = call[1].t().contiguous().t()  # z non-contiguous too
-    with ops.use_backend(backend):
-        out, grads = values_and_grads(ops.latent_conv_transpose2d, *call, *args,
-                                      grad_layout=to_layout)
-    if layout == "channels_last":
-        assert out.is_contiguous(memory_format=torch.channels_last)  # as F.conv_transpose2d
-    assert rel_err(out, expected) <= TOLERANCE[F64]
-    for g, e in zip(grads, expected_grads):
-        assert rel_err(g, e) <= TOLERANCE[F64]
+    check_input_layout("latent_conv_transpose2d", make_call(2, 5, 3, 6, 5, 7, 3, seed=5),
+                       (2, 1, 1), layout, backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
