@@ -20,6 +20,8 @@
 #include <immintrin.h>
 #endif
 
+#include "common/cpu_vector_width.h"
+
 namespace i2i_fast::cpu {
 
 constexpr int64_t kStreamingBytes = int64_t(16) << 20;
@@ -32,12 +34,8 @@ inline bool streams(int64_t output_bytes) { return output_bytes >= kStreamingByt
 inline void stream_copy(void* dst, const void* src, size_t bytes) {
   auto* d = static_cast<char*>(dst);
   const auto* s = static_cast<const char*>(src);
-#if defined(__AVX512F__)
-  constexpr size_t kWidth = 64;
-#elif defined(__AVX__)
-  constexpr size_t kWidth = 32;
-#elif defined(__SSE2__)
-  constexpr size_t kWidth = 16;
+#if defined(__SSE2__)
+  constexpr size_t kWidth = kNativeVectorBytes;
 #else
   constexpr size_t kWidth = 0;
 #endif

@@ -37,6 +37,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "common/cpu_vector_width.h"
 #include "device_kernels.h"
 
 namespace i2i_fast::output_conv {
@@ -128,7 +129,7 @@ void correlate_row(const A* rows, int64_t plane, int64_t row, const A* wt, int64
           V v[kChunks];
           for (int q = 0; q < kChunks; ++q) {
             v[q] = load(r + b + q * L);
-            asm("" : "+v"(v[q]));  // held in a register: loaded once for the O outputs
+            cpu::hold_in_register(v[q]);  // loaded once for the O outputs
           }
           for (int o = 0; o < O; ++o) {
             const A wv = wr[b * O + o];
@@ -299,7 +300,7 @@ void weight_rows(const A* g0, int64_t g_plane, int64_t g_row, const A* x0, int64
       for (int o = 0; o < O; ++o) gv[o] = load(g + o * g_plane + j0);
       for (int b = 0; b < KW; ++b) {
         V xv = load(xr + j0 + b);
-        asm("" : "+v"(xv));  // held in a register: loaded once for the O outputs
+        cpu::hold_in_register(xv);  // loaded once for the O outputs
         for (int o = 0; o < O; ++o) r[o][b] += gv[o] * xv;
       }
     }
