@@ -43,12 +43,20 @@
 namespace i2i_fast::output_conv {
 namespace {
 
-// A vector of 64 bytes of A (GCC's vector extension: one AVX-512 register, two AVX2 ones).
+// A vector of A as wide as one register of the build's target (GCC's vector extension: 64 bytes
+// with AVX-512, 32 with AVX2, 16 with SSE or NEON).
 template <typename A>
 struct Lanes {
-  static constexpr int64_t kCount = 64 / static_cast<int64_t>(sizeof(A));
-  typedef A Vec __attribute__((vector_size(64)));
+  static constexpr int64_t kCount =
+      static_cast<int64_t>(cpu::kKernelVectorBytes) / static_cast<int64_t>(sizeof(A));
+  typedef A Vec __attribute__((vector_size(cpu::kKernelVectorBytes)));
 };
+
+// Sums held in registers: a kernel's accumulators plus the vectors it loads per step fit the
+// register file (kVectorRegisters), or they spill.
+constexpr bool fits_registers(int accumulators, int loads) {
+  return accumulators + loads <= cpu::kVectorRegisters;
+}
 
 template <typename A>
 inline typename Lanes<A>::Vec load(const A* p) {
@@ -143,9 +151,10 @@ void correlate_row(const A* rows, int64_t plane, int64_t row, const A* wt, int64
   }
 }
 
-// The passes are up to 4 vectors wide for up to 3 outputs, up to 2 from 4 to 8 (8 blocks the
-// gradient's input channels), and no wider than the row needs (a 6-column row takes one vector):
-// a row buffer rounded to 4 vectors serves all.
+// The passes are up to 4 vectors wide for up to 3 outputs and up to 2 from 4 to 8 (8 blocks the
+// gradient's input channels) with 32 vector registers; half that with 16 (2 and 1: the O x pass
+// sums and the pass's loads then take at most 9 registers). No pass is wider than the row needs
+// (a 6-column row takes one vector): a row buffer rounded to 4 vectors serves all.
 constexpr int64_t kPassVectors = 4;
 
 template <typename A>
@@ -155,10 +164,10 @@ using CorrelateRowFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, i
 template <typename A, int O>
 CorrelateRowFn<A> correlate_row_for_width(int64_t width) {
   constexpr int64_t L = Lanes<A>::kCount;
-  constexpr int kMost = O <= 3 ? 4 : 2;
-  if (width <= L) return &correlate_row<A, O, 1>;
+  constexpr int kMost = cpu::kVectorRegisters >= 32 ? (O <= 3 ? 4 : 2) : (O <= 3 ? 2 : 1);
+  if (width <= L || kMost == 1) return &correlate_row<A, O, 1>;
   if (width <= 2 * L || kMost == 2) return &correlate_row<A, O, 2>;
-  return &correlate_row<A, O, kMost>;
+  return &correlate_row<A, O, 4>;
 }
 
 template <typename A>
@@ -313,18 +322,30 @@ template <typename A>
 using WeightRowFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, int64_t,
                              typename Lanes<A>::Vec*, int64_t, int64_t);
 
+// The O x KW sums, the O gradient vectors and one input vector in registers: every case with 32
+// registers (as tuned on AVX-512; 4 x 7 spills one vector), only those that fit with 16.
+template <typename A, int O, int KW>
+constexpr WeightRowFn<A> weight_rows_if_they_fit() {
+  if constexpr (cpu::kVectorRegisters >= 32 || fits_registers(O * KW, O + 1)) {
+    return &weight_rows<A, O, KW>;
+  } else {
+    return nullptr;
+  }
+}
+
 template <typename A, int O>
 WeightRowFn<A> weight_row_for_width(int64_t kw) {
   switch (kw) {
-    case 1: return &weight_rows<A, O, 1>;
-    case 3: return &weight_rows<A, O, 3>;
-    case 5: return &weight_rows<A, O, 5>;
-    case 7: return &weight_rows<A, O, 7>;
+    case 1: return weight_rows_if_they_fit<A, O, 1>();
+    case 3: return weight_rows_if_they_fit<A, O, 3>();
+    case 5: return weight_rows_if_they_fit<A, O, 5>();
+    case 7: return weight_rows_if_they_fit<A, O, 7>();
     default: return nullptr;
   }
 }
 
-// The register-held row sums for O <= 4 and k_w in {1, 3, 5, 7}; nullptr otherwise.
+// The register-held row sums for O <= 4 and k_w in {1, 3, 5, 7} where they fit the registers;
+// nullptr otherwise (the loop with the sums in memory).
 template <typename A>
 WeightRowFn<A> weight_row_fn(int64_t outputs, int64_t kw) {
   switch (outputs) {
