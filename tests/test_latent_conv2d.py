@@ -96,7 +96,8 @@ def matches_reference(name: str, call, arranged, args, backend: str, grad_layout
                                       grad_layout=grad_layout)
     assert rel_err(out, expected) <= TOLERANCE[F64]
     for g, e in zip(grads, expected_grads):
-        assert rel_err(g, e) <= TOLERANCE[F64]
+        assert g.shape == e.shape
+        assert g.numel() == 0 or rel_err(g, e) <= TOLERANCE[F64]  # z may have no channels
     return out
 
 

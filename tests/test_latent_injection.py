@@ -200,3 +200,22 @@ def test_latent_conv_transpose2d_gradients():
               torch.randn(3, dtype=torch.float64, requires_grad=True))
     assert torch.autograd.gradcheck(lambda *a: latent_conv_transpose2d(*a, 2, 1, 1), inputs,
                                     fast_mode=True)
+
+
+def test_latent_conv_transpose2d_without_latent_channels_is_the_plain_layer():
+    """BicycleGAN's up convs: LatentConvTranspose2d(C, 0, ...) called with x alone is
+    nn.ConvTranspose2d (same parameters and keys), on both backends; the reference then
+    convolves x itself, without a concatenation copy."""
+    torch.manual_seed(0)
+    up = LatentConvTranspose2d(64, 0, 16, 4, 2, 1).double()
+    plain = torch.nn.ConvTranspose2d(64, 16, 4, 2, 1).double()
+    plain.load_state_dict(up.state_dict())
+    x = torch.randn(2, 64, 2, 3, dtype=torch.float64)
+    with ops.use_backend("reference"):
+        torch.testing.assert_close(up(x), plain(x), rtol=0, atol=0)
+        assert ops.reference.latent_conv_transpose2d(x, x.new_empty(2, 0), up.weight) \
+            .grad_fn.name() == "ConvolutionBackward0"  # no CatBackward below it
+    torch.testing.assert_close(up(x), plain(x), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"LatentConvTranspose2d: z: expected \(N, 3\) latent "
+                                         r"codes, got None"):
+        LatentConvTranspose2d(64, 3, 16, 4, 2, 1)(x)

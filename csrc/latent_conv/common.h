@@ -59,6 +59,7 @@
 
 #include "../common/accumulate.h"
 #include "../common/operator_handle.h"
+#include "gemm_convolution.h"
 
 namespace i2i_fast::latent_conv {
 
@@ -241,8 +242,11 @@ inline at::Tensor convolve(const at::Tensor& input, const at::Tensor& weight,
                                            s.reflect ? "reflect" : "zeros", "none");
   }
   const int64_t p = conv_padding(s), op = s.output_padding;
-  return at::convolution(padded(input, s), weight, bias, {s.stride, s.stride}, {p, p}, {1, 1},
-                         s.transposed, {op, op}, 1);
+  const at::Tensor in = padded(input, s);
+  const gemm::Geometry geometry{s.stride, p, op, s.transposed};
+  if (gemm::worthwhile(in, weight, geometry)) return gemm::forward(in, weight, bias, geometry);
+  return at::convolution(in, weight, bias, {s.stride, s.stride}, {p, p}, {1, 1}, s.transposed,
+                         {op, op}, 1);
 }
 
 // Its backward: (grad_input, grad_weight) as `mask` asks, grad_input of `input`'s size.
@@ -258,9 +262,16 @@ inline std::tuple<at::Tensor, at::Tensor> convolve_backward(const at::Tensor& gr
     return {gi, gw.defined() ? conv2d_weight(gw, s) : gw};
   }
   const int64_t p = conv_padding(s), op = s.output_padding;
-  auto grads = at::convolution_backward(grad, padded(input, s), weight, std::nullopt,
-                                        {s.stride, s.stride}, {p, p}, {1, 1}, s.transposed,
-                                        {op, op}, 1, {input_grad, weight_grad, false});
+  const at::Tensor in = padded(input, s);
+  const gemm::Geometry geometry{s.stride, p, op, s.transposed};
+  auto grads = gemm::worthwhile(in, weight, geometry)
+                   ? gemm::backward(grad, in, weight, geometry, input_grad, weight_grad)
+                   : [&] {
+                       auto g = at::convolution_backward(
+                           grad, in, weight, std::nullopt, {s.stride, s.stride}, {p, p}, {1, 1},
+                           s.transposed, {op, op}, 1, {input_grad, weight_grad, false});
+                       return std::make_tuple(std::get<0>(g), std::get<1>(g));
+                     }();
   at::Tensor grad_input = std::get<0>(grads);
   if (input_grad && s.reflect && s.padding > 0) {
     grad_input = at::reflection_pad2d_backward(grad_input, input, reflect_pads(s));

@@ -96,6 +96,12 @@ class LatentConvTranspose2d(nn.ConvTranspose2d):
 
     Its parameters are those of ``nn.ConvTranspose2d(in_channels + latent_channels,
     out_channels, ...)`` (same shapes, init and state-dict keys).
+
+    With latent_channels 0 it is a plain transposed convolution, forward(x) (z may be left
+    out): the operator's CPU path then still computes a small input (at most 64 positions over
+    the batch, e.g. a U-Net's innermost levels) as one matrix product over the batch, where
+    oneDNN is several times slower (csrc/latent_conv/gemm_convolution.h); the reference backend
+    is F.conv_transpose2d.
     """
 
     def __init__(self, in_channels: int, latent_channels: int, out_channels: int,
@@ -105,7 +111,13 @@ class LatentConvTranspose2d(nn.ConvTranspose2d):
                          padding, output_padding, bias=bias)
         self.latent_channels = latent_channels
 
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor,  # type: ignore[override]
+                z: torch.Tensor | None = None) -> torch.Tensor:
+        if z is None:
+            if self.latent_channels:
+                raise ValueError(f"LatentConvTranspose2d: z: expected (N, "
+                                 f"{self.latent_channels}) latent codes, got None")
+            z = x.new_empty((x.shape[0], 0))
         return ops.latent_conv_transpose2d(x, z, self.weight, self.bias, self.stride[0],
                                            self.padding[0], self.output_padding[0])
 

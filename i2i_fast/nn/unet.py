@@ -2,7 +2,8 @@
 
 Each level concatenates z, broadcast over its input's H x W, to its input before its 4x4
 stride-2 down convolution (``LatentConv2d``); the up path is a 4x4 stride-2 transposed
-convolution; every level but the outermost returns cat[up path, its input] (the skip carries the
+convolution (``LatentConvTranspose2d`` without latent channels: the same parameters and keys as
+``nn.ConvTranspose2d``); every level but the outermost returns cat[up path, its input] (the skip carries the
 level's input *without* z and before any activation).
 
 The official nonlinearities sit at the start of each path: LeakyReLU(0.2) on cat[x, z] before a
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .latent_injection import LatentConv2d
+from .latent_injection import LatentConv2d, LatentConvTranspose2d
 from .norms import InstanceNorm
 
 MIN_LEVELS = 6  # the innermost level and the level above it are always at 8 * ngf
@@ -43,7 +44,8 @@ class LatentUNetLevel(nn.Module):
                           else None)
         self.inner = inner
         up_in = inner_channels if self.innermost else 2 * inner_channels
-        self.up = nn.ConvTranspose2d(up_in, out_channels, 4, 2, 1)
+        # No latent channels: a plain transposed conv, on the operator for its small-input path.
+        self.up = LatentConvTranspose2d(up_in, 0, out_channels, 4, 2, 1)
         # The ReLU of the level above (on cat[up, skip]) runs inside this norm.
         self.up_norm = None if outermost else InstanceNorm(out_channels, activation="relu")
         self.dropout = nn.Dropout(0.5) if dropout else None

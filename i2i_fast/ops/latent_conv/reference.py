@@ -10,6 +10,14 @@ from . import checks
 from .plan import broadcast_concat
 
 
+def _input(x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """cat[x, z broadcast]; x itself where z has no channels and needs no gradient (a plain
+    convolution: no copy of x)."""
+    if z.shape[1] == 0 and not z.requires_grad:
+        return x
+    return broadcast_concat(x, z)
+
+
 def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
                   bias: torch.Tensor | None = None, stride: int = 1, padding: int = 0,
                   padding_mode: str = "zeros") -> torch.Tensor:
@@ -20,7 +28,7 @@ def latent_conv2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
     Returns (N, C_out, H_out, W_out) as F.conv2d.
     """
     checks.latent_conv2d(x, z, weight, bias, stride, padding, padding_mode)
-    xz = broadcast_concat(x, z)
+    xz = _input(x, z)
     if padding_mode == "reflect" and padding > 0:
         xz = F.pad(xz, (padding, padding, padding, padding), mode="reflect")
         padding = 0
@@ -38,4 +46,5 @@ def latent_conv_transpose2d(x: torch.Tensor, z: torch.Tensor, weight: torch.Tens
     as F.conv_transpose2d.
     """
     checks.latent_conv_transpose2d(x, z, weight, bias, stride, padding, output_padding)
-    return F.conv_transpose2d(broadcast_concat(x, z), weight, bias, stride, padding, output_padding)
+    xz = _input(x, z)
+    return F.conv_transpose2d(xz, weight, bias, stride, padding, output_padding)
