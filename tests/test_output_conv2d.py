@@ -550,3 +550,15 @@ def test_output_conv_bench_records_the_decoders_output_layer_and_checks_its_floo
     slow = {**fused[0], "vs_eager": 1.5, "vs_compile": 1.6, "allocator": "default"}
     fast = {**fused[0], "vs_eager": 2.5, "vs_compile": 1.6, "allocator": "default"}
     assert len(bench.check_floors([slow])) == 1 and bench.check_floors([fast]) == []
+
+
+def test_output_conv_bench_names_a_method_without_an_adain_decoder(capsys):
+    import argparse
+
+    from i2i_fast.bench import output_conv_bench as bench
+
+    args = argparse.Namespace(threads=None, calls="bicyclegan:tiny")
+    assert bench.main(args) == 2
+    err = capsys.readouterr().err
+    assert "i2i-fast bench output-conv: error: --calls bicyclegan: expected a method whose " \
+           "generator decodes with an AdaINDecoder" in err

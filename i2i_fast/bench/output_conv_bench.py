@@ -43,10 +43,15 @@ def _decoder_of(method: str, config: str | None):
     """(the first AdaINDecoder of the method built at `config`, the config)."""
     from i2i_fast.methods.registry import get_method_class, resolve_config
     from i2i_fast.nn.decoders import AdaINDecoder
+    from i2i_fast.train import TrainError
 
     cls = get_method_class(method)
     cfg = resolve_config(cls, config)
-    decoder = next(m for m in cls(cfg).modules() if isinstance(m, AdaINDecoder))
+    decoder = next((m for m in cls(cfg).modules() if isinstance(m, AdaINDecoder)), None)
+    if decoder is None:
+        raise TrainError(f"--calls {method}: expected a method whose generator decodes with an "
+                         f"AdaINDecoder (munit, stargan_v2, tunit, ...); {method} has none "
+                         f"(its output-layer calls are in `i2i-fast bench method {method}`)")
     return decoder, cfg
 
 
@@ -150,6 +155,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from i2i_fast.train.cli_commands import run_reporting_errors
+
+    return run_reporting_errors("bench output-conv", lambda: _main(args))
+
+
+def _main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from i2i_fast.bench import allocation
