@@ -126,3 +126,32 @@ def test_the_path_is_taken_where_the_rule_says(transposed):
     many = tuple(t.repeat(64, *[1] * (t.dim() - 1)) if i < 2 else t
                  for i, t in enumerate(call))
     assert "aten::convolution" in _aten_ops_of_one_call(name, many, args)
+
+
+def _layout(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return t.contiguous(memory_format=torch.channels_last) if channels_last else t.contiguous()
+
+
+@pytest.mark.parametrize("weight_cl", [False, True], ids=["w", "w_cl"])
+@pytest.mark.parametrize("x_cl", [False, True], ids=["x", "x_cl"])
+@pytest.mark.parametrize("transposed", [False, True], ids=["conv2d", "transpose2d"])
+def test_output_and_input_gradient_strides_are_the_fakes(transposed, x_cl, weight_cl):
+    """The fakes (what torch.compile plans with) give ATen's layout: channels-last when x or
+    the weight is; the matrix-product path must write the same strides."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    name, call, args = _case(transposed, (TRANSPOSE2D[1] if transposed else CONV2D[1]))
+    x, z, weight, bias = call
+    x, weight = _layout(x, x_cl), _layout(weight, weight_cl)
+    forward = getattr(torch.ops.i2i_fast, f"{name}_forward")
+    backward = getattr(torch.ops.i2i_fast, f"{name}_backward")
+    out = forward(x, z, weight, bias, *args)
+    grad = torch.ones_like(out)
+    grads = backward(grad, x, z, weight, *args, [True, True, True, True])
+    with FakeTensorMode() as mode:
+        fake = [mode.from_tensor(t) for t in (x, z, weight, bias, grad)]
+        fake_out = forward(*fake[:4], *args)
+        fake_grads = backward(fake[4], *fake[:3], *args, [True, True, True, True])
+    assert out.stride() == fake_out.stride()
+    for label, g, f in zip(("x", "z", "weight", "bias"), grads, fake_grads):
+        assert g.shape == f.shape and g.stride() == f.stride(), label
