@@ -3,8 +3,9 @@
 //
 // oneDNN's convolutions block output channels by 16: with 3 of them most of each vector is idle
 // (MUNIT's 7x7 conv from 64 channels to RGB at 256^2 runs at about a third of the machine's
-// multiply-add rate, and its backward is slower still). Here every vector holds 16 (float32) or
-// 8 (float64) neighbouring output columns of one channel instead:
+// multiply-add rate, and its backward is slower still). Here every vector holds neighbouring
+// output columns of one channel instead (one native register: 16 float32 with AVX-512, 8 with
+// AVX2):
 //
 //   forward      one task per output row (n, i): the C x k_h padded input rows it reads are built
 //                once (reflection or zeros applied, converted to the accumulation type), then
@@ -18,8 +19,9 @@
 //                channels).
 //   grad weight  one task per input channel: per sample its padded plane built once, then per
 //                block of 8 output rows and tap row the O x k_w sums held in registers (k_w in
-//                {1, 3, 5, 7}, O <= 4; other shapes take a loop with the sums in memory), lanes
-//                folded into float64 per sample.
+//                {1, 3, 5, 7}, O <= 4; in windows of taps that fit 16 registers on AVX2; other
+//                shapes take a loop with the sums in memory), lanes folded into float64 per
+//                sample.
 //   grad bias    float64 sums of the gradient before the activation, per (sample, channel).
 //
 // The activation tanh runs on the output afterwards (ATen's vectorised tanh, in place; the output
@@ -290,24 +292,25 @@ void extended_grad(const View4<const T>& grad, const View4<const T>* out, const 
   });
 }
 
-// acc[(o k_h + a) KW + b] += sum over the `rows` output rows i and columns j of
-// g_o[i, j] x[i, j + b] (g_o = g0 + o g_plane, rows g_row and x_row apart), the O x KW sums held
-// in registers across the rows.
-template <typename A, int O, int KW>
+// acc[(o k_h + a) k_w + b0 + b] (b < KB) += sum over the `rows` output rows i and columns j of
+// g_o[i, j] x[i, j + b0 + b] (g_o = g0 + o g_plane, rows g_row and x_row apart): the taps
+// [b0, b0 + KB) of a k_w-wide kernel, their O x KB sums held in registers across the rows.
+template <typename A, int O, int KB>
 void weight_rows(const A* g0, int64_t g_plane, int64_t g_row, const A* x0, int64_t x_row,
-                 int64_t rows, int64_t wo, typename Lanes<A>::Vec* acc, int64_t kh, int64_t a) {
+                 int64_t rows, int64_t wo, typename Lanes<A>::Vec* acc, int64_t kh, int64_t a,
+                 int64_t kw, int64_t b0) {
   using V = typename Lanes<A>::Vec;
   constexpr int64_t L = Lanes<A>::kCount;
-  V r[O][KW];
+  V r[O][KB];
   for (int o = 0; o < O; ++o)
-    for (int b = 0; b < KW; ++b) r[o][b] = V{};
+    for (int b = 0; b < KB; ++b) r[o][b] = V{};
   for (int64_t i = 0; i < rows; ++i) {
     const A* g = g0 + i * g_row;
-    const A* xr = x0 + i * x_row;
+    const A* xr = x0 + i * x_row + b0;
     for (int64_t j0 = 0; j0 < wo; j0 += L) {
       V gv[O];
       for (int o = 0; o < O; ++o) gv[o] = load(g + o * g_plane + j0);
-      for (int b = 0; b < KW; ++b) {
+      for (int b = 0; b < KB; ++b) {
         V xv = load(xr + j0 + b);
         cpu::hold_in_register(xv);  // loaded once for the O outputs
         for (int o = 0; o < O; ++o) r[o][b] += gv[o] * xv;
@@ -315,46 +318,72 @@ void weight_rows(const A* g0, int64_t g_plane, int64_t g_row, const A* x0, int64
     }
   }
   for (int o = 0; o < O; ++o)
-    for (int b = 0; b < KW; ++b) acc[(o * kh + a) * KW + b] += r[o][b];
+    for (int b = 0; b < KB; ++b) acc[(o * kh + a) * kw + b0 + b] += r[o][b];
 }
 
 template <typename A>
 using WeightRowFn = void (*)(const A*, int64_t, int64_t, const A*, int64_t, int64_t, int64_t,
-                             typename Lanes<A>::Vec*, int64_t, int64_t);
+                             typename Lanes<A>::Vec*, int64_t, int64_t, int64_t, int64_t);
 
-// The O x KW sums, the O gradient vectors and one input vector in registers: every case with 32
-// registers (as tuned on AVX-512; 4 x 7 spills one vector), only those that fit with 16.
-template <typename A, int O, int KW>
+// The O x KB sums, the O gradient vectors and one input vector in registers: with 32 registers
+// the whole odd kernel widths (as tuned on AVX-512; 4 x 7 spills one vector), with 16 the
+// windows that fit.
+template <typename A, int O, int KB>
 constexpr WeightRowFn<A> weight_rows_if_they_fit() {
-  if constexpr (cpu::kVectorRegisters >= 32 || fits_registers(O * KW, O + 1)) {
-    return &weight_rows<A, O, KW>;
+  if constexpr ((cpu::kVectorRegisters >= 32 && KB % 2 == 1) ||
+                fits_registers(O * KB, O + 1)) {
+    return &weight_rows<A, O, KB>;
   } else {
     return nullptr;
   }
 }
 
 template <typename A, int O>
-WeightRowFn<A> weight_row_for_width(int64_t kw) {
-  switch (kw) {
+WeightRowFn<A> weight_rows_of_width(int64_t taps) {
+  switch (taps) {
     case 1: return weight_rows_if_they_fit<A, O, 1>();
+    case 2: return weight_rows_if_they_fit<A, O, 2>();
     case 3: return weight_rows_if_they_fit<A, O, 3>();
+    case 4: return weight_rows_if_they_fit<A, O, 4>();
     case 5: return weight_rows_if_they_fit<A, O, 5>();
+    case 6: return weight_rows_if_they_fit<A, O, 6>();
     case 7: return weight_rows_if_they_fit<A, O, 7>();
     default: return nullptr;
   }
 }
 
-// The register-held row sums for O <= 4 and k_w in {1, 3, 5, 7} where they fit the registers;
-// nullptr otherwise (the loop with the sums in memory).
 template <typename A>
-WeightRowFn<A> weight_row_fn(int64_t outputs, int64_t kw) {
+WeightRowFn<A> weight_rows_fn(int64_t outputs, int64_t taps) {
   switch (outputs) {
-    case 1: return weight_row_for_width<A, 1>(kw);
-    case 2: return weight_row_for_width<A, 2>(kw);
-    case 3: return weight_row_for_width<A, 3>(kw);
-    case 4: return weight_row_for_width<A, 4>(kw);
+    case 1: return weight_rows_of_width<A, 1>(taps);
+    case 2: return weight_rows_of_width<A, 2>(taps);
+    case 3: return weight_rows_of_width<A, 3>(taps);
+    case 4: return weight_rows_of_width<A, 4>(taps);
     default: return nullptr;
   }
+}
+
+template <typename A>
+struct WeightRowWindow {
+  WeightRowFn<A> fn;
+  int64_t b0;  // first tap
+};
+
+// The tap windows covering k_w in {1, 3, 5, 7} for O <= 4, each with register-held sums: the
+// whole width where it fits (always with 32 registers), else windows as wide as fit (O = 3,
+// k_w = 7 with 16 registers: taps 0-3 and 4-6). Empty otherwise (the loop with the sums in
+// memory).
+template <typename A>
+std::vector<WeightRowWindow<A>> weight_row_windows(int64_t outputs, int64_t kw) {
+  std::vector<WeightRowWindow<A>> windows;
+  if (kw % 2 == 0 || kw > 7) return windows;
+  int64_t width = kw;
+  while (width > 0 && weight_rows_fn<A>(outputs, width) == nullptr) --width;
+  if (width == 0) return windows;
+  for (int64_t b0 = 0; b0 < kw; b0 += width) {
+    windows.push_back({weight_rows_fn<A>(outputs, std::min(width, kw - b0)), b0});
+  }
+  return windows;
 }
 
 template <typename T>
@@ -422,7 +451,7 @@ void grad_weight_kernel(const std::vector<at::opmath_type<T>>& ge, int64_t ge_ro
   const int64_t row = round_up(round_up(wo, L) + s.kw - 1 + L, L);
   const int64_t hp = s.h + 2 * s.padding, taps = s.o * s.kh * s.kw;
   constexpr int64_t kRowBlock = 8;
-  const WeightRowFn<A> in_registers = weight_row_fn<A>(s.o, s.kw);
+  const std::vector<WeightRowWindow<A>> windows = weight_row_windows<A>(s.o, s.kw);
   at::parallel_for(0, s.c, 1, [&](int64_t begin, int64_t end) {
     std::vector<V> acc(taps);
     std::vector<double> total(taps);
@@ -438,8 +467,11 @@ void grad_weight_kernel(const std::vector<at::opmath_type<T>>& ge, int64_t ge_ro
           const A* g0 = ge.data() + (n * s.o * he + s.kh - 1 + i0) * ge_row + s.kw - 1;
           for (int64_t a = 0; a < s.kh; ++a) {
             const A* x0 = plane.data() + (i0 + a) * row;
-            if (in_registers != nullptr) {
-              in_registers(g0, he * ge_row, ge_row, x0, row, rows, wo, acc.data(), s.kh, a);
+            if (!windows.empty()) {
+              for (const auto& window : windows) {
+                window.fn(g0, he * ge_row, ge_row, x0, row, rows, wo, acc.data(), s.kh, a, s.kw,
+                          window.b0);
+              }
               continue;
             }
             for (int64_t o = 0; o < s.o; ++o) {
