@@ -4,7 +4,7 @@
 // A kernel written with GCC's vector extension uses vectors of kKernelVectorBytes (one native
 // register) and blocks its register-held sums by kVectorRegisters: vectors wider than a register,
 // or more sums than registers, spill to memory (output_conv2d's kernels, tuned with 64-byte
-// vectors for AVX-512's 32 registers, ran 2.5 to 5 times slower than ATen on an AVX2 machine).
+// vectors for AVX-512's 32 registers, ran 2.4 to 5.4 times slower than ATen on an AVX2 machine).
 // An inline-asm register constraint only compiles for a value that fits one register, so
 // hold_in_register applies the barrier where it fits and is a no-op elsewhere.
 #pragma once
