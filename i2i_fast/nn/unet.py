@@ -3,8 +3,8 @@
 Each level concatenates z, broadcast over its input's H x W, to its input before its 4x4
 stride-2 down convolution (``LatentConv2d``); the up path is a 4x4 stride-2 transposed
 convolution (``LatentConvTranspose2d`` without latent channels: the same parameters and keys as
-``nn.ConvTranspose2d``); every level but the outermost returns cat[up path, its input] (the skip carries the
-level's input *without* z and before any activation).
+``nn.ConvTranspose2d``); every level but the outermost returns cat[up path, its input] (the
+skip carries the level's input *without* z and before any activation).
 
 The official nonlinearities sit at the start of each path: LeakyReLU(0.2) on cat[x, z] before a
 down conv (every level but the outermost), ReLU on cat[up, skip] before an up conv. Both act
