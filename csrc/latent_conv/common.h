@@ -264,19 +264,19 @@ inline std::tuple<at::Tensor, at::Tensor> convolve_backward(const at::Tensor& gr
   const int64_t p = conv_padding(s), op = s.output_padding;
   const at::Tensor in = padded(input, s);
   const gemm::Geometry geometry{s.stride, p, op, s.transposed};
-  auto grads = gemm::worthwhile(in, weight, geometry)
-                   ? gemm::backward(grad, in, weight, geometry, input_grad, weight_grad)
-                   : [&] {
-                       auto g = at::convolution_backward(
-                           grad, in, weight, std::nullopt, {s.stride, s.stride}, {p, p}, {1, 1},
-                           s.transposed, {op, op}, 1, {input_grad, weight_grad, false});
-                       return std::make_tuple(std::get<0>(g), std::get<1>(g));
-                     }();
-  at::Tensor grad_input = std::get<0>(grads);
+  at::Tensor grad_input, grad_weight;
+  if (gemm::worthwhile(in, weight, geometry)) {
+    std::tie(grad_input, grad_weight) =
+        gemm::backward(grad, in, weight, geometry, input_grad, weight_grad);
+  } else {
+    std::tie(grad_input, grad_weight, std::ignore) = at::convolution_backward(
+        grad, in, weight, std::nullopt, {s.stride, s.stride}, {p, p}, {1, 1}, s.transposed,
+        {op, op}, 1, {input_grad, weight_grad, false});
+  }
   if (input_grad && s.reflect && s.padding > 0) {
     grad_input = at::reflection_pad2d_backward(grad_input, input, reflect_pads(s));
   }
-  return {grad_input, std::get<1>(grads)};
+  return {grad_input, grad_weight};
 }
 
 // z as the reference rounds it (to x's dtype), in the accumulation dtype.

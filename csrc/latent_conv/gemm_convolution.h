@@ -18,6 +18,7 @@
 
 #include <ATen/ATen.h>
 
+#include <array>
 #include <optional>
 #include <tuple>
 
@@ -32,14 +33,24 @@ struct Geometry {
   bool transposed;
 };
 
+// The output's (H, W).
+inline std::array<int64_t, 2> output_size(const at::Tensor& input, const at::Tensor& weight,
+                                          const Geometry& g) {
+  std::array<int64_t, 2> size{};
+  for (int d = 0; d < 2; ++d) {
+    const int64_t in = input.size(2 + d), k = weight.size(2 + d);
+    size[d] = g.transposed ? (in - 1) * g.stride - 2 * g.padding + k + g.output_padding
+                           : (in + 2 * g.padding - k) / g.stride + 1;
+  }
+  return size;
+}
+
 // The matrix product's columns: output positions x batch (conv), input positions x batch
 // (transposed conv).
 inline int64_t columns(const at::Tensor& input, const at::Tensor& weight, const Geometry& g) {
-  const int64_t n = input.size(0), h = input.size(2), w = input.size(3);
-  if (g.transposed) return n * h * w;
-  const int64_t ho = (h + 2 * g.padding - weight.size(2)) / g.stride + 1;
-  const int64_t wo = (w + 2 * g.padding - weight.size(3)) / g.stride + 1;
-  return n * ho * wo;
+  if (g.transposed) return input.size(0) * input.size(2) * input.size(3);
+  const auto [ho, wo] = output_size(input, weight, g);
+  return input.size(0) * ho * wo;
 }
 
 inline bool worthwhile(const at::Tensor& input, const at::Tensor& weight, const Geometry& g) {
@@ -104,21 +115,18 @@ inline at::Tensor weight_matrix(const at::Tensor& weight) {
 
 inline at::Tensor forward(const at::Tensor& input, const at::Tensor& weight,
                           const std::optional<at::Tensor>& bias, const Geometry& g) {
-  const int64_t n = input.size(0), h = input.size(2), w = input.size(3);
+  const int64_t n = input.size(0);
   const int64_t kh = weight.size(2), kw = weight.size(3);
   const auto format = output_format(input, weight);
   const bool with_bias = bias.has_value() && bias->defined();
+  const auto [ho, wo] = output_size(input, weight, g);
   if (!g.transposed) {
-    const int64_t ho = (h + 2 * g.padding - kh) / g.stride + 1;
-    const int64_t wo = (w + 2 * g.padding - kw) / g.stride + 1;
     const at::Tensor patches = patch_rows(input, kh, kw, g);  // (N L, C kh kw)
     const at::Tensor wt = weight_matrix(weight).t();
     const at::Tensor out = with_bias ? at::addmm(*bias, patches, wt) : at::mm(patches, wt);
     return from_position_rows(out, n, ho, wo, format);
   }
   const int64_t o = weight.size(1);
-  const int64_t ho = (h - 1) * g.stride - 2 * g.padding + kh + g.output_padding;
-  const int64_t wo = (w - 1) * g.stride - 2 * g.padding + kw + g.output_padding;
   const at::Tensor patches = at::mm(position_rows(input), weight_matrix(weight));
   at::Tensor out = fold_patch_rows(patches, n, ho, wo, kh, kw, g);
   if (with_bias) out.add_(bias->view({1, o, 1, 1}));
