@@ -78,7 +78,12 @@ from ..losses import (
     latent_regression,
     reparameterize,
 )
-from ..nn import LatentUNetGenerator, MultiScalePatchDiscriminator, VariationalResNetEncoder
+from ..nn import (
+    LatentUNetGenerator,
+    MultiScalePatchDiscriminator,
+    VariationalResNetEncoder,
+    in_one_batch,
+)
 from ..nn.init import init_weights
 from ..optim import linear_decay_by_epoch, lr_scheduler
 from .base import Method, MethodConfig, RunContext
@@ -318,11 +323,9 @@ class BicycleGAN(Method):
         for name, fake, real in (("dis", fake_enc, b_enc), ("dis2", fake_rand, b_rand)):
             optimizer = self._optimizers[name]
             optimizer.zero_grad(set_to_none=True)
-            n = fake.shape[0]
             with ctx.autocast():  # fakes and reals in one batch (instance norm is per sample)
-                outputs = nets[name](torch.cat([fake, real]))
-                loss = discriminator_loss([o[:n] for o in outputs], [o[n:] for o in outputs],
-                                          mode)
+                out_fake, out_real = in_one_batch(nets[name], fake, real)
+                loss = discriminator_loss(out_fake, out_real, mode)
             ctx.optimizer_step(loss, optimizer)
             out["d" if name == "dis" else "d2"] = loss.detach()
         return out

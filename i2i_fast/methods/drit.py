@@ -112,6 +112,7 @@ from ..nn import (
     ContentDiscriminator,
     MultiScalePatchDiscriminator,
     SharedContentEncoder,
+    in_one_batch,
     init_weights,
 )
 from ..nn.init import INITS
@@ -394,12 +395,13 @@ class DRIT(Method):
             f["fake_b"], f["fake_bb"], f["fake_b_random"] = fakes_b[0], fakes_b[1], fakes_b[2:]
             # the second cross translation: E_c(fake_A) is B's content, E_c(fake_B) A's
             c_recon_b, c_recon_a = nets.enc_c.encode(f["fake_a"], f["fake_b"])
-            code_recon_a, code_recon_b = nets.enc_a.encode(f["fake_a"], f["fake_b"])
+            # E_a of the translations and (for the latent regression: the mean only) of the
+            # first random translations, in one call (E_a treats every image on its own)
+            (code_recon_a, code_recon_b), ((f["mu2_a"], _), (f["mu2_b"], _)) = in_one_batch(
+                nets.enc_a.encode, (f["fake_a"], f["fake_b"]),
+                (f["fake_a_random"][0], f["fake_b_random"][0]))
             f["fake_a_recon"] = nets.gen.decode_a(c_recon_a, self._sampled(code_recon_a))
             f["fake_b_recon"] = nets.gen.decode_b(c_recon_b, self._sampled(code_recon_b))
-            # latent regression: the mean of the attributes of the first random translations
-            (f["mu2_a"], _), (f["mu2_b"], _) = nets.enc_a.encode(f["fake_a_random"][0],
-                                                                  f["fake_b_random"][0])
         return f
 
     def _content_dis_update(self, c_a: torch.Tensor, c_b: torch.Tensor) -> torch.Tensor:
@@ -407,8 +409,8 @@ class DRIT(Method):
         optimizer = self._optimizers["dis_content"]
         optimizer.zero_grad(set_to_none=True)
         with self.context.autocast():
-            loss = (sigmoid_bce_loss(self.nets.dis_content(c_b.detach()), 1.0)
-                    + sigmoid_bce_loss(self.nets.dis_content(c_a.detach()), 0.0))
+            out_b, out_a = in_one_batch(self.nets.dis_content, c_b.detach(), c_a.detach())
+            loss = sigmoid_bce_loss(out_b, 1.0) + sigmoid_bce_loss(out_a, 0.0)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.dis_content.parameters(), self.config.content_grad_clip)
         optimizer.step()
@@ -424,10 +426,13 @@ class DRIT(Method):
             optimizer = self._optimizers[name]
             optimizer.zero_grad(set_to_none=True)
             with self.context.autocast():
-                # one loss BCE(D(real), 1) + BCE(D(fake), 0) per fake: the real term per fake
-                loss = len(fakes) * sigmoid_bce_loss(nets[name](real), 1.0)
-                for fake in fakes:
-                    loss = loss + sigmoid_bce_loss(nets[name](fake.detach()), 0.0)
+                # one loss BCE(D(real), 1) + BCE(D(fake), 0) per fake: the real term per fake;
+                # the real and the fakes through D in one call
+                out_real, *out_fakes = in_one_batch(nets[name], real,
+                                                    *(fake.detach() for fake in fakes))
+                loss = len(fakes) * sigmoid_bce_loss(out_real, 1.0)
+                for out_fake in out_fakes:
+                    loss = loss + sigmoid_bce_loss(out_fake, 0.0)
             loss.backward()
             optimizer.step()
             losses[f"d{name[3:]}"] = loss.detach()
@@ -437,8 +442,9 @@ class DRIT(Method):
     def _eg_losses(self, f: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """backward_EG's terms (the discriminators frozen) and their official sum."""
         critics, a, b = self.critics, f["a"], f["b"]
-        t = {"g_adv_content_a": sigmoid_bce_loss(critics.dis_content(f["c_a"]), 0.5),
-             "g_adv_content_b": sigmoid_bce_loss(critics.dis_content(f["c_b"]), 0.5),
+        content_a, content_b = in_one_batch(critics.dis_content, f["c_a"], f["c_b"])
+        t = {"g_adv_content_a": sigmoid_bce_loss(content_a, 0.5),
+             "g_adv_content_b": sigmoid_bce_loss(content_b, 0.5),
              "g_adv_a": sigmoid_bce_loss(critics.dis_a(f["fake_a"]), 1.0),
              "g_adv_b": sigmoid_bce_loss(critics.dis_b(f["fake_b"]), 1.0)}
         for domain in ("a", "b"):
@@ -459,8 +465,10 @@ class DRIT(Method):
     def _g_alone_losses(self, f: dict[str, Any]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """backward_G_alone's terms (D_A2, D_B2 frozen) and their official sum."""
         critics, z_random = self.critics, f["z_random"]
-        adv_a = [sigmoid_bce_loss(critics.dis_a2(x), 1.0) for x in f["fake_a_random"]]
-        adv_b = [sigmoid_bce_loss(critics.dis_b2(x), 1.0) for x in f["fake_b_random"]]
+        adv_a = [sigmoid_bce_loss(out, 1.0)
+                 for out in in_one_batch(critics.dis_a2, *f["fake_a_random"])]
+        adv_b = [sigmoid_bce_loss(out, 1.0)
+                 for out in in_one_batch(critics.dis_b2, *f["fake_b_random"])]
         t = {"g_latent_a": LAMBDA_LATENT * latent_regression(f["mu2_a"], z_random[0]),
              "g_latent_b": LAMBDA_LATENT * latent_regression(f["mu2_b"], z_random[0])}
         total = t["g_latent_a"] + t["g_latent_b"] + adv_a[0] + adv_b[0]

@@ -5,6 +5,7 @@ Wrap any use in ``i2i_fast.ops.use_backend("reference")`` to run the same blocks
 plain-PyTorch reference definitions.
 """
 
+from .batching import in_one_batch
 from .conv import Conv2dBlock, ConvTranspose2dBlock, LinearBlock, make_padding
 from .decoders import AdaINDecoder, ConcatLatentDecoder, FusionLatentDecoder, split_adain_params
 from .discriminators import ContentDiscriminator, MultiScalePatchDiscriminator
@@ -61,6 +62,6 @@ __all__ = [
     "MultiScalePatchDiscriminator", "MunitLayerNorm", "PreActDownBlock", "PreActResBlock",
     "PreActStyleGenerator", "ReflectionPad", "ResBlock", "SharedContentEncoder", "StyleAdaIN",
     "StyleEncoder", "UpsampleNearest", "VariationalResNetEncoder", "broadcast_concat",
-    "init_weights", "latent_conv2d", "latent_conv_transpose2d", "make_padding",
+    "in_one_batch", "init_weights", "latent_conv2d", "latent_conv_transpose2d", "make_padding",
     "split_adain_params",
 ]

@@ -50,8 +50,15 @@ class SharedContentEncoder(EntryPoints):
         return self.shared(self.conv_b(x))
 
     def encode(self, x_a: torch.Tensor, x_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # The noise of a is drawn before that of b, as the official forward does.
-        return self.encode_a(x_a), self.encode_b(x_b)
+        """encode_a(x_a), encode_b(x_b), the shared residual block run once over both batches
+        (its instance norm is per sample), then the noise of a drawn before that of b, as the
+        official forward draws them."""
+        h_a, h_b = self.conv_a(x_a), self.conv_b(x_b)
+        if h_a.shape[1:] != h_b.shape[1:]:  # images of different sizes: one domain at a time
+            return self.shared(h_a), self.shared(h_b)
+        block, noise = self.shared
+        c_a, c_b = block(torch.cat([h_a, h_b])).split([h_a.shape[0], h_b.shape[0]])
+        return noise(c_a), noise(c_b)
 
 
 class AttributeEncoders(EntryPoints):
