@@ -403,13 +403,22 @@ def test_the_gradients_are_those_of_the_eager_official_order():
     assert [name for name, _ in ours_steps] == [name for name, _ in their_steps] == [
         "dis_a", "dis_a2", "dis_b", "dis_b2", "dis_content", "enc_c", "enc_a", "gen", "enc_c",
         "gen"]
+    # Per parameter, the largest difference of its gradients summed over its steps.
+    gradient_gap: dict[int, float] = {}
     for (name, got), (_, expected) in zip(ours_steps, their_steps):
-        for g, e in zip(got, expected):
+        for param, g, e in zip(getattr(ours, name).parameters(), got, expected):
             torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-13, msg=name)
+            gradient_gap[id(param)] = gradient_gap.get(id(param), 0.0) + float((g - e).abs().max())
     # Parameters: the biases of the convs before instance norms have gradients that are zero up
-    # to rounding (~1e-16); Adam turns them into steps of lr · g / eps ~ 1e-12.
+    # to rounding (~1e-16, its exact value depending on the order of the sums); Adam divides
+    # such a gradient by about eps (its square root of v is smaller still), so the two rounding
+    # noises move the parameter apart by up to lr · (difference of the gradients) / eps per
+    # step: that bound, on top of 1e-11.
+    lr, eps = ours.config.lr, 1e-8
+    keys = {id(param): key for key, param in ours.named_parameters()}
+    bound = {keys[i]: 1e-11 + 2 * lr * gap / eps for i, gap in gradient_gap.items()}
     for (key, p), q in zip(ours.state_dict().items(), theirs.state_dict().values()):
-        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-11, msg=key)
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=bound.get(key, 1e-11), msg=key)
 
 
 def test_the_literal_official_order_fails_on_current_pytorch():

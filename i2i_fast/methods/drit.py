@@ -387,21 +387,26 @@ class DRIT(Method):
             z_random = [self._random_attributes(n) for _ in range(2 if cfg.mode_seeking else 1)]
             f["z_random"] = z_random
             k = len(z_random)
-            fakes_a = nets.gen.decode_a(torch.cat([f["c_b"], f["c_a"], *[f["c_b"]] * k]),
-                                        torch.cat([z_a, z_a, *z_random])).split(n)
-            fakes_b = nets.gen.decode_b(torch.cat([f["c_a"], f["c_b"], *[f["c_a"]] * k]),
-                                        torch.cat([z_b, z_b, *z_random])).split(n)
-            f["fake_a"], f["fake_aa"], f["fake_a_random"] = fakes_a[0], fakes_a[1], fakes_a[2:]
-            f["fake_b"], f["fake_bb"], f["fake_b_random"] = fakes_b[0], fakes_b[1], fakes_b[2:]
+            # The official forward decodes the four in one batch per domain. Here the
+            # translations with the encoded attributes (the EG loss's) and those with random
+            # ones (the G-alone loss's) are two calls: the same images (G treats every image on
+            # its own), but each of the two backward passes goes through half the batch.
+            f["fake_a"], f["fake_aa"] = nets.gen.decode_a(
+                torch.cat([f["c_b"], f["c_a"]]), torch.cat([z_a, z_a])).split(n)
+            f["fake_b"], f["fake_bb"] = nets.gen.decode_b(
+                torch.cat([f["c_a"], f["c_b"]]), torch.cat([z_b, z_b])).split(n)
+            f["fake_a_random"] = nets.gen.decode_a(torch.cat([f["c_b"]] * k),
+                                                   torch.cat(z_random)).split(n)
+            f["fake_b_random"] = nets.gen.decode_b(torch.cat([f["c_a"]] * k),
+                                                   torch.cat(z_random)).split(n)
             # the second cross translation: E_c(fake_A) is B's content, E_c(fake_B) A's
             c_recon_b, c_recon_a = nets.enc_c.encode(f["fake_a"], f["fake_b"])
-            # E_a of the translations and (for the latent regression: the mean only) of the
-            # first random translations, in one call (E_a treats every image on its own)
-            (code_recon_a, code_recon_b), ((f["mu2_a"], _), (f["mu2_b"], _)) = in_one_batch(
-                nets.enc_a.encode, (f["fake_a"], f["fake_b"]),
-                (f["fake_a_random"][0], f["fake_b_random"][0]))
+            code_recon_a, code_recon_b = nets.enc_a.encode(f["fake_a"], f["fake_b"])
             f["fake_a_recon"] = nets.gen.decode_a(c_recon_a, self._sampled(code_recon_a))
             f["fake_b_recon"] = nets.gen.decode_b(c_recon_b, self._sampled(code_recon_b))
+            # latent regression: the mean of the attributes of the first random translations
+            (f["mu2_a"], _), (f["mu2_b"], _) = nets.enc_a.encode(f["fake_a_random"][0],
+                                                                  f["fake_b_random"][0])
         return f
 
     def _content_dis_update(self, c_a: torch.Tensor, c_b: torch.Tensor) -> torch.Tensor:
