@@ -77,6 +77,12 @@ Deliberate deviations, each with its reason:
 - The discriminators run frozen inside the encoder/generator losses, and E_c runs without
   gradients in content-only iterations (the official code computes gradients there and discards
   them: exact equivalence). D_A2(real) runs once and its loss counts twice (the same gradient).
+- Batches arranged for speed, the same values up to rounding (every network here treats each
+  image on its own): each discriminator judges its real and fake inputs in one call, E_c's
+  shared block runs once over both domains (noise still drawn for a, then b), and G decodes the
+  translations with encoded attributes and those with random ones in two calls per domain
+  instead of one (so the EG backward and the G-alone backward each go through only the half of
+  the batch their loss uses).
 - The trainer's stream gives only full batches, so the official skip of a short last batch never
   applies; set ``iterations_per_epoch`` to ceil(max(|A|, |B|) / batch_size) of your data (the
   default, 682, is cat2dog's 1364 dogs / 2, the set the official README describes).
