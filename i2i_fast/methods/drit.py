@@ -393,7 +393,7 @@ class DRIT(Method):
             z_random = [self._random_attributes(n) for _ in range(2 if cfg.mode_seeking else 1)]
             f["z_random"] = z_random
             k = len(z_random)
-            # The official forward decodes the four in one batch per domain. Here the
+            # The official forward decodes these in one batch per domain. Here the
             # translations with the encoded attributes (the EG loss's) and those with random
             # ones (the G-alone loss's) are two calls: the same images (G treats every image on
             # its own), but each of the two backward passes goes through half the batch.
