@@ -461,23 +461,26 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
     backward_impl<scalar_t>(gd, xd, dx, r, p, layout, sums.data());
   });
   // Per channel, over the batch in order: grad_w = Σ_n r Σ g x, grad_b = Σ_n Σ g,
-  // grad_tau = Σ_n Σ grad_out * share_tau.
+  // grad_tau = Σ_n Σ grad_out * share_tau. The samples are the outer loop, so the sums and r are
+  // read in memory order (channel-major, a stride of C groups per step, cost more than the
+  // kernels at TUNIT's 32 x 1024 x 8 x 8); every channel still adds its samples in order.
   const auto f64 = x.options().dtype(at::kDouble);
-  at::Tensor gw = at::empty({C}, f64), gb = at::empty({C}, f64), gt = at::empty({C}, f64);
-  const at::Tensor r64 = r.to(at::kDouble);
-  const double* rr = r64.const_data_ptr<double>();
-  for (int64_t c = 0; c < C; ++c) {
-    double sw = 0, sb = 0, st = 0;
+  at::Tensor gw = at::zeros({C}, f64), gb = at::zeros({C}, f64), gt = at::zeros({C}, f64);
+  double* sw = gw.mutable_data_ptr<double>();
+  double* sb = gb.mutable_data_ptr<double>();
+  double* st = gt.mutable_data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(r.scalar_type(), "frn_parameter_grads", [&] {
+    const scalar_t* rr = r.const_data_ptr<scalar_t>();
     for (int64_t n = 0; n < N; ++n) {
-      const double* s = sums.data() + (n * C + c) * kFrnSums;
-      sw += rr[n * C + c] * s[kSumGX];
-      sb += s[kSumG];
-      st += s[kSumGTau];
+      const double* s = sums.data() + n * C * kFrnSums;
+      const scalar_t* rn = rr + n * C;
+      for (int64_t c = 0; c < C; ++c) {
+        sw[c] += static_cast<double>(rn[c]) * s[c * kFrnSums + kSumGX];
+        sb[c] += s[c * kFrnSums + kSumG];
+        st[c] += s[c * kFrnSums + kSumGTau];
+      }
     }
-    gw.mutable_data_ptr<double>()[c] = sw;
-    gb.mutable_data_ptr<double>()[c] = sb;
-    gt.mutable_data_ptr<double>()[c] = st;
-  }
+  });
   return {dx, gw.to(weight.scalar_type()), gb.to(bias.scalar_type()), gt.to(tau.scalar_type())};
 }
 
