@@ -462,8 +462,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> frn_backward(
   });
   // Per channel, over the batch in order: grad_w = Σ_n r Σ g x, grad_b = Σ_n Σ g,
   // grad_tau = Σ_n Σ grad_out * share_tau. The samples are the outer loop, so the sums and r are
-  // read in memory order (channel-major, a stride of C groups per step, cost more than the
-  // kernels at TUNIT's 32 x 1024 x 8 x 8); every channel still adds its samples in order.
+  // read in memory order (channel-major, with a stride of C groups per step, made TUNIT's
+  // 32 x 1024 x 8 x 8 forward+backward about 4 % slower); every channel still adds its samples
+  // in order.
   const auto f64 = x.options().dtype(at::kDouble);
   at::Tensor gw = at::zeros({C}, f64), gb = at::zeros({C}, f64), gt = at::zeros({C}, f64);
   double* sw = gw.mutable_data_ptr<double>();
