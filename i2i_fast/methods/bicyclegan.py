@@ -297,8 +297,7 @@ class BicycleGAN(Method):
             mu, logvar = nets.enc(b_enc)
             z_enc = reparameterize(mu, logvar)
             z_rand = torch.randn(half, cfg.nz, device=ctx.device, dtype=z_enc.dtype)
-            fakes = nets.gen(torch.cat([a_enc, a_enc]), torch.cat([z_enc, z_rand]))
-            fake_enc, fake_rand = fakes[:half], fakes[half:]
+            fake_enc, fake_rand = in_one_batch(nets.gen, (a_enc, z_enc), (a_enc, z_rand))
             losses = {
                 "g_gan": cfg.lambda_gan * generator_loss(critics.dis(fake_enc), mode),
                 "g_gan2": cfg.lambda_gan2 * generator_loss(critics.dis2(fake_rand), mode),

@@ -392,19 +392,15 @@ class DRIT(Method):
             f["z_a"], f["z_b"] = z_a, z_b
             z_random = [self._random_attributes(n) for _ in range(2 if cfg.mode_seeking else 1)]
             f["z_random"] = z_random
-            k = len(z_random)
             # The official forward decodes these in one batch per domain. Here the
             # translations with the encoded attributes (the EG loss's) and those with random
             # ones (the G-alone loss's) are two calls: the same images (G treats every image on
             # its own), but each of the two backward passes goes through half the batch.
-            f["fake_a"], f["fake_aa"] = nets.gen.decode_a(
-                torch.cat([f["c_b"], f["c_a"]]), torch.cat([z_a, z_a])).split(n)
-            f["fake_b"], f["fake_bb"] = nets.gen.decode_b(
-                torch.cat([f["c_a"], f["c_b"]]), torch.cat([z_b, z_b])).split(n)
-            f["fake_a_random"] = nets.gen.decode_a(torch.cat([f["c_b"]] * k),
-                                                   torch.cat(z_random)).split(n)
-            f["fake_b_random"] = nets.gen.decode_b(torch.cat([f["c_a"]] * k),
-                                                   torch.cat(z_random)).split(n)
+            decode_a, decode_b = nets.gen.decode_a, nets.gen.decode_b
+            f["fake_a"], f["fake_aa"] = in_one_batch(decode_a, (f["c_b"], z_a), (f["c_a"], z_a))
+            f["fake_b"], f["fake_bb"] = in_one_batch(decode_b, (f["c_a"], z_b), (f["c_b"], z_b))
+            f["fake_a_random"] = in_one_batch(decode_a, *((f["c_b"], z) for z in z_random))
+            f["fake_b_random"] = in_one_batch(decode_b, *((f["c_a"], z) for z in z_random))
             # the second cross translation: E_c(fake_A) is B's content, E_c(fake_B) A's
             c_recon_b, c_recon_a = nets.enc_c.encode(f["fake_a"], f["fake_b"])
             code_recon_a, code_recon_b = nets.enc_a.encode(f["fake_a"], f["fake_b"])

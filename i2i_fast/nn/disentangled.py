@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .batching import in_one_batch
 from .decoders import ConcatLatentDecoder, FusionLatentDecoder
 from .encoders import ContentEncoder, StyleEncoder, VariationalResNetEncoder
 from .entry_points import EntryPoints
@@ -57,7 +58,7 @@ class SharedContentEncoder(EntryPoints):
         if h_a.shape[1:] != h_b.shape[1:]:  # images of different sizes: one domain at a time
             return self.shared(h_a), self.shared(h_b)
         block, noise = self.shared
-        c_a, c_b = block(torch.cat([h_a, h_b])).split([h_a.shape[0], h_b.shape[0]])
+        c_a, c_b = in_one_batch(block, h_a, h_b)
         return noise(c_a), noise(c_b)
 
 
